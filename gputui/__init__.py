@@ -1,0 +1,3 @@
+"""gputui: a terminal dashboard for GPU cluster operations."""
+
+__version__ = "0.1.0"

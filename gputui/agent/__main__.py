@@ -1,0 +1,5 @@
+import sys
+
+from gputui.agent.main import main
+
+sys.exit(main())

@@ -1,0 +1,295 @@
+"""Reads one GPU: static facts once, dynamic values every sample.
+
+The budget is at most five NVML calls per GPU per sample. Four are spent
+every sample (the batched field values, utilisation, memory, temperature);
+the fifth is one "slot" shared by the values that change slowly or rarely
+matter second by second (processes, clocks, P-state, fan, compute mode),
+each given a refresh period, the most overdue going first. The process list
+jumps the queue when memory use changes, since that is how a job arriving or
+leaving shows first.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, List, Optional
+
+from gputui.agent.fields import THROTTLE_BITS, THROTTLE_COUNTERS, FieldBatch
+from gputui.agent.nvml_calls import GpuLost, NvmlCaller, text
+
+MIB = 1024 * 1024
+
+# slot task -> refresh period in samples
+SLOT_PERIODS = {
+    "processes": 2,
+    "throttle": 2,  # only on drivers without the throttle time counters
+    "power_limit": 10,  # only on drivers without the power-limit field
+    "sm_clock": 10,
+    "mem_clock": 10,
+    "pstate": 10,
+    "fan": 10,
+    "compute_mode": 30,
+}
+
+COMPUTE_MODES = {0: "default", 1: "exclusive_thread", 2: "prohibited", 3: "exclusive_process"}
+
+SAMPLE_KEYS = (
+    "util_pct", "mem_util_pct", "mem_used_mib", "mem_total_mib", "temp_c", "mem_temp_c",
+    "power_w", "power_limit_w", "sm_clock_mhz", "mem_clock_mhz", "fan_pct", "pstate",
+    "throttle", "ecc", "retired_pages", "remapped_rows", "pcie_rx_kib_s", "pcie_tx_kib_s",
+    "compute_mode", "processes",
+)  # fmt: skip
+
+
+def _w(mw: Optional[float]) -> Optional[float]:
+    return None if mw is None else round(mw / 1000.0, 1)
+
+
+class GpuReader:
+    """State kept between samples for one GPU index."""
+
+    def __init__(self, caller: NvmlCaller, index: int) -> None:
+        self.nvml = caller.nvml
+        self.caller = caller
+        self.index = index
+        self.lost = False
+        self.handle: Any = None
+        self.batch = FieldBatch(self.nvml)
+        self.static: Dict[str, Any] = {"index": index}
+        self.slow: Dict[str, Any] = {}
+        self.due: Dict[str, int] = {}
+        self.counters: Dict[str, float] = {}
+        self.counters_at: Optional[float] = None
+        self.last_mem_used: Optional[float] = None
+        self.nvml_processes: List[Any] = []
+        self.primed = False
+
+    # -- static facts -------------------------------------------------------
+    def read_static(self, now: float) -> Dict[str, Any]:
+        q = self._query
+        facts: Dict[str, Any] = {"index": self.index}
+        try:
+            self.handle = self.caller.call("nvmlDeviceGetHandleByIndex", self.index)
+            facts["uuid"] = text(q("nvmlDeviceGetUUID"))
+            facts["name"] = text(q("nvmlDeviceGetName"))
+            facts["serial"] = text(q("nvmlDeviceGetSerial"))
+            pci = q("nvmlDeviceGetPciInfo")
+            facts["pci_bus_id"] = text(pci.busId) if pci is not None else None
+            mem = q("nvmlDeviceGetMemoryInfo")
+            facts["mem_total_mib"] = None if mem is None else int(mem.total // MIB)
+            limits = q("nvmlDeviceGetPowerManagementLimitConstraints")
+            facts["power_min_w"] = _w(limits[0]) if limits else None
+            facts["power_max_w"] = _w(limits[1]) if limits else None
+            facts["power_default_w"] = _w(q("nvmlDeviceGetPowerManagementDefaultLimit"))
+            n = self.nvml
+            facts["temp_slowdown_c"] = q("nvmlDeviceGetTemperatureThreshold", n.NVML_TEMPERATURE_THRESHOLD_SLOWDOWN)
+            facts["temp_shutdown_c"] = q("nvmlDeviceGetTemperatureThreshold", n.NVML_TEMPERATURE_THRESHOLD_SHUTDOWN)
+            mig = q("nvmlDeviceGetMigMode")
+            facts["mig_enabled"] = None if mig is None else bool(mig[0])
+            facts["lost"] = False
+            # Prime the cumulative counters so the first sample has rates.
+            values = q("nvmlDeviceGetFieldValues", self.batch.ids())
+            if values is not None:
+                self.counters = {k: v for k, v in self.batch.read(values).items() if v is not None}
+                self.counters_at = now
+        except GpuLost:
+            self.lost = True
+            facts.update(dict.fromkeys(_STATIC_KEYS))
+            facts["lost"] = True
+        except self.nvml.NVMLError as exc:
+            # No handle at all: the driver does not know this index any more.
+            self.lost = True
+            facts.update(dict.fromkeys(_STATIC_KEYS))
+            facts["lost"] = True
+            facts["error"] = "handle: nvml_error_%s" % getattr(exc, "value", "?")
+        self.static = facts
+        return facts
+
+    def _query(self, name: str, *args: Any) -> Any:
+        return self.caller.query(self.index, name, self.handle, *args)
+
+    # -- dynamic values -----------------------------------------------------
+    def sample(self, seq: int, now: float, describe: Callable[[int, float], Any]) -> Dict[str, Any]:
+        """One GPU's sample; ``describe(pid, now)`` adds /proc facts to a pid."""
+        out: Dict[str, Any] = {"index": self.index}
+        out.update(dict.fromkeys(SAMPLE_KEYS))
+        out["mem_total_mib"] = self.static.get("mem_total_mib")
+        out["throttle"] = None
+        out["processes"] = []
+        if self.lost:
+            out["lost"] = True
+            return out
+        try:
+            self._fill(out, seq, now)
+        except GpuLost:
+            self.lost = True
+            out = {"index": self.index}
+            out.update(dict.fromkeys(SAMPLE_KEYS))
+            out.update(processes=[], lost=True)
+            out["mem_total_mib"] = self.static.get("mem_total_mib")
+            return out
+        out["processes"] = self._processes(now, describe)
+        out["lost"] = False
+        return out
+
+    def _fill(self, out: Dict[str, Any], seq: int, now: float) -> None:
+        n = self.nvml
+        q = self._query
+        values = self.caller.query(self.index, "nvmlDeviceGetFieldValues", self.handle, self.batch.ids())
+        f = self.batch.read(values) if values is not None else {}
+        util = q("nvmlDeviceGetUtilizationRates")
+        if util is not None:
+            out["util_pct"] = int(util.gpu)
+            out["mem_util_pct"] = int(util.memory)
+        mem = q("nvmlDeviceGetMemoryInfo")
+        if mem is not None:
+            out["mem_used_mib"] = int(mem.used // MIB)
+            out["mem_total_mib"] = int(mem.total // MIB)
+        out["temp_c"] = q("nvmlDeviceGetTemperature", n.NVML_TEMPERATURE_GPU)
+        out["mem_temp_c"] = _int(f.get("mem_temp_c"))
+        if f.get("power_mw") is not None:
+            out["power_w"] = _w(f["power_mw"])
+        elif not self.batch.has("power_mw"):
+            out["power_w"] = _w(q("nvmlDeviceGetPowerUsage"))
+        counters_give_throttle = any(self.batch.has(k) for k in THROTTLE_COUNTERS)
+        if not self.primed:
+            # The first sample is complete: every slot task runs once, and
+            # throttle reasons come from the bitmask since no interval exists.
+            for task in _PRIORITY:
+                self._run_task(task, seq)
+            if counters_give_throttle:
+                del self.due["throttle"]
+            if self.batch.has("power_limit_mw"):
+                del self.due["power_limit"]
+            self.primed = True
+        else:
+            if not counters_give_throttle:
+                self.due.setdefault("throttle", seq)
+            if not self.batch.has("power_limit_mw"):
+                self.due.setdefault("power_limit", seq)
+            self._run_slot(seq)
+        out.update(self.slow)
+        self._derive(out, f, now)
+        if counters_give_throttle and self.counters_at is not None:
+            self.slow.pop("throttle", None)
+        if f.get("power_limit_mw") is not None:
+            out["power_limit_w"] = _w(f["power_limit_mw"])
+        if out["mem_used_mib"] != self.last_mem_used:
+            self.due["processes"] = seq + 1  # memory moved: a job came or went
+        self.last_mem_used = out["mem_used_mib"]
+
+    def _derive(self, out: Dict[str, Any], f: Dict[str, Optional[float]], now: float) -> None:
+        """ECC, remaps, PCIe rates and throttle reasons from the field batch."""
+        if any(f.get(k) is not None for k in ("ecc_vol_sbe", "ecc_vol_dbe", "ecc_agg_sbe", "ecc_agg_dbe")):
+            out["ecc"] = {
+                "volatile_corrected": _int(f.get("ecc_vol_sbe")),
+                "volatile_uncorrected": _int(f.get("ecc_vol_dbe")),
+                "aggregate_corrected": _int(f.get("ecc_agg_sbe")),
+                "aggregate_uncorrected": _int(f.get("ecc_agg_dbe")),
+            }
+        if f.get("retired_sbe") is not None or f.get("retired_dbe") is not None:
+            out["retired_pages"] = {
+                "single_bit": _int(f.get("retired_sbe")),
+                "double_bit": _int(f.get("retired_dbe")),
+                "pending": _flag(f.get("retired_pending")),
+            }
+        if f.get("remap_cor") is not None or f.get("remap_unc") is not None:
+            out["remapped_rows"] = {
+                "correctable": _int(f.get("remap_cor")),
+                "uncorrectable": _int(f.get("remap_unc")),
+                "pending": _flag(f.get("remap_pending")),
+                "failure": _flag(f.get("remap_failure")),
+            }
+        prev, prev_at = self.counters, self.counters_at
+        self.counters = {k: v for k, v in f.items() if v is not None}
+        self.counters_at = now
+        if prev_at is None or now <= prev_at:
+            return
+        dt = now - prev_at
+        for key, out_key in (("pcie_tx_bytes", "pcie_tx_kib_s"), ("pcie_rx_bytes", "pcie_rx_kib_s")):
+            if key in prev and key in self.counters:
+                out[out_key] = round(max(0.0, self.counters[key] - prev[key]) / 1024.0 / dt, 1)
+        moved = [k for k in THROTTLE_COUNTERS if k in prev and k in self.counters]
+        if moved and "throttle" not in self.slow:
+            out["throttle"] = sorted(THROTTLE_COUNTERS[k] for k in moved if self.counters[k] > prev[k])
+
+    def _run_slot(self, seq: int) -> None:
+        candidates = [(due, _PRIORITY[t], t) for t, due in self.due.items() if due <= seq]
+        if candidates:
+            self._run_task(min(candidates)[2], seq)
+
+    def _run_task(self, task: str, seq: int) -> None:
+        self.due[task] = seq + SLOT_PERIODS[task]
+        getattr(self, "_slot_" + task)()
+
+    def _slot_processes(self) -> None:
+        procs = self._query("nvmlDeviceGetComputeRunningProcesses")
+        self.nvml_processes = list(procs) if procs is not None else []
+
+    def _slot_throttle(self) -> None:
+        mask = self._query("nvmlDeviceGetCurrentClocksEventReasons")
+        if mask is None:
+            self.slow["throttle"] = None
+            return
+        names = []
+        for const, name in THROTTLE_BITS:
+            bit = getattr(self.nvml, const, 0)
+            if bit and mask & bit:
+                names.append(name)
+        self.slow["throttle"] = sorted(names)
+
+    def _slot_power_limit(self) -> None:
+        self.slow["power_limit_w"] = _w(self._query("nvmlDeviceGetEnforcedPowerLimit"))
+
+    def _slot_sm_clock(self) -> None:
+        self.slow["sm_clock_mhz"] = self._query("nvmlDeviceGetClockInfo", self.nvml.NVML_CLOCK_SM)
+
+    def _slot_mem_clock(self) -> None:
+        self.slow["mem_clock_mhz"] = self._query("nvmlDeviceGetClockInfo", self.nvml.NVML_CLOCK_MEM)
+
+    def _slot_pstate(self) -> None:
+        p = self._query("nvmlDeviceGetPerformanceState")
+        self.slow["pstate"] = None if p is None or p == 32 else "P%d" % p
+
+    def _slot_fan(self) -> None:
+        self.slow["fan_pct"] = self._query("nvmlDeviceGetFanSpeed")
+
+    def _slot_compute_mode(self) -> None:
+        mode = self._query("nvmlDeviceGetComputeMode")
+        self.slow["compute_mode"] = None if mode is None else COMPUTE_MODES.get(mode, str(mode))
+
+    def _processes(self, now: float, describe: Callable[[int, float], Any]) -> List[Dict[str, Any]]:
+        out = []
+        for p in self.nvml_processes:
+            facts = describe(int(p.pid), now)
+            if facts is None:
+                continue  # exited since NVML listed it
+            used = getattr(p, "usedGpuMemory", None)
+            entry = dict(facts)
+            entry["gpu_mem_mib"] = None if used is None else int(used // MIB)
+            out.append(entry)
+        return out
+
+
+_STATIC_KEYS = (
+    "uuid", "name", "serial", "pci_bus_id", "mem_total_mib", "power_min_w", "power_max_w",
+    "power_default_w", "temp_slowdown_c", "temp_shutdown_c", "mig_enabled",
+)  # fmt: skip
+
+_PRIORITY = {
+    "processes": 0,
+    "throttle": 1,
+    "power_limit": 2,
+    "sm_clock": 3,
+    "pstate": 4,
+    "mem_clock": 5,
+    "fan": 6,
+    "compute_mode": 7,
+}
+
+
+def _int(v: Optional[float]) -> Optional[int]:
+    return None if v is None else int(v)
+
+
+def _flag(v: Optional[float]) -> Optional[bool]:
+    return None if v is None else bool(v)

@@ -1,0 +1,161 @@
+"""``gputui agent``: sample NVML on an interval and write NDJSON frames.
+
+Frames go to stdout, one JSON object a line; commands come on stdin, one
+JSON object a line. Diagnostics go to stderr. The agent exits when its
+reader goes away (a broken stdout), so an agent never outlives the
+connection that started it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+from typing import Any, Dict, List, Optional, TextIO
+
+from gputui.agent import AGENT_VERSION, PROTOCOL_VERSION
+from gputui.agent.sampler import Frame, Sampler, error_frame
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gputui agent", description="Stream GPU telemetry as NDJSON frames.")
+    p.add_argument("--interval", type=float, default=1.0, help="seconds between samples (default 1.0)")
+    p.add_argument("--once", action="store_true", help="write hello and one sample, then exit")
+    p.add_argument("--count", type=int, default=0, help="exit after this many samples (0: run until stopped)")
+    p.add_argument("--sim", metavar="SCENARIO", help="simulated GPUs instead of NVML (see `gputui demo --help`)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the simulated scenario")
+    p.add_argument("--gpus", type=int, default=None, help="number of simulated GPUs (default: the scenario's)")
+    p.add_argument(
+        "--sim-processes",
+        choices=("standin", "synthetic"),
+        default="standin",
+        help="simulated GPU processes: real stand-in processes read through /proc, or supplied facts",
+    )
+    p.add_argument("--host-name", help="host name to report (default: this machine's)")
+    p.add_argument("--stats", action="store_true", help="print NVML calls and CPU time per sample to stderr at exit")
+    p.add_argument("--version", action="version", version="gputui-agent %s (protocol %d)" % (AGENT_VERSION, PROTOCOL_VERSION))
+    return p
+
+
+class FrameWriter:
+    """Serialises frames from the sampling loop and the command thread."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.lock = threading.Lock()
+        self.bytes = 0
+        self.frames = 0
+
+    def write(self, frame: Frame) -> None:
+        line = json.dumps(frame, separators=(",", ":")) + "\n"
+        with self.lock:
+            self.out.write(line)
+            self.out.flush()
+            self.bytes += len(line)
+            self.frames += 1
+
+
+def open_nvml(args: argparse.Namespace) -> Any:
+    if args.sim:
+        from gputui.sim.nvml import SimNvml
+
+        return SimNvml(args.sim, seed=args.seed, gpus=args.gpus, processes=args.sim_processes)
+    import pynvml
+
+    return pynvml
+
+
+def handle_command(line: str) -> Frame:
+    """Commands are acknowledged or refused; actions arrive in a later version."""
+    try:
+        cmd = json.loads(line)
+        if not isinstance(cmd, dict):
+            raise ValueError("a command is a JSON object")
+    except ValueError as exc:
+        return {"type": "result", "v": PROTOCOL_VERSION, "id": None, "ok": False, "error": "bad command: %s" % exc}
+    name = cmd.get("cmd")
+    if name == "ping":
+        return {"type": "result", "v": PROTOCOL_VERSION, "id": cmd.get("id"), "ok": True, "t": round(time.time(), 3)}
+    return {
+        "type": "result",
+        "v": PROTOCOL_VERSION,
+        "id": cmd.get("id"),
+        "ok": False,
+        "error": "unknown command: %r" % (name,),
+    }
+
+
+def read_commands(stream: TextIO, writer: FrameWriter) -> None:
+    try:
+        for line in stream:
+            if line.strip():
+                writer.write(handle_command(line))
+    except (OSError, ValueError):
+        return
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    writer = FrameWriter(sys.stdout)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        nvml = open_nvml(args)
+    except Exception as exc:
+        writer.write(error_frame("cannot load NVML: %s" % exc, fatal=True))
+        return 2
+    source = "sim:%s" % args.sim if args.sim else "nvml"
+    describe = getattr(nvml, "describe_process", None)
+    sampler = Sampler(nvml, host=args.host_name, source=source, describe=describe)
+    try:
+        return run(args, sampler, writer, stop)
+    except BrokenPipeError:
+        return 0
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        sampler.close()
+        closer = getattr(nvml, "close", None)
+        if closer is not None:
+            closer()
+
+
+def run(args: argparse.Namespace, sampler: Sampler, writer: FrameWriter, stop: threading.Event) -> int:
+    try:
+        writer.write(sampler.hello(args.interval))
+    except sampler.caller.nvml.NVMLError as exc:
+        writer.write(error_frame("NVML initialisation failed: error %s" % getattr(exc, "value", exc), fatal=True))
+        return 2
+    if not args.once:
+        threading.Thread(target=read_commands, args=(sys.stdin, writer), daemon=True).start()
+    limit = 1 if args.once else args.count
+    cpu0 = time.process_time()
+    samples = 0
+    calls = 0
+    next_at = time.monotonic()
+    while not stop.is_set():
+        frame = sampler.sample()
+        calls += frame["nvml_calls"]
+        writer.write(frame)
+        samples += 1
+        if limit and samples >= limit:
+            break
+        next_at += args.interval
+        delay = next_at - time.monotonic()
+        if delay < 0:  # fell behind (suspended, overloaded): do not burst to catch up
+            next_at = time.monotonic()
+            delay = 0
+        stop.wait(delay)
+    if args.stats:
+        stats: Dict[str, Any] = {
+            "samples": samples,
+            "gpus": len(sampler.readers),
+            "nvml_calls_per_sample": round(calls / max(samples, 1), 2),
+            "cpu_ms_per_sample": round((time.process_time() - cpu0) * 1000.0 / max(samples, 1), 3),
+            "bytes_per_frame": round(writer.bytes / max(writer.frames, 1)),
+        }
+        sys.stderr.write(json.dumps(stats) + "\n")
+    return 0

@@ -1,0 +1,123 @@
+"""Facts about a GPU process from ``/proc``: who, what, how much, which job.
+
+NVML only gives a pid and its GPU memory. Everything an operator needs to
+act on (user, command, CPU, RSS, start time, Slurm job or container) comes
+from ``/proc/PID``, read here with the standard library so that the agent
+needs nothing installed. A process can exit between NVML's answer and these
+reads; it is then reported as gone (``None``), never as an exception.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import re
+from typing import Dict, Optional, Tuple
+
+_SLURM_JOB = re.compile(r"/job_(\d+)(?:/|$)")
+# docker-<id>.scope, cri-containerd-<id>.scope, crio-<id>, libpod-<id>, /docker/<id>
+_CONTAINER = re.compile(r"(?:docker|containerd|crio|libpod)[-/]([0-9a-f]{64})")
+
+Facts = Dict[str, object]
+
+
+def parse_cgroup(text: str) -> Tuple[Optional[str], Optional[str]]:
+    """Slurm job id and container id (shortened to 12) from /proc/PID/cgroup."""
+    job = None
+    container = None
+    for line in text.splitlines():
+        path = line.split(":", 2)[-1]
+        if job is None:
+            m = _SLURM_JOB.search(path)
+            if m:
+                job = m.group(1)
+        if container is None:
+            m = _CONTAINER.search(path)
+            if m:
+                container = m.group(1)[:12]
+    return job, container
+
+
+class ProcReader:
+    """Reads process facts; keeps each pid's last CPU time to give CPU %."""
+
+    def __init__(self, proc: str = "/proc") -> None:
+        self.proc = proc
+        self.ticks = os.sysconf("SC_CLK_TCK")
+        self.page_kib = os.sysconf("SC_PAGE_SIZE") // 1024
+        self.boot_time = self._boot_time()
+        self._cpu: Dict[int, Tuple[float, float]] = {}
+        self._users: Dict[int, str] = {}
+
+    def _boot_time(self) -> float:
+        try:
+            with open(os.path.join(self.proc, "stat")) as f:
+                for line in f:
+                    if line.startswith("btime "):
+                        return float(line.split()[1])
+        except OSError:
+            pass
+        return 0.0
+
+    def _user(self, uid: int) -> str:
+        name = self._users.get(uid)
+        if name is None:
+            try:
+                name = pwd.getpwuid(uid).pw_name
+            except KeyError:
+                name = str(uid)
+            self._users[uid] = name
+        return name
+
+    def facts(self, pid: int, now: float) -> Optional[Facts]:
+        """Facts for ``pid``, or ``None`` if it is gone or unreadable."""
+        base = os.path.join(self.proc, str(pid))
+        try:
+            with open(base + "/stat", "rb") as f:
+                stat = f.read().decode("utf-8", "replace")
+            with open(base + "/cmdline", "rb") as f:
+                cmdline = f.read()
+            with open(base + "/statm") as f:
+                statm = f.read().split()
+            uid = os.stat(base).st_uid
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            self._cpu.pop(pid, None)
+            return None
+        except OSError:
+            self._cpu.pop(pid, None)
+            return None
+        # comm may contain spaces and parentheses: split after the last ')'.
+        rest = stat[stat.rfind(")") + 2 :].split()
+        comm = stat[stat.find("(") + 1 : stat.rfind(")")]
+        utime, stime = int(rest[11]), int(rest[12])
+        start_ticks = int(rest[19])
+        cpu_s = (utime + stime) / self.ticks
+        prev = self._cpu.get(pid)
+        self._cpu[pid] = (now, cpu_s)
+        cpu_pct = None
+        if prev is not None and now > prev[0]:
+            cpu_pct = round(100.0 * (cpu_s - prev[1]) / (now - prev[0]), 1)
+        args = [a.decode("utf-8", "replace") for a in cmdline.split(b"\0") if a]
+        command = " ".join(args) if args else "[%s]" % comm
+        job = container = None
+        try:
+            with open(base + "/cgroup") as f:
+                job, container = parse_cgroup(f.read())
+        except OSError:
+            pass
+        return {
+            "pid": pid,
+            "user": self._user(uid),
+            "command": command[:256],
+            "cpu_pct": cpu_pct,
+            "rss_mib": round(int(statm[1]) * self.page_kib / 1024.0, 1),
+            "started_at": round(self.boot_time + start_ticks / self.ticks, 2),
+            "slurm_job": job,
+            "container": container,
+        }
+
+    def forget_except(self, live: "set[int]") -> None:
+        """Drop CPU history of pids no longer on any GPU."""
+        for pid in list(self._cpu):
+            if pid not in live:
+                del self._cpu[pid]

@@ -1,0 +1,109 @@
+"""Builds the agent's frames from NVML: one hello, then samples.
+
+Kept apart from the process loop in ``main`` so that an in-process demo and
+the benchmark can drive exactly the code a remote host runs.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+from gputui.agent import AGENT_VERSION, PROTOCOL_VERSION
+from gputui.agent.gpu_reader import GpuReader
+from gputui.agent.nvml_calls import NvmlCaller, text
+from gputui.agent.procfs import ProcReader
+
+Frame = Dict[str, Any]
+Describe = Callable[[int, float], Optional[Dict[str, Any]]]
+
+
+class Sampler:
+    """NVML (real or simulated) in, frame dictionaries out."""
+
+    def __init__(
+        self,
+        nvml: Any,
+        host: Optional[str] = None,
+        source: str = "nvml",
+        describe: Optional[Describe] = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.caller = NvmlCaller(nvml)
+        self.host = host or socket.gethostname()
+        self.source = source
+        self.clock = clock
+        self.wall = wall
+        self.procs = ProcReader()
+        self.describe: Describe = describe or self.procs.facts
+        self.readers: List[GpuReader] = []
+        self.seq = 0
+
+    def hello(self, interval_s: float) -> Frame:
+        """Initialise NVML and read every static fact once."""
+        c = self.caller
+        c.call("nvmlInit")
+        driver = _optional(c, "nvmlSystemGetDriverVersion")
+        nvml_version = _optional(c, "nvmlSystemGetNVMLVersion")
+        cuda = _optional(c, "nvmlSystemGetCudaDriverVersion")
+        count = c.call("nvmlDeviceGetCount")
+        now = self.clock()
+        self.readers = [GpuReader(c, i) for i in range(count)]
+        gpus = [r.read_static(now) for r in self.readers]
+        return {
+            "type": "hello",
+            "v": PROTOCOL_VERSION,
+            "t": round(self.wall(), 3),
+            "agent_version": AGENT_VERSION,
+            "host": self.host,
+            "source": self.source,
+            "driver_version": text(driver),
+            "nvml_version": text(nvml_version),
+            "cuda_driver_version": _cuda(cuda),
+            "interval_s": interval_s,
+            "gpus": gpus,
+            "nvml_calls": c.calls,
+        }
+
+    def sample(self) -> Frame:
+        started = self.clock()
+        before = self.caller.calls
+        gpus = [r.sample(self.seq, started, self.describe) for r in self.readers]
+        if self.describe == self.procs.facts:
+            self.procs.forget_except({p["pid"] for g in gpus for p in g["processes"]})
+        frame = {
+            "type": "sample",
+            "v": PROTOCOL_VERSION,
+            "t": round(self.wall(), 3),
+            "seq": self.seq,
+            "gpus": gpus,
+            "nvml_calls": self.caller.calls - before,
+            "sample_ms": round((self.clock() - started) * 1000.0, 2),
+        }
+        self.seq += 1
+        return frame
+
+    def close(self) -> None:
+        try:
+            self.caller.call("nvmlShutdown")
+        except self.caller.nvml.NVMLError:
+            pass
+
+
+def _optional(caller: NvmlCaller, name: str) -> Any:
+    try:
+        return caller.call(name)
+    except caller.nvml.NVMLError:
+        return None
+
+
+def _cuda(version: Any) -> Optional[str]:
+    if not isinstance(version, int) or version <= 0:
+        return None
+    return "%d.%d" % (version // 1000, (version % 1000) // 10)
+
+
+def error_frame(message: str, fatal: bool = False, wall: Callable[[], float] = time.time) -> Frame:
+    return {"type": "error", "v": PROTOCOL_VERSION, "t": round(wall(), 3), "message": message, "fatal": fatal}

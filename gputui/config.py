@@ -1,0 +1,138 @@
+"""Configuration: TOML read with tomllib, checked with pydantic.
+
+A mistake in the file is reported as the file, the key (``hosts[2].port``,
+with the host's name when it has one) and what was expected, never as a
+traceback: the operator fixing it at 3 a.m. should not need to read Python.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from gputui.sim.scenarios import SCENARIOS
+
+
+class ConfigError(Exception):
+    """The config cannot be used; ``str()`` is the message for the operator."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Thresholds(_Strict):
+    temp_margin_c: int = Field(5, ge=0, le=50, description="alert when a GPU is this close to its slowdown temperature")
+    mem_used_pct: float = Field(95.0, gt=0, le=100)
+    idle_holding_minutes: float = Field(15.0, gt=0)
+    stale_after_intervals: int = Field(3, ge=1, le=100)
+
+
+class Group(_Strict):
+    description: str = ""
+
+
+class Host(_Strict):
+    name: str = Field(min_length=1)
+    address: str | None = None
+    user: str | None = None
+    port: int = Field(22, ge=1, le=65535)
+    tags: list[str] = Field(default_factory=list)
+    group: str | None = None
+    transport: Literal["ssh", "local"] = "ssh"
+    sim: str | None = None
+    seed: int = 0
+    gpus: int | None = Field(None, ge=1, le=64)
+
+    @field_validator("sim")
+    @classmethod
+    def _known_scenario(cls, value: str | None) -> str | None:
+        if value is not None and value not in SCENARIOS:
+            raise ValueError(f"unknown scenario {value!r}; known: {', '.join(sorted(SCENARIOS))}")
+        return value
+
+
+class Config(_Strict):
+    interval: float = Field(1.0, ge=0.1, le=60.0, description="seconds between samples")
+    theme: str = "gputui-dark"
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+    groups: dict[str, Group] = Field(default_factory=dict)
+    hosts: list[Host] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check_references(self) -> Config:
+        seen: set[str] = set()
+        for i, host in enumerate(self.hosts):
+            if host.name in seen:
+                raise ValueError(f"hosts[{i}].name: {host.name!r} appears twice; host names must be unique")
+            seen.add(host.name)
+            if host.group is not None and host.group not in self.groups:
+                known = ", ".join(sorted(self.groups)) or "none defined"
+                raise ValueError(f"hosts[{i}].group: group {host.group!r} is not defined under [groups] ({known})")
+        return self
+
+
+def default_path() -> Path:
+    env = os.environ.get("GPUTUI_CONFIG")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "gputui" / "config.toml"
+
+
+def load(path: Path) -> Config:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse(data, str(path))
+
+
+def parse(data: dict[str, Any], where: str) -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        lines = [f"{where}: {describe(err, data)}" for err in exc.errors()]
+        raise ConfigError("\n".join(lines)) from None
+
+
+def describe(err: Any, data: dict[str, Any]) -> str:
+    """One pydantic error in the operator's words: key, problem, value found."""
+    loc = list(err["loc"])
+    key = _key(loc, data)
+    kind = err["type"]
+    found = err.get("input")
+    if kind == "extra_forbidden":
+        return f"{key}: unknown key (check its spelling; see config.example.toml)"
+    if kind == "missing":
+        return f"{key}: required key is missing"
+    if kind == "value_error":
+        return str(err["ctx"]["error"]) if not loc else f"{key}: {err['ctx']['error']}"
+    return f"{key}: {err['msg'].lower()}, got {found!r}"
+
+
+def _key(loc: list[Any], data: dict[str, Any]) -> str:
+    parts: list[str] = []
+    node: Any = data
+    for item in loc:
+        if isinstance(item, int):
+            parts[-1] += f"[{item}]"
+            node = node[item] if isinstance(node, list) and item < len(node) else None
+            if isinstance(node, dict) and isinstance(node.get("name"), str) and len(parts) == 1:
+                parts[-1] += f" ({node['name']})"
+        else:
+            parts.append(str(item))
+            node = node.get(item) if isinstance(node, dict) else None
+    return ".".join(parts) or "config"

@@ -1,0 +1,1 @@
+"""Fleet state: the latest frame per host, connection state, and history."""

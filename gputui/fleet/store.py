@@ -1,0 +1,142 @@
+"""The fleet store: what the dashboard knows of each host, and how fresh it is.
+
+Sources write into it; the UI and the snapshot only read it. Freshness is
+computed when read, from the time the last frame arrived, so that a host that
+went quiet turns ``stale`` on screen without any source having to say so:
+old numbers are never shown as live.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from gputui.fleet.history import GpuHistory
+from gputui.frames import ErrorFrame, GpuSample, GpuStatic, Hello, Result, Sample
+
+STALE_AFTER_INTERVALS = 3
+HISTORY_SAMPLES = 300
+
+
+class HostState(StrEnum):
+    CONNECTING = "connecting"
+    LIVE = "live"
+    STALE = "stale"
+    DOWN = "down"
+
+
+@dataclass
+class HostRecord:
+    name: str
+    tags: tuple[str, ...] = ()
+    group: str | None = None
+    hello: Hello | None = None
+    sample: Sample | None = None
+    last_frame_at: float | None = None  # monotonic
+    down_since: float | None = None
+    error: str | None = None
+    bad_frames: int = 0
+    history: dict[int, GpuHistory] = field(default_factory=dict)
+
+    @property
+    def interval_s(self) -> float:
+        return self.hello.interval_s if self.hello else 1.0
+
+    def state(self, now: float, stale_after: int = STALE_AFTER_INTERVALS) -> HostState:
+        if self.down_since is not None:
+            return HostState.DOWN
+        if self.hello is None or self.last_frame_at is None:
+            return HostState.CONNECTING
+        if now - self.last_frame_at > stale_after * self.interval_s:
+            return HostState.STALE
+        return HostState.LIVE
+
+    def age_s(self, now: float) -> float | None:
+        return None if self.last_frame_at is None else max(0.0, now - self.last_frame_at)
+
+    def static(self, index: int) -> GpuStatic | None:
+        if self.hello is None:
+            return None
+        for g in self.hello.gpus:
+            if g.index == index:
+                return g
+        return None
+
+    def gpus(self) -> list[GpuSample]:
+        return list(self.sample.gpus) if self.sample else []
+
+
+class FleetStore:
+    """All hosts by name, in the order they were added."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, history_samples: int = HISTORY_SAMPLES) -> None:
+        self.clock = clock
+        self.history_samples = history_samples
+        self.hosts: dict[str, HostRecord] = {}
+        self.version = 0  # bumped on every change, so readers can skip redraws
+        self.listeners: list[Callable[[], None]] = []
+
+    def _changed(self) -> None:
+        self.version += 1
+        for listener in self.listeners:
+            listener()
+
+    def add_host(self, name: str, tags: tuple[str, ...] = (), group: str | None = None) -> HostRecord:
+        record = self.hosts.get(name)
+        if record is None:
+            record = HostRecord(name=name, tags=tags, group=group)
+            self.hosts[name] = record
+        return record
+
+    def apply(self, name: str, frame: Hello | Sample | ErrorFrame | Result) -> None:
+        record = self.hosts[name]
+        now = self.clock()
+        record.last_frame_at = now
+        record.down_since = None
+        if isinstance(frame, Hello):
+            record.hello = frame
+            record.error = None
+        elif isinstance(frame, Sample):
+            record.sample = frame
+            self._remember(record, frame)
+        elif isinstance(frame, ErrorFrame):
+            record.error = frame.message
+            if frame.fatal:
+                record.down_since = now
+        self._changed()
+
+    def _remember(self, record: HostRecord, sample: Sample) -> None:
+        for gpu in sample.gpus:
+            hist = record.history.get(gpu.index)
+            if hist is None:
+                hist = record.history[gpu.index] = GpuHistory(self.history_samples)
+            hist.push({"util_pct": gpu.util_pct, "mem_pct": gpu.mem_pct, "temp_c": gpu.temp_c, "power_w": gpu.power_w})
+
+    def mark_bad_frame(self, name: str, error: str) -> None:
+        record = self.hosts[name]
+        record.bad_frames += 1
+        record.error = error
+        self._changed()
+
+    def mark_down(self, name: str, error: str) -> None:
+        record = self.hosts[name]
+        if record.down_since is None:
+            record.down_since = self.clock()
+        record.error = error
+        self._changed()
+
+    def mark_connecting(self, name: str) -> None:
+        record = self.hosts[name]
+        record.down_since = None
+        record.hello = None
+        record.last_frame_at = None
+        self._changed()
+
+    def counts(self) -> dict[HostState, int]:
+        now = self.clock()
+        out = dict.fromkeys(HostState, 0)
+        for r in self.hosts.values():
+            out[r.state(now)] += 1
+        return out

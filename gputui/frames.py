@@ -1,0 +1,165 @@
+"""The wire protocol as the dashboard reads it: validated frames.
+
+Every source (local child, SSH, demo, replay) hands lines to
+:func:`parse_frame`, so a malformed or oversized frame is caught in one
+place and becomes a :class:`FrameError` for that host alone. Unknown keys
+are ignored so that a newer agent can add fields without breaking an older
+dashboard; a different protocol version is refused plainly.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from gputui.agent import PROTOCOL_VERSION
+
+MAX_FRAME_BYTES = 1 << 20
+
+
+class FrameError(ValueError):
+    """A line from a host that is not a frame this dashboard understands."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class ProcessInfo(_Model):
+    pid: int
+    user: str | None = None
+    command: str | None = None
+    gpu_mem_mib: int | None = None
+    cpu_pct: float | None = None
+    rss_mib: float | None = None
+    started_at: float | None = None
+    slurm_job: str | None = None
+    container: str | None = None
+
+
+class Ecc(_Model):
+    volatile_corrected: int | None = None
+    volatile_uncorrected: int | None = None
+    aggregate_corrected: int | None = None
+    aggregate_uncorrected: int | None = None
+
+
+class RetiredPages(_Model):
+    single_bit: int | None = None
+    double_bit: int | None = None
+    pending: bool | None = None
+
+
+class RemappedRows(_Model):
+    correctable: int | None = None
+    uncorrectable: int | None = None
+    pending: bool | None = None
+    failure: bool | None = None
+
+
+class GpuStatic(_Model):
+    index: int
+    uuid: str | None = None
+    name: str | None = None
+    serial: str | None = None
+    pci_bus_id: str | None = None
+    mem_total_mib: int | None = None
+    power_min_w: float | None = None
+    power_max_w: float | None = None
+    power_default_w: float | None = None
+    temp_slowdown_c: int | None = None
+    temp_shutdown_c: int | None = None
+    mig_enabled: bool | None = None
+    lost: bool = False
+    error: str | None = None
+
+
+class GpuSample(_Model):
+    index: int
+    lost: bool = False
+    util_pct: int | None = None
+    mem_util_pct: int | None = None
+    mem_used_mib: int | None = None
+    mem_total_mib: int | None = None
+    temp_c: int | None = None
+    mem_temp_c: int | None = None
+    power_w: float | None = None
+    power_limit_w: float | None = None
+    sm_clock_mhz: int | None = None
+    mem_clock_mhz: int | None = None
+    fan_pct: int | None = None
+    pstate: str | None = None
+    throttle: list[str] | None = None
+    ecc: Ecc | None = None
+    retired_pages: RetiredPages | None = None
+    remapped_rows: RemappedRows | None = None
+    pcie_rx_kib_s: float | None = None
+    pcie_tx_kib_s: float | None = None
+    compute_mode: str | None = None
+    processes: list[ProcessInfo] = Field(default_factory=list)
+
+    @property
+    def mem_pct(self) -> float | None:
+        if self.mem_used_mib is None or not self.mem_total_mib:
+            return None
+        return 100.0 * self.mem_used_mib / self.mem_total_mib
+
+
+class Hello(_Model):
+    type: Literal["hello"]
+    v: int
+    t: float
+    agent_version: str
+    host: str
+    source: str = "nvml"
+    driver_version: str | None = None
+    nvml_version: str | None = None
+    cuda_driver_version: str | None = None
+    interval_s: float = 1.0
+    gpus: list[GpuStatic]
+
+
+class Sample(_Model):
+    type: Literal["sample"]
+    v: int
+    t: float
+    seq: int
+    gpus: list[GpuSample]
+    nvml_calls: int | None = None
+    sample_ms: float | None = None
+
+
+class ErrorFrame(_Model):
+    type: Literal["error"]
+    v: int
+    t: float
+    message: str
+    fatal: bool = False
+
+
+class Result(_Model):
+    type: Literal["result"]
+    v: int
+    id: int | str | None = None
+    ok: bool
+    error: str | None = None
+
+
+Frame = Annotated[Hello | Sample | ErrorFrame | Result, Field(discriminator="type")]
+_FRAME: TypeAdapter[Hello | Sample | ErrorFrame | Result] = TypeAdapter(Frame)
+
+
+def parse_frame(line: bytes | str) -> Hello | Sample | ErrorFrame | Result:
+    """One NDJSON line to a frame, or :class:`FrameError` saying what is wrong."""
+    if len(line) > MAX_FRAME_BYTES:
+        raise FrameError(f"frame of {len(line)} bytes exceeds the {MAX_FRAME_BYTES}-byte limit")
+    try:
+        frame = _FRAME.validate_json(line)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "frame"
+        raise FrameError(f"malformed frame: {where}: {first['msg']}") from None
+    if frame.v != PROTOCOL_VERSION:
+        raise FrameError(f"agent speaks protocol {frame.v}, this dashboard speaks {PROTOCOL_VERSION}")
+    return frame

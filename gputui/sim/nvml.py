@@ -1,0 +1,323 @@
+"""``SimNvml``: pynvml's interface over simulated GPUs.
+
+Constants, structures and exception classes are pynvml's own (the module
+loads without the driver; only its functions need ``libnvidia-ml``), so code
+that catches ``pynvml.NVMLError_NotSupported`` catches the simulator's too.
+Every function the agent calls is here under its pynvml name and signature.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+
+import pynvml
+
+from gputui.sim.gpu import MIB, SimGpu
+from gputui.sim.processes import StandInProcesses, SyntheticProcesses
+from gputui.sim.scenarios import SCENARIOS, Scenario, roles_for
+
+WARMUP_STEPS = 30
+MAX_CATCH_UP_STEPS = 3600
+
+
+class SimHandle:
+    __slots__ = ("index",)
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+
+def _error(code: int) -> pynvml.NVMLError:
+    return pynvml.NVMLError(code)
+
+
+class SimNvml:
+    """Simulated NVML for one host. Not thread-safe, like the agent using it."""
+
+    def __init__(
+        self,
+        scenario: str,
+        seed: int = 0,
+        gpus: Optional[int] = None,
+        processes: str = "standin",
+        clock: Callable[[], float] = time.monotonic,
+        host_no: int = 0,
+    ) -> None:
+        if scenario not in SCENARIOS:
+            raise ValueError("unknown scenario %r (known: %s)" % (scenario, ", ".join(sorted(SCENARIOS))))
+        self.scenario: Scenario = SCENARIOS[scenario]
+        count = self.scenario.default_gpus if gpus is None else gpus
+        if count < 1 or count > 64:
+            raise ValueError("gpus must be between 1 and 64, not %d" % count)
+        self.clock = clock
+        self.calls = 0
+        self.initialised = False
+        rng = random.Random("%s/%d/%d" % (scenario, seed, host_no))
+        roles = roles_for(self.scenario, count)
+        boards = self.scenario.boards
+        self.gpus: List[SimGpu] = []
+        for i in range(count):
+            uuid = "GPU-%08x-%04x-%04x-%04x-%012x" % tuple(rng.getrandbits(b) for b in (32, 16, 16, 16, 48))
+            serial = "%013d" % rng.randrange(10**12, 10**13)
+            gpu_seed = rng.getrandbits(32)
+            self.gpus.append(
+                SimGpu(
+                    i,
+                    boards[i % len(boards)],
+                    roles.get(i, "normal"),
+                    gpu_seed,
+                    self.scenario.busy_fraction,
+                    uuid,
+                    serial,
+                )
+            )
+        self.missing = {getattr(pynvml, n) for n in self.scenario.driver.missing_fields if hasattr(pynvml, n)}
+        self.pool: Union[StandInProcesses, SyntheticProcesses]
+        if processes == "synthetic":
+            self.pool = SyntheticProcesses(seed, host_no)
+            self.describe_process: Any = self.pool.describe
+        elif processes == "standin":
+            self.pool = StandInProcesses()
+            self.describe_process = None
+        else:
+            raise ValueError("processes must be 'standin' or 'synthetic'")
+        for _ in range(WARMUP_STEPS):
+            for g in self.gpus:
+                g.step()
+                g.finished.clear()
+        self.t0 = clock()
+        self.steps = 0
+        self._materialise()
+
+    # -- pynvml's constants, structures and errors ----------------------------
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith(("NVML", "c_nvml", "nvmlClocks", "nvmlFriendlyObject")):
+            return getattr(pynvml, name)
+        raise AttributeError(name)
+
+    # -- simulation -----------------------------------------------------------
+    def advance(self, steps: int) -> None:
+        """Move simulated time on by whole seconds (tests use this directly)."""
+        for _ in range(steps):
+            for g in self.gpus:
+                g.step()
+        self.steps += steps
+        self._materialise()
+
+    def _sync(self) -> None:
+        due = int(self.clock() - self.t0) - self.steps
+        if due > 0:
+            self.advance(min(due, MAX_CATCH_UP_STEPS))
+            self.steps += max(0, due - MAX_CATCH_UP_STEPS)
+
+    def _materialise(self) -> None:
+        """Give each running job a process, end those of finished jobs, and
+        end jobs whose process was killed from outside."""
+        for g in self.gpus:
+            for done in g.finished:
+                if done.pid is not None:
+                    self.pool.stop(done.pid)
+            g.finished.clear()
+            job = g.job
+            if job is None or g.lost:
+                continue
+            if job.pid is None:
+                job.pid = self.pool.start(g.index * 7 + job.job_no)
+            elif not self.pool.alive(job.pid):
+                job.pid = None
+                g.end_job()
+                g.finished.clear()
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def _gpu(self, handle: SimHandle) -> SimGpu:
+        self.calls += 1
+        if not self.initialised:
+            raise _error(pynvml.NVML_ERROR_UNINITIALIZED)
+        self._sync()
+        gpu = self.gpus[handle.index]
+        if gpu.lost:
+            raise _error(pynvml.NVML_ERROR_GPU_IS_LOST)
+        return gpu
+
+    # -- system ---------------------------------------------------------------
+    def nvmlInit(self) -> None:
+        self.calls += 1
+        self.initialised = True
+
+    def nvmlShutdown(self) -> None:
+        self.calls += 1
+        self.initialised = False
+
+    def nvmlSystemGetDriverVersion(self) -> str:
+        self.calls += 1
+        return self.scenario.driver.version
+
+    def nvmlSystemGetNVMLVersion(self) -> str:
+        self.calls += 1
+        return self.scenario.driver.nvml_version
+
+    def nvmlSystemGetCudaDriverVersion(self) -> int:
+        self.calls += 1
+        return self.scenario.driver.cuda
+
+    def nvmlDeviceGetCount(self) -> int:
+        self.calls += 1
+        return len(self.gpus)
+
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> SimHandle:
+        self.calls += 1
+        if not 0 <= index < len(self.gpus):
+            raise _error(pynvml.NVML_ERROR_INVALID_ARGUMENT)
+        return SimHandle(index)
+
+    # -- static facts -----------------------------------------------------------
+    def nvmlDeviceGetUUID(self, handle: SimHandle) -> str:
+        return self._gpu(handle).uuid
+
+    def nvmlDeviceGetName(self, handle: SimHandle) -> str:
+        return self._gpu(handle).board.name
+
+    def nvmlDeviceGetSerial(self, handle: SimHandle) -> str:
+        return self._gpu(handle).serial
+
+    def nvmlDeviceGetPciInfo(self, handle: SimHandle) -> Any:
+        gpu = self._gpu(handle)
+        info = pynvml.nvmlPciInfo_t()
+        bus = _BUSES[gpu.index % len(_BUSES)] + (gpu.index // len(_BUSES)) * 2
+        info.bus = bus
+        info.busId = ("00000000:%02X:00.0" % bus).encode()
+        return info
+
+    def nvmlDeviceGetPowerManagementLimitConstraints(self, handle: SimHandle) -> List[int]:
+        b = self._gpu(handle).board
+        return [int(b.min_limit_w * 1000), int(b.tdp_w * 1000)]
+
+    def nvmlDeviceGetPowerManagementDefaultLimit(self, handle: SimHandle) -> int:
+        return int(self._gpu(handle).board.tdp_w * 1000)
+
+    def nvmlDeviceGetTemperatureThreshold(self, handle: SimHandle, threshold: int) -> int:
+        b = self._gpu(handle).board
+        if threshold == pynvml.NVML_TEMPERATURE_THRESHOLD_SLOWDOWN:
+            return b.slowdown_c
+        if threshold == pynvml.NVML_TEMPERATURE_THRESHOLD_SHUTDOWN:
+            return b.shutdown_c
+        raise _error(pynvml.NVML_ERROR_NOT_SUPPORTED)
+
+    def nvmlDeviceGetMigMode(self, handle: SimHandle) -> List[int]:
+        mig = int(self._gpu(handle).mig)
+        return [mig, mig]
+
+    # -- dynamic values ---------------------------------------------------------
+    def nvmlDeviceGetMemoryInfo(self, handle: SimHandle, version: Any = None) -> Any:
+        g = self._gpu(handle)
+        total = g.board.mem_total_mib * MIB
+        used = g.mem_used_mib * MIB
+        return pynvml.c_nvmlMemory_t(total=total, free=total - used, used=used)
+
+    def nvmlDeviceGetUtilizationRates(self, handle: SimHandle) -> Any:
+        g = self._gpu(handle)
+        if g.mig:
+            raise _error(pynvml.NVML_ERROR_NOT_SUPPORTED)
+        return pynvml.c_nvmlUtilization_t(gpu=round(g.util), memory=round(g.mem_util))
+
+    def nvmlDeviceGetTemperature(self, handle: SimHandle, sensor: int) -> int:
+        return round(self._gpu(handle).temp_c)
+
+    def nvmlDeviceGetPowerUsage(self, handle: SimHandle) -> int:
+        return int(self._gpu(handle).power_w * 1000)
+
+    def nvmlDeviceGetEnforcedPowerLimit(self, handle: SimHandle) -> int:
+        return int(self._gpu(handle).power_limit_w * 1000)
+
+    def nvmlDeviceGetClockInfo(self, handle: SimHandle, clock: int) -> int:
+        g = self._gpu(handle)
+        return g.sm_clock_mhz if clock == pynvml.NVML_CLOCK_SM else g.board.mem_mhz
+
+    def nvmlDeviceGetFanSpeed(self, handle: SimHandle) -> int:
+        g = self._gpu(handle)
+        if not g.board.has_fan:
+            raise _error(pynvml.NVML_ERROR_NOT_SUPPORTED)
+        return g.fan_pct
+
+    def nvmlDeviceGetPerformanceState(self, handle: SimHandle) -> int:
+        return self._gpu(handle).pstate
+
+    def nvmlDeviceGetComputeMode(self, handle: SimHandle) -> int:
+        return self._gpu(handle).compute_mode
+
+    def nvmlDeviceGetCurrentClocksEventReasons(self, handle: SimHandle) -> int:
+        g = self._gpu(handle)
+        mask = 0 if g.job is not None else pynvml.nvmlClocksEventReasonGpuIdle
+        if g.throttling:
+            mask |= pynvml.nvmlClocksEventReasonSwThermalSlowdown | pynvml.nvmlClocksEventReasonHwThermalSlowdown
+        if g.power_w >= g.power_limit_w * 0.98:
+            mask |= pynvml.nvmlClocksEventReasonSwPowerCap
+        return mask
+
+    def nvmlDeviceGetComputeRunningProcesses(self, handle: SimHandle) -> List[Any]:
+        g = self._gpu(handle)
+        job = g.job
+        if job is None or job.pid is None:
+            return []
+        info = {
+            "pid": job.pid,
+            "usedGpuMemory": job.mem_mib * MIB,
+            "gpuInstanceId": 0xFFFFFFFF,
+            "computeInstanceId": 0xFFFFFFFF,
+        }
+        return [pynvml.nvmlFriendlyObject(info)]
+
+    def nvmlDeviceGetFieldValues(self, handle: SimHandle, field_ids: Sequence[int]) -> Any:
+        g = self._gpu(handle)
+        values = (pynvml.c_nvmlFieldValue_t * len(field_ids))()
+        known = self._field_table(g)
+        for slot, fid in zip(values, field_ids):
+            slot.fieldId = fid
+            number = known.get(fid)
+            if fid in self.missing or number is None:
+                slot.nvmlReturn = pynvml.NVML_ERROR_NOT_SUPPORTED
+                continue
+            slot.nvmlReturn = pynvml.NVML_SUCCESS
+            slot.timestamp = int(time.time() * 1e6)
+            if fid in _UINT_FIELDS:
+                slot.valueType = pynvml.NVML_VALUE_TYPE_UNSIGNED_INT
+                slot.value.uiVal = int(number)
+            else:
+                slot.valueType = pynvml.NVML_VALUE_TYPE_UNSIGNED_LONG_LONG
+                slot.value.ullVal = int(number)
+        return values
+
+    def _field_table(self, g: SimGpu) -> Dict[int, Optional[float]]:
+        p = pynvml
+        return {
+            p.NVML_FI_DEV_MEMORY_TEMP: g.mem_temp_c if g.board.has_mem_temp else None,
+            p.NVML_FI_DEV_POWER_INSTANT: g.power_w * 1000,
+            p.NVML_FI_DEV_POWER_CURRENT_LIMIT: g.power_limit_w * 1000,
+            p.NVML_FI_DEV_ECC_SBE_VOL_TOTAL: g.ecc_vol_sbe,
+            p.NVML_FI_DEV_ECC_DBE_VOL_TOTAL: g.ecc_vol_dbe,
+            p.NVML_FI_DEV_ECC_SBE_AGG_TOTAL: g.ecc_agg_sbe,
+            p.NVML_FI_DEV_ECC_DBE_AGG_TOTAL: g.ecc_agg_dbe,
+            p.NVML_FI_DEV_REMAPPED_COR: g.remap_cor,
+            p.NVML_FI_DEV_REMAPPED_UNC: g.remap_unc,
+            p.NVML_FI_DEV_REMAPPED_PENDING: g.remap_pending,
+            p.NVML_FI_DEV_REMAPPED_FAILURE: g.remap_failure,
+            p.NVML_FI_DEV_PCIE_COUNT_TX_BYTES: g.pcie_tx,
+            p.NVML_FI_DEV_PCIE_COUNT_RX_BYTES: g.pcie_rx,
+            p.NVML_FI_DEV_CLOCKS_EVENT_REASON_SW_POWER_CAP: g.thr_power_ns,
+            p.NVML_FI_DEV_CLOCKS_EVENT_REASON_SYNC_BOOST: 0,
+            p.NVML_FI_DEV_CLOCKS_EVENT_REASON_SW_THERM_SLOWDOWN: g.thr_sw_thermal_ns,
+            p.NVML_FI_DEV_CLOCKS_EVENT_REASON_HW_THERM_SLOWDOWN: g.thr_hw_thermal_ns,
+            p.NVML_FI_DEV_CLOCKS_EVENT_REASON_HW_POWER_BRAKE_SLOWDOWN: 0,
+        }
+
+
+_BUSES = [0x18, 0x2A, 0x3A, 0x5D, 0x9A, 0xAB, 0xBA, 0xDB]
+_UINT_FIELDS = {
+    pynvml.NVML_FI_DEV_MEMORY_TEMP,
+    pynvml.NVML_FI_DEV_POWER_INSTANT,
+    pynvml.NVML_FI_DEV_POWER_CURRENT_LIMIT,
+}

@@ -1,0 +1,124 @@
+"""Processes that stand for simulated jobs: real stand-ins or supplied facts.
+
+Stand-ins are real child processes, so the agent's ``/proc`` reading and (in
+a later version) the kill action are exercised for real. For fleets too
+large for a process per job, ``SyntheticProcesses`` supplies the facts the
+agent would have read, under pids that no real process has.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import time
+from typing import Dict, Optional
+
+COMMANDS = [
+    ["python", "train.py", "--model", "llama-70b", "--bf16"],
+    ["torchrun", "--nproc-per-node", "8", "pretrain.py", "--config", "gpt-neox-20b.yaml"],
+    ["python", "-m", "vllm.entrypoints.openai.api_server", "--model", "mixtral-8x7b"],
+    ["python", "finetune_lora.py", "--base", "mistral-7b", "--epochs", "3"],
+    ["jupyter-lab", "--no-browser", "--port", "8888"],
+    ["python", "eval_harness.py", "--tasks", "mmlu,gsm8k"],
+]
+USERS = ["alice", "bkumar", "chen", "dmitri", "esra", "farah", "gpuops"]
+
+
+def package_root() -> str:
+    """Folder (or zip) that holds the ``gputui`` package, for the stand-ins' path."""
+    here = os.path.abspath(__file__)
+    return os.path.dirname(os.path.dirname(os.path.dirname(here)))
+
+
+class StandInProcesses:
+    """Starts, tracks and always cleans up stand-in processes."""
+
+    def __init__(self) -> None:
+        self.children: Dict[int, subprocess.Popen] = {}  # type: ignore[type-arg]
+        self.env = dict(os.environ, PYTHONPATH=package_root())
+
+    def start(self, command_no: int) -> int:
+        words = COMMANDS[command_no % len(COMMANDS)]
+        argv = [sys.executable, "-S", "-m", "gputui.sim.standin", *words]
+        child = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=self.env,
+            close_fds=True,
+        )
+        self.children[child.pid] = child
+        return child.pid
+
+    def alive(self, pid: int) -> bool:
+        child = self.children.get(pid)
+        return child is not None and child.poll() is None
+
+    def stop(self, pid: int) -> None:
+        child = self.children.pop(pid, None)
+        if child is None:
+            return
+        if child.stdin is not None:
+            try:
+                child.stdin.close()  # the stand-in's cue to exit
+            except OSError:
+                pass
+        try:
+            child.wait(timeout=2.0)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+    def close(self) -> None:
+        for pid in list(self.children):
+            self.stop(pid)
+
+
+class SyntheticProcesses:
+    """Process facts supplied directly, for fleets too large for real processes."""
+
+    PID_BASE = 4_000_000  # above any default pid_max: never a real process
+
+    def __init__(self, seed: int, host_no: int = 0) -> None:
+        self.rng = random.Random(seed * 7919 + 17)
+        self.next_pid = self.PID_BASE + (host_no % 1000) * 1000
+        self.facts: Dict[int, Dict[str, object]] = {}
+        self.boot = time.time() - 86400 * 3
+
+    def start(self, command_no: int) -> int:
+        pid = self.next_pid
+        self.next_pid += 1
+        words = COMMANDS[command_no % len(COMMANDS)]
+        user = USERS[self.rng.randrange(len(USERS))]
+        slurm = str(self.rng.randrange(100000, 999999)) if self.rng.random() < 0.6 else None
+        self.facts[pid] = {
+            "pid": pid,
+            "user": user,
+            "command": " ".join(words),
+            "cpu_pct": None,
+            "rss_mib": round(self.rng.uniform(1500.0, 24000.0), 1),
+            "started_at": round(time.time(), 2),
+            "slurm_job": slurm,
+            "container": None,
+        }
+        return pid
+
+    def alive(self, pid: int) -> bool:
+        return pid in self.facts
+
+    def stop(self, pid: int) -> None:
+        self.facts.pop(pid, None)
+
+    def close(self) -> None:
+        self.facts.clear()
+
+    def describe(self, pid: int, now: float) -> Optional[Dict[str, object]]:
+        facts = self.facts.get(pid)
+        if facts is None:
+            return None
+        out = dict(facts)
+        out["cpu_pct"] = round(self.rng.uniform(85.0, 101.0), 1)
+        return out

@@ -1,0 +1,20 @@
+"""A harmless stand-in for a GPU job: it waits for its stdin to close.
+
+The simulator starts one per simulated job so that the agent's ``/proc``
+reading (user, command, RSS, start time) runs on a real process. The pipe on
+stdin is the lifeline: when the simulator exits for any reason, even
+SIGKILL, the pipe closes and the stand-in ends with it.
+"""
+
+import sys
+
+
+def main() -> None:
+    try:
+        sys.stdin.buffer.read()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""``gputui snapshot``: one look at the fleet, printed, without the UI.
+
+It runs the same sources and store as the dashboard, waits until every host
+has sent a sample or failed (or the timeout passes), and prints the store as
+JSON, a table in the manner of nvidia-smi, or Markdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from gputui.fleet.runner import FleetRunner
+from gputui.fleet.store import FleetStore, HostRecord, HostState
+from gputui.frames import GpuSample
+from gputui.render import fmt, throttle_words
+from gputui.transport.base import Link
+
+SCHEMA = "gputui.snapshot/1"
+
+
+async def collect(links: Sequence[Link], store: FleetStore, timeout: float) -> None:
+    runner = FleetRunner(links, store)
+    changed = asyncio.Event()
+    store.listeners.append(changed.set)
+    runner.start()
+    deadline = time.monotonic() + timeout
+    try:
+        while not all(r.sample is not None or r.down_since is not None for r in store.hosts.values()):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            changed.clear()
+            try:
+                await asyncio.wait_for(changed.wait(), timeout=left)
+            except TimeoutError:
+                return
+    finally:
+        store.listeners.remove(changed.set)
+        await runner.stop()
+
+
+def to_json(store: FleetStore) -> dict[str, Any]:
+    now = store.clock()
+    hosts = []
+    for r in store.hosts.values():
+        state = r.state(now)
+        age = r.age_s(now)
+        hosts.append(
+            {
+                "name": r.name,
+                "state": state.value,
+                "age_s": None if age is None else round(age, 2),
+                "driver_version": r.hello.driver_version if r.hello else None,
+                "agent_version": r.hello.agent_version if r.hello else None,
+                "source": r.hello.source if r.hello else None,
+                "error": r.error,
+                "gpus": [_gpu_json(r, g) for g in r.gpus()],
+            }
+        )
+    return {"schema": SCHEMA, "taken_at": round(time.time(), 3), "hosts": hosts}
+
+
+def _gpu_json(record: HostRecord, gpu: GpuSample) -> dict[str, Any]:
+    out = gpu.model_dump(mode="json")
+    static = record.static(gpu.index)
+    out["uuid"] = static.uuid if static else None
+    out["name"] = static.name if static else None
+    out["pci_bus_id"] = static.pci_bus_id if static else None
+    out["temp_slowdown_c"] = static.temp_slowdown_c if static else None
+    out["temp_shutdown_c"] = static.temp_shutdown_c if static else None
+    return out
+
+
+def to_table(store: FleetStore) -> str:
+    now = store.clock()
+    out: list[str] = []
+    for r in store.hosts.values():
+        state = r.state(now)
+        age = r.age_s(now)
+        head = f"{r.name}  {state.value}"
+        if age is not None:
+            head += f"  data {age:.1f}s old"
+        if r.hello:
+            head += f"  driver {fmt(r.hello.driver_version)}  {r.hello.source}"
+        out.append(head)
+        if state is HostState.DOWN or r.error:
+            out.append(f"  ! {r.error}")
+        if not r.gpus():
+            out.append("")
+            continue
+        out.append(
+            f"  {'GPU':<4}{'Name':<24}{'Util':>6}{'Mem used / total':>20}{'Temp':>6}{'Power / cap':>14}{'Fan':>6}  Throttle"
+        )
+        for g in r.gpus():
+            static = r.static(g.index)
+            name = (static.name or "?") if static else "?"
+            name = name.replace("NVIDIA ", "")[:22]
+            if g.lost:
+                out.append(f"  {g.index:<4}{name:<24}  GPU LOST (fallen off the bus) - no data")
+                continue
+            mem = f"{fmt(g.mem_used_mib)} / {fmt(g.mem_total_mib)} MiB"
+            power = f"{fmt(g.power_w, '{:.0f}')} / {fmt(g.power_limit_w, '{:.0f}')} W"
+            out.append(
+                f"  {g.index:<4}{name:<24}{fmt(g.util_pct, '{}%'):>6}{mem:>20}{fmt(g.temp_c, '{}C'):>6}"
+                f"{power:>14}{fmt(g.fan_pct, '{}%'):>6}  {throttle_words(g.throttle)}"
+            )
+        procs = [(g.index, p) for g in r.gpus() for p in g.processes]
+        if procs:
+            out.append(f"  {'GPU':<4}{'PID':>8}  {'User':<10}{'GPU mem':>10}  Command")
+            for index, p in procs:
+                out.append(f"  {index:<4}{p.pid:>8}  {fmt(p.user):<10}{fmt(p.gpu_mem_mib, '{} MiB'):>10}  {fmt(p.command)[:60]}")
+        out.append("")
+    return "\n".join(out)
+
+
+def to_markdown(store: FleetStore) -> str:
+    now = store.clock()
+    out = [f"# GPU fleet snapshot, {time.strftime('%Y-%m-%d %H:%M:%S %Z')}", ""]
+    for r in store.hosts.values():
+        state = r.state(now)
+        out.append(f"## {r.name} ({state.value})")
+        if r.error:
+            out.append(f"\n> {r.error}")
+        out.append("")
+        if r.gpus():
+            out.append("| GPU | Name | Util | Memory (MiB) | Temp | Power (W) | Throttle | Processes |")
+            out.append("|---|---|---|---|---|---|---|---|")
+            for g in r.gpus():
+                static = r.static(g.index)
+                name = fmt(static.name if static else None)
+                if g.lost:
+                    out.append(f"| {g.index} | {name} | **lost** | | | | | |")
+                    continue
+                procs = ", ".join(f"{p.pid} ({fmt(p.user)})" for p in g.processes) or "-"
+                out.append(
+                    f"| {g.index} | {name} | {fmt(g.util_pct, '{}%')} | {fmt(g.mem_used_mib)} / {fmt(g.mem_total_mib)} "
+                    f"| {fmt(g.temp_c, '{} C')} | {fmt(g.power_w, '{:.0f}')} / {fmt(g.power_limit_w, '{:.0f}')} "
+                    f"| {throttle_words(g.throttle)} | {procs} |"
+                )
+            out.append("")
+    return "\n".join(out)
+
+
+def render(store: FleetStore, fmt_name: str) -> str:
+    if fmt_name == "json":
+        return json.dumps(to_json(store), indent=2)
+    if fmt_name == "markdown":
+        return to_markdown(store)
+    return to_table(store)

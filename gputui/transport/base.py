@@ -1,0 +1,23 @@
+"""What every source offers the fleet: lines in, one host per link."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+
+class Link(Protocol):
+    """One host's connection. ``lines()`` yields raw NDJSON lines until the
+    source ends; it raises :class:`LinkError` when the connection fails."""
+
+    name: str
+
+    def lines(self) -> AsyncIterator[bytes]: ...
+
+    async def send(self, command: dict[str, object]) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class LinkError(Exception):
+    """The connection to a host failed; the message says why, for the operator."""

@@ -1,0 +1,1 @@
+"""The Textual dashboard: reads the fleet store, never blocks on I/O."""

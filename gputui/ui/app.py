@@ -1,0 +1,62 @@
+"""The Textual application: owns the store and the links, shows screens."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from textual.app import App
+from textual.binding import Binding
+
+from gputui.fleet.runner import FleetRunner
+from gputui.fleet.store import FleetStore
+from gputui.transport.base import Link
+from gputui.ui.help_screen import HelpScreen
+from gputui.ui.overview import OverviewScreen
+from gputui.ui.themes import register_themes
+from gputui.ui.welcome import WelcomeScreen
+
+
+class GpuTuiApp(App[None]):
+    CSS_PATH = "gputui.tcss"
+    TITLE = "gputui"
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Help", key_display="?"),
+    ]
+
+    def __init__(
+        self,
+        store: FleetStore | None = None,
+        links: Sequence[Link] = (),
+        title: str = "gputui",
+        theme: str = "gputui-dark",
+        welcome: tuple[Path, str | None] | None = None,
+        on_exit: Callable[[], None] | None = None,
+    ) -> None:
+        super().__init__()
+        self.store = store or FleetStore()
+        self.runner = FleetRunner(links, self.store)
+        self.fleet_title = title
+        self.welcome = welcome
+        self.on_exit = on_exit
+        self.theme_problems = register_themes(self)
+        self.theme = theme if theme in self.available_themes else "gputui-dark"
+
+    def on_mount(self) -> None:
+        if self.welcome is not None:
+            self.push_screen(WelcomeScreen(*self.welcome))
+            return
+        self.runner.start()
+        self.push_screen(OverviewScreen(self.store, self.fleet_title))
+        for problem in self.theme_problems:
+            self.notify(problem, severity="warning", timeout=10)
+
+    async def on_unmount(self) -> None:
+        await self.runner.stop()
+        if self.on_exit is not None:
+            self.on_exit()
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.screen))

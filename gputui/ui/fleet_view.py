@@ -1,0 +1,172 @@
+"""The fleet overview list, drawn with Textual's line API.
+
+One line per host, and only the lines on screen are drawn, so a thousand
+hosts cost what the visible forty cost. No widget exists per host or GPU.
+"""
+
+from __future__ import annotations
+
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual.binding import Binding
+from textual.geometry import Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from gputui.fleet.store import FleetStore, HostRecord, HostState
+from gputui.render import age_words
+from gputui.ui.gpu_cells import gpu_cell
+from gputui.ui.palette import Palette
+
+NAME_W = 14
+STATE_W = 11
+AGE_W = 5
+
+
+def header_text(gpus: int) -> str:
+    cells = "GPUs (util% + memory bar)".ljust(max(gpus, 1) * 5)
+    return f"  {'HOST':<{NAME_W}}{'STATE':<{STATE_W}}{'AGE':>{AGE_W}}  {cells} {'BUSY':>5} {'MEM':>5} {'TMAX':>5} {'POWER':>7}"
+
+
+class FleetView(ScrollView, can_focus=True):
+    BINDINGS = [
+        Binding("up,k", "move(-1)", "Up", show=False),
+        Binding("down,j", "move(1)", "Down", show=False),
+        Binding("pageup", "move(-20)", "Page up", show=False),
+        Binding("pagedown", "move(20)", "Page down", show=False),
+        Binding("home", "jump(0)", "First", show=False),
+        Binding("end", "jump(-1)", "Last", show=False),
+        Binding("enter", "open", "Open host"),
+    ]
+
+    class Opened(Message):
+        def __init__(self, host: str) -> None:
+            self.host = host
+            super().__init__()
+
+    def __init__(self, store: FleetStore, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.store = store
+        self.cursor = 0
+        self.names: list[str] = []
+        self.palette: Palette | None = None
+
+    def reload(self) -> None:
+        """Pick up hosts and data; redraw what is visible."""
+        self.names = list(self.store.hosts)
+        width = 2 + NAME_W + STATE_W + AGE_W + 2 + self.max_gpus() * 5 + 30
+        self.virtual_size = Size(width, len(self.names))
+        self.cursor = min(self.cursor, max(0, len(self.names) - 1))
+        self.palette = Palette.of(self.app)
+        self.refresh()
+
+    def max_gpus(self) -> int:
+        return max((len(r.gpus()) or (len(r.hello.gpus) if r.hello else 0) for r in self.store.hosts.values()), default=0)
+
+    @property
+    def selected(self) -> str | None:
+        return self.names[self.cursor] if self.names else None
+
+    def render_line(self, y: int) -> Strip:
+        row = y + int(self.scroll_offset.y)
+        base = self.palette.base if self.palette else None
+        if row >= len(self.names) or self.palette is None:
+            return Strip.blank(self.size.width, base)
+        record = self.store.hosts.get(self.names[row])
+        if record is None:
+            return Strip.blank(self.size.width, base)
+        segments = [
+            Segment(t, self.palette.base + (s or Style())) for t, s, _ in self._segments(record, self.palette, self.store.clock())
+        ]
+        if row == self.cursor and self.has_focus:
+            segments = [Segment(t, (s or Style()) + self.palette.cursor) for t, s, _ in segments]
+        elif row == self.cursor:
+            segments = [Segment(t, (s or Style()) + Style(reverse=True)) for t, s, _ in segments]
+        strip = Strip(segments).crop(int(self.scroll_offset.x), int(self.scroll_offset.x) + self.size.width)
+        return strip.extend_cell_length(self.size.width, base)
+
+    def _segments(self, r: HostRecord, pal: Palette, now: float) -> list[Segment]:
+        state = r.state(now)
+        state_style = {
+            HostState.LIVE: pal.ok,
+            HostState.CONNECTING: pal.dim,
+            HostState.STALE: pal.warn,
+            HostState.DOWN: pal.bad,
+        }[state]
+        segs = [
+            Segment("  "),
+            Segment(f"{r.name[: NAME_W - 1]:<{NAME_W}}", pal.text),
+            Segment(f"{state.value:<{STATE_W}}", state_style),
+            Segment(f"{age_words(r.age_s(now)):>{AGE_W}}  ", pal.dim),
+        ]
+        gpus = r.gpus()
+        if state in (HostState.DOWN, HostState.CONNECTING) and not gpus:
+            reason = r.error or "waiting for the first frame"
+            segs.append(Segment(reason[:80], state_style))
+            return segs
+        # Stale data is drawn dim: the numbers are old and must not look live.
+        stale = state is not HostState.LIVE
+        for g in gpus:
+            for text, style in gpu_cell(g, r.static(g.index), pal):
+                segs.append(Segment(text, pal.dim if stale else style))
+        pad = (self.max_gpus() - len(gpus)) * 5
+        segs.append(Segment(" " * pad))
+        segs.extend(self._summary(r, pal))
+        if r.error and state is not HostState.LIVE:
+            segs.append(Segment(f"  {r.error[:60]}", pal.warn))
+        return segs
+
+    def _summary(self, r: HostRecord, pal: Palette) -> list[Segment]:
+        gpus = [g for g in r.gpus() if not g.lost]
+        busy = sum(1 for g in gpus if g.processes)
+        used = sum(g.mem_used_mib or 0 for g in gpus)
+        total = sum(g.mem_total_mib or 0 for g in gpus)
+        temps = [g.temp_c for g in gpus if g.temp_c is not None]
+        power = [g.power_w for g in gpus if g.power_w is not None]
+        lost = sum(1 for g in r.gpus() if g.lost)
+        segs = [
+            Segment(f"{busy:>2}/{len(r.gpus()):<2} ", pal.text),
+            Segment(f"{(100 * used / total if total else 0):>4.0f}% ", pal.text),
+            Segment(f"{max(temps):>4}C " if temps else "  N/A ", pal.text),
+            Segment(f"{sum(power):>6.0f}W" if power else "    N/A", pal.text),
+        ]
+        if lost:
+            segs.append(Segment(f"  {lost} GPU lost", pal.bad))
+        return segs
+
+    # -- movement ---------------------------------------------------------
+    def action_move(self, delta: int) -> None:
+        self._set_cursor(self.cursor + delta)
+
+    def action_jump(self, row: int) -> None:
+        self._set_cursor(row if row >= 0 else len(self.names) - 1)
+
+    def action_open(self) -> None:
+        if self.selected is not None:
+            self.post_message(self.Opened(self.selected))
+
+    def _set_cursor(self, row: int) -> None:
+        if not self.names:
+            return
+        self.cursor = max(0, min(len(self.names) - 1, row))
+        self.scroll_to_region_if_needed()
+        self.refresh()
+
+    def scroll_to_region_if_needed(self) -> None:
+        top = int(self.scroll_offset.y)
+        height = max(1, self.size.height)
+        if self.cursor < top:
+            self.scroll_to(y=self.cursor, animate=False)
+        elif self.cursor >= top + height:
+            self.scroll_to(y=self.cursor - height + 1, animate=False)
+
+    def on_click(self, event: events.Click) -> None:
+        row = event.y + int(self.scroll_offset.y)
+        if 0 <= row < len(self.names):
+            if row == self.cursor or event.chain >= 2:
+                self.cursor = row
+                self.action_open()
+            else:
+                self._set_cursor(row)

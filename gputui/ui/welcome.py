@@ -1,0 +1,32 @@
+"""Shown when there is no config: how to start, in one screen."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.app import ComposeResult
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+
+def welcome_text(path: Path, problem: str | None) -> str:
+    head = f"[b $error]{problem}[/]\n\n" if problem else f"No config file at [b]{path}[/b].\n\n"
+    return (
+        f"[b]gputui[/b]: a terminal dashboard for GPU clusters.\n\n{head}"
+        "To look around on a simulated fleet:\n\n"
+        "    [b]gputui demo[/b]            (or: make demo)\n\n"
+        "To watch your own hosts, copy config.example.toml to\n"
+        f"    {path}\n"
+        "(or point $GPUTUI_CONFIG at it), list your hosts under [[hosts]], and run [b]gputui[/b].\n\n"
+        "Press q to quit."
+    )
+
+
+class WelcomeScreen(Screen[None]):
+    def __init__(self, path: Path, problem: str | None = None) -> None:
+        super().__init__()
+        self.text = welcome_text(path, problem)
+
+    def compose(self) -> ComposeResult:
+        yield Static(self.text, id="welcome")
+        yield Footer()
