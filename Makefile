@@ -18,8 +18,8 @@ demo: $(STAMP)
 test: $(STAMP) lint typecheck unit
 
 lint: $(STAMP)
-	$(BIN)/ruff check gputui tests bench
-	$(BIN)/ruff format --check gputui tests bench
+	$(BIN)/ruff check gputui tests bench scripts
+	$(BIN)/ruff format --check gputui tests bench scripts
 	# The agent and simulator must run on a host's Python 3.8.
 	$(BIN)/vermin --no-tips --violations --target=3.8- --eval-annotations --backport typing --backport dataclasses gputui/agent gputui/sim
 

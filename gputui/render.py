@@ -6,10 +6,10 @@ NA = "N/A"
 
 THROTTLE_WORDS = {
     "sw_power_cap": "power cap",
-    "hw_slowdown": "hardware slowdown",
+    "hw_slowdown": "HW slowdown",
     "sync_boost": "sync boost",
-    "sw_thermal_slowdown": "thermal slowdown (software)",
-    "hw_thermal_slowdown": "thermal slowdown (hardware)",
+    "sw_thermal_slowdown": "thermal (SW)",
+    "hw_thermal_slowdown": "thermal (HW)",
     "hw_power_brake": "power brake",
 }
 

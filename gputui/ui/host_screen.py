@@ -99,8 +99,9 @@ class HostScreen(Screen[None]):
         if s and s.mig_enabled:
             name += " [MIG]"
         if g.lost:
-            lost = Text("GPU LOST: fallen off the bus", style=pal.bad)
-            return (str(g.index), name, lost, "", "", "", "", "", "", "", "")
+            lost = Text("LOST", style=pal.bad)
+            why = Text("fallen off the bus: no data", style=pal.bad)
+            return (str(g.index), name, lost, "", "", "", "", "", "", why, "")
         temp = Text(
             f"{fmt(g.temp_c)} / {fmt(s.temp_slowdown_c if s else None)} C",
             style=pal.dim if stale else heat_style(g, s, pal),

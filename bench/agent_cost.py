@@ -1,0 +1,71 @@
+"""Agent cost per sample on 8 simulated GPUs: CPU time, NVML calls, bytes.
+
+Run by hand (``make bench`` or ``python bench/agent_cost.py``); not a test.
+The agent's real sampling code runs against the simulator, so the CPU time
+includes the simulator's own work and is an upper bound for the agent alone;
+the NVML call count and frame size are exact.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+from gputui.agent.sampler import Sampler
+from gputui.sim.nvml import SimNvml
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def measure(scenario: str, gpus: int, samples: int, processes: str) -> dict[str, object]:
+    clock = Clock()
+    sim = SimNvml(scenario, seed=1, gpus=gpus, processes=processes, clock=clock)
+    sampler = Sampler(sim, describe=sim.describe_process, clock=clock)
+    try:
+        hello = json.dumps(sampler.hello(1.0), separators=(",", ":"))
+        sampler.sample()  # the first, complete sample is not the steady state
+        calls, cpu, sizes = [], [], []
+        for _ in range(samples):
+            clock.now += 1.0
+            t0 = time.process_time()
+            frame = sampler.sample()
+            line = json.dumps(frame, separators=(",", ":"))
+            cpu.append(time.process_time() - t0)
+            calls.append(frame["nvml_calls"] / gpus)
+            sizes.append(len(line) + 1)
+    finally:
+        sim.close()
+    return {
+        "scenario": scenario,
+        "gpus": gpus,
+        "processes": processes,
+        "samples": samples,
+        "nvml_calls_per_gpu_per_sample_mean": round(statistics.mean(calls), 2),
+        "nvml_calls_per_gpu_per_sample_max": round(max(calls), 2),
+        "cpu_ms_per_sample_mean": round(1000 * statistics.mean(cpu), 3),
+        "cpu_ms_per_sample_p99": round(1000 * sorted(cpu)[int(0.99 * (len(cpu) - 1))], 3),
+        "cpu_pct_of_one_core_at_1s": round(100 * statistics.mean(cpu), 3),
+        "bytes_per_sample_frame_mean": round(statistics.mean(sizes)),
+        "bytes_hello": len(hello) + 1,
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--samples", type=int, default=600)
+    p.add_argument("--gpus", type=int, default=8)
+    args = p.parse_args()
+    for scenario, processes in (("healthy", "standin"), ("healthy", "synthetic"), ("incident", "synthetic"), ("mixed", "synthetic")):
+        print(json.dumps(measure(scenario, args.gpus, args.samples, processes)))
+
+
+if __name__ == "__main__":
+    main()

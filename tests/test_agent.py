@@ -1,0 +1,252 @@
+"""The agent's frames against what the simulated GPUs hold, end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from gputui.agent.sampler import Sampler
+from gputui.frames import Hello, Sample, parse_frame
+from gputui.sim.nvml import SimNvml
+from tests.waiting import wait_until_gone
+
+
+class ManualClock:
+    """Simulated time that moves only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+def make(scenario: str, clock: ManualClock, processes: str = "synthetic", gpus: int | None = None) -> tuple[SimNvml, Sampler]:
+    sim = SimNvml(scenario, seed=7, gpus=gpus, processes=processes, clock=clock)
+    return sim, Sampler(sim, host="node-a", describe=sim.describe_process, clock=clock)
+
+
+@pytest.fixture
+def incident(clock: ManualClock) -> Iterator[tuple[SimNvml, Sampler]]:
+    sim, sampler = make("incident", clock)
+    yield sim, sampler
+    sim.close()
+
+
+def roundtrip(frame: dict[str, Any]) -> Any:
+    """Through JSON and the dashboard's parser, as on the wire."""
+    return parse_frame(json.dumps(frame))
+
+
+def test_hello_reports_the_static_facts_the_simulated_boards_have(incident: tuple[SimNvml, Sampler]) -> None:
+    sim, sampler = incident
+    hello = roundtrip(sampler.hello(1.0))
+    assert isinstance(hello, Hello)
+    assert hello.driver_version == "550.127.08"
+    assert [g.index for g in hello.gpus] == list(range(8))
+    for g, s in zip(hello.gpus, sim.gpus, strict=True):
+        if s.lost:
+            assert g.lost and g.uuid is None
+            continue
+        assert g.uuid == s.uuid
+        assert g.name == "NVIDIA H100 80GB HBM3"
+        assert g.mem_total_mib == 81559
+        assert (g.temp_slowdown_c, g.temp_shutdown_c) == (89, 92)
+        assert g.power_max_w == 700.0
+        assert g.pci_bus_id is not None and g.pci_bus_id.startswith("00000000:")
+
+
+def test_sample_values_match_the_simulated_state(incident: tuple[SimNvml, Sampler]) -> None:
+    sim, sampler = incident
+    sampler.hello(1.0)
+    sample = roundtrip(sampler.sample())
+    assert isinstance(sample, Sample)
+    for g, s in zip(sample.gpus, sim.gpus, strict=True):
+        if s.lost:
+            continue
+        assert g.util_pct == round(s.util)
+        assert g.temp_c == round(s.temp_c)
+        assert g.mem_used_mib == s.mem_used_mib
+        assert g.power_w == pytest.approx(s.power_w, abs=0.1)
+        assert g.sm_clock_mhz == s.sm_clock_mhz
+        pids = [p.pid for p in g.processes]
+        assert pids == ([s.job.pid] if s.job is not None else [])
+
+
+def test_unavailable_values_are_null_never_zero(clock: ManualClock) -> None:
+    sim, sampler = make("healthy", clock)
+    sampler.hello(1.0)
+    sample = sampler.sample()
+    for g in sample["gpus"]:
+        assert g["fan_pct"] is None  # H100 SXM boards have no fan
+        assert g["retired_pages"] is None  # page retirement gave way to row remapping
+        assert g["mem_temp_c"] is not None
+    sim.close()
+    sim, sampler = make("mixed", clock)
+    sampler.hello(1.0)
+    sample = sampler.sample()
+    a100_40 = [g for g in sample["gpus"] if g["mem_total_mib"] == 40960]
+    assert a100_40 and all(g["mem_temp_c"] is None and isinstance(g["fan_pct"], int) for g in a100_40)
+    mig = sample["gpus"][3]
+    assert mig["util_pct"] is None and mig["mem_used_mib"] is not None
+    # The older driver lacks the batched power field: the agent falls back to the single call.
+    assert all(isinstance(g["power_w"], float) for g in sample["gpus"])
+    assert all(g["pcie_rx_kib_s"] is None for g in sample["gpus"])
+    sim.close()
+
+
+def test_a_lost_gpu_is_reported_and_the_others_keep_reporting(incident: tuple[SimNvml, Sampler], clock: ManualClock) -> None:
+    sim, sampler = incident
+    sampler.hello(1.0)
+    first = sampler.sample()
+    assert first["gpus"][5]["lost"] is True
+    assert first["gpus"][5]["util_pct"] is None and first["gpus"][5]["temp_c"] is None
+    # Another GPU falls off the bus while the agent runs.
+    sim.gpus[1].lost = True
+    clock.now += 1
+    second = sampler.sample()
+    assert second["gpus"][1]["lost"] is True and second["gpus"][1]["temp_c"] is None
+    assert all(isinstance(second["gpus"][i]["temp_c"], int) for i in (0, 2, 3, 4, 6, 7))
+
+
+def test_incident_scenario_shows_its_four_problems(incident: tuple[SimNvml, Sampler], clock: ManualClock) -> None:
+    _, sampler = incident
+    sampler.hello(1.0)
+    for _ in range(3):
+        clock.now += 1
+        sample = sampler.sample()
+    gpus = sample["gpus"]
+    assert gpus[2]["temp_c"] >= 89 and "hw_thermal_slowdown" in gpus[2]["throttle"]
+    assert gpus[3]["ecc"]["volatile_uncorrected"] > 0 and gpus[3]["remapped_rows"]["pending"] is True
+    assert gpus[5]["lost"] is True
+    assert gpus[6]["util_pct"] == 0 and gpus[6]["mem_used_mib"] > 0 and gpus[6]["processes"]
+    healthy = [gpus[i] for i in (0, 1, 4, 7)]
+    assert all(g["throttle"] == [] or "hw_thermal_slowdown" not in g["throttle"] for g in healthy)
+
+
+def test_at_most_five_nvml_calls_per_gpu_per_sample(clock: ManualClock) -> None:
+    sim, sampler = make("healthy", clock)
+    sampler.hello(1.0)
+    sampler.sample()  # the first sample is complete and costs more, once
+    per_sample = []
+    for _ in range(30):
+        clock.now += 1
+        before = sim.calls
+        frame = sampler.sample()
+        assert frame["nvml_calls"] == sim.calls - before  # the frame's count is the truth
+        per_sample.append(frame["nvml_calls"] / len(frame["gpus"]))
+    assert max(per_sample) <= 5
+    sim.close()
+
+
+def test_same_seed_same_values(clock: ManualClock) -> None:
+    def run() -> list[tuple[Any, ...]]:
+        sim, sampler = make("healthy", clock)
+        sim.advance(120)
+        sampler.hello(1.0)
+        gpus = sampler.sample()["gpus"]
+        sim.close()
+        return [(g["util_pct"], g["temp_c"], g["mem_used_mib"], g["power_w"]) for g in gpus]
+
+    assert run() == run()
+
+
+def test_a_process_that_vanished_is_dropped_not_an_error(clock: ManualClock) -> None:
+    sim, sampler = make("healthy", clock, processes="standin", gpus=2)
+    try:
+        sampler.hello(1.0)
+        busy = [g for g in sim.gpus if g.job is not None and g.job.pid is not None]
+        assert busy, "the scenario should start with a job"
+        victim = busy[0].job
+        assert victim is not None and victim.pid is not None
+        child = sim.pool.children[victim.pid]  # type: ignore[union-attr]
+        child.kill()
+        child.wait()
+        # NVML (the simulator, before its next step) still lists the pid.
+        sample = sampler.sample()
+        listed = {p["pid"] for g in sample["gpus"] for p in g["processes"]}
+        assert victim.pid not in listed
+        others = [g.job.pid for g in busy[1:] if g.job is not None]
+        assert all(pid in listed for pid in others)
+    finally:
+        sim.close()
+
+
+def test_standin_processes_are_real_and_read_through_proc(clock: ManualClock) -> None:
+    sim, sampler = make("healthy", clock, processes="standin", gpus=2)
+    try:
+        sampler.hello(1.0)
+        procs = [p for g in sampler.sample()["gpus"] for p in g["processes"]]
+        assert procs
+        for p in procs:
+            assert os.path.exists(f"/proc/{p['pid']}")
+            assert "gputui.sim.standin" in p["command"]
+            assert p["rss_mib"] > 0 and p["started_at"] > 0
+    finally:
+        sim.close()
+
+
+def agent_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "gputui", "agent", *args]
+
+
+def test_agent_once_prints_hello_and_one_sample() -> None:
+    out = subprocess.run(agent_cmd("--sim", "healthy", "--once"), capture_output=True, text=True, timeout=60, check=True)
+    frames = [parse_frame(line) for line in out.stdout.splitlines()]
+    assert [type(f).__name__ for f in frames] == ["Hello", "Sample"]
+
+
+def test_stand_ins_die_with_a_killed_agent() -> None:
+    agent = subprocess.Popen(
+        agent_cmd("--sim", "healthy", "--gpus", "3", "--interval", "0.2"),
+        stdout=subprocess.PIPE,
+        stdin=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert agent.stdout is not None
+        parse_frame(agent.stdout.readline())
+        sample = parse_frame(agent.stdout.readline())
+        assert isinstance(sample, Sample)
+        pids = [p.pid for g in sample.gpus for p in g.processes]
+        assert pids
+    finally:
+        agent.send_signal(signal.SIGKILL)
+        agent.wait()
+    wait_until_gone(pids, timeout=10.0)
+
+
+def test_agent_answers_commands_on_stdin() -> None:
+    agent = subprocess.Popen(
+        agent_cmd("--sim", "healthy", "--gpus", "1", "--sim-processes", "synthetic", "--interval", "5"),
+        stdout=subprocess.PIPE,
+        stdin=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert agent.stdin is not None and agent.stdout is not None
+        agent.stdin.write('{"cmd": "ping", "id": 7}\n{"cmd": "format-disk", "id": 8}\nnot json\n')
+        agent.stdin.flush()
+        results = []
+        while len(results) < 3:
+            frame = json.loads(agent.stdout.readline())
+            if frame["type"] == "result":
+                results.append(frame)
+        assert results[0]["id"] == 7 and results[0]["ok"] is True
+        assert results[1]["ok"] is False and "unknown command" in results[1]["error"]
+        assert results[2]["ok"] is False and "bad command" in results[2]["error"]
+    finally:
+        agent.terminate()
+        agent.wait(timeout=10)

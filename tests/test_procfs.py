@@ -1,0 +1,44 @@
+"""Who runs a GPU process, read from /proc: Slurm job and container ids."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import subprocess
+import sys
+import time
+
+from gputui.agent.procfs import ProcReader, parse_cgroup
+
+
+def test_slurm_job_from_cgroup_v2() -> None:
+    text = "0::/system.slice/slurmstepd.scope/job_4242/step_0/user/task_0\n"
+    assert parse_cgroup(text) == ("4242", None)
+
+
+def test_slurm_job_from_cgroup_v1() -> None:
+    text = "11:devices:/slurm/uid_1000/job_77/step_batch\n4:memory:/slurm/uid_1000/job_77/step_batch\n"
+    assert parse_cgroup(text) == ("77", None)
+
+
+def test_container_ids_from_docker_and_containerd() -> None:
+    cid = "3f4e" + "a" * 60
+    assert parse_cgroup(f"0::/system.slice/docker-{cid}.scope\n") == (None, cid[:12])
+    assert parse_cgroup(f"0::/kubepods/besteffort/pod1/cri-containerd-{cid}.scope\n") == (None, cid[:12])
+    assert parse_cgroup("0::/user.slice/user-1000.slice/session-3.scope\n") == (None, None)
+
+
+def test_facts_of_a_real_process_and_of_one_that_exited() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()", "marker-arg"], stdin=subprocess.PIPE)
+    reader = ProcReader()
+    try:
+        facts = reader.facts(child.pid, time.monotonic())
+        assert facts is not None
+        assert facts["user"] == pwd.getpwuid(os.getuid()).pw_name
+        assert "marker-arg" in str(facts["command"])
+        assert abs(float(str(facts["started_at"])) - time.time()) < 120
+    finally:
+        assert child.stdin is not None
+        child.stdin.close()
+        child.wait()
+    assert reader.facts(child.pid, time.monotonic()) is None

@@ -1,0 +1,232 @@
+"""The dashboard as an operator meets it: what is on screen, and what the keys do."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from rich.text import Text
+from textual.content import Content
+from textual.pilot import Pilot
+from textual.widgets import DataTable, Static
+
+import gputui.sim.processes
+import gputui.ui.host_screen
+from gputui.agent.sampler import Sampler
+from gputui.fleet.store import FleetStore
+from gputui.frames import parse_frame
+from gputui.sim.nvml import SimNvml
+from gputui.ui.app import GpuTuiApp
+from gputui.ui.fleet_view import FleetView
+from gputui.ui.help_screen import HelpScreen
+from gputui.ui.host_screen import HostScreen
+from gputui.ui.launch import demo_app
+from gputui.ui.overview import OverviewScreen
+from gputui.ui.welcome import WelcomeScreen
+
+SIZE = (150, 40)
+HOSTS = ["gpu-01", "gpu-02", "gpu-03", "gpu-04", "gpu-05"]
+
+
+async def wait_for(pilot: Pilot[None], predicate: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    """Let the app run until ``predicate`` holds; fail saying ``what`` never happened."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        await pilot.pause()
+
+
+def static_text(widget: Static) -> str:
+    """The plain text a Static shows (markup resolved)."""
+    content = widget.content
+    if isinstance(content, Text):
+        return content.plain
+    if isinstance(content, str):
+        return Content.from_markup(content).plain
+    return str(content)
+
+
+def fleet_lines(app: GpuTuiApp) -> list[str]:
+    view = app.screen.query_one(FleetView)
+    return [view.render_line(y).text for y in range(len(view.names))]
+
+
+def summary(app: GpuTuiApp) -> str:
+    return static_text(app.screen.query_one("#summary", Static))
+
+
+def row_text(table: DataTable[object], key: str) -> str:
+    return " ".join(str(cell) for cell in table.get_row(key))
+
+
+def all_sampled(app: GpuTuiApp) -> bool:
+    return bool(app.store.hosts) and all(r.sample is not None for r in app.store.hosts.values())
+
+
+async def open_host(pilot: Pilot[None], *keys: str) -> HostScreen:
+    await pilot.press(*keys, "enter")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, HostScreen), "the host screen to open")
+    screen = pilot.app.screen
+    assert isinstance(screen, HostScreen)
+    await wait_for(pilot, lambda: screen.query_one("#gpus", DataTable).row_count > 0, "the GPU table to fill")
+    return screen
+
+
+async def test_overview_shows_every_host_live() -> None:
+    app = demo_app(hosts=5, gpus=None, scenario="fleet", seed=0, interval=0.2)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: all_sampled(app), "every host's first sample")
+        await wait_for(pilot, lambda: "5 live" in summary(app), "the summary to count 5 live hosts")
+        assert app.screen.query_one(FleetView).names == HOSTS
+        lines = fleet_lines(app)
+        for name, line in zip(HOSTS, lines, strict=True):
+            assert name in line
+            assert "live" in line
+
+
+async def test_enter_opens_the_selected_host_and_escape_returns() -> None:
+    app = demo_app(hosts=5, gpus=None, scenario="fleet", seed=0, interval=0.2)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: all_sampled(app), "every host's first sample")
+        screen = await open_host(pilot, "down")
+        assert screen.host == "gpu-02"
+        gpus = screen.query_one("#gpus", DataTable)
+        procs = screen.query_one("#procs", DataTable)
+
+        def store_gpus() -> set[str]:
+            return {str(g.index) for g in app.store.hosts["gpu-02"].gpus()}
+
+        def store_procs() -> set[str]:
+            return {f"{g.index}:{p.pid}" for g in app.store.hosts["gpu-02"].gpus() for p in g.processes}
+
+        await wait_for(
+            pilot,
+            lambda: {str(k.value) for k in procs.rows} == store_procs(),
+            "the process table to list exactly the store's processes",
+        )
+        assert store_procs(), "the mixed demo host should be running jobs"
+        assert {str(k.value) for k in gpus.rows} == store_gpus()
+        assert gpus.row_count == len(app.store.hosts["gpu-02"].gpus()) == 4
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, OverviewScreen), "escape to return to the overview")
+
+
+async def test_lost_gpu_reads_lost_on_the_host_screen() -> None:
+    app = demo_app(hosts=2, gpus=None, scenario="incident", seed=0, interval=0.2)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: all_sampled(app), "every host's first sample")
+        screen = await open_host(pilot)
+        assert screen.host == "gpu-01"
+        table = screen.query_one("#gpus", DataTable)
+        assert "LOST" in row_text(table, "5")
+        assert "LOST" not in row_text(table, "4")
+
+
+async def test_q_quits() -> None:
+    app = demo_app(hosts=2, gpus=None, scenario="healthy", seed=0, interval=0.2)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: all_sampled(app), "every host's first sample")
+        assert app.return_code is None
+        await pilot.press("q")
+        await wait_for(pilot, lambda: app.return_code is not None, "q to end the app")
+    assert app.return_code == 0
+    assert not app.is_running
+
+
+async def test_question_mark_lists_the_keys() -> None:
+    app = demo_app(hosts=2, gpus=None, scenario="healthy", seed=0, interval=0.2)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), "the help screen")
+        text = static_text(app.screen.query_one("#help-text", Static))
+        assert "Open host" in text
+        assert "Quit" in text
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, OverviewScreen), "escape to close the help")
+
+
+async def test_welcome_screen_without_config() -> None:
+    path = Path("/nonexistent/config.toml")
+    app = GpuTuiApp(welcome=(path, None))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, WelcomeScreen), "the welcome screen")
+        text = static_text(app.screen.query_one("#welcome", Static))
+        assert "gputui demo" in text
+        assert str(path) in text
+
+
+class FakeClock:
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def feed(store: FleetStore, sampler: Sampler, samples: int = 1) -> None:
+    """Pass the sampler's frames through JSON and the parser, as any link does."""
+    store.add_host(sampler.host)
+    store.apply(sampler.host, parse_frame(json.dumps(sampler.hello(1.0))))
+    for _ in range(samples):
+        store.apply(sampler.host, parse_frame(json.dumps(sampler.sample())))
+
+
+async def test_quiet_host_turns_stale() -> None:
+    clock = FakeClock()
+    store = FleetStore(clock=clock)
+    sim = SimNvml("healthy", seed=1, processes="synthetic")
+    feed(store, Sampler(sim, host="quiet-01", describe=sim.describe_process))
+    app = GpuTuiApp(store=store, links=[])
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: "1 live" in summary(app), "the summary to count the host live")
+        assert "live" in fleet_lines(app)[0]
+        clock.now += 10.0
+        await wait_for(pilot, lambda: "1 stale" in summary(app), "the summary to count the host stale")
+        line = fleet_lines(app)[0]
+        assert "quiet-01" in line
+        assert "stale" in line
+        assert "live" not in line
+        assert "10s" in line
+        assert "0 live" in summary(app)
+    sim.close()
+
+
+# -- snapshots: a store that never moves ---------------------------------------
+
+FIXED_WALL = 1_700_000_000.0
+
+
+def frozen_app(monkeypatch: pytest.MonkeyPatch) -> GpuTuiApp:
+    """Three hosts (healthy, mixed, incident) sampled twice on stopped clocks.
+
+    Process start times and the host screen's "Running" column read
+    ``time.time()``; both modules get a fixed wall clock so the ages are
+    the same on every run (jobs shown as started 1h ago).
+    """
+    monkeypatch.setattr(gputui.sim.processes, "time", SimpleNamespace(time=lambda: FIXED_WALL))
+    monkeypatch.setattr(gputui.ui.host_screen, "time", SimpleNamespace(time=lambda: FIXED_WALL + 3600.0))
+    store = FleetStore(clock=lambda: 50.0)
+    for i, scenario in enumerate(("healthy", "mixed", "incident")):
+        sim = SimNvml(scenario, seed=0, processes="synthetic", clock=lambda: 0.0, host_no=i)
+        sampler = Sampler(
+            sim, host=f"node-{i + 1}", source=f"sim:{scenario}", describe=sim.describe_process, clock=lambda: 0.0, wall=lambda: 0.0
+        )
+        feed(store, sampler, samples=2)
+    return GpuTuiApp(store=store, links=[], title="snapshot fleet")
+
+
+def test_snapshot_overview(snap_compare: Callable[..., bool], monkeypatch: pytest.MonkeyPatch) -> None:
+    assert snap_compare(frozen_app(monkeypatch), terminal_size=SIZE)
+
+
+def test_snapshot_host_screen(snap_compare: Callable[..., bool], monkeypatch: pytest.MonkeyPatch) -> None:
+    async def open_incident_host(pilot: Pilot[None]) -> None:
+        screen = await open_host(pilot, "end")
+        assert screen.host == "node-3"
+
+    assert snap_compare(frozen_app(monkeypatch), terminal_size=SIZE, run_before=open_incident_host)
