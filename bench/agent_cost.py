@@ -63,7 +63,12 @@ def main() -> None:
     p.add_argument("--samples", type=int, default=600)
     p.add_argument("--gpus", type=int, default=8)
     args = p.parse_args()
-    for scenario, processes in (("healthy", "standin"), ("healthy", "synthetic"), ("incident", "synthetic"), ("mixed", "synthetic")):
+    for scenario, processes in (
+        ("healthy", "standin"),
+        ("healthy", "synthetic"),
+        ("incident", "synthetic"),
+        ("mixed", "synthetic"),
+    ):
         print(json.dumps(measure(scenario, args.gpus, args.samples, processes)))
 
 

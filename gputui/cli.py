@@ -81,6 +81,8 @@ def _snapshot(args: argparse.Namespace) -> int:
 
     store = FleetStore()
     links: list[Link]
+    if args.snap_config is None:
+        args.snap_config = args.config  # `gputui --config F snapshot` too
     if args.demo or (args.snap_config is None and not cfg.default_path().exists()):
         if not args.demo:
             print("no config found: showing a simulated fleet (use --config FILE for real hosts)", file=sys.stderr)
@@ -100,6 +102,7 @@ def _snapshot(args: argparse.Namespace) -> int:
             print(f"gputui: {exc}", file=sys.stderr)
             return 2
         links = links_for(config)
+        store.stale_after = config.thresholds.stale_after_intervals
         for h in config.hosts:
             store.add_host(h.name, tuple(h.tags), h.group)
     asyncio.run(snapshot.collect(links, store, args.timeout))

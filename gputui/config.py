@@ -22,7 +22,8 @@ class ConfigError(Exception):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: "22" is not a port and true is not 1; a TOML integer still fills a float.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class Thresholds(_Strict):
@@ -68,11 +69,11 @@ class Config(_Strict):
         seen: set[str] = set()
         for i, host in enumerate(self.hosts):
             if host.name in seen:
-                raise ValueError(f"hosts[{i}].name: {host.name!r} appears twice; host names must be unique")
+                raise ValueError(f"hosts[{i}] ({host.name}).name: {host.name!r} appears twice; host names must be unique")
             seen.add(host.name)
             if host.group is not None and host.group not in self.groups:
                 known = ", ".join(sorted(self.groups)) or "none defined"
-                raise ValueError(f"hosts[{i}].group: group {host.group!r} is not defined under [groups] ({known})")
+                raise ValueError(f"hosts[{i}] ({host.name}).group: group {host.group!r} is not defined under [groups] ({known})")
         return self
 
 

@@ -239,7 +239,7 @@ def test_agent_answers_commands_on_stdin() -> None:
         assert agent.stdin is not None and agent.stdout is not None
         agent.stdin.write('{"cmd": "ping", "id": 7}\n{"cmd": "format-disk", "id": 8}\nnot json\n')
         agent.stdin.flush()
-        results = []
+        results: list[dict[str, Any]] = []
         while len(results) < 3:
             frame = json.loads(agent.stdout.readline())
             if frame["type"] == "result":

@@ -17,6 +17,7 @@ from gputui.agent.fields import THROTTLE_BITS, THROTTLE_COUNTERS, FieldBatch
 from gputui.agent.nvml_calls import GpuLost, NvmlCaller, text
 
 MIB = 1024 * 1024
+MIN_RATE_INTERVAL_S = 0.2
 
 # slot task -> refresh period in samples
 SLOT_PERIODS = {
@@ -202,8 +203,8 @@ class GpuReader:
         prev, prev_at = self.counters, self.counters_at
         self.counters = {k: v for k, v in f.items() if v is not None}
         self.counters_at = now
-        if prev_at is None or now <= prev_at:
-            return
+        if prev_at is None or now - prev_at < MIN_RATE_INTERVAL_S:
+            return  # too short an interval to give an honest rate
         dt = now - prev_at
         for key, out_key in (("pcie_tx_bytes", "pcie_tx_kib_s"), ("pcie_rx_bytes", "pcie_rx_kib_s")):
             if key in prev and key in self.counters:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -101,7 +102,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     writer = FrameWriter(sys.stdout)
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda *_: stop.set())
     try:
         nvml = open_nvml(args)
     except Exception as exc:
@@ -113,6 +115,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         return run(args, sampler, writer, stop)
     except BrokenPipeError:
+        # The reader is gone: exit quietly, without Python's flush warning.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except KeyboardInterrupt:
         return 130

@@ -38,18 +38,19 @@ class HostRecord:
     down_since: float | None = None
     error: str | None = None
     bad_frames: int = 0
+    stale_after: int = STALE_AFTER_INTERVALS
     history: dict[int, GpuHistory] = field(default_factory=dict)
 
     @property
     def interval_s(self) -> float:
         return self.hello.interval_s if self.hello else 1.0
 
-    def state(self, now: float, stale_after: int = STALE_AFTER_INTERVALS) -> HostState:
+    def state(self, now: float) -> HostState:
         if self.down_since is not None:
             return HostState.DOWN
         if self.hello is None or self.last_frame_at is None:
             return HostState.CONNECTING
-        if now - self.last_frame_at > stale_after * self.interval_s:
+        if now - self.last_frame_at > self.stale_after * self.interval_s:
             return HostState.STALE
         return HostState.LIVE
 
@@ -71,8 +72,14 @@ class HostRecord:
 class FleetStore:
     """All hosts by name, in the order they were added."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic, history_samples: int = HISTORY_SAMPLES) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        history_samples: int = HISTORY_SAMPLES,
+        stale_after: int = STALE_AFTER_INTERVALS,
+    ) -> None:
         self.clock = clock
+        self.stale_after = stale_after
         self.history_samples = history_samples
         self.hosts: dict[str, HostRecord] = {}
         self.version = 0  # bumped on every change, so readers can skip redraws
@@ -86,7 +93,7 @@ class FleetStore:
     def add_host(self, name: str, tags: tuple[str, ...] = (), group: str | None = None) -> HostRecord:
         record = self.hosts.get(name)
         if record is None:
-            record = HostRecord(name=name, tags=tags, group=group)
+            record = HostRecord(name=name, tags=tags, group=group, stale_after=self.stale_after)
             self.hosts[name] = record
         return record
 

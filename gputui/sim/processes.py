@@ -15,15 +15,15 @@ import sys
 import time
 from typing import Dict, Optional
 
-COMMANDS = [
+COMMANDS = (
     ["python", "train.py", "--model", "llama-70b", "--bf16"],
     ["torchrun", "--nproc-per-node", "8", "pretrain.py", "--config", "gpt-neox-20b.yaml"],
     ["python", "-m", "vllm.entrypoints.openai.api_server", "--model", "mixtral-8x7b"],
     ["python", "finetune_lora.py", "--base", "mistral-7b", "--epochs", "3"],
     ["jupyter-lab", "--no-browser", "--port", "8888"],
     ["python", "eval_harness.py", "--tasks", "mmlu,gsm8k"],
-]
-USERS = ["alice", "bkumar", "chen", "dmitri", "esra", "farah", "gpuops"]
+)
+USERS = ("alice", "bkumar", "chen", "dmitri", "esra", "farah", "gpuops")
 
 
 def package_root() -> str:

@@ -38,7 +38,7 @@ def run_configured(path: Path | None) -> int:
     except cfg.ConfigError as exc:
         print(f"gputui: {exc}", file=sys.stderr)
         return 2
-    store = FleetStore()
+    store = FleetStore(stale_after=config.thresholds.stale_after_intervals)
     for h in config.hosts:
         store.add_host(h.name, tuple(h.tags), h.group)
     app = GpuTuiApp(store, links_for(config), title=f"gputui: {path.name}", theme=config.theme)
