@@ -32,6 +32,12 @@ SIZE = (150, 40)
 HOSTS = ["gpu-01", "gpu-02", "gpu-03", "gpu-04", "gpu-05"]
 
 
+@pytest.fixture(autouse=True)
+def no_user_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Keep the developer's own config and themes out of what is on screen."""
+    monkeypatch.setenv("GPUTUI_CONFIG", str(tmp_path / "config.toml"))
+
+
 async def wait_for(pilot: Pilot[None], predicate: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
     """Let the app run until ``predicate`` holds; fail saying ``what`` never happened."""
     deadline = time.monotonic() + timeout
@@ -81,12 +87,14 @@ async def test_overview_shows_every_host_live() -> None:
     app = demo_app(hosts=5, gpus=None, scenario="fleet", seed=0, interval=0.2)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: all_sampled(app), "every host's first sample")
-        await wait_for(pilot, lambda: "5 live" in summary(app), "the summary to count 5 live hosts")
         assert app.screen.query_one(FleetView).names == HOSTS
-        lines = fleet_lines(app)
-        for name, line in zip(HOSTS, lines, strict=True):
+        await wait_for(
+            pilot,
+            lambda: "5 live" in summary(app) and all("live" in line for line in fleet_lines(app)),
+            "the summary and every host's line to read live",
+        )
+        for name, line in zip(HOSTS, fleet_lines(app), strict=True):
             assert name in line
-            assert "live" in line
 
 
 async def test_enter_opens_the_selected_host_and_escape_returns() -> None:
@@ -127,15 +135,33 @@ async def test_lost_gpu_reads_lost_on_the_host_screen() -> None:
         assert "LOST" not in row_text(table, "4")
 
 
+async def test_command_line_with_brackets_is_shown_verbatim() -> None:
+    store = FleetStore(clock=lambda: 0.0)
+    sim = SimNvml("healthy", seed=1, processes="synthetic", clock=lambda: 0.0)
+    sampler = Sampler(sim, host="h1", describe=sim.describe_process, clock=lambda: 0.0)
+    store.add_host("h1")
+    store.apply("h1", parse_frame(json.dumps(sampler.hello(1.0))))
+    frame = sampler.sample()
+    frame["gpus"][0]["processes"][0]["command"] = "sed s/[/]/x/ data.txt"
+    store.apply("h1", parse_frame(json.dumps(frame)))
+    app = GpuTuiApp(store=store, links=[])
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_host(pilot)
+        procs = screen.query_one("#procs", DataTable)
+        await wait_for(pilot, lambda: procs.row_count > 0, "the process table to fill")
+        lines = [procs.render_line(y).text for y in range(procs.row_count + 1)]
+        assert any("sed s/[/]/x/ data.txt" in line for line in lines), lines
+
+
 async def test_q_quits() -> None:
     app = demo_app(hosts=2, gpus=None, scenario="healthy", seed=0, interval=0.2)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: all_sampled(app), "every host's first sample")
+        assert app.is_running
         assert app.return_code is None
         await pilot.press("q")
-        await wait_for(pilot, lambda: app.return_code is not None, "q to end the app")
-    assert app.return_code == 0
-    assert not app.is_running
+        await wait_for(pilot, lambda: not app.is_running, "q to stop the app")
+        assert app.return_code == 0
 
 
 async def test_question_mark_lists_the_keys() -> None:
@@ -168,12 +194,11 @@ class FakeClock:
         return self.now
 
 
-def feed(store: FleetStore, sampler: Sampler, samples: int = 1) -> None:
-    """Pass the sampler's frames through JSON and the parser, as any link does."""
+def feed(store: FleetStore, sampler: Sampler) -> None:
+    """A hello and one sample, through JSON and the parser as on any link."""
     store.add_host(sampler.host)
     store.apply(sampler.host, parse_frame(json.dumps(sampler.hello(1.0))))
-    for _ in range(samples):
-        store.apply(sampler.host, parse_frame(json.dumps(sampler.sample())))
+    store.apply(sampler.host, parse_frame(json.dumps(sampler.sample())))
 
 
 async def test_quiet_host_turns_stale() -> None:
@@ -196,13 +221,13 @@ async def test_quiet_host_turns_stale() -> None:
     sim.close()
 
 
-# -- snapshots: a store that never moves ---------------------------------------
+# -- snapshots: hosts sampled on fixed clocks, so every run draws the same screen --
 
 FIXED_WALL = 1_700_000_000.0
 
 
 def frozen_app(monkeypatch: pytest.MonkeyPatch) -> GpuTuiApp:
-    """Three hosts (healthy, mixed, incident) sampled twice on stopped clocks.
+    """Three hosts (healthy, mixed, incident) sampled twice, one simulated second apart.
 
     Process start times and the host screen's "Running" column read
     ``time.time()``; both modules get a fixed wall clock so the ages are
@@ -213,10 +238,14 @@ def frozen_app(monkeypatch: pytest.MonkeyPatch) -> GpuTuiApp:
     store = FleetStore(clock=lambda: 50.0)
     for i, scenario in enumerate(("healthy", "mixed", "incident")):
         sim = SimNvml(scenario, seed=0, processes="synthetic", clock=lambda: 0.0, host_no=i)
-        sampler = Sampler(
-            sim, host=f"node-{i + 1}", source=f"sim:{scenario}", describe=sim.describe_process, clock=lambda: 0.0, wall=lambda: 0.0
-        )
-        feed(store, sampler, samples=2)
+        tick = FakeClock(0.0)
+        name, source = f"node-{i + 1}", f"sim:{scenario}"
+        sampler = Sampler(sim, host=name, source=source, describe=sim.describe_process, clock=tick, wall=lambda: FIXED_WALL)
+        feed(store, sampler)
+        # One simulated second later: rates and throttle counters now have an interval.
+        sim.advance(1)
+        tick.now += 1.0
+        store.apply(sampler.host, parse_frame(json.dumps(sampler.sample())))
     return GpuTuiApp(store=store, links=[], title="snapshot fleet")
 
 

@@ -26,7 +26,9 @@ AGE_W = 5
 
 
 def header_text(gpus: int) -> str:
-    cells = "GPUs (util% + memory bar)".ljust(max(gpus, 1) * 5)
+    width = max(gpus, 1) * 5
+    label = "GPUs (util% + memory bar)" if width > 25 else "GPUs"
+    cells = label.ljust(width)
     return f"  {'HOST':<{NAME_W}}{'STATE':<{STATE_W}}{'AGE':>{AGE_W}}  {cells} {'BUSY':>5} {'MEM':>5} {'TMAX':>5} {'POWER':>7}"
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
@@ -17,8 +16,6 @@ REFRESH_S = 0.5
 
 
 class OverviewScreen(Screen[None]):
-    BINDINGS = [Binding("enter", "open", "Open host", show=False)]
-
     def __init__(self, store: FleetStore, title: str) -> None:
         super().__init__()
         self.store = store

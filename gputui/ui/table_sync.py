@@ -16,11 +16,13 @@ Cell = str | Text
 
 
 def sync_rows(table: DataTable[Cell], rows: Mapping[str, Sequence[Cell]]) -> None:
+    """Plain strings are shown verbatim: a command line is data, not markup."""
     columns = list(table.columns.keys())
     existing = {str(k.value) for k in table.rows}
     for key in existing - rows.keys():
         table.remove_row(key)
-    for key, cells in rows.items():
+    for key, given in rows.items():
+        cells = [Text(c) if isinstance(c, str) else c for c in given]
         if key in existing:
             for col, value in zip(columns, cells, strict=False):
                 if table.get_cell(key, col) != value:

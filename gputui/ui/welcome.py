@@ -5,18 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 
 from textual.app import ComposeResult
+from textual.markup import escape
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 
 def welcome_text(path: Path, problem: str | None) -> str:
-    head = f"[b $error]{problem}[/]\n\n" if problem else f"No config file at [b]{path}[/b].\n\n"
+    shown = escape(str(path))
+    problem = escape(problem) if problem else None
+    head = f"[b $error]{problem}[/]\n\n" if problem else f"No config file at [b]{shown}[/b].\n\n"
     return (
         f"[b]gputui[/b]: a terminal dashboard for GPU clusters.\n\n{head}"
         "To look around on a simulated fleet:\n\n"
         "    [b]gputui demo[/b]            (or: make demo)\n\n"
         "To watch your own hosts, copy config.example.toml to\n"
-        f"    {path}\n"
+        f"    {shown}\n"
         "(or point $GPUTUI_CONFIG at it), list your hosts under [[hosts]], and run [b]gputui[/b].\n\n"
         "Press q to quit."
     )
