@@ -250,3 +250,14 @@ def test_agent_answers_commands_on_stdin() -> None:
     finally:
         agent.terminate()
         agent.wait(timeout=10)
+
+
+def test_nvml_start_failures_say_what_to_check() -> None:
+    import pynvml
+
+    from gputui.agent.main import init_failure
+
+    missing = init_failure(pynvml, pynvml.NVMLError(pynvml.NVML_ERROR_LIBRARY_NOT_FOUND))
+    assert "NVIDIA driver installed" in missing
+    unloaded = init_failure(pynvml, pynvml.NVMLError(pynvml.NVML_ERROR_DRIVER_NOT_LOADED))
+    assert "not loaded" in unloaded

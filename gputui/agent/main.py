@@ -69,6 +69,19 @@ def open_nvml(args: argparse.Namespace) -> Any:
     return pynvml
 
 
+def init_failure(nvml: Any, exc: Exception) -> str:
+    """Why NVML would not start, and what the operator can do about it."""
+    code = getattr(exc, "value", None)
+    hints = {
+        nvml.NVML_ERROR_LIBRARY_NOT_FOUND: "libnvidia-ml.so was not found: is the NVIDIA driver installed on this host?",
+        nvml.NVML_ERROR_DRIVER_NOT_LOADED: "the NVIDIA kernel driver is not loaded (check `lsmod | grep nvidia`)",
+        nvml.NVML_ERROR_NO_PERMISSION: "no permission to open the GPU device files (/dev/nvidia*)",
+        nvml.NVML_ERROR_LIB_RM_VERSION_MISMATCH: "driver library and kernel module versions differ: reload the driver or reboot",
+    }
+    # str() of a pynvml error needs no library for the codes it knows.
+    return "NVML initialisation failed (%s): %s" % (exc, hints.get(code, "error code %s" % code))
+
+
 def handle_command(line: str) -> Frame:
     """Commands are acknowledged or refused; actions arrive in a later version."""
     try:
@@ -131,7 +144,7 @@ def run(args: argparse.Namespace, sampler: Sampler, writer: FrameWriter, stop: t
     try:
         writer.write(sampler.hello(args.interval))
     except sampler.caller.nvml.NVMLError as exc:
-        writer.write(error_frame("NVML initialisation failed: error %s" % getattr(exc, "value", exc), fatal=True))
+        writer.write(error_frame(init_failure(sampler.caller.nvml, exc), fatal=True))
         return 2
     if not args.once:
         threading.Thread(target=read_commands, args=(sys.stdin, writer), daemon=True).start()
