@@ -87,7 +87,11 @@ class DemoFleet:
             return  # the loop closed under us: the app is exiting
 
     def close(self) -> None:
+        if self.stop.is_set():
+            return
         self.stop.set()
+        if self.thread is not None:
+            self.thread.join(timeout=5.0)
         for s in self.samplers:
             s.caller.nvml.close()
 

@@ -54,11 +54,13 @@ class FleetView(ScrollView, can_focus=True):
         self.cursor = 0
         self.names: list[str] = []
         self.palette: Palette | None = None
+        self.gpu_columns = 0
 
     def reload(self) -> None:
         """Pick up hosts and data; redraw what is visible."""
         self.names = list(self.store.hosts)
-        width = 2 + NAME_W + STATE_W + AGE_W + 2 + self.max_gpus() * 5 + 30
+        self.gpu_columns = self.max_gpus()
+        width = 2 + NAME_W + STATE_W + AGE_W + 2 + self.gpu_columns * 5 + 30
         self.virtual_size = Size(width, len(self.names))
         self.cursor = min(self.cursor, max(0, len(self.names) - 1))
         self.palette = Palette.of(self.app)
@@ -113,7 +115,7 @@ class FleetView(ScrollView, can_focus=True):
         for g in gpus:
             for text, style in gpu_cell(g, r.static(g.index), pal):
                 segs.append(Segment(text, pal.dim if stale else style))
-        pad = (self.max_gpus() - len(gpus)) * 5
+        pad = (self.gpu_columns - len(gpus)) * 5
         segs.append(Segment(" " * pad))
         segs.extend(self._summary(r, pal))
         if r.error and state is not HostState.LIVE:

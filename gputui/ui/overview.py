@@ -37,7 +37,7 @@ class OverviewScreen(Screen[None]):
         """Redraw from the store: ages move even when no frame arrived."""
         view = self.query_one(FleetView)
         view.reload()
-        self.query_one("#columns", Static).update(header_text(view.max_gpus()))
+        self.query_one("#columns", Static).update(header_text(view.gpu_columns))
         self.query_one("#summary", Static).update(self.summary())
 
     def summary(self) -> Text:
