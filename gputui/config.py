@@ -33,6 +33,19 @@ class Thresholds(_Strict):
     stale_after_intervals: int = Field(3, ge=1, le=100)
 
 
+class Ssh(_Strict):
+    """How to reach hosts over SSH; ssh_config still applies on top."""
+
+    config_file: str | None = Field(None, description="ssh_config to read (default ~/.ssh/config when it exists)")
+    known_hosts: str | None = Field(None, description="known_hosts file (default ~/.ssh/known_hosts)")
+    identity_files: list[str] = Field(default_factory=list)
+    accept_new: bool = Field(False, description="trust and record the key of a host never seen before")
+    connect_timeout_s: float = Field(10.0, gt=0, le=300)
+    keepalive_s: float = Field(5.0, gt=0, le=300)
+    max_handshakes: int = Field(32, ge=1, le=1024)
+    remote_dir: str = Field(".cache/gputui", min_length=1, description="agent cache, relative to the remote home")
+
+
 class Group(_Strict):
     description: str = ""
 
@@ -41,13 +54,16 @@ class Host(_Strict):
     name: str = Field(min_length=1)
     address: str | None = None
     user: str | None = None
-    port: int = Field(22, ge=1, le=65535)
+    port: int | None = Field(None, ge=1, le=65535)
     tags: list[str] = Field(default_factory=list)
     group: str | None = None
     transport: Literal["ssh", "local"] = "ssh"
     sim: str | None = None
     seed: int = 0
     gpus: int | None = Field(None, ge=1, le=64)
+    identity_files: list[str] = Field(default_factory=list)
+    accept_new: bool | None = None
+    remote_dir: str | None = None
 
     @field_validator("sim")
     @classmethod
@@ -61,6 +77,7 @@ class Config(_Strict):
     interval: float = Field(1.0, ge=0.1, le=60.0, description="seconds between samples")
     theme: str = "gputui-dark"
     thresholds: Thresholds = Field(default_factory=Thresholds)
+    ssh: Ssh = Field(default_factory=Ssh)
     groups: dict[str, Group] = Field(default_factory=dict)
     hosts: list[Host] = Field(default_factory=list)
 

@@ -67,7 +67,7 @@ def test_a_valid_config_loads_hosts_groups_and_settings(tmp_path: Path) -> None:
     assert first.group == "train"
     assert first.transport == "ssh"  # the default
     assert (second.transport, second.sim, second.seed, second.gpus) == ("local", "incident", 3, 4)
-    assert second.port == 22
+    assert second.port is None  # left to ssh_config, whose default is 22
     assert second.tags == []
     assert set(cfg.groups) == {"train", "infer"}
     assert cfg.groups["train"].description == "training nodes"

@@ -1,43 +1,97 @@
-"""Connects links to the store: one task per host, failures kept per host."""
+"""Connects links to the store: one task per host, failures kept per host.
+
+A link that fails is tried again after an exponential backoff with jitter,
+so that a rack coming back does not get a thousand handshakes in the same
+second; a host that stayed up for a while starts again from the shortest
+delay. ``retry_now`` cuts a wait short (the operator's "retry" key).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import random
+import time
 from collections.abc import Iterable
 
 from gputui.fleet.store import FleetStore
-from gputui.frames import FrameError, parse_frame
+from gputui.frames import FrameError, Hello, parse_frame
 from gputui.transport.base import Link, LinkError
 
+BACKOFF_FIRST_S = 1.0
+BACKOFF_MAX_S = 60.0
+HEALTHY_AFTER_S = 30.0
+MAX_BAD_FRAMES = 3
 
-async def follow(link: Link, store: FleetStore) -> None:
-    """Read one host until its link ends; a bad frame marks only this host."""
-    store.mark_connecting(link.name)
+
+async def follow_once(link: Link, store: FleetStore) -> bool:
+    """Read one host until its link ends; True if it said hello."""
+    greeted = False
+    bad = 0
     try:
         async for line in link.lines():
             try:
                 frame = parse_frame(line)
             except FrameError as exc:
                 store.mark_bad_frame(link.name, str(exc))
+                bad += 1
+                if bad >= MAX_BAD_FRAMES:
+                    raise LinkError(f"{link.name}: {bad} malformed frames in a row ({exc}): connection reset") from None
                 continue
+            bad = 0
+            greeted = greeted or isinstance(frame, Hello)
             store.apply(link.name, frame)
         store.mark_down(link.name, "connection closed")
     except LinkError as exc:
         store.mark_down(link.name, str(exc))
     except OSError as exc:
         store.mark_down(link.name, f"I/O error: {exc}")
+    finally:
+        await link.close()
+    return greeted
+
+
+def backoff(attempt: int, rng: random.Random) -> float:
+    """Full jitter: uniform in [0.5, 1] of the exponential delay."""
+    delay: float = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2.0 ** min(attempt, 16))
+    return delay * rng.uniform(0.5, 1.0)
 
 
 class FleetRunner:
-    def __init__(self, links: Iterable[Link], store: FleetStore) -> None:
+    def __init__(self, links: Iterable[Link], store: FleetStore, reconnect: bool = True) -> None:
         self.links = list(links)
         self.store = store
+        self.reconnect = reconnect
         self.tasks: list[asyncio.Task[None]] = []
+        self.wakeups: dict[str, asyncio.Event] = {}
+        self.rng = random.Random()
         for link in self.links:
             store.add_host(link.name)
 
     def start(self) -> None:
-        self.tasks = [asyncio.ensure_future(follow(link, self.store)) for link in self.links]
+        self.tasks = [asyncio.ensure_future(self._keep_following(link)) for link in self.links]
+
+    async def _keep_following(self, link: Link) -> None:
+        wake = self.wakeups.setdefault(link.name, asyncio.Event())
+        attempt = 0
+        while True:
+            self.store.mark_connecting(link.name)
+            started = time.monotonic()
+            await follow_once(link, self.store)
+            if not self.reconnect:
+                return
+            attempt = 0 if time.monotonic() - started > HEALTHY_AFTER_S else attempt + 1
+            delay = backoff(attempt - 1, self.rng) if attempt else BACKOFF_FIRST_S
+            self.store.set_retry(link.name, delay)
+            wake.clear()
+            try:
+                await asyncio.wait_for(wake.wait(), timeout=delay)
+            except TimeoutError:
+                pass
+
+    def retry_now(self, name: str) -> None:
+        event = self.wakeups.get(name)
+        if event is not None:
+            event.set()
 
     async def stop(self) -> None:
         for task in self.tasks:

@@ -39,6 +39,8 @@ class HostRecord:
     error: str | None = None
     bad_frames: int = 0
     stale_after: int = STALE_AFTER_INTERVALS
+    retry_at: float | None = None  # monotonic time of the next connection attempt
+    connects: int = 0
     history: dict[int, GpuHistory] = field(default_factory=dict)
 
     @property
@@ -135,10 +137,14 @@ class FleetStore:
         self._changed()
 
     def mark_connecting(self, name: str) -> None:
+        """A new attempt: the last data stays (shown with its age) until fresh data replaces it."""
         record = self.hosts[name]
-        record.down_since = None
-        record.hello = None
-        record.last_frame_at = None
+        record.retry_at = None
+        record.connects += 1
+        self._changed()
+
+    def set_retry(self, name: str, delay_s: float) -> None:
+        self.hosts[name].retry_at = self.clock() + delay_s
         self._changed()
 
     def counts(self) -> dict[HostState, int]:

@@ -2,37 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 from gputui.config import Config, Host
-from gputui.transport.base import Link, LinkError
+from gputui.transport.base import Link
 from gputui.transport.local import LocalLink, agent_argv
+from gputui.transport.ssh import SshLink, SshShared
 
 
-class UnsupportedLink:
-    """A host this version cannot reach; it shows as down, with the reason."""
-
-    def __init__(self, name: str, reason: str) -> None:
-        self.name = name
-        self.reason = reason
-
-    async def lines(self) -> AsyncIterator[bytes]:
-        raise LinkError(self.reason)
-        yield b""  # pragma: no cover - makes this an async generator
-
-    async def send(self, command: dict[str, object]) -> None:
-        raise LinkError(self.reason)
-
-    async def close(self) -> None:
-        return None
-
-
-def link_for(host: Host, interval: float) -> Link:
-    if host.transport == "local":
-        argv = agent_argv(interval, sim=host.sim, seed=host.seed, gpus=host.gpus, host_name=host.name if host.sim else None)
-        return LocalLink(host.name, argv)
-    return UnsupportedLink(host.name, 'the SSH transport is not in this version yet; use transport = "local"')
+def local_link(host: Host, interval: float) -> Link:
+    argv = agent_argv(interval, sim=host.sim, seed=host.seed, gpus=host.gpus, host_name=host.name if host.sim else None)
+    return LocalLink(host.name, argv)
 
 
 def links_for(config: Config) -> list[Link]:
-    return [link_for(h, config.interval) for h in config.hosts]
+    shared: SshShared | None = None
+    links: list[Link] = []
+    for host in config.hosts:
+        if host.transport == "local":
+            links.append(local_link(host, config.interval))
+            continue
+        if shared is None:
+            shared = SshShared.create(config.ssh, config.interval)
+        links.append(SshLink(host, shared))
+    return links

@@ -1,0 +1,34 @@
+"""Splits a byte stream into lines with a hard cap on a line's size.
+
+A host that sends a 100 MB line must cost the dashboard at most the cap in
+memory before it is cut off, so lines are assembled here from bounded reads
+rather than with an unbounded ``readline``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from gputui.frames import MAX_FRAME_BYTES
+from gputui.transport.base import LinkError
+
+READ_CHUNK = 64 * 1024
+
+
+async def split_lines(read: Callable[[int], Awaitable[bytes]], limit: int = MAX_FRAME_BYTES) -> AsyncIterator[bytes]:
+    """Yield complete lines from ``read(n)`` until it returns b''."""
+    buf = bytearray()
+    while True:
+        chunk = await read(READ_CHUNK)
+        if not chunk:
+            if buf:
+                yield bytes(buf)
+            return
+        buf += chunk
+        start = 0
+        while (end := buf.find(b"\n", start)) >= 0:
+            yield bytes(buf[start:end])
+            start = end + 1
+        del buf[:start]
+        if len(buf) > limit:
+            raise LinkError(f"host sent a line of more than {limit} bytes: connection reset")

@@ -1,0 +1,212 @@
+"""Hosts over SSH with asyncssh: nothing installed on them beforehand.
+
+Per connection: strict host-key check (or accept-new on request), keys from
+the agent or key files only (never a password prompt, never agent
+forwarding), ``~/.ssh/config`` with its ``ProxyJump`` chains, a cap on
+concurrent handshakes so that a thousand hosts come up in waves, and
+keepalives so that a cut link is noticed. Then the agent bundle is uploaded
+under its content hash unless the same bytes are already there, and run.
+
+Every remote command is a fixed string; the few values that come from
+config (the remote directory, the scenario) are quoted with ``shlex.quote``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncssh
+
+from gputui.config import Host, Ssh
+from gputui.transport import bundle
+from gputui.transport.base import LinkError
+from gputui.transport.lines import split_lines
+from gputui.transport.ssh_keys import HostKeyGate, refusal
+
+MIN_PYTHON = (3, 8)
+
+
+@dataclass(frozen=True)
+class AgentBundle:
+    data: bytes
+    digest: str
+
+    @classmethod
+    def build(cls) -> AgentBundle:
+        data = bundle.build()
+        return cls(data, bundle.digest(data))
+
+
+@dataclass
+class SshShared:
+    """What all SSH links of one dashboard share."""
+
+    settings: Ssh
+    bundle: AgentBundle
+    handshakes: asyncio.Semaphore
+    interval: float
+
+    @classmethod
+    def create(cls, settings: Ssh, interval: float) -> SshShared:
+        return cls(settings, AgentBundle.build(), asyncio.Semaphore(settings.max_handshakes), interval)
+
+
+def _expand(path: str) -> Path:
+    return Path(path).expanduser()
+
+
+class SshLink:
+    def __init__(self, host: Host, shared: SshShared) -> None:
+        self.name = host.name
+        self.host = host
+        self.shared = shared
+        self.conn: asyncssh.SSHClientConnection | None = None
+        self.process: asyncssh.SSHClientProcess[bytes] | None = None
+        self.uploaded = False  # whether the last connect had to upload the bundle
+        self.reduced = False  # nvidia-smi fallback instead of the agent
+
+    # -- connecting ---------------------------------------------------------
+    def _known_hosts(self) -> Path:
+        return _expand(self.shared.settings.known_hosts or "~/.ssh/known_hosts")
+
+    def _connect_options(self, gate: HostKeyGate) -> dict[str, object]:
+        s = self.shared.settings
+        h = self.host
+        opts: dict[str, object] = {
+            # No file yet means no trusted keys: every key goes through the gate.
+            "known_hosts": str(self._known_hosts()) if self._known_hosts().exists() else asyncssh.import_known_hosts(""),
+            "client_factory": lambda: gate,
+            "agent_forwarding": False,
+            "password": None,
+            "kbdint_auth": False,
+            "connect_timeout": s.connect_timeout_s,
+            "keepalive_interval": s.keepalive_s,
+            "keepalive_count_max": 3,
+        }
+        config_file = _expand(s.config_file) if s.config_file else _expand("~/.ssh/config")
+        if config_file.exists():
+            opts["config"] = [str(config_file)]
+        keys = [str(_expand(k)) for k in [*h.identity_files, *s.identity_files]]
+        if keys:
+            opts["client_keys"] = keys
+        if h.user:
+            opts["username"] = h.user
+        if h.port:
+            opts["port"] = h.port
+        return opts
+
+    async def _connect(self) -> asyncssh.SSHClientConnection:
+        s = self.shared.settings
+        accept_new = s.accept_new if self.host.accept_new is None else self.host.accept_new
+        gate = HostKeyGate(self._known_hosts(), accept_new)
+        target = self.host.address or self.host.name
+        async with self.shared.handshakes:
+            try:
+                return await asyncssh.connect(target, **self._connect_options(gate))  # type: ignore[arg-type]
+            except asyncssh.HostKeyNotVerifiable:
+                raise LinkError(refusal(gate, self.name, target, self.host.port or 22)) from None
+            except asyncssh.PermissionDenied:
+                raise LinkError(
+                    f"{self.name}: permission denied (publickey): no key from ssh-agent or the identity files was "
+                    "accepted; passwords are not asked for"
+                ) from None
+            except asyncssh.DisconnectError as exc:
+                raise LinkError(f"{self.name}: disconnected during handshake: {exc.reason}") from None
+            except TimeoutError:
+                raise LinkError(f"{self.name}: no answer within {s.connect_timeout_s:.0f}s") from None
+            except OSError as exc:
+                raise LinkError(f"{self.name}: cannot connect to {target}: {exc.strerror or exc}") from None
+            except (asyncssh.Error, ValueError) as exc:
+                raise LinkError(f"{self.name}: SSH error: {exc}") from None
+
+    # -- preparing the remote side ----------------------------------------------
+    def _remote_dir(self) -> str:
+        return self.host.remote_dir or self.shared.settings.remote_dir
+
+    def _bundle_path(self) -> str:
+        # "$HOME"/<dir>/agent-<hash>.zip; the dir comes from config and is quoted.
+        return f'"$HOME"/{shlex.quote(self._remote_dir())}/agent-{self.shared.bundle.digest}.zip'
+
+    async def _run(self, conn: asyncssh.SSHClientConnection, script: str, stdin: bytes | None = None) -> tuple[int, str]:
+        result = await conn.run("sh -c " + shlex.quote(script), input=stdin, encoding=None, check=False)
+        out = result.stdout if isinstance(result.stdout, bytes) else b""
+        return int(result.exit_status or 0), out.decode("utf-8", "replace")
+
+    async def _prepare(self, conn: asyncssh.SSHClientConnection) -> str | None:
+        """Upload the bundle if needed; the python3 to run it, or None for the fallback."""
+        probe = (
+            "v=$(python3 -c 'import sys; print(\"%d.%d\" % sys.version_info[:2])' 2>/dev/null) || v=none; "
+            f'if test -f {self._bundle_path()}; then h=have; else h=missing; fi; echo "$v $h"'
+        )
+        status, out = await self._run(conn, probe)
+        words = out.split()
+        if status != 0 or len(words) != 2:
+            raise LinkError(f"{self.name}: the remote shell did not answer the probe (status {status}): {out.strip()[:200]}")
+        version, have = words
+        if version == "none" or tuple(int(p) for p in version.split(".")) < MIN_PYTHON:
+            return None
+        self.uploaded = have != "have"
+        if self.uploaded:
+            directory = f'"$HOME"/{shlex.quote(self._remote_dir())}'
+            tmp = f"{directory}/.agent-{self.shared.bundle.digest}.$$"
+            upload = f"umask 077 && mkdir -p {directory} && cat > {tmp} && mv -f {tmp} {self._bundle_path()}"
+            status, out = await self._run(conn, upload, stdin=self.shared.bundle.data)
+            if status != 0:
+                raise LinkError(f"{self.name}: cannot upload the agent to ~/{self._remote_dir()}: {out.strip()[:200]}")
+        return "python3"
+
+    def agent_command(self) -> str:
+        args = ["--interval", str(self.shared.interval)]
+        if self.host.sim:
+            args += ["--sim", self.host.sim, "--seed", str(self.host.seed)]
+            if self.host.gpus:
+                args += ["--gpus", str(self.host.gpus)]
+            args += ["--host-name", self.host.name]
+        quoted = " ".join(shlex.quote(a) for a in args)
+        return "sh -c " + shlex.quote(f"exec python3 {self._bundle_path()} {quoted}")
+
+    # -- streaming ------------------------------------------------------------
+    async def lines(self) -> AsyncIterator[bytes]:
+        self.conn = await self._connect()
+        try:
+            python = await self._prepare(self.conn)
+            if python is None:
+                self.reduced = True
+                from gputui.transport.smi_fallback import smi_lines
+
+                async for line in smi_lines(self.conn, self.name, self.shared.interval):
+                    yield line
+                return
+            self.reduced = False
+            self.process = await self.conn.create_process(self.agent_command(), encoding=None)
+            stdout = self.process.stdout
+            async for line in split_lines(stdout.read):
+                yield line
+            status = self.process.exit_status
+            raise LinkError(f"{self.name}: agent exited (status {status})")
+        except asyncssh.ConnectionLost as exc:
+            raise LinkError(f"{self.name}: connection lost: {exc.reason}") from None
+        except asyncssh.DisconnectError as exc:
+            raise LinkError(f"{self.name}: disconnected: {exc.reason}") from None
+        finally:
+            await self.close()
+
+    async def send(self, command: dict[str, object]) -> None:
+        import json
+
+        if self.process is None or self.process.stdin.is_closing():
+            raise LinkError(f"{self.name}: agent is not running")
+        self.process.stdin.write(json.dumps(command).encode() + b"\n")
+
+    async def close(self) -> None:
+        conn, self.conn, self.process = self.conn, None, None
+        if conn is not None:
+            conn.close()
+            try:
+                await asyncio.wait_for(conn.wait_closed(), timeout=3.0)
+            except TimeoutError:
+                pass
