@@ -14,6 +14,7 @@ config (the remote directory, the scenario) are quoted with ``shlex.quote``.
 from __future__ import annotations
 
 import asyncio
+import getpass
 import shlex
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -68,6 +69,7 @@ class SshLink:
         self.process: asyncssh.SSHClientProcess[bytes] | None = None
         self.uploaded = False  # whether the last connect had to upload the bundle
         self.reduced = False  # nvidia-smi fallback instead of the agent
+        self.hops: list[asyncssh.SSHClientConnection] = []
 
     # -- connecting ---------------------------------------------------------
     def _known_hosts(self) -> Path:
@@ -87,9 +89,8 @@ class SshLink:
             "keepalive_interval": s.keepalive_s,
             "keepalive_count_max": 3,
         }
-        config_file = _expand(s.config_file) if s.config_file else _expand("~/.ssh/config")
-        if config_file.exists():
-            opts["config"] = [str(config_file)]
+        if self._config_paths():
+            opts["config"] = self._config_paths()
         keys = [str(_expand(k)) for k in [*h.identity_files, *s.identity_files]]
         if keys:
             opts["client_keys"] = keys
@@ -99,29 +100,56 @@ class SshLink:
             opts["port"] = h.port
         return opts
 
+    def _config_paths(self) -> list[str]:
+        s = self.shared.settings
+        path = _expand(s.config_file) if s.config_file else _expand("~/.ssh/config")
+        return [str(path)] if path.exists() else []
+
     async def _connect(self) -> asyncssh.SSHClientConnection:
+        """Connect, opening each ProxyJump hop ourselves so that every hop gets
+        the same host-key policy, keys and messages as the host itself."""
+        target = self.host.address or self.host.name
+        hops = proxy_jumps(self._config_paths(), target, self.host.port, self.host.user)
+        async with self.shared.handshakes:
+            tunnel: asyncssh.SSHClientConnection | None = None
+            for hop in hops:
+                user, host, port = hop
+                tunnel = await self._open(f"jump host {host} (for {self.name})", host, port, user, tunnel)
+                self.hops.append(tunnel)
+            return await self._open(self.name, target, self.host.port, self.host.user, tunnel)
+
+    async def _open(
+        self, what: str, target: str, port: int | None, user: str | None, tunnel: asyncssh.SSHClientConnection | None
+    ) -> asyncssh.SSHClientConnection:
         s = self.shared.settings
         accept_new = s.accept_new if self.host.accept_new is None else self.host.accept_new
         gate = HostKeyGate(self._known_hosts(), accept_new)
-        target = self.host.address or self.host.name
-        async with self.shared.handshakes:
-            try:
-                return await asyncssh.connect(target, **self._connect_options(gate))  # type: ignore[arg-type]
-            except asyncssh.HostKeyNotVerifiable:
-                raise LinkError(refusal(gate, self.name, target, self.host.port or 22)) from None
-            except asyncssh.PermissionDenied:
-                raise LinkError(
-                    f"{self.name}: permission denied (publickey): no key from ssh-agent or the identity files was "
-                    "accepted; passwords are not asked for"
-                ) from None
-            except asyncssh.DisconnectError as exc:
-                raise LinkError(f"{self.name}: disconnected during handshake: {exc.reason}") from None
-            except TimeoutError:
-                raise LinkError(f"{self.name}: no answer within {s.connect_timeout_s:.0f}s") from None
-            except OSError as exc:
-                raise LinkError(f"{self.name}: cannot connect to {target}: {exc.strerror or exc}") from None
-            except (asyncssh.Error, ValueError) as exc:
-                raise LinkError(f"{self.name}: SSH error: {exc}") from None
+        opts = self._connect_options(gate)
+        opts.pop("port", None)
+        opts.pop("username", None)
+        if port:
+            opts["port"] = port
+        if user:
+            opts["username"] = user
+        if tunnel is not None:
+            opts["tunnel"] = tunnel
+        try:
+            return await asyncssh.connect(target, **opts)  # type: ignore[arg-type]
+        except asyncssh.HostKeyNotVerifiable:
+            raise LinkError(refusal(gate, what, target, port or 22)) from None
+        except asyncssh.PermissionDenied:
+            raise LinkError(
+                f"{what}: permission denied (publickey): no key from ssh-agent or the identity files was "
+                "accepted; passwords are not asked for"
+            ) from None
+        except asyncssh.DisconnectError as exc:
+            raise LinkError(f"{what}: disconnected during handshake: {exc.reason}") from None
+        except TimeoutError:
+            raise LinkError(f"{what}: no answer within {s.connect_timeout_s:.0f}s") from None
+        except OSError as exc:
+            raise LinkError(f"{what}: cannot connect to {target}: {exc.strerror or exc}") from None
+        except (asyncssh.Error, ValueError) as exc:
+            raise LinkError(f"{what}: SSH error: {exc}") from None
 
     # -- preparing the remote side ----------------------------------------------
     def _remote_dir(self) -> str:
@@ -203,10 +231,35 @@ class SshLink:
         self.process.stdin.write(json.dumps(command).encode() + b"\n")
 
     async def close(self) -> None:
-        conn, self.conn, self.process = self.conn, None, None
-        if conn is not None:
+        conns = [c for c in (self.conn, *reversed(self.hops)) if c is not None]
+        self.conn, self.process, self.hops = None, None, []
+        for conn in conns:
             conn.close()
             try:
                 await asyncio.wait_for(conn.wait_closed(), timeout=3.0)
             except TimeoutError:
                 pass
+
+
+Hop = tuple[str | None, str, int | None]
+
+
+def proxy_jumps(config_paths: list[str], host: str, port: int | None, user: str | None) -> list[Hop]:
+    """The ProxyJump chain ssh_config gives for ``host``, as (user, host, port) hops."""
+    if not config_paths:
+        return []
+    from asyncssh.config import SSHClientConfig  # the same parser asyncssh itself uses
+
+    local_user = getpass.getuser()
+    config = SSHClientConfig.load(None, config_paths, False, False, False, local_user, user or (), host, port or ())
+    spec = config.get("ProxyJump")
+    if not isinstance(spec, str) or spec.lower() == "none":
+        return []
+    hops: list[Hop] = []
+    for hop in spec.split(","):
+        hop_user, _, rest = hop.rpartition("@")
+        hop_host, sep, hop_port = rest.rpartition(":")
+        if not sep or not hop_port.isdigit():
+            hop_host, hop_port = rest, ""
+        hops.append((hop_user or None, hop_host, int(hop_port) if hop_port else None))
+    return hops

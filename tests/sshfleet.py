@@ -1,0 +1,275 @@
+"""A real SSH fleet for the tests: OpenSSH servers in network namespaces.
+
+Topology (addresses exist only inside namespaces this harness makes):
+
+    test process (root namespace) --veth--> jump host 10.231.0.2
+                                             | bridge 10.231.1.1/24
+                   gt-a 10.231.1.10, gt-b .11, gt-c .12, gt-nopy .13
+
+The GPU hosts have no route from the root namespace: the jump host is the
+only way in, as on a real cluster. Host keys and the client key are made per
+run; the client gets its own ssh_config and known_hosts. ``gt-nopy`` has no
+python3 on its PATH (sshd's SetEnv) and a stand-in ``nvidia-smi``. Where
+namespaces cannot be made, every sshd listens on its own loopback port
+instead, and the harness says so.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
+
+
+@dataclass
+class SshHost:
+    name: str
+    address: str
+    port: int
+    namespace: str | None
+    sim: str | None
+    extra_config: str = ""
+    process: subprocess.Popen[bytes] | None = None
+    host_key: Path | None = None
+
+    @property
+    def remote_dir(self) -> str:
+        return f".cache/gputui-test/{self.name}"
+
+
+@dataclass
+class SshFleet:
+    root: Path
+    run: str = field(default_factory=lambda: secrets.token_hex(2))
+    namespaces: bool = True
+    hosts: dict[str, SshHost] = field(default_factory=dict)
+    made_ns: list[str] = field(default_factory=list)
+    made_links: list[str] = field(default_factory=list)
+
+    @property
+    def client_key(self) -> Path:
+        return self.root / "client_ed25519"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.root / "known_hosts"
+
+    @property
+    def ssh_config(self) -> Path:
+        return self.root / "ssh_config"
+
+    # -- bring-up -------------------------------------------------------------
+    def start(self) -> None:
+        if os.geteuid() != 0:
+            raise RuntimeError("the SSH fleet needs root (network namespaces, sshd); run `make test` as root")
+        if not Path(SSHD).exists():
+            raise RuntimeError("sshd is not installed; `make test` as root installs openssh-server")
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+        keygen(self.client_key)
+        (self.root / "authorized_keys").write_text(self.client_key.with_suffix(".pub").read_text())
+        self.namespaces = self._try_namespaces()
+        specs = [("gt-jump", None), ("gt-a", "healthy"), ("gt-b", "incident"), ("gt-c", "mixed"), ("gt-nopy", None)]
+        for i, (name, sim) in enumerate(specs):
+            if self.namespaces:
+                ns = f"{name}-{self.run}"
+                address = "10.231.0.2" if name == "gt-jump" else f"10.231.1.{10 + i - 1}"
+                host = SshHost(name, address, 22, ns, sim)
+            else:
+                host = SshHost(name, "127.0.0.1", free_port(), None, sim)
+            self.hosts[name] = host
+        if self.namespaces:
+            self._wire()
+        self._nopy(self.hosts["gt-nopy"])
+        for host in self.hosts.values():
+            self.start_sshd(host)
+        self._write_client_files()
+
+    def _try_namespaces(self) -> bool:
+        probe = f"gt-probe-{self.run}"
+        ok = subprocess.run(["ip", "netns", "add", probe], capture_output=True).returncode == 0
+        if ok:
+            subprocess.run(["ip", "netns", "del", probe], capture_output=True)
+        else:
+            print("sshfleet: cannot make network namespaces here; using sshd on loopback ports", file=sys.stderr)
+        return ok
+
+    def _wire(self) -> None:
+        jump = self.hosts["gt-jump"]
+        assert jump.namespace is not None
+        jns = jump.namespace
+        self._ns(jns)
+        outside, inside = f"gtr{self.run}", f"gtj{self.run}"
+        ip("link", "add", outside, "type", "veth", "peer", "name", inside)
+        self.made_links.append(outside)
+        ip("link", "set", inside, "netns", jns)
+        ip("addr", "add", "10.231.0.1/30", "dev", outside)
+        ip("link", "set", outside, "up")
+        nsip(jns, "addr", "add", "10.231.0.2/30", "dev", inside)
+        nsip(jns, "link", "set", inside, "up")
+        nsip(jns, "link", "add", "br0", "type", "bridge")
+        nsip(jns, "addr", "add", "10.231.1.1/24", "dev", "br0")
+        nsip(jns, "link", "set", "br0", "up")
+        for n, host in enumerate(h for h in self.hosts.values() if h.name != "gt-jump"):
+            assert host.namespace is not None
+            self._ns(host.namespace)
+            a, b = f"gth{n}{self.run}", f"gtb{n}{self.run}"
+            ip("link", "add", a, "type", "veth", "peer", "name", b)
+            ip("link", "set", a, "netns", host.namespace)
+            ip("link", "set", b, "netns", jns)
+            nsip(jns, "link", "set", b, "master", "br0")
+            nsip(jns, "link", "set", b, "up")
+            nsip(host.namespace, "addr", "add", f"{host.address}/24", "dev", a)
+            nsip(host.namespace, "link", "set", a, "up")
+
+    def _ns(self, name: str) -> None:
+        ip("netns", "add", name)
+        self.made_ns.append(name)
+        nsip(name, "link", "set", "lo", "up")
+
+    def _nopy(self, host: SshHost) -> None:
+        """A PATH with a shell's tools and nvidia-smi, but no python3."""
+        bin_dir = self.root / "nopy-bin"
+        bin_dir.mkdir(exist_ok=True)
+        for tool in ("sh", "cat", "mkdir", "mv", "test", "env", "sleep"):
+            found = shutil.which(tool)
+            if found:
+                (bin_dir / tool).symlink_to(found)
+        smi = bin_dir / "nvidia-smi"
+        smi.write_text(
+            f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(REPO)!r})\n"
+            "from gputui.sim.nvidia_smi import main\nsys.exit(main())\n"
+        )
+        smi.chmod(0o755)
+        host.extra_config = f"SetEnv PATH={bin_dir} GPUTUI_SIM_SCENARIO=incident\n"
+
+    def start_sshd(self, host: SshHost) -> None:
+        if host.host_key is None:
+            host.host_key = self.root / f"{host.name}_host_ed25519"
+            keygen(host.host_key)
+        cfg = self.root / f"{host.name}_sshd_config"
+        cfg.write_text(
+            f"Port {host.port}\nListenAddress {host.address}\nHostKey {host.host_key}\n"
+            f"PidFile {self.root / host.name}.pid\nAuthorizedKeysFile {self.root / 'authorized_keys'}\n"
+            "PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+            "UsePAM no\nStrictModes no\nX11Forwarding no\nPrintMotd no\nLogLevel ERROR\n"
+            f"AllowTcpForwarding {'yes' if host.name == 'gt-jump' else 'no'}\n{host.extra_config}"
+        )
+        argv = [SSHD, "-D", "-e", "-f", str(cfg)]
+        if host.namespace:
+            argv = ["ip", "netns", "exec", host.namespace, *argv]
+        host.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        wait_listening(host)
+
+    def stop_sshd(self, host: SshHost) -> None:
+        proc = host.process
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=10)
+        host.process = None
+
+    def _write_client_files(self) -> None:
+        jump = self.hosts["gt-jump"]
+        lines = [f"Host {jump.name}\n  HostName {jump.address}\n  Port {jump.port}\n  User root\n  IdentityFile {self.client_key}\n"]
+        for host in self.hosts.values():
+            if host.name == "gt-jump":
+                continue
+            lines.append(f"Host {host.name}\n  HostName {host.address}\n  Port {host.port}\n  User root\n  IdentityFile {self.client_key}\n")
+            if self.namespaces:
+                lines[-1] += f"  ProxyJump {jump.name}\n"
+        self.ssh_config.write_text("\n".join(lines))
+        self.known_hosts.write_text("".join(self.known_line(h) for h in self.hosts.values()))
+
+    def known_line(self, host: SshHost) -> str:
+        assert host.host_key is not None
+        key = host.host_key.with_suffix(".pub").read_text().split()
+        pattern = host.address if host.port == 22 else f"[{host.address}]:{host.port}"
+        return f"{pattern} {key[0]} {key[1]}\n"
+
+    def config_toml(self, names: list[str], known_hosts: Path | None = None, accept_new: bool = False,
+                    interval: float = 0.5) -> str:  # fmt: skip
+        out = [
+            f"interval = {interval}\n",
+            "[ssh]\n",
+            f'config_file = "{self.ssh_config}"\n',
+            f'known_hosts = "{known_hosts or self.known_hosts}"\n',
+            f"accept_new = {'true' if accept_new else 'false'}\n",
+            "connect_timeout_s = 10.0\nkeepalive_s = 2.0\n",
+        ]
+        for name in names:
+            host = self.hosts[name]
+            out.append(f'\n[[hosts]]\nname = "{name}"\nremote_dir = "{host.remote_dir}"\n')
+            if host.sim:
+                out.append(f'sim = "{host.sim}"\ngpus = 2\n')
+        return "".join(out)
+
+    # -- tear-down --------------------------------------------------------------
+    def stop(self) -> None:
+        for host in self.hosts.values():
+            try:
+                self.stop_sshd(host)
+            except subprocess.TimeoutExpired:
+                assert host.process is not None
+                host.process.kill()
+        for ns in self.made_ns:
+            kill_namespace(ns)
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        for link in self.made_links:
+            subprocess.run(["ip", "link", "del", link], capture_output=True)
+
+
+def keygen(path: Path) -> None:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+
+
+def ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True)
+
+
+def nsip(ns: str, *args: str) -> None:
+    subprocess.run(["ip", "-n", ns, *args], check=True, capture_output=True)
+
+
+def kill_namespace(ns: str) -> None:
+    pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split()
+    for pid in pids:
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_listening(host: SshHost) -> None:
+    """sshd -D -e prints nothing on success; poll its port until it accepts."""
+    import socket
+    import time
+
+    argv = ["ip", "netns", "exec", host.namespace] if host.namespace else []
+    check = [*argv, sys.executable, "-c",
+             "import socket,sys; s=socket.socket(); s.settimeout(0.2); sys.exit(s.connect_ex((sys.argv[1], int(sys.argv[2]))))",
+             host.address, str(host.port)]  # fmt: skip
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if subprocess.run(check, capture_output=True).returncode == 0:
+            return
+        assert host.process is not None
+        if host.process.poll() is not None:
+            err = host.process.stderr.read().decode() if host.process.stderr else ""
+            raise RuntimeError(f"sshd for {host.name} exited: {err}")
+    raise RuntimeError(f"sshd for {host.name} did not listen on {host.address}:{host.port}")
