@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit screenshots bench clean
+.PHONY: demo test lint typecheck unit screenshots bench clean system-deps
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -15,7 +15,15 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/gputui demo
 
-test: $(STAMP) lint typecheck unit
+test: $(STAMP) system-deps lint typecheck unit
+
+# The SSH tests run real OpenSSH servers in network namespaces: as root,
+# install what they need when it is missing (Debian/Ubuntu).
+system-deps:
+	@if [ "$$(id -u)" = 0 ] && ! { command -v sshd >/dev/null || test -x /usr/sbin/sshd; } ; then \
+		echo "installing openssh-server and iproute2 for the SSH tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server openssh-client iproute2 procps >/dev/null; \
+	fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check gputui tests bench scripts

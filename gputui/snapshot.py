@@ -23,7 +23,7 @@ SCHEMA = "gputui.snapshot/1"
 
 
 async def collect(links: Sequence[Link], store: FleetStore, timeout: float) -> None:
-    runner = FleetRunner(links, store)
+    runner = FleetRunner(links, store, reconnect=False)  # one look: no retries
     changed = asyncio.Event()
     store.listeners.append(changed.set)
     runner.start()

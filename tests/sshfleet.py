@@ -177,11 +177,14 @@ class SshFleet:
 
     def _write_client_files(self) -> None:
         jump = self.hosts["gt-jump"]
-        lines = [f"Host {jump.name}\n  HostName {jump.address}\n  Port {jump.port}\n  User root\n  IdentityFile {self.client_key}\n"]
+        lines = [
+            f"Host {jump.name}\n  HostName {jump.address}\n  Port {jump.port}\n  User root\n  IdentityFile {self.client_key}\n"
+        ]
         for host in self.hosts.values():
             if host.name == "gt-jump":
                 continue
-            lines.append(f"Host {host.name}\n  HostName {host.address}\n  Port {host.port}\n  User root\n  IdentityFile {self.client_key}\n")
+            entry = f"Host {host.name}\n  HostName {host.address}\n  Port {host.port}\n  User root\n"
+            lines.append(entry + f"  IdentityFile {self.client_key}\n")
             if self.namespaces:
                 lines[-1] += f"  ProxyJump {jump.name}\n"
         self.ssh_config.write_text("\n".join(lines))
@@ -223,6 +226,7 @@ class SshFleet:
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
         for link in self.made_links:
             subprocess.run(["ip", "link", "del", link], capture_output=True)
+        shutil.rmtree(Path.home() / ".cache" / "gputui-test", ignore_errors=True)
 
 
 def keygen(path: Path) -> None:
@@ -257,7 +261,6 @@ def free_port() -> int:
 
 def wait_listening(host: SshHost) -> None:
     """sshd -D -e prints nothing on success; poll its port until it accepts."""
-    import socket
     import time
 
     argv = ["ip", "netns", "exec", host.namespace] if host.namespace else []

@@ -1,0 +1,236 @@
+"""The SSH transport against real OpenSSH servers behind a jump host."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import signal
+import subprocess
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gputui import config as cfg
+from gputui.fleet.runner import FleetRunner
+from gputui.fleet.store import FleetStore, HostState
+from gputui.snapshot import collect
+from gputui.transport.from_config import links_for
+from gputui.transport.ssh import AgentBundle, SshLink, SshShared
+from tests.sshfleet import SshFleet
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshFleet]:
+    f = SshFleet(tmp_path_factory.mktemp("sshfleet"))
+    try:
+        f.start()
+        yield f
+    finally:
+        f.stop()
+    left = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert f.run not in left, f"namespaces left behind: {left}"
+
+
+def load(fleet: SshFleet, tmp_path: Path, names: list[str], **kw: object) -> cfg.Config:
+    path = tmp_path / "fleet.toml"
+    path.write_text(fleet.config_toml(names, **kw))  # type: ignore[arg-type]
+    return cfg.load(path)
+
+
+async def gather_once(config: cfg.Config, timeout: float = 30.0) -> FleetStore:
+    store = FleetStore()
+    await collect(links_for(config), store, timeout)
+    return store
+
+
+def fingerprint(pub: Path) -> str:
+    out = subprocess.run(["ssh-keygen", "-lf", str(pub)], capture_output=True, text=True, check=True).stdout
+    return out.split()[1]
+
+
+async def wait_state(store: FleetStore, name: str, state: HostState, timeout: float = 30.0) -> None:
+    """Wait until the host is in ``state``; staleness comes with time, so re-check as time passes."""
+    changed = asyncio.Event()
+    store.listeners.append(changed.set)
+    deadline = time.monotonic() + timeout
+    try:
+        while store.hosts[name].state(store.clock()) is not state:
+            left = deadline - time.monotonic()
+            assert left > 0, (
+                f"{name} not {state.value} after {timeout}s: {store.hosts[name].state(store.clock())}, {store.hosts[name].error}"
+            )
+            changed.clear()
+            try:
+                await asyncio.wait_for(changed.wait(), timeout=min(left, 0.1))
+            except TimeoutError:
+                pass
+    finally:
+        store.listeners.remove(changed.set)
+
+
+def agent_pids(remote_dir: str) -> list[int]:
+    """Agents run on this machine (the namespaces share its process table)."""
+    out = subprocess.run(["pgrep", "-f", f"{remote_dir}/agent-"], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+async def test_hosts_behind_the_jump_host_stream_frames(fleet: SshFleet, tmp_path: Path) -> None:
+    if fleet.namespaces:
+        # No link of the test fleet leads from here to the GPU hosts: only the jump host does.
+        route = subprocess.run(["ip", "route", "get", fleet.hosts["gt-a"].address], capture_output=True, text=True).stdout
+        assert f"gtr{fleet.run}" not in route
+        jump_route = subprocess.run(["ip", "route", "get", fleet.hosts["gt-jump"].address], capture_output=True, text=True).stdout
+        assert f"gtr{fleet.run}" in jump_route
+    config = load(fleet, tmp_path, ["gt-a", "gt-b", "gt-c", "gt-nopy"])
+    started = time.monotonic()
+    store = await gather_once(config)
+    elapsed = time.monotonic() - started
+    now = store.clock()
+    for name, scenario in (("gt-a", "healthy"), ("gt-b", "incident"), ("gt-c", "mixed")):
+        r = store.hosts[name]
+        assert r.state(now) is HostState.LIVE, (name, r.error)
+        assert r.hello is not None and r.hello.source == f"sim:{scenario}"
+        assert len(r.gpus()) == 2
+        assert all(p.user == "root" and "gputui.sim.standin" in (p.command or "") for g in r.gpus() for p in g.processes)
+    nopy = store.hosts["gt-nopy"]
+    assert nopy.state(now) is HostState.LIVE, nopy.error
+    assert nopy.hello is not None and nopy.hello.source == "nvidia-smi"
+    assert nopy.gpus() and all(g.util_pct is not None or g.index == 5 for g in nopy.gpus())
+    assert all(g.throttle is None for g in nopy.gpus())  # nvidia-smi does not say: null, not "none"
+    assert elapsed < 20
+
+
+async def test_the_bundle_is_uploaded_once_and_reused(fleet: SshFleet, tmp_path: Path) -> None:
+    config = load(fleet, tmp_path, ["gt-a"])
+    host = config.hosts[0].model_copy(update={"remote_dir": f".cache/gputui-test/reuse-{fleet.run}"})
+    shared = SshShared.create(config.ssh, config.interval)
+    uploads = []
+    for _ in range(2):
+        link = SshLink(host, shared)
+        async for _line in link.lines():
+            break
+        uploads.append(link.uploaded)
+        await link.close()
+    assert uploads == [True, False]
+    remote = Path.home() / host.remote_dir / f"agent-{shared.bundle.digest}.zip"  # type: ignore[operator]
+    assert remote.read_bytes() == shared.bundle.data
+    assert oct(remote.parent.stat().st_mode & 0o777) == "0o700"
+
+
+async def test_an_unknown_host_is_refused_with_its_fingerprint(fleet: SshFleet, tmp_path: Path) -> None:
+    known = tmp_path / "known_hosts"
+    known.write_text(fleet.known_line(fleet.hosts["gt-jump"]) + fleet.known_line(fleet.hosts["gt-b"]))
+    store = await gather_once(load(fleet, tmp_path, ["gt-a", "gt-b"], known_hosts=known))
+    a, b = store.hosts["gt-a"], store.hosts["gt-b"]
+    assert a.state(store.clock()) is HostState.DOWN
+    assert a.error is not None and "unknown host key for gt-a" in a.error
+    host_key = fleet.hosts["gt-a"].host_key
+    assert host_key is not None
+    assert fingerprint(host_key.with_suffix(".pub")) in a.error
+    assert "accept_new" in a.error
+    assert b.state(store.clock()) is HostState.LIVE, b.error  # the rest of the fleet is unaffected
+    assert "gt-a" not in known.read_text() and fleet.hosts["gt-a"].address not in known.read_text()
+
+
+async def test_accept_new_records_a_first_seen_key(fleet: SshFleet, tmp_path: Path) -> None:
+    known = tmp_path / "known_hosts"
+    known.write_text(fleet.known_line(fleet.hosts["gt-jump"]))
+    store = await gather_once(load(fleet, tmp_path, ["gt-a"], known_hosts=known, accept_new=True))
+    assert store.hosts["gt-a"].state(store.clock()) is HostState.LIVE, store.hosts["gt-a"].error
+    assert fleet.known_line(fleet.hosts["gt-a"]) in known.read_text()
+
+
+async def test_a_changed_key_is_refused_even_with_accept_new(fleet: SshFleet, tmp_path: Path) -> None:
+    a, b = fleet.hosts["gt-a"], fleet.hosts["gt-b"]
+    impostor = fleet.known_line(b).replace(b.address, a.address, 1)  # gt-a's address, someone else's key
+    known = tmp_path / "known_hosts"
+    known.write_text(fleet.known_line(fleet.hosts["gt-jump"]) + impostor)
+    store = await gather_once(load(fleet, tmp_path, ["gt-a"], known_hosts=known, accept_new=True))
+    record = store.hosts["gt-a"]
+    assert record.state(store.clock()) is HostState.DOWN
+    assert record.error is not None and "HOST KEY CHANGED for gt-a" in record.error
+    assert "ssh-keygen -R" in record.error
+    assert known.read_text().count(a.address) == 1  # nothing was added
+
+
+async def test_a_host_that_stops_goes_stale_then_down_then_comes_back(fleet: SshFleet, tmp_path: Path) -> None:
+    config = load(fleet, tmp_path, ["gt-c"])
+    store = FleetStore()
+    runner = FleetRunner(links_for(config), store)
+    runner.start()
+    try:
+        await wait_state(store, "gt-c", HostState.LIVE)
+        remote_dir = fleet.hosts["gt-c"].remote_dir
+        pids = agent_pids(remote_dir)
+        assert len(pids) == 1
+        os.kill(pids[0], signal.SIGSTOP)  # the host hangs: no frames, connection still up
+        await wait_state(store, "gt-c", HostState.STALE)
+        assert store.hosts["gt-c"].sample is not None  # old numbers kept, shown as stale
+        host = fleet.hosts["gt-c"]
+        fleet.stop_sshd(host)  # ...then it dies outright
+        assert host.namespace is not None
+        from tests.sshfleet import kill_namespace
+
+        kill_namespace(host.namespace)
+        os.kill(pids[0], signal.SIGKILL)
+        await wait_state(store, "gt-c", HostState.DOWN)
+        fleet.start_sshd(host)
+        runner.retry_now("gt-c")
+        await wait_state(store, "gt-c", HostState.LIVE)
+        assert agent_pids(remote_dir) and agent_pids(remote_dir) != pids
+    finally:
+        await runner.stop()
+
+
+async def test_an_agent_killed_on_the_host_is_restarted(fleet: SshFleet, tmp_path: Path) -> None:
+    config = load(fleet, tmp_path, ["gt-b"])
+    store = FleetStore()
+    runner = FleetRunner(links_for(config), store)
+    runner.start()
+    try:
+        await wait_state(store, "gt-b", HostState.LIVE)
+        pids = agent_pids(fleet.hosts["gt-b"].remote_dir)
+        assert len(pids) == 1
+        os.kill(pids[0], signal.SIGKILL)
+        await wait_state(store, "gt-b", HostState.DOWN)
+        assert "agent exited" in (store.hosts["gt-b"].error or "")
+        await wait_state(store, "gt-b", HostState.LIVE)
+        assert agent_pids(fleet.hosts["gt-b"].remote_dir) != pids
+    finally:
+        await runner.stop()
+
+
+def planted_agent(main: str) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("__main__.py", main)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("main", "expect"),
+    [
+        ("import sys\nwhile True:\n    sys.stdout.write('garbage ' * 10 + '\\n'); sys.stdout.flush()\n", "malformed frames"),
+        ("import sys\nchunk = 'x' * (1 << 20)\nfor _ in range(100):\n    sys.stdout.write(chunk)\n", "more than"),
+    ],
+    ids=["garbage", "100MB-line"],
+)
+async def test_a_misbehaving_agent_marks_its_host_only(fleet: SshFleet, tmp_path: Path, main: str, expect: str) -> None:
+    """The agent file on the host is replaced (as by a broken or hostile host); gt-a must be cut off, gt-b go on."""
+    bundle = AgentBundle.build()
+    bad_dir = f".cache/gputui-test/bad-{fleet.run}-{len(main)}"
+    target = Path.home() / bad_dir / f"agent-{bundle.digest}.zip"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(planted_agent(main))
+    text = load(fleet, tmp_path, ["gt-a", "gt-b"])
+    hosts = [h.model_copy(update={"remote_dir": bad_dir}) if h.name == "gt-a" else h for h in text.hosts]
+    config = text.model_copy(update={"hosts": hosts})
+    store = await gather_once(config)
+    bad = store.hosts["gt-a"]
+    assert bad.state(store.clock()) is HostState.DOWN
+    assert bad.error is not None and expect in bad.error
+    assert store.hosts["gt-b"].state(store.clock()) is HostState.LIVE
