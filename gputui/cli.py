@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo_args(snap, hosts=4)
     snap.add_argument("--format", choices=("table", "json", "markdown"), default="table")
     snap.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for every host (default 15)")
+    check = sub.add_parser("check-config", help="validate the config and try every host once")
+    check.add_argument("--config", dest="check_config", type=Path, help="config file (default as for gputui)")
+    check.add_argument("--timeout", type=float, default=20.0, help="seconds to wait for the hosts (default 20)")
     bundle = sub.add_parser("bundle", help="write the agent bundle (zip) that runs on a GPU host")
     bundle.add_argument("-o", "--output", type=Path, required=True)
     return p
@@ -59,6 +62,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(args_list)
     if args.command == "snapshot":
         return _snapshot(args)
+    if args.command == "check-config":
+        from gputui import check_config
+        from gputui.config import default_path
+
+        status, report = check_config.run(args.check_config or args.config or default_path(), args.timeout)
+        print(report, file=sys.stdout if status != 2 else sys.stderr)
+        return status
     if args.command == "bundle":
         from gputui.transport import bundle
 

@@ -7,6 +7,7 @@ import io
 import os
 import signal
 import subprocess
+import sys
 import time
 import zipfile
 from collections.abc import Iterator
@@ -234,3 +235,22 @@ async def test_a_misbehaving_agent_marks_its_host_only(fleet: SshFleet, tmp_path
     assert bad.state(store.clock()) is HostState.DOWN
     assert bad.error is not None and expect in bad.error
     assert store.hosts["gt-b"].state(store.clock()) is HostState.LIVE
+
+
+def test_check_config_reports_each_host_and_fails_when_one_does(fleet: SshFleet, tmp_path: Path) -> None:
+    known = tmp_path / "known_hosts"
+    known.write_text(fleet.known_line(fleet.hosts["gt-jump"]) + fleet.known_line(fleet.hosts["gt-b"]))
+    path = tmp_path / "fleet.toml"
+    path.write_text(fleet.config_toml(["gt-a", "gt-b", "gt-nopy"], known_hosts=known))
+    out = subprocess.run(
+        [sys.executable, "-m", "gputui", "check-config", "--config", str(path)], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 1, out.stdout + out.stderr
+    lines = {line.split()[0]: line for line in out.stdout.splitlines() if line.startswith("gt-")}
+    assert "FAILED: unknown host key for gt-a" in lines["gt-a"]
+    assert "ok: agent" in lines["gt-b"]
+    assert f"root@{fleet.hosts['gt-b'].address}:22" in lines["gt-b"]
+    if fleet.namespaces:
+        assert " gt-jump " in lines["gt-b"]  # the ProxyJump that ssh_config gives
+    assert "unknown host key for gt-nopy" in lines["gt-nopy"]
+    assert "1 of 3 hosts answered" in out.stdout

@@ -70,6 +70,12 @@ class FleetRunner:
     def start(self) -> None:
         self.tasks = [asyncio.ensure_future(self._keep_following(link)) for link in self.links]
 
+    def add(self, link: Link) -> None:
+        """Follow one more host from now on (a host added while running)."""
+        self.links.append(link)
+        self.store.add_host(link.name)
+        self.tasks.append(asyncio.ensure_future(self._keep_following(link)))
+
     async def _keep_following(self, link: Link) -> None:
         wake = self.wakeups.setdefault(link.name, asyncio.Event())
         attempt = 0

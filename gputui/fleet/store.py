@@ -41,6 +41,8 @@ class HostRecord:
     stale_after: int = STALE_AFTER_INTERVALS
     retry_at: float | None = None  # monotonic time of the next connection attempt
     connects: int = 0
+    connecting_since: float | None = None
+    hello_after_s: float | None = None  # connect to first frame, the last time
     history: dict[int, GpuHistory] = field(default_factory=dict)
 
     @property
@@ -107,6 +109,8 @@ class FleetStore:
         if isinstance(frame, Hello):
             record.hello = frame
             record.error = None
+            if record.connecting_since is not None:
+                record.hello_after_s = now - record.connecting_since
         elif isinstance(frame, Sample):
             record.sample = frame
             self._remember(record, frame)
@@ -141,6 +145,7 @@ class FleetStore:
         record = self.hosts[name]
         record.retry_at = None
         record.connects += 1
+        record.connecting_since = self.clock()
         self._changed()
 
     def set_retry(self, name: str, delay_s: float) -> None:

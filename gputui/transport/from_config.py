@@ -8,19 +8,23 @@ from gputui.transport.local import LocalLink, agent_argv
 from gputui.transport.ssh import SshLink, SshShared
 
 
-def local_link(host: Host, interval: float) -> Link:
-    argv = agent_argv(interval, sim=host.sim, seed=host.seed, gpus=host.gpus, host_name=host.name if host.sim else None)
-    return LocalLink(host.name, argv)
+class LinkFactory:
+    """Makes the link for a host entry; SSH links share one bundle and handshake cap."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.shared: SshShared | None = None
+
+    def __call__(self, host: Host) -> Link:
+        if host.transport == "local":
+            name = host.name if host.sim else None
+            argv = agent_argv(self.config.interval, sim=host.sim, seed=host.seed, gpus=host.gpus, host_name=name)
+            return LocalLink(host.name, argv)
+        if self.shared is None:
+            self.shared = SshShared.create(self.config.ssh, self.config.interval)
+        return SshLink(host, self.shared)
 
 
 def links_for(config: Config) -> list[Link]:
-    shared: SshShared | None = None
-    links: list[Link] = []
-    for host in config.hosts:
-        if host.transport == "local":
-            links.append(local_link(host, config.interval))
-            continue
-        if shared is None:
-            shared = SshShared.create(config.ssh, config.interval)
-        links.append(SshLink(host, shared))
-    return links
+    make = LinkFactory(config)
+    return [make(h) for h in config.hosts]

@@ -14,7 +14,6 @@ config (the remote directory, the scenario) are quoted with ``shlex.quote``.
 from __future__ import annotations
 
 import asyncio
-import getpass
 import shlex
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from gputui.transport import bundle
 from gputui.transport.base import LinkError
 from gputui.transport.lines import split_lines
 from gputui.transport.ssh_keys import HostKeyGate, refusal
+from gputui.transport.ssh_resolve import proxy_jumps
 
 MIN_PYTHON = (3, 8)
 
@@ -239,27 +239,3 @@ class SshLink:
                 await asyncio.wait_for(conn.wait_closed(), timeout=3.0)
             except TimeoutError:
                 pass
-
-
-Hop = tuple[str | None, str, int | None]
-
-
-def proxy_jumps(config_paths: list[str], host: str, port: int | None, user: str | None) -> list[Hop]:
-    """The ProxyJump chain ssh_config gives for ``host``, as (user, host, port) hops."""
-    if not config_paths:
-        return []
-    from asyncssh.config import SSHClientConfig  # the same parser asyncssh itself uses
-
-    local_user = getpass.getuser()
-    config = SSHClientConfig.load(None, config_paths, False, False, False, local_user, user or (), host, port or ())
-    spec = config.get("ProxyJump")
-    if not isinstance(spec, str) or spec.lower() == "none":
-        return []
-    hops: list[Hop] = []
-    for hop in spec.split(","):
-        hop_user, _, rest = hop.rpartition("@")
-        hop_host, sep, hop_port = rest.rpartition(":")
-        if not sep or not hop_port.isdigit():
-            hop_host, hop_port = rest, ""
-        hops.append((hop_user or None, hop_host, int(hop_port) if hop_port else None))
-    return hops

@@ -8,7 +8,7 @@ from pathlib import Path
 from gputui import config as cfg
 from gputui.fleet.store import FleetStore
 from gputui.transport.demo import DemoFleet
-from gputui.transport.from_config import links_for
+from gputui.transport.from_config import LinkFactory
 from gputui.ui.app import GpuTuiApp
 
 
@@ -41,6 +41,8 @@ def run_configured(path: Path | None) -> int:
     store = FleetStore(stale_after=config.thresholds.stale_after_intervals)
     for h in config.hosts:
         store.add_host(h.name, tuple(h.tags), h.group)
-    app = GpuTuiApp(store, links_for(config), title=f"gputui: {path.name}", theme=config.theme)
+    make = LinkFactory(config)
+    links = [make(h) for h in config.hosts]
+    app = GpuTuiApp(store, links, title=f"gputui: {path.name}", theme=config.theme, config_path=path, link_factory=make)
     app.run()
     return 0
