@@ -44,6 +44,7 @@ class Ssh(_Strict):
     keepalive_s: float = Field(5.0, gt=0, le=300)
     max_handshakes: int = Field(32, ge=1, le=1024)
     remote_dir: str = Field(".cache/gputui", min_length=1, description="agent cache, relative to the remote home")
+    compression: bool = Field(True, description="zlib on the wire: telemetry JSON shrinks several times")
 
 
 class Group(_Strict):
@@ -61,6 +62,7 @@ class Host(_Strict):
     sim: str | None = None
     seed: int = 0
     gpus: int | None = Field(None, ge=1, le=64)
+    sim_processes: Literal["standin", "synthetic"] = "standin"
     identity_files: list[str] = Field(default_factory=list)
     accept_new: bool | None = None
     remote_dir: str | None = None

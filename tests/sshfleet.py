@@ -53,6 +53,7 @@ class SshFleet:
     hosts: dict[str, SshHost] = field(default_factory=dict)
     made_ns: list[str] = field(default_factory=list)
     made_links: list[str] = field(default_factory=list)
+    extra_hosts: int = 0  # more simulated hosts, for the fan-out benchmark
 
     @property
     def client_key(self) -> Path:
@@ -77,6 +78,9 @@ class SshFleet:
         (self.root / "authorized_keys").write_text(self.client_key.with_suffix(".pub").read_text())
         self.namespaces = self._try_namespaces()
         specs = [("gt-jump", None), ("gt-a", "healthy"), ("gt-b", "incident"), ("gt-c", "mixed"), ("gt-nopy", None)]
+        specs += [(f"gt-h{i:03d}", "healthy") for i in range(self.extra_hosts)]
+        if len(specs) > 240:
+            raise ValueError("at most 235 extra hosts fit the test subnet")
         for i, (name, sim) in enumerate(specs):
             if self.namespaces:
                 ns = f"{name}-{self.run}"
@@ -197,7 +201,7 @@ class SshFleet:
         return f"{pattern} {key[0]} {key[1]}\n"
 
     def config_toml(self, names: list[str], known_hosts: Path | None = None, accept_new: bool = False,
-                    interval: float = 0.5) -> str:  # fmt: skip
+                    interval: float = 0.5, gpus: int = 2, sim_processes: str = "standin") -> str:  # fmt: skip
         out = [
             f"interval = {interval}\n",
             "[ssh]\n",
@@ -210,7 +214,7 @@ class SshFleet:
             host = self.hosts[name]
             out.append(f'\n[[hosts]]\nname = "{name}"\nremote_dir = "{host.remote_dir}"\n')
             if host.sim:
-                out.append(f'sim = "{host.sim}"\ngpus = 2\n')
+                out.append(f'sim = "{host.sim}"\ngpus = {gpus}\nsim_processes = "{sim_processes}"\n')
         return "".join(out)
 
     # -- tear-down --------------------------------------------------------------

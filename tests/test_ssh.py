@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import os
 import signal
 import subprocess
 import sys
 import time
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from gputui import config as cfg
 from gputui.fleet.runner import FleetRunner
 from gputui.fleet.store import FleetStore, HostState
 from gputui.snapshot import collect
+from gputui.transport import bundle
 from gputui.transport.from_config import links_for
 from gputui.transport.ssh import AgentBundle, SshLink, SshShared
 from tests.sshfleet import SshFleet
@@ -117,9 +116,10 @@ async def test_the_bundle_is_uploaded_once_and_reused(fleet: SshFleet, tmp_path:
         uploads.append(link.uploaded)
         await link.close()
     assert uploads == [True, False]
-    remote = Path.home() / host.remote_dir / f"agent-{shared.bundle.digest}.zip"  # type: ignore[operator]
-    assert remote.read_bytes() == shared.bundle.data
-    assert oct(remote.parent.stat().st_mode & 0o777) == "0o700"
+    remote = Path.home() / host.remote_dir / f"agent-{shared.bundle.digest}"  # type: ignore[operator]
+    assert (remote / "__main__.py").read_text() == bundle.MAIN
+    assert (remote / "gputui" / "agent" / "main.py").exists() and (remote / "pynvml.py").exists()
+    assert oct(remote.stat().st_mode & 0o777) == "0o700"  # other users cannot swap the agent
 
 
 async def test_an_unknown_host_is_refused_with_its_fingerprint(fleet: SshFleet, tmp_path: Path) -> None:
@@ -205,13 +205,6 @@ async def test_an_agent_killed_on_the_host_is_restarted(fleet: SshFleet, tmp_pat
         await runner.stop()
 
 
-def planted_agent(main: str) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        zf.writestr("__main__.py", main)
-    return buf.getvalue()
-
-
 @pytest.mark.parametrize(
     ("main", "expect"),
     [
@@ -222,11 +215,11 @@ def planted_agent(main: str) -> bytes:
 )
 async def test_a_misbehaving_agent_marks_its_host_only(fleet: SshFleet, tmp_path: Path, main: str, expect: str) -> None:
     """The agent file on the host is replaced (as by a broken or hostile host); gt-a must be cut off, gt-b go on."""
-    bundle = AgentBundle.build()
+    agent = AgentBundle.build()
     bad_dir = f".cache/gputui-test/bad-{fleet.run}-{len(main)}"
-    target = Path.home() / bad_dir / f"agent-{bundle.digest}.zip"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(planted_agent(main))
+    target = Path.home() / bad_dir / f"agent-{agent.digest}"
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "__main__.py").write_text(main)
     text = load(fleet, tmp_path, ["gt-a", "gt-b"])
     hosts = [h.model_copy(update={"remote_dir": bad_dir}) if h.name == "gt-a" else h for h in text.hosts]
     config = text.model_copy(update={"hosts": hosts})

@@ -19,7 +19,15 @@ import pynvml
 import gputui
 
 PACKAGES = ("agent", "sim")
-MAIN = "import sys\nfrom gputui.agent.main import main\nsys.exit(main())\n"
+# Written so that any python3 can parse it: an old one says so and stops.
+MAIN = (
+    "import sys\n"
+    "if sys.version_info < (3, 8):\n"
+    "    sys.stdout.write('gputui:old-python3 %d.%d\\n' % sys.version_info[:2])\n"
+    "    sys.exit(0)\n"
+    "from gputui.agent.main import main\n"
+    "sys.exit(main())\n"
+)
 _EPOCH = (2020, 1, 1, 0, 0, 0)
 
 

@@ -18,7 +18,9 @@ class LinkFactory:
     def __call__(self, host: Host) -> Link:
         if host.transport == "local":
             name = host.name if host.sim else None
-            argv = agent_argv(self.config.interval, sim=host.sim, seed=host.seed, gpus=host.gpus, host_name=name)
+            argv = agent_argv(
+                self.config.interval, host.sim, host.seed, host.gpus, host_name=name, sim_processes=host.sim_processes
+            )
             return LocalLink(host.name, argv)
         if self.shared is None:
             self.shared = SshShared.create(self.config.ssh, self.config.interval)

@@ -28,7 +28,9 @@ from gputui.transport.lines import split_lines
 from gputui.transport.ssh_keys import HostKeyGate, refusal
 from gputui.transport.ssh_resolve import proxy_jumps
 
-MIN_PYTHON = (3, 8)
+NO_PYTHON = "gputui:no-python3"
+NEEDS_UPLOAD = "gputui:upload"
+NOT_RUNNABLE = (126, 127)  # the shell's "cannot execute" and "not found"
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,8 @@ class SshLink:
             "connect_timeout": s.connect_timeout_s,
             "keepalive_interval": s.keepalive_s,
             "keepalive_count_max": 3,
+            # asyncssh prefers no compression; telemetry JSON compresses well.
+            "compression_algs": ["zlib@openssh.com", "zlib", "none"] if s.compression else ["none"],
         }
         if self._config_paths():
             opts["config"] = self._config_paths()
@@ -155,73 +159,108 @@ class SshLink:
     def _remote_dir(self) -> str:
         return self.host.remote_dir or self.shared.settings.remote_dir
 
-    def _bundle_path(self) -> str:
-        # "$HOME"/<dir>/agent-<hash>.zip; the dir comes from config and is quoted.
-        return f'"$HOME"/{shlex.quote(self._remote_dir())}/agent-{self.shared.bundle.digest}.zip'
+    def _agent_dir(self) -> str:
+        # "$HOME"/<dir>/agent-<hash>; the dir comes from config and is quoted.
+        return f'"$HOME"/{shlex.quote(self._remote_dir())}/agent-{self.shared.bundle.digest}'
 
     async def _run(self, conn: asyncssh.SSHClientConnection, script: str, stdin: bytes | None = None) -> tuple[int, str]:
         result = await conn.run("sh -c " + shlex.quote(script), input=stdin, encoding=None, check=False)
-        out = result.stdout if isinstance(result.stdout, bytes) else b""
+        out = b"".join(part for part in (result.stdout, result.stderr) if isinstance(part, bytes))
         return int(result.exit_status or 0), out.decode("utf-8", "replace")
 
-    async def _prepare(self, conn: asyncssh.SSHClientConnection) -> str | None:
-        """Upload the bundle if needed; the python3 to run it, or None for the fallback."""
-        probe = (
-            "v=$(python3 -c 'import sys; print(\"%d.%d\" % sys.version_info[:2])' 2>/dev/null) || v=none; "
-            f'if test -f {self._bundle_path()}; then h=have; else h=missing; fi; echo "$v $h"'
+    async def _upload(self, conn: asyncssh.SSHClientConnection) -> bool:
+        """Unpack the bundle into its content-addressed folder, atomically.
+
+        Unpacked rather than run as a zip so that Python caches the compiled
+        modules there: every later start is faster. False when python3
+        cannot run at all.
+        """
+        base = f'"$HOME"/{shlex.quote(self._remote_dir())}'
+        tmp = f"{base}/.agent-{self.shared.bundle.digest}.$$"
+        unpack = "import io, sys, zipfile; zipfile.ZipFile(io.BytesIO(sys.stdin.buffer.read())).extractall(sys.argv[1])"
+        script = (
+            f"umask 077 && mkdir -p {base} && rm -rf {tmp} && "
+            f"python3 -c {shlex.quote(unpack)} {tmp} && "
+            f"{{ mv {tmp} {self._agent_dir()} 2>/dev/null || rm -rf {tmp}; }} && test -f {self._agent_dir()}/__main__.py"
         )
-        status, out = await self._run(conn, probe)
-        words = out.split()
-        if status != 0 or len(words) != 2:
-            raise LinkError(f"{self.name}: the remote shell did not answer the probe (status {status}): {out.strip()[:200]}")
-        version, have = words
-        if version == "none" or tuple(int(p) for p in version.split(".")) < MIN_PYTHON:
-            return None
-        self.uploaded = have != "have"
-        if self.uploaded:
-            directory = f'"$HOME"/{shlex.quote(self._remote_dir())}'
-            tmp = f"{directory}/.agent-{self.shared.bundle.digest}.$$"
-            upload = f"umask 077 && mkdir -p {directory} && cat > {tmp} && mv -f {tmp} {self._bundle_path()}"
-            status, out = await self._run(conn, upload, stdin=self.shared.bundle.data)
-            if status != 0:
-                raise LinkError(f"{self.name}: cannot upload the agent to ~/{self._remote_dir()}: {out.strip()[:200]}")
-        return "python3"
+        status, out = await self._run(conn, script, stdin=self.shared.bundle.data)
+        if status in NOT_RUNNABLE:
+            return False  # python3 cannot run here: the caller falls back
+        if status != 0:
+            raise LinkError(f"{self.name}: cannot install the agent in ~/{self._remote_dir()}: {out.strip()[:200]}")
+        self.uploaded = True
+        return True
 
     def agent_command(self) -> str:
+        """One round trip in the common case: check, then exec the agent."""
         args = ["--interval", str(self.shared.interval)]
         if self.host.sim:
-            args += ["--sim", self.host.sim, "--seed", str(self.host.seed)]
+            args += ["--sim", self.host.sim, "--seed", str(self.host.seed), "--sim-processes", self.host.sim_processes]
             if self.host.gpus:
                 args += ["--gpus", str(self.host.gpus)]
             args += ["--host-name", self.host.name]
         quoted = " ".join(shlex.quote(a) for a in args)
-        return "sh -c " + shlex.quote(f"exec python3 {self._bundle_path()} {quoted}")
+        script = (
+            f"command -v python3 >/dev/null 2>&1 || {{ echo {NO_PYTHON}; exit 0; }}; "
+            f"test -f {self._agent_dir()}/__main__.py || {{ echo {NEEDS_UPLOAD}; exit 0; }}; "
+            f"exec python3 {self._agent_dir()} {quoted}"
+        )
+        return "sh -c " + shlex.quote(script)
 
     # -- streaming ------------------------------------------------------------
+    async def _start_agent(self, conn: asyncssh.SSHClientConnection) -> tuple[bytes, AsyncIterator[bytes]] | None:
+        """Start the agent (installing it first if needed): its first line and
+        the rest, or None where the host has no python3 that works."""
+        for _attempt in range(2):
+            self.process = await conn.create_process(self.agent_command(), encoding=None)
+            lines = split_lines(self.process.stdout.read)
+            first = await anext(lines, b"")
+            if first.strip() == NEEDS_UPLOAD.encode() and not self.uploaded:
+                if not await self._upload(conn):
+                    return None
+                continue
+            if first.startswith(b"gputui:"):
+                return None  # no python3, or one older than 3.8
+            if not first:
+                await self.process.wait_closed()
+                if self.process.exit_status in NOT_RUNNABLE:
+                    return None  # python3 is on the PATH but cannot run (a broken shim, say)
+            return first, lines
+        raise LinkError(f"{self.name}: the agent was installed but does not start")
+
     async def lines(self) -> AsyncIterator[bytes]:
         self.conn = await self._connect()
+        self.uploaded = False
         try:
-            python = await self._prepare(self.conn)
-            if python is None:
-                self.reduced = True
+            started = await self._start_agent(self.conn)
+            if started is None:
+                self.reduced = True  # nvidia-smi, with fewer fields
                 from gputui.transport.smi_fallback import smi_lines
 
                 async for line in smi_lines(self.conn, self.name, self.shared.interval):
                     yield line
                 return
             self.reduced = False
-            self.process = await self.conn.create_process(self.agent_command(), encoding=None)
-            stdout = self.process.stdout
-            async for line in split_lines(stdout.read):
+            first, rest = started
+            if first:
+                yield first
+            async for line in rest:
                 yield line
-            status = self.process.exit_status
-            raise LinkError(f"{self.name}: agent exited (status {status})")
+            raise LinkError(f"{self.name}: agent exited{await self._exit_detail()}")
         except asyncssh.ConnectionLost as exc:
             raise LinkError(f"{self.name}: connection lost: {exc.reason}") from None
         except asyncssh.DisconnectError as exc:
             raise LinkError(f"{self.name}: disconnected: {exc.reason}") from None
         finally:
             await self.close()
+
+    async def _exit_detail(self) -> str:
+        if self.process is None:
+            return ""
+        err = await self.process.stderr.read(4096)
+        await self.process.wait_closed()
+        tail = err.decode("utf-8", "replace").strip().splitlines() if isinstance(err, bytes) else []
+        return f" (status {self.process.exit_status})" + (f": {tail[-1]}" if tail else "")
 
     async def send(self, command: dict[str, object]) -> None:
         import json
