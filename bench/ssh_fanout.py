@@ -67,7 +67,12 @@ async def measure(fleet: SshFleet, names: list[str], root: Path, seconds: float,
     runner.start()
     try:
         everyone = asyncio.Event()
-        store.listeners.append(lambda: len(first) == len(names) and everyone.set())
+
+        def check_all() -> None:
+            if len(first) == len(names):
+                everyone.set()
+
+        store.listeners.append(check_all)
         try:
             await asyncio.wait_for(everyone.wait(), timeout=120)
         except TimeoutError:
