@@ -39,6 +39,7 @@ class SshHost:
     extra_config: str = ""
     process: subprocess.Popen[bytes] | None = None
     host_key: Path | None = None
+    bridge_port: str | None = None  # its cable in the jump host's bridge
 
     @property
     def remote_dir(self) -> str:
@@ -128,6 +129,7 @@ class SshFleet:
             ip("link", "add", a, "type", "veth", "peer", "name", b)
             ip("link", "set", a, "netns", host.namespace)
             ip("link", "set", b, "netns", jns)
+            host.bridge_port = b
             nsip(jns, "link", "set", b, "master", "br0")
             nsip(jns, "link", "set", b, "up")
             nsip(host.namespace, "addr", "add", f"{host.address}/24", "dev", a)
@@ -172,6 +174,27 @@ class SshFleet:
         host.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
         wait_listening(host)
 
+    def set_cable(self, name: str, up: bool) -> None:
+        """Unplug or plug a host's network cable (its bridge port on the jump host)."""
+        host, jump = self.hosts[name], self.hosts["gt-jump"]
+        assert host.bridge_port and jump.namespace, "cables exist only with namespaces"
+        nsip(jump.namespace, "link", "set", host.bridge_port, "up" if up else "down")
+
+    def start_delay(self, name: str, delay_ms: int) -> tuple[str, subprocess.Popen[bytes]]:
+        """300 ms and the like on the way to and from a host: a delaying forwarder
+        inside the host's namespace on port 2222, reached as ``<name>-slow``."""
+        host = self.hosts[name]
+        argv = [sys.executable, str(REPO / "tests" / "delay_proxy.py"), host.address, "2222", host.address, str(host.port),
+                str(delay_ms)]  # fmt: skip
+        if host.namespace:
+            argv = ["ip", "netns", "exec", host.namespace, *argv]
+        proxy = subprocess.Popen(argv, stdout=subprocess.PIPE)
+        assert proxy.stdout is not None and proxy.stdout.readline().strip() == b"listening"
+        alias = f"{name}-slow"
+        self.hosts[alias] = SshHost(alias, host.address, 2222, host.namespace, host.sim, host_key=host.host_key)
+        self._write_client_files()
+        return alias, proxy
+
     def stop_sshd(self, host: SshHost) -> None:
         proc = host.process
         if proc is not None and proc.poll() is None:
@@ -192,7 +215,7 @@ class SshFleet:
             if self.namespaces:
                 lines[-1] += f"  ProxyJump {jump.name}\n"
         self.ssh_config.write_text("\n".join(lines))
-        self.known_hosts.write_text("".join(self.known_line(h) for h in self.hosts.values()))
+        self.known_hosts.write_text("".join(self.known_line(h) for h in self.hosts.values() if h.host_key))
 
     def known_line(self, host: SshHost) -> str:
         assert host.host_key is not None
@@ -201,14 +224,15 @@ class SshFleet:
         return f"{pattern} {key[0]} {key[1]}\n"
 
     def config_toml(self, names: list[str], known_hosts: Path | None = None, accept_new: bool = False,
-                    interval: float = 0.5, gpus: int = 2, sim_processes: str = "standin") -> str:  # fmt: skip
+                    interval: float = 0.5, gpus: int = 2, sim_processes: str = "standin",
+                    connect_timeout: float = 10.0) -> str:  # fmt: skip
         out = [
             f"interval = {interval}\n",
             "[ssh]\n",
             f'config_file = "{self.ssh_config}"\n',
             f'known_hosts = "{known_hosts or self.known_hosts}"\n',
             f"accept_new = {'true' if accept_new else 'false'}\n",
-            "connect_timeout_s = 10.0\nkeepalive_s = 2.0\n",
+            f"connect_timeout_s = {connect_timeout}\nkeepalive_s = 1.0\n",
         ]
         for name in names:
             host = self.hosts[name]

@@ -208,7 +208,7 @@ async def test_an_agent_killed_on_the_host_is_restarted(fleet: SshFleet, tmp_pat
 @pytest.mark.parametrize(
     ("main", "expect"),
     [
-        ("import sys\nwhile True:\n    sys.stdout.write('garbage ' * 10 + '\\n'); sys.stdout.flush()\n", "malformed frames"),
+        ("import sys\nwhile True:\n    sys.stdout.write('garbage ' * 10 + '\\n'); sys.stdout.flush()\n", "malformed frame"),
         ("import sys\nchunk = 'x' * (1 << 20)\nfor _ in range(100):\n    sys.stdout.write(chunk)\n", "more than"),
     ],
     ids=["garbage", "100MB-line"],
@@ -247,3 +247,75 @@ def test_check_config_reports_each_host_and_fails_when_one_does(fleet: SshFleet,
         assert " gt-jump " in lines["gt-b"]  # the ProxyJump that ssh_config gives
     assert "unknown host key for gt-nopy" in lines["gt-nopy"]
     assert "1 of 3 hosts answered" in out.stdout
+
+
+async def test_a_key_the_host_does_not_accept_is_a_clear_error(fleet: SshFleet, tmp_path: Path) -> None:
+    stranger = tmp_path / "stranger_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)], check=True)
+    config = load(fleet, tmp_path, ["gt-a"])
+    host = config.hosts[0].model_copy(update={"identity_files": [str(stranger)]})
+    store = await gather_once(config.model_copy(update={"hosts": [host]}))
+    error = store.hosts["gt-a"].error or ""
+    assert "permission denied (publickey)" in error and "passwords are not asked for" in error
+
+
+async def test_a_cut_cable_goes_stale_then_down_and_recovers(fleet: SshFleet, tmp_path: Path) -> None:
+    if not fleet.namespaces:
+        pytest.fail("cable tests need network namespaces; the harness could not make them on this machine")
+    config = load(fleet, tmp_path, ["gt-a", "gt-b"], connect_timeout=3.0)
+    store = FleetStore()
+    runner = FleetRunner(links_for(config), store)
+    runner.start()
+    try:
+        await wait_state(store, "gt-a", HostState.LIVE)
+        fleet.set_cable("gt-a", up=False)
+        await wait_state(store, "gt-a", HostState.STALE)
+        await wait_state(store, "gt-a", HostState.DOWN)  # keepalives notice the silence
+        assert store.hosts["gt-b"].state(store.clock()) is HostState.LIVE
+        fleet.set_cable("gt-a", up=True)
+        await wait_state(store, "gt-a", HostState.LIVE, timeout=45)
+    finally:
+        fleet.set_cable("gt-a", up=True)
+        await runner.stop()
+
+
+async def test_a_slow_link_does_not_slow_the_others(fleet: SshFleet, tmp_path: Path) -> None:
+    slow, proxy = fleet.start_delay("gt-c", 300)
+    try:
+        config = load(fleet, tmp_path, ["gt-a", "gt-b", slow], interval=1.0)
+        store = FleetStore()
+        arrivals: dict[str, list[float]] = {h.name: [] for h in config.hosts}
+        seen: dict[str, int] = {}
+
+        def note() -> None:
+            for name, record in store.hosts.items():
+                if record.sample is not None and seen.get(name) != record.sample.seq:
+                    seen[name] = record.sample.seq
+                    arrivals[name].append(time.monotonic())
+
+        store.listeners.append(note)
+        runner = FleetRunner(links_for(config), store)
+        runner.start()
+        try:
+            for name in arrivals:
+                await wait_state(store, name, HostState.LIVE)
+            window_start = time.monotonic()
+            done = asyncio.Event()
+
+            def six_from_the_slow_host() -> None:
+                if len([t for t in arrivals[slow] if t > window_start]) >= 6:
+                    done.set()
+
+            store.listeners.append(six_from_the_slow_host)
+            await asyncio.wait_for(done.wait(), timeout=30)
+        finally:
+            await runner.stop()
+        for name in ("gt-a", "gt-b"):
+            times = [t for t in arrivals[name] if t > window_start]
+            gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+            assert len(times) >= 5 and max(gaps) < 1.5, f"{name} lost its 1 s cadence: {gaps}"
+        assert (store.hosts[slow].hello_after_s or 0) > 0.6  # the delay is real: several round trips of 600 ms
+    finally:
+        proxy.terminate()
+        proxy.wait()
+        del fleet.hosts[slow]

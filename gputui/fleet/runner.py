@@ -14,31 +14,27 @@ import time
 from collections.abc import Iterable
 
 from gputui.fleet.store import FleetStore
-from gputui.frames import FrameError, Hello, parse_frame
+from gputui.frames import FrameError, parse_frame
 from gputui.transport.base import Link, LinkError
 
 BACKOFF_FIRST_S = 1.0
 BACKOFF_MAX_S = 60.0
 HEALTHY_AFTER_S = 30.0
-MAX_BAD_FRAMES = 3
 
 
-async def follow_once(link: Link, store: FleetStore) -> bool:
-    """Read one host until its link ends; True if it said hello."""
-    greeted = False
-    bad = 0
+async def follow_once(link: Link, store: FleetStore) -> None:
+    """Read one host until its link ends.
+
+    A malformed frame marks the host and resets its connection: a host that
+    sends garbage is not trusted to be in sync with its own output.
+    """
     try:
         async for line in link.lines():
             try:
                 frame = parse_frame(line)
             except FrameError as exc:
                 store.mark_bad_frame(link.name, str(exc))
-                bad += 1
-                if bad >= MAX_BAD_FRAMES:
-                    raise LinkError(f"{link.name}: {bad} malformed frames in a row ({exc}): connection reset") from None
-                continue
-            bad = 0
-            greeted = greeted or isinstance(frame, Hello)
+                raise LinkError(f"{link.name}: {exc}: connection reset") from None
             store.apply(link.name, frame)
         store.mark_down(link.name, "connection closed")
     except LinkError as exc:
@@ -47,7 +43,6 @@ async def follow_once(link: Link, store: FleetStore) -> bool:
         store.mark_down(link.name, f"I/O error: {exc}")
     finally:
         await link.close()
-    return greeted
 
 
 def backoff(attempt: int, rng: random.Random) -> float:
