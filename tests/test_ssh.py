@@ -320,3 +320,33 @@ async def test_a_slow_link_does_not_slow_the_others(fleet: SshFleet, tmp_path: P
         proxy.terminate()
         proxy.wait()
         del fleet.hosts[slow]
+
+
+async def test_the_ui_loop_is_never_blocked_while_hosts_connect_and_stream(fleet: SshFleet, tmp_path: Path) -> None:
+    from gputui.transport.from_config import LinkFactory
+    from gputui.ui.app import GpuTuiApp
+
+    config = load(fleet, tmp_path, ["gt-a", "gt-b", "gt-c", "gt-nopy"])
+    make = LinkFactory(config)
+    store = FleetStore()
+    app = GpuTuiApp(store, [make(h) for h in config.hosts])
+    worst = 0.0
+    tick = 0.02
+
+    async def watch_loop() -> None:
+        nonlocal worst
+        while True:
+            before = time.monotonic()
+            await asyncio.sleep(tick)  # the instrument: how late does a 20 ms timer fire?
+            worst = max(worst, time.monotonic() - before - tick)
+
+    async with app.run_test(size=(150, 40)) as pilot:
+        monitor = asyncio.ensure_future(watch_loop())
+        for name in ("gt-a", "gt-b", "gt-c", "gt-nopy"):
+            await wait_state(store, name, HostState.LIVE)
+        await pilot.press("enter")  # the host screen redraws its tables every second too
+        settle = asyncio.Event()
+        asyncio.get_running_loop().call_later(3.0, settle.set)
+        await settle.wait()
+        monitor.cancel()
+    assert worst < 0.1, f"the UI event loop was blocked for {worst * 1000:.0f} ms"
