@@ -166,7 +166,8 @@ class SshFleet:
             f"PidFile {self.root / host.name}.pid\nAuthorizedKeysFile {self.root / 'authorized_keys'}\n"
             "PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
             "UsePAM no\nStrictModes no\nX11Forwarding no\nPrintMotd no\nLogLevel ERROR\n"
-            f"AllowTcpForwarding {'yes' if host.name == 'gt-jump' else 'no'}\n{host.extra_config}"
+            # gt-a may relay too: the second hop of a two-hop ProxyJump chain.
+            f"AllowTcpForwarding {'yes' if host.name in ('gt-jump', 'gt-a') else 'no'}\n{host.extra_config}"
         )
         argv = [SSHD, "-D", "-e", "-f", str(cfg)]
         if host.namespace:
@@ -214,6 +215,12 @@ class SshFleet:
             lines.append(entry + f"  IdentityFile {self.client_key}\n")
             if self.namespaces:
                 lines[-1] += f"  ProxyJump {jump.name}\n"
+        if self.namespaces:
+            b = self.hosts["gt-b"]
+            # Aliases for the multi-hop and ssh-agent tests: two jumps; no IdentityFile.
+            lines.append(f"Host gt-b-2hops\n  HostName {b.address}\n  User root\n  IdentityFile {self.client_key}\n"
+                         "  ProxyJump gt-jump,gt-a\n")  # fmt: skip
+            lines.append(f"Host gt-b-agent\n  HostName {b.address}\n  User root\n  ProxyJump gt-jump\n")
         self.ssh_config.write_text("\n".join(lines))
         self.known_hosts.write_text("".join(self.known_line(h) for h in self.hosts.values() if h.host_key))
 

@@ -350,3 +350,47 @@ async def test_the_ui_loop_is_never_blocked_while_hosts_connect_and_stream(fleet
         await settle.wait()
         monitor.cancel()
     assert worst < 0.1, f"the UI event loop was blocked for {worst * 1000:.0f} ms"
+
+
+def alias_config(fleet: SshFleet, tmp_path: Path, alias: str) -> cfg.Config:
+    text = (
+        fleet.config_toml([])
+        + f'\n[[hosts]]\nname = "{alias}"\nsim = "healthy"\ngpus = 1\nremote_dir = "{fleet.hosts["gt-b"].remote_dir}"\n'
+    )
+    path = tmp_path / "alias.toml"
+    path.write_text(text)
+    return cfg.load(path)
+
+
+async def test_a_two_hop_proxyjump_chain(fleet: SshFleet, tmp_path: Path) -> None:
+    if not fleet.namespaces:
+        pytest.fail("the jump-host tests need network namespaces")
+    config = alias_config(fleet, tmp_path, "gt-b-2hops")
+    link = SshLink(config.hosts[0], SshShared.create(config.ssh, config.interval))
+    async for line in link.lines():
+        assert b'"type":"hello"' in line
+        open_hops = len(link.hops)
+        break
+    await link.close()
+    assert link.route == ["gt-jump", "gt-a", "gt-b-2hops"]
+    assert open_hops == 2
+
+
+async def test_keys_from_ssh_agent(fleet: SshFleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if not fleet.namespaces:
+        pytest.fail("the jump-host tests need network namespaces")
+    sock = tmp_path / "agent.sock"
+    # Without -D, ssh-agent answers only once its socket is bound, then forks.
+    started = subprocess.run(["ssh-agent", "-s", "-a", str(sock)], capture_output=True, text=True, check=True).stdout
+    agent_pid = int(started.split("SSH_AGENT_PID=")[1].split(";")[0])
+    try:
+        env = {"SSH_AUTH_SOCK": str(sock)}
+        subprocess.run(["ssh-add", "-q", str(fleet.client_key)], env=env, check=True, capture_output=True)
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(sock))
+        monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.ssh/id_* to fall back on: the agent must do it
+        config = alias_config(fleet, tmp_path, "gt-b-agent")
+        store = await gather_once(config)
+        record = store.hosts["gt-b-agent"]
+        assert record.state(store.clock()) is HostState.LIVE, record.error
+    finally:
+        os.kill(agent_pid, signal.SIGTERM)

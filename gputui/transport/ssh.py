@@ -72,6 +72,7 @@ class SshLink:
         self.uploaded = False  # whether the last connect had to upload the bundle
         self.reduced = False  # nvidia-smi fallback instead of the agent
         self.hops: list[asyncssh.SSHClientConnection] = []
+        self.route: list[str] = []  # jump hosts, then the host: how the last connection went
 
     # -- connecting ---------------------------------------------------------
     def _known_hosts(self) -> Path:
@@ -114,6 +115,7 @@ class SshLink:
         the same host-key policy, keys and messages as the host itself."""
         target = self.host.address or self.host.name
         hops = proxy_jumps(self._config_paths(), target, self.host.port, self.host.user)
+        self.route = [host for _, host, _ in hops] + [target]
         async with self.shared.handshakes:
             tunnel: asyncssh.SSHClientConnection | None = None
             for hop in hops:
