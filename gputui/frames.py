@@ -158,8 +158,8 @@ def parse_frame(line: bytes | str) -> Hello | Sample | ErrorFrame | Result:
         frame = _FRAME.validate_json(line)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "frame"
-        raise FrameError(f"malformed frame: {where}: {first['msg']}") from None
+        where = ".".join(str(p) for p in first["loc"])
+        raise FrameError(f"malformed frame: {where + ': ' if where else ''}{first['msg']}") from None
     if frame.v != PROTOCOL_VERSION:
         raise FrameError(f"agent speaks protocol {frame.v}, this dashboard speaks {PROTOCOL_VERSION}")
     return frame

@@ -250,5 +250,5 @@ async def test_collect_marks_a_host_down_on_garbage_and_returns() -> None:
     assert record.bad_frames >= 1
     assert record.state(store.clock()) is HostState.DOWN
     assert record.error
-    assert "exited" in record.error
+    assert "malformed frame" in record.error and "connection reset" in record.error
     assert record.sample is None

@@ -34,7 +34,7 @@ async def follow_once(link: Link, store: FleetStore) -> None:
                 frame = parse_frame(line)
             except FrameError as exc:
                 store.mark_bad_frame(link.name, str(exc))
-                raise LinkError(f"{link.name}: {exc}: connection reset") from None
+                raise LinkError(f"{exc}: connection reset") from None
             store.apply(link.name, frame)
         store.mark_down(link.name, "connection closed")
     except LinkError as exc:

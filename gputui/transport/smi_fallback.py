@@ -140,4 +140,4 @@ async def smi_lines(conn: asyncssh.SSHClientConnection, host: str, interval: flo
         rows.append(row)
     err = await proc.stderr.read()
     detail = err.decode("utf-8", "replace").strip()[:200] if isinstance(err, bytes) else ""
-    raise LinkError(f"{host}: no python3 3.8+ on the host, and nvidia-smi ended: {detail or 'no output'}")
+    raise LinkError(f"no python3 3.8+ on the host, and nvidia-smi ended: {detail or 'no output'}")

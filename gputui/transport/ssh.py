@@ -128,6 +128,8 @@ class SshLink:
         self, what: str, target: str, port: int | None, user: str | None, tunnel: asyncssh.SSHClientConnection | None
     ) -> asyncssh.SSHClientConnection:
         s = self.shared.settings
+        # The host's name is on the row already; a jump host must be named.
+        prefix = "" if what == self.name else f"{what}: "
         accept_new = s.accept_new if self.host.accept_new is None else self.host.accept_new
         gate = HostKeyGate(self._known_hosts(), accept_new)
         opts = self._connect_options(gate)
@@ -145,17 +147,17 @@ class SshLink:
             raise LinkError(refusal(gate, what, target, port or 22)) from None
         except asyncssh.PermissionDenied:
             raise LinkError(
-                f"{what}: permission denied (publickey): no key from ssh-agent or the identity files was "
+                f"{prefix}permission denied (publickey): no key from ssh-agent or the identity files was "
                 "accepted; passwords are not asked for"
             ) from None
         except asyncssh.DisconnectError as exc:
-            raise LinkError(f"{what}: disconnected during handshake: {exc.reason}") from None
+            raise LinkError(f"{prefix}disconnected during handshake: {exc.reason}") from None
         except TimeoutError:
-            raise LinkError(f"{what}: no answer within {s.connect_timeout_s:.0f}s") from None
+            raise LinkError(f"{prefix}no answer within {s.connect_timeout_s:.0f}s") from None
         except OSError as exc:
-            raise LinkError(f"{what}: cannot connect to {target}: {exc.strerror or exc}") from None
+            raise LinkError(f"{prefix}cannot connect to {target}: {exc.strerror or exc}") from None
         except (asyncssh.Error, ValueError) as exc:
-            raise LinkError(f"{what}: SSH error: {exc}") from None
+            raise LinkError(f"{prefix}SSH error: {exc}") from None
 
     # -- preparing the remote side ----------------------------------------------
     def _remote_dir(self) -> str:
@@ -189,7 +191,7 @@ class SshLink:
         if status in NOT_RUNNABLE:
             return False  # python3 cannot run here: the caller falls back
         if status != 0:
-            raise LinkError(f"{self.name}: cannot install the agent in ~/{self._remote_dir()}: {out.strip()[:200]}")
+            raise LinkError(f"cannot install the agent in ~/{self._remote_dir()}: {out.strip()[:200]}")
         self.uploaded = True
         return True
 
@@ -228,7 +230,7 @@ class SshLink:
                 if self.process.exit_status in NOT_RUNNABLE:
                     return None  # python3 is on the PATH but cannot run (a broken shim, say)
             return first, lines
-        raise LinkError(f"{self.name}: the agent was installed but does not start")
+        raise LinkError("the agent was installed but does not start")
 
     async def lines(self) -> AsyncIterator[bytes]:
         self.conn = await self._connect()
@@ -248,11 +250,11 @@ class SshLink:
                 yield first
             async for line in rest:
                 yield line
-            raise LinkError(f"{self.name}: agent exited{await self._exit_detail()}")
+            raise LinkError(f"agent exited{await self._exit_detail()}")
         except asyncssh.ConnectionLost as exc:
-            raise LinkError(f"{self.name}: connection lost: {exc.reason}") from None
+            raise LinkError(f"connection lost: {exc.reason}") from None
         except asyncssh.DisconnectError as exc:
-            raise LinkError(f"{self.name}: disconnected: {exc.reason}") from None
+            raise LinkError(f"disconnected: {exc.reason}") from None
         finally:
             await self.close()
 
@@ -268,7 +270,7 @@ class SshLink:
         import json
 
         if self.process is None or self.process.stdin.is_closing():
-            raise LinkError(f"{self.name}: agent is not running")
+            raise LinkError("agent is not running")
         self.process.stdin.write(json.dumps(command).encode() + b"\n")
 
     async def close(self) -> None:

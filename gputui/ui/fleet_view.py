@@ -93,6 +93,7 @@ class FleetView(ScrollView, can_focus=True):
 
     def _segments(self, r: HostRecord, pal: Palette, now: float) -> list[Segment]:
         state = r.state(now)
+        reduced = r.hello is not None and r.hello.source == "nvidia-smi"  # fewer fields: say so
         state_style = {
             HostState.LIVE: pal.ok,
             HostState.CONNECTING: pal.dim,
@@ -102,7 +103,7 @@ class FleetView(ScrollView, can_focus=True):
         segs = [
             Segment("  "),
             Segment(f"{r.name[: NAME_W - 1]:<{NAME_W}}", pal.text),
-            Segment(f"{state.value:<{STATE_W}}", state_style),
+            Segment(f"{state.value + (' (smi)' if reduced else ''):<{STATE_W}}", state_style),
             Segment(f"{age_words(r.age_s(now)):>{AGE_W}}  ", pal.dim),
         ]
         gpus = r.gpus()
