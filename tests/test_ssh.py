@@ -322,7 +322,7 @@ async def test_a_slow_link_does_not_slow_the_others(fleet: SshFleet, tmp_path: P
         del fleet.hosts[slow]
 
 
-async def test_the_ui_loop_is_never_blocked_while_hosts_connect_and_stream(fleet: SshFleet, tmp_path: Path) -> None:
+async def test_the_ui_loop_is_never_blocked_while_hosts_connect_stream_and_fail(fleet: SshFleet, tmp_path: Path) -> None:
     from gputui.transport.from_config import LinkFactory
     from gputui.ui.app import GpuTuiApp
 
@@ -345,8 +345,13 @@ async def test_the_ui_loop_is_never_blocked_while_hosts_connect_and_stream(fleet
         for name in ("gt-a", "gt-b", "gt-c", "gt-nopy"):
             await wait_state(store, name, HostState.LIVE)
         await pilot.press("enter")  # the host screen redraws its tables every second too
+        # A fault while it runs: an agent killed on its host, the link reset and made again.
+        pids = agent_pids(fleet.hosts["gt-b"].remote_dir)
+        os.kill(pids[0], signal.SIGKILL)
+        await wait_state(store, "gt-b", HostState.DOWN)
+        await wait_state(store, "gt-b", HostState.LIVE)
         settle = asyncio.Event()
-        asyncio.get_running_loop().call_later(3.0, settle.set)
+        asyncio.get_running_loop().call_later(2.0, settle.set)
         await settle.wait()
         monitor.cancel()
     assert worst < 0.1, f"the UI event loop was blocked for {worst * 1000:.0f} ms"
