@@ -70,50 +70,50 @@ def resolve_fields(nvml: Any) -> List[Tuple[str, int]]:
     return out
 
 
-def decode(nvml: Any, value: Any) -> Optional[float]:
-    """One ``c_nvmlFieldValue_t`` to a number, or ``None`` if it failed."""
-    if value.nvmlReturn != nvml.NVML_SUCCESS:
-        return None
-    vtype = value.valueType
-    if vtype == nvml.NVML_VALUE_TYPE_DOUBLE:
-        return float(value.value.dVal)
-    if vtype == nvml.NVML_VALUE_TYPE_UNSIGNED_INT:
-        return int(value.value.uiVal)
-    if vtype == nvml.NVML_VALUE_TYPE_UNSIGNED_LONG:
-        return int(value.value.ulVal)
-    if vtype == nvml.NVML_VALUE_TYPE_UNSIGNED_LONG_LONG:
-        return int(value.value.ullVal)
-    if vtype == nvml.NVML_VALUE_TYPE_SIGNED_LONG_LONG:
-        return int(value.value.sllVal)
-    if vtype == getattr(nvml, "NVML_VALUE_TYPE_SIGNED_INT", 5):
-        return int(value.value.siVal)
-    return None
+class FieldDecoder:
+    """Turns ``c_nvmlFieldValue_t`` into numbers; constants looked up once,
+    since this runs for every field of every GPU of every sample."""
+
+    def __init__(self, nvml: Any) -> None:
+        self.ok = nvml.NVML_SUCCESS
+        self.permanent = (nvml.NVML_ERROR_NOT_SUPPORTED, nvml.NVML_ERROR_NO_PERMISSION)
+        kinds = [
+            ("NVML_VALUE_TYPE_DOUBLE", "dVal"),
+            ("NVML_VALUE_TYPE_UNSIGNED_INT", "uiVal"),
+            ("NVML_VALUE_TYPE_UNSIGNED_LONG", "ulVal"),
+            ("NVML_VALUE_TYPE_UNSIGNED_LONG_LONG", "ullVal"),
+            ("NVML_VALUE_TYPE_SIGNED_LONG_LONG", "sllVal"),
+            ("NVML_VALUE_TYPE_SIGNED_INT", "siVal"),
+        ]
+        self.member = {getattr(nvml, const): member for const, member in kinds if hasattr(nvml, const)}
+
+    def __call__(self, value: Any) -> Optional[float]:
+        """One field value to a number, or ``None`` if it failed."""
+        if value.nvmlReturn != self.ok:
+            return None
+        member = self.member.get(value.valueType)
+        return None if member is None else getattr(value.value, member)
 
 
 class FieldBatch:
     """The per-GPU list of fields still worth asking for."""
 
     def __init__(self, nvml: Any) -> None:
-        self.nvml = nvml
+        self.decode = FieldDecoder(nvml)
         self.fields = resolve_fields(nvml)
         self._probed = False
 
     def read(self, values: Any) -> Dict[str, Optional[float]]:
         out: Dict[str, Optional[float]] = {}
         keep = []
+        ok, permanent = self.decode.ok, self.decode.permanent
         for (name, fid), value in zip(self.fields, values):
-            number = decode(self.nvml, value)
+            number = self.decode(value)
             out[name] = number
-            if number is not None or value.nvmlReturn == self.nvml.NVML_SUCCESS:
+            status = value.nvmlReturn
+            # After the first answer, fields the device cannot give leave the batch.
+            if status == ok or (self._probed and status not in permanent):
                 keep.append((name, fid))
-            elif self._probed is False or value.nvmlReturn in (
-                self.nvml.NVML_ERROR_NOT_SUPPORTED,
-                self.nvml.NVML_ERROR_NO_PERMISSION,
-            ):
-                continue
-            else:
-                keep.append((name, fid))
-        # After the first answer, unsupported fields leave the batch.
         self.fields = keep
         self._probed = True
         return out

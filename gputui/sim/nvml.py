@@ -22,6 +22,34 @@ WARMUP_STEPS = 30
 MAX_CATCH_UP_STEPS = 3600
 
 
+class FieldValue:
+    """What ``c_nvmlFieldValue_t`` offers (fieldId, nvmlReturn, valueType,
+    timestamp, latencyUsec, value.<member>), as a plain object: building
+    ctypes structures was most of the simulator's cost at a thousand hosts."""
+
+    __slots__ = ("fieldId", "latencyUsec", "nvmlReturn", "scopeId", "timestamp", "value", "valueType")
+
+    def __init__(self, field_id: int, status: int, value_type: int, number: Optional[int], stamp: int) -> None:
+        self.fieldId = field_id
+        self.scopeId = 0
+        self.nvmlReturn = status
+        self.valueType = value_type
+        self.timestamp = stamp
+        self.latencyUsec = 0
+        self.value = FieldUnion(value_type, number)
+
+
+class FieldUnion:
+    """The ``c_nvmlValue_t`` union: every member reads the same number."""
+
+    __slots__ = ("dVal", "siVal", "sllVal", "uiVal", "ulVal", "ullVal", "usVal")
+
+    def __init__(self, value_type: int, number: Optional[int]) -> None:
+        n = 0 if number is None else number
+        self.uiVal = self.ulVal = self.ullVal = self.sllVal = self.siVal = self.usVal = n
+        self.dVal = float(n)
+
+
 class SimHandle:
     __slots__ = ("index",)
 
@@ -271,25 +299,20 @@ class SimNvml:
         }
         return [pynvml.nvmlFriendlyObject(info)]
 
-    def nvmlDeviceGetFieldValues(self, handle: SimHandle, field_ids: Sequence[int]) -> Any:
+    def nvmlDeviceGetFieldValues(self, handle: SimHandle, field_ids: Sequence[int]) -> List[FieldValue]:
         g = self._gpu(handle)
-        values = (pynvml.c_nvmlFieldValue_t * len(field_ids))()
         known = self._field_table(g)
-        for slot, fid in zip(values, field_ids):
-            slot.fieldId = fid
+        stamp = int(time.time() * 1e6)
+        out = []
+        for fid in field_ids:
             number = known.get(fid)
             if fid in self.missing or number is None:
-                slot.nvmlReturn = pynvml.NVML_ERROR_NOT_SUPPORTED
-                continue
-            slot.nvmlReturn = pynvml.NVML_SUCCESS
-            slot.timestamp = int(time.time() * 1e6)
-            if fid in _UINT_FIELDS:
-                slot.valueType = pynvml.NVML_VALUE_TYPE_UNSIGNED_INT
-                slot.value.uiVal = int(number)
+                out.append(FieldValue(fid, pynvml.NVML_ERROR_NOT_SUPPORTED, 0, None, stamp))
+            elif fid in _UINT_FIELDS:
+                out.append(FieldValue(fid, pynvml.NVML_SUCCESS, pynvml.NVML_VALUE_TYPE_UNSIGNED_INT, int(number), stamp))
             else:
-                slot.valueType = pynvml.NVML_VALUE_TYPE_UNSIGNED_LONG_LONG
-                slot.value.ullVal = int(number)
-        return values
+                out.append(FieldValue(fid, pynvml.NVML_SUCCESS, pynvml.NVML_VALUE_TYPE_UNSIGNED_LONG_LONG, int(number), stamp))
+        return out
 
     def _field_table(self, g: SimGpu) -> Dict[int, Optional[float]]:
         p = pynvml
@@ -321,3 +344,15 @@ _UINT_FIELDS = {
     pynvml.NVML_FI_DEV_POWER_INSTANT,
     pynvml.NVML_FI_DEV_POWER_CURRENT_LIMIT,
 }
+
+
+def _mirror_constants() -> None:
+    """pynvml's constants as class attributes of SimNvml, so that code reading
+    ``nvml.NVML_SUCCESS`` from either finds it at once (``__getattr__`` remains
+    for anything else)."""
+    for name in dir(pynvml):
+        if name.startswith(("NVML_", "nvmlClocks")):
+            setattr(SimNvml, name, getattr(pynvml, name))
+
+
+_mirror_constants()
