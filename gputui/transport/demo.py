@@ -1,99 +1,96 @@
-"""Simulated hosts for the demo: in-process agents, their frames as lines.
+"""Simulated hosts for the demo, fed from child processes.
 
 Each host is the agent's real ``Sampler`` on a ``SimNvml`` with supplied
 process facts (a real process per simulated job would not scale to a
-thousand hosts). The frames are serialised to JSON lines and parsed by the
-same code as every other source. Sampling runs on one background thread so
-that the UI's event loop never waits on it.
+thousand hosts), run in ``demo_feed`` child processes — one per 512 hosts —
+so that sampling a large demo fleet does not compete with the dashboard's
+own event loop. Their frames are parsed by the same code as every other
+source.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import threading
+import sys
 from collections.abc import AsyncIterator
 
-from gputui.agent.sampler import Sampler
-from gputui.sim.nvml import SimNvml
 from gputui.transport.base import LinkError
+from gputui.transport.demo_feed import FLEET, host_names, scenario_for
+from gputui.transport.lines import split_lines
 
-FLEET = "fleet"  # a mix: mostly healthy, some mixed, one host in eight in trouble
-
-
-def scenario_for(scenario: str, host_no: int) -> str:
-    if scenario != FLEET:
-        return scenario
-    if host_no % 8 == 2:
-        return "incident"
-    if host_no % 4 == 1:
-        return "mixed"
-    return "healthy"
-
-
-def host_names(count: int) -> list[str]:
-    width = max(2, len(str(count)))
-    return [f"gpu-{i + 1:0{width}d}" for i in range(count)]
+__all__ = ["FLEET", "DemoFleet", "DemoLink", "host_names", "scenario_for"]
+HOSTS_PER_FEED = 512
+QUEUE_FRAMES = 8
 
 
 class DemoFleet:
-    """Drives every simulated host's agent from one thread."""
-
     def __init__(self, hosts: int, gpus: int | None, scenario: str, seed: int, interval: float) -> None:
+        if hosts < 1:
+            raise ValueError("a demo needs at least one host")
+        if gpus is not None and not 1 <= gpus <= 64:
+            raise ValueError(f"gpus must be between 1 and 64, not {gpus}")
+        if scenario != FLEET:
+            from gputui.sim.scenarios import SCENARIOS
+
+            if scenario not in SCENARIOS:
+                raise ValueError(f"unknown scenario {scenario!r}")
         self.names = host_names(hosts)
-        self.interval = interval
-        self.samplers: list[Sampler] = []
-        for i, name in enumerate(self.names):
-            sim = SimNvml(scenario_for(scenario, i), seed=seed * 1009 + i, gpus=gpus, processes="synthetic", host_no=i)
-            self.samplers.append(Sampler(sim, host=name, source=f"sim:{sim.scenario.name}", describe=sim.describe_process))
+        self.args = (hosts, gpus, scenario, seed, interval)
         self.queues: dict[str, asyncio.Queue[bytes | None]] = {}
-        self.stop = threading.Event()
-        self.thread: threading.Thread | None = None
-        self.loop: asyncio.AbstractEventLoop | None = None
+        self.feeds: list[asyncio.subprocess.Process] = []
+        self.readers: list[asyncio.Task[None]] = []
+        self.started = False
 
     def links(self) -> list[DemoLink]:
         return [DemoLink(name, self) for name in self.names]
 
-    def _queue(self, name: str) -> asyncio.Queue[bytes | None]:
+    def queue(self, name: str) -> asyncio.Queue[bytes | None]:
         if name not in self.queues:
-            self.queues[name] = asyncio.Queue(maxsize=16)
+            self.queues[name] = asyncio.Queue(maxsize=QUEUE_FRAMES)
         return self.queues[name]
 
-    def _start(self) -> None:
-        if self.thread is None:
-            self.loop = asyncio.get_running_loop()
-            for name in self.names:
-                self._queue(name)
-            self.thread = threading.Thread(target=self._run, name="gputui-demo", daemon=True)
-            self.thread.start()
-
-    def _deliver(self, name: str, line: bytes) -> None:
-        queue = self.queues[name]
-        if queue.full():  # a slow reader loses old frames, never blocks the feed
-            queue.get_nowait()
-        queue.put_nowait(line)
-
-    def _run(self) -> None:
-        assert self.loop is not None
-        loop = self.loop
-        try:
-            for s in self.samplers:
-                loop.call_soon_threadsafe(self._deliver, s.host, _line(s.hello(self.interval)))
-            while not self.stop.is_set():
-                for s in self.samplers:
-                    loop.call_soon_threadsafe(self._deliver, s.host, _line(s.sample()))
-                self.stop.wait(self.interval)
-        except RuntimeError:
-            return  # the loop closed under us: the app is exiting
-
-    def close(self) -> None:
-        if self.stop.is_set():
+    async def start(self) -> None:
+        if self.started:
             return
-        self.stop.set()
-        if self.thread is not None:
-            self.thread.join(timeout=5.0)
-        for s in self.samplers:
-            s.caller.nvml.close()
+        self.started = True
+        hosts, gpus, scenario, seed, interval = self.args
+        for first in range(0, hosts, HOSTS_PER_FEED):
+            argv = [sys.executable, "-m", "gputui.transport.demo_feed", "--total", str(hosts), "--first", str(first),
+                    "--count", str(HOSTS_PER_FEED), "--scenario", scenario, "--seed", str(seed),
+                    "--interval", str(interval)]  # fmt: skip
+            if gpus is not None:
+                argv += ["--gpus", str(gpus)]
+            feed = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+            self.feeds.append(feed)
+            self.readers.append(asyncio.ensure_future(self._read(feed)))
+
+    async def _read(self, feed: asyncio.subprocess.Process) -> None:
+        assert feed.stdout is not None
+        async for line in split_lines(feed.stdout.read):
+            name, sep, frame = line.partition(b"\t")
+            if not sep:
+                continue
+            queue = self.queue(name.decode())
+            if queue.full():  # a slow reader loses old frames, never stalls the feed
+                queue.get_nowait()
+            queue.put_nowait(frame)
+        for queue in self.queues.values():  # the feed ended: every host it fed is down
+            if queue.full():
+                queue.get_nowait()
+            queue.put_nowait(None)
+
+    async def close(self) -> None:
+        """Idempotent: every link of the fleet calls it."""
+        feeds, self.feeds = self.feeds, []
+        readers, self.readers = self.readers, []
+        for task in readers:
+            task.cancel()
+        for feed in feeds:
+            if feed.returncode is None:
+                if feed.stdin is not None:
+                    feed.stdin.close()
+                feed.terminate()
+                await feed.wait()
 
 
 class DemoLink:
@@ -102,20 +99,16 @@ class DemoLink:
         self.fleet = fleet
 
     async def lines(self) -> AsyncIterator[bytes]:
-        self.fleet._start()
-        queue = self.fleet._queue(self.name)
+        await self.fleet.start()
+        queue = self.fleet.queue(self.name)
         while True:
             line = await queue.get()
             if line is None:
-                raise LinkError("demo stopped")
+                raise LinkError("the demo feed stopped")
             yield line
 
     async def send(self, command: dict[str, object]) -> None:
         raise LinkError("simulated demo hosts take no commands yet")
 
     async def close(self) -> None:
-        self.fleet.close()
-
-
-def _line(frame: dict[str, object]) -> bytes:
-    return json.dumps(frame, separators=(",", ":")).encode()
+        await self.fleet.close()
