@@ -47,6 +47,7 @@ class GpuTuiApp(App[None]):
         self.welcome = welcome
         self.on_exit = on_exit
         self.config_path = config_path
+        self.ascii = False  # ASCII-only drawing: set with the console theme
         self.link_factory = link_factory
         self.theme_problems = register_themes(self)
         self.theme = theme if theme in self.available_themes else "gputui-dark"

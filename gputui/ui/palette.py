@@ -36,3 +36,8 @@ class Palette:
             header=Style(color=t.primary, bold=True),
             base=Style(bgcolor=t.background) if t.background else Style(),
         )
+
+
+def ascii_mode(app: App[Any]) -> bool:
+    """Whether to draw with ASCII only (the Linux console theme)."""
+    return bool(getattr(app, "ascii", False))
