@@ -1,7 +1,8 @@
 """The fleet overview list, drawn with Textual's line API.
 
-One line per host, and only the lines on screen are drawn, so a thousand
-hosts cost what the visible forty cost. No widget exists per host or GPU.
+One line per host (and one per heading when grouped); only the lines on
+screen are drawn, so a thousand hosts cost what the visible forty cost. No
+widget exists per host or GPU.
 """
 
 from __future__ import annotations
@@ -17,19 +18,21 @@ from textual.strip import Strip
 
 from gputui.fleet.store import FleetStore, HostRecord, HostState
 from gputui.render import age_words
-from gputui.ui.gpu_cells import gpu_cell
+from gputui.ui.fleet_order import Row, arrange
+from gputui.ui.heatmap import CELL_W, Ramp, cell
 from gputui.ui.palette import Palette
 
 NAME_W = 14
 STATE_W = 11
 AGE_W = 5
+SUMMARY_W = 30
 
 
-def header_text(gpus: int) -> str:
-    width = max(gpus, 1) * 5
-    label = "GPUs (util% + memory bar)" if width > 25 else "GPUs"
-    cells = label.ljust(width)
-    return f"  {'HOST':<{NAME_W}}{'STATE':<{STATE_W}}{'AGE':>{AGE_W}}  {cells} {'BUSY':>5} {'MEM':>5} {'TMAX':>5} {'POWER':>7}"
+def header_text(gpus: int, metric_title: str) -> str:
+    width = max(gpus, 1) * CELL_W + 1
+    label = f"GPUs: {metric_title}"
+    cells = label.ljust(width) if len(label) < width else (label[: width - 1] + " ")
+    return f"  {'HOST':<{NAME_W}}{'STATE':<{STATE_W}}{'AGE':>{AGE_W}}  {cells}{'BUSY':>5} {'MEM':>5} {'TMAX':>5} {'POWER':>7}"
 
 
 class FleetView(ScrollView, can_focus=True):
@@ -52,46 +55,69 @@ class FleetView(ScrollView, can_focus=True):
         super().__init__(id=id)
         self.store = store
         self.cursor = 0
-        self.names: list[str] = []
+        self.rows: list[Row] = []
+        self.metric = "util"
+        self.needle = ""
+        self.sort = "name"
+        self.grouping = "none"
         self.palette: Palette | None = None
+        self.ramp: Ramp | None = None
         self.gpu_columns = 0
 
-    def reload(self) -> None:
-        """Pick up hosts and data; redraw what is visible."""
-        self.names = list(self.store.hosts)
-        self.gpu_columns = self.max_gpus()
-        width = 2 + NAME_W + STATE_W + AGE_W + 2 + self.gpu_columns * 5 + 30
-        self.virtual_size = Size(width, len(self.names))
-        self.cursor = min(self.cursor, max(0, len(self.names) - 1))
-        self.palette = Palette.of(self.app)
-        self.refresh()
+    @property
+    def names(self) -> list[str]:
+        return [r.host for r in self.rows if r.host is not None]
 
-    def max_gpus(self) -> int:
-        return max((len(r.gpus()) or (len(r.hello.gpus) if r.hello else 0) for r in self.store.hosts.values()), default=0)
+    def reload(self) -> None:
+        """Pick up hosts, data and the view's options; redraw what is visible.
+
+        The cursor stays on the same host when the order changes under it.
+        """
+        keep = self.selected
+        self.rows = arrange(self.store, self.needle, self.sort, self.grouping)
+        self.gpu_columns = max(
+            (len(r.gpus()) or (len(r.hello.gpus) if r.hello else 0) for r in self.store.hosts.values()), default=0
+        )
+        width = 2 + NAME_W + STATE_W + AGE_W + 2 + self.gpu_columns * CELL_W + 1 + SUMMARY_W
+        self.virtual_size = Size(width, len(self.rows))
+        if keep is not None:
+            for i, row in enumerate(self.rows):
+                if row.host == keep:
+                    self.cursor = i
+                    break
+        self.cursor = min(self.cursor, max(0, len(self.rows) - 1))
+        self.palette = Palette.of(self.app)
+        self.ramp = Ramp.of(self.app)
+        self.refresh()
 
     @property
     def selected(self) -> str | None:
-        return self.names[self.cursor] if self.names else None
+        if not self.rows or self.cursor >= len(self.rows):
+            return None
+        return self.rows[self.cursor].host
 
     def render_line(self, y: int) -> Strip:
-        row = y + int(self.scroll_offset.y)
-        base = self.palette.base if self.palette else None
-        if row >= len(self.names) or self.palette is None:
+        pal, ramp = self.palette, self.ramp
+        base = pal.base if pal else None
+        index = y + int(self.scroll_offset.y)
+        if pal is None or ramp is None or index >= len(self.rows):
             return Strip.blank(self.size.width, base)
-        record = self.store.hosts.get(self.names[row])
-        if record is None:
-            return Strip.blank(self.size.width, base)
-        segments = [
-            Segment(t, self.palette.base + (s or Style())) for t, s, _ in self._segments(record, self.palette, self.store.clock())
-        ]
-        if row == self.cursor and self.has_focus:
-            segments = [Segment(t, (s or Style()) + self.palette.cursor) for t, s, _ in segments]
-        elif row == self.cursor:
-            segments = [Segment(t, (s or Style()) + Style(reverse=True)) for t, s, _ in segments]
+        row = self.rows[index]
+        if row.host is None:
+            segments = [Segment(f"  {row.title} ({row.count})", pal.header)]
+        else:
+            record = self.store.hosts.get(row.host)
+            if record is None:
+                return Strip.blank(self.size.width, base)
+            segments = self._segments(record, pal, ramp, self.store.clock())
+        segments = [Segment(t, pal.base + (s or Style())) for t, s, _ in segments]
+        if index == self.cursor:
+            mark = pal.cursor if self.has_focus else Style(reverse=True)
+            segments = [Segment(t, (s or Style()) + mark) for t, s, _ in segments]
         strip = Strip(segments).crop(int(self.scroll_offset.x), int(self.scroll_offset.x) + self.size.width)
         return strip.extend_cell_length(self.size.width, base)
 
-    def _segments(self, r: HostRecord, pal: Palette, now: float) -> list[Segment]:
+    def _segments(self, r: HostRecord, pal: Palette, ramp: Ramp, now: float) -> list[Segment]:
         state = r.state(now)
         reduced = r.hello is not None and r.hello.source == "nvidia-smi"  # fewer fields: say so
         state_style = {
@@ -108,19 +134,17 @@ class FleetView(ScrollView, can_focus=True):
         ]
         gpus = r.gpus()
         if state in (HostState.DOWN, HostState.CONNECTING) and not gpus:
-            reason = r.error or "waiting for the first frame"
-            segs.append(Segment(reason[:80], state_style))
+            segs.append(Segment((r.error or "waiting for the first frame")[:100], state_style))
             return segs
-        # Stale data is drawn dim: the numbers are old and must not look live.
+        # Old data is drawn without colour: the numbers must not look live.
         stale = state is not HostState.LIVE
         for g in gpus:
-            for text, style in gpu_cell(g, r.static(g.index), pal):
-                segs.append(Segment(text, pal.dim if stale else style))
-        pad = (self.gpu_columns - len(gpus)) * 5
-        segs.append(Segment(" " * pad))
+            text, style = cell(self.metric, g, r.static(g.index), ramp, stale)
+            segs.append(Segment(text, style))
+        segs.append(Segment(" " * ((self.gpu_columns - len(gpus)) * CELL_W + 1)))
         segs.extend(self._summary(r, pal))
         if r.error and state is not HostState.LIVE:
-            segs.append(Segment(f"  {r.error[:60]}", pal.warn))
+            segs.append(Segment(f"  {r.error[:80]}", pal.warn))
         return segs
 
     def _summary(self, r: HostRecord, pal: Palette) -> list[Segment]:
@@ -146,32 +170,29 @@ class FleetView(ScrollView, can_focus=True):
         self._set_cursor(self.cursor + delta)
 
     def action_jump(self, row: int) -> None:
-        self._set_cursor(row if row >= 0 else len(self.names) - 1)
+        self._set_cursor(row if row >= 0 else len(self.rows) - 1)
 
     def action_open(self) -> None:
         if self.selected is not None:
             self.post_message(self.Opened(self.selected))
 
     def _set_cursor(self, row: int) -> None:
-        if not self.names:
+        if not self.rows:
             return
-        self.cursor = max(0, min(len(self.names) - 1, row))
-        self.scroll_to_region_if_needed()
-        self.refresh()
-
-    def scroll_to_region_if_needed(self) -> None:
+        self.cursor = max(0, min(len(self.rows) - 1, row))
         top = int(self.scroll_offset.y)
         height = max(1, self.size.height)
         if self.cursor < top:
             self.scroll_to(y=self.cursor, animate=False)
         elif self.cursor >= top + height:
             self.scroll_to(y=self.cursor - height + 1, animate=False)
+        self.refresh()
 
     def on_click(self, event: events.Click) -> None:
-        row = event.y + int(self.scroll_offset.y)
-        if 0 <= row < len(self.names):
-            if row == self.cursor or event.chain >= 2:
-                self.cursor = row
+        index = event.y + int(self.scroll_offset.y)
+        if 0 <= index < len(self.rows):
+            if index == self.cursor or event.chain >= 2:
+                self.cursor = index
                 self.action_open()
             else:
-                self._set_cursor(row)
+                self._set_cursor(index)

@@ -1,0 +1,70 @@
+"""Which hosts the overview shows, in what order, under which headings.
+
+Pure functions over the store, so that the filter, the sort orders and the
+grouping can be tested without a screen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gputui.fleet.store import FleetStore, HostRecord, HostState
+
+SORTS = ("name", "state", "util", "temp", "mem")
+GROUPINGS = ("none", "group", "tag")
+STATE_RANK = {HostState.DOWN: 0, HostState.STALE: 1, HostState.CONNECTING: 2, HostState.LIVE: 3}
+
+
+@dataclass(frozen=True)
+class Row:
+    """A host line, or a heading line when ``host`` is None."""
+
+    title: str
+    host: str | None = None
+    count: int = 0
+
+
+def matches(record: HostRecord, needle: str) -> bool:
+    """Host name, tag, group, GPU model or a process user contains ``needle``."""
+    if not needle:
+        return True
+    n = needle.lower()
+    if n in record.name.lower() or any(n in t.lower() for t in record.tags) or n in (record.group or "").lower():
+        return True
+    if record.hello and any(n in (g.name or "").lower() for g in record.hello.gpus):
+        return True
+    return any(n in (p.user or "").lower() for g in record.gpus() for p in g.processes)
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else -1.0
+
+
+def sort_key(sort: str, now: float) -> Callable[[HostRecord], tuple[object, ...]]:
+    if sort == "state":
+        return lambda r: (STATE_RANK[r.state(now)], r.name)
+    if sort == "util":
+        return lambda r: (-_mean([g.util_pct for g in r.gpus() if g.util_pct is not None]), r.name)
+    if sort == "temp":
+        return lambda r: (-max((g.temp_c for g in r.gpus() if g.temp_c is not None), default=-1), r.name)
+    if sort == "mem":
+        return lambda r: (-_mean([g.mem_pct for g in r.gpus() if g.mem_pct is not None]), r.name)
+    return lambda r: (r.name,)
+
+
+def arrange(store: FleetStore, needle: str = "", sort: str = "name", grouping: str = "none") -> list[Row]:
+    now = store.clock()
+    hosts = sorted((r for r in store.hosts.values() if matches(r, needle)), key=sort_key(sort, now))
+    if grouping == "none":
+        return [Row(r.name, r.name) for r in hosts]
+    groups: dict[str, list[HostRecord]] = {}
+    for r in hosts:
+        keys = [r.group or "(no group)"] if grouping == "group" else (list(r.tags) or ["(no tag)"])
+        for key in keys:  # a host with two tags shows under both
+            groups.setdefault(key, []).append(r)
+    rows: list[Row] = []
+    for key in sorted(groups):
+        rows.append(Row(key, None, len(groups[key])))
+        rows.extend(Row(r.name, r.name) for r in groups[key])
+    return rows

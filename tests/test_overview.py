@@ -1,0 +1,150 @@
+"""The overview's heat map, sort, grouping and filter, as keys drive them."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+
+from textual.pilot import Pilot
+from textual.widgets import Input, Static
+
+from gputui.agent.sampler import Sampler
+from gputui.fleet.store import FleetStore
+from gputui.frames import parse_frame
+from gputui.sim.nvml import SimNvml
+from gputui.transport.demo import host_names, scenario_for
+from gputui.ui.app import GpuTuiApp
+from gputui.ui.fleet_order import arrange
+from gputui.ui.fleet_view import FleetView
+from gputui.ui.heatmap import CELL_W
+
+SIZE = (160, 40)
+
+
+def fixed() -> float:
+    return 10.0
+
+
+def frozen_store(hosts: int, tags: Callable[[int], tuple[str, ...]] = lambda i: ()) -> FleetStore:
+    store = FleetStore(clock=fixed)
+    for i, name in enumerate(host_names(hosts)):
+        sim = SimNvml(scenario_for("fleet", i), seed=i, processes="synthetic", clock=fixed, host_no=i)
+        sampler = Sampler(sim, host=name, describe=sim.describe_process, clock=fixed)
+        store.add_host(name, tags(i), group="train" if i % 2 else "infer")
+        store.apply(name, parse_frame(json.dumps(sampler.hello(1.0))))
+        store.apply(name, parse_frame(json.dumps(sampler.sample())))
+    return store
+
+
+async def settle(pilot: Pilot[None], predicate: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 10
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await pilot.pause()
+
+
+def line(view: FleetView, row: int) -> str:
+    return view.render_line(row - int(view.scroll_offset.y)).text
+
+
+async def test_m_cycles_the_metric_the_cells_show() -> None:
+    store = frozen_store(3)
+    app = GpuTuiApp(store, [])
+    async with app.run_test(size=SIZE) as pilot:
+        view = app.screen.query_one(FleetView)
+        host = store.hosts["gpu-01"]
+        g0 = host.gpus()[0]
+        assert f"{g0.util_pct:>3} " in line(view, 0)
+        await pilot.press("m")
+        assert view.metric == "mem"
+        assert g0.mem_pct is not None and f"{round(g0.mem_pct):>3} " in line(view, 0)
+        await pilot.press("m")
+        assert g0.temp_c is not None and f"{g0.temp_c:>3} " in line(view, 0)
+        assert "temperature" in str(app.screen.query_one("#columns", Static).content)
+        await pilot.press("m", "m")
+        assert view.metric == "util"
+
+
+async def test_s_sorts_worst_first_and_keeps_the_cursor_on_its_host() -> None:
+    store = frozen_store(6)
+    store.mark_down("gpu-04", "connection refused")
+    app = GpuTuiApp(store, [])
+    async with app.run_test(size=SIZE) as pilot:
+        view = app.screen.query_one(FleetView)
+        await pilot.press("down", "down")
+        assert view.selected == "gpu-03"
+        await pilot.press("s")  # by state: down first
+        assert view.sort == "state"
+        assert view.names[0] == "gpu-04"
+        assert view.selected == "gpu-03"
+        await pilot.press("s", "s")  # by hottest GPU
+        assert view.sort == "temp"
+        hottest = [max(g.temp_c or 0 for g in store.hosts[n].gpus()) for n in view.names]
+        assert hottest == sorted(hottest, reverse=True)
+
+
+async def test_g_groups_by_config_group_then_by_tag() -> None:
+    store = frozen_store(4, tags=lambda i: ("rack-a",) if i < 2 else ("rack-b",))
+    app = GpuTuiApp(store, [])
+    async with app.run_test(size=SIZE) as pilot:
+        view = app.screen.query_one(FleetView)
+        await pilot.press("g")
+        assert [r.title for r in view.rows if r.host is None] == ["infer", "train"]
+        assert "infer (2)" in line(view, 0)
+        await pilot.press("g")
+        assert [r.title for r in view.rows if r.host is None] == ["rack-a", "rack-b"]
+        await pilot.press("g")
+        assert all(r.host is not None for r in view.rows)
+
+
+async def test_slash_filters_by_name_tag_model_and_user_and_escape_clears() -> None:
+    store = frozen_store(8)
+    app = GpuTuiApp(store, [])
+    async with app.run_test(size=SIZE) as pilot:
+        view = app.screen.query_one(FleetView)
+        await pilot.press("slash")
+        box = app.screen.query_one("#filter", Input)
+        assert box.display and box.has_focus
+        await pilot.press(*"A100")
+        await settle(pilot, lambda: view.needle == "A100", "the filter to apply")
+        assert view.names and all(
+            any("A100" in (g.name or "") for g in store.hosts[n].hello.gpus)  # type: ignore[union-attr]
+            for n in view.names
+        )
+        assert len(view.names) < 8
+        await pilot.press("escape")
+        assert view.needle == "" and len(view.names) == 8 and not box.display
+        user = store.hosts["gpu-01"].gpus()[0].processes[0].user
+        assert user is not None
+        await pilot.press("slash", *user, "enter")
+        assert view.has_focus and view.needle == user
+        assert "gpu-01" in view.names
+
+
+def test_1024_hosts_are_drawn_without_a_widget_per_host_or_gpu() -> None:
+    store = frozen_store(16)
+    big = FleetStore(clock=fixed)
+    for i in range(1024):  # the same frames under 1,024 names
+        src = store.hosts[host_names(16)[i % 16]]
+        name = f"node-{i:04d}"
+        big.add_host(name)
+        assert src.hello is not None and src.sample is not None
+        big.apply(name, src.hello)
+        big.apply(name, src.sample)
+    rows = arrange(big)
+    assert len(rows) == 1024
+
+    async def run() -> tuple[int, int, str]:
+        app = GpuTuiApp(big, [])
+        async with app.run_test(size=SIZE):
+            view = app.screen.query_one(FleetView)
+            widgets = len(list(app.screen.walk_children()))
+            return widgets, view.virtual_size.height, line(view, 0)
+
+    import asyncio
+
+    widgets, height, first = asyncio.run(run())
+    assert height == 1024
+    assert widgets < 40  # a handful of widgets, whatever the fleet size
+    assert "node-0000" in first and first.count(" ") > CELL_W
