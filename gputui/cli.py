@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from gputui import __version__
@@ -91,6 +92,7 @@ def _snapshot(args: argparse.Namespace) -> int:
 
     store = FleetStore()
     links: list[Link]
+    closing: Callable[[], Awaitable[None]] | None = None
     if args.snap_config is None:
         args.snap_config = args.config  # `gputui --config F snapshot` too
     if args.demo or (args.snap_config is None and not cfg.default_path().exists()):
@@ -99,10 +101,12 @@ def _snapshot(args: argparse.Namespace) -> int:
         from gputui.transport.demo import DemoFleet
 
         try:
-            links = list(DemoFleet(args.hosts, args.gpus, args.scenario, args.seed, args.interval).links())
+            fleet = DemoFleet(args.hosts, args.gpus, args.scenario, args.seed, args.interval)
         except ValueError as exc:
             print(f"gputui: {exc}", file=sys.stderr)
             return 2
+        links = list(fleet.links())
+        closing = fleet.close
     else:
         from gputui.transport.from_config import links_for
 
@@ -115,6 +119,12 @@ def _snapshot(args: argparse.Namespace) -> int:
         store.stale_after = config.thresholds.stale_after_intervals
         for h in config.hosts:
             store.add_host(h.name, tuple(h.tags), h.group)
-    asyncio.run(snapshot.collect(links, store, args.timeout))
+
+    async def look() -> None:
+        await snapshot.collect(links, store, args.timeout)
+        if closing is not None:
+            await closing()
+
+    asyncio.run(look())
     print(snapshot.render(store, args.format))
     return 0 if all(r.sample is not None for r in store.hosts.values()) else 1

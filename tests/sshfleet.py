@@ -16,6 +16,7 @@ instead, and the harness says so.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import secrets
 import shutil
@@ -24,8 +25,10 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 REPO = Path(__file__).resolve().parent.parent
+LOCK_PATH = "/run/gputui-sshfleet.lock"
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 
 
@@ -55,6 +58,7 @@ class SshFleet:
     made_ns: list[str] = field(default_factory=list)
     made_links: list[str] = field(default_factory=list)
     extra_hosts: int = 0  # more simulated hosts, for the fan-out benchmark
+    lock: TextIO | None = None
 
     @property
     def client_key(self) -> Path:
@@ -75,6 +79,7 @@ class SshFleet:
         if not Path(SSHD).exists():
             raise RuntimeError("sshd is not installed; `make test` as root installs openssh-server")
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+        self._take_machine()
         keygen(self.client_key)
         (self.root / "authorized_keys").write_text(self.client_key.with_suffix(".pub").read_text())
         self.namespaces = self._try_namespaces()
@@ -96,6 +101,21 @@ class SshFleet:
         for host in self.hosts.values():
             self.start_sshd(host)
         self._write_client_files()
+
+    def _take_machine(self) -> None:
+        """One test fleet at a time on a machine (they share addresses): wait
+        for any other run, then clear what a killed run left behind."""
+        self.lock = open(LOCK_PATH, "w")  # noqa: SIM115 - held until stop()
+        fcntl.flock(self.lock, fcntl.LOCK_EX)
+        for ns in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split("\n"):
+            name = ns.split(" ")[0]
+            if name.startswith("gt-"):
+                kill_namespace(name)
+                subprocess.run(["ip", "netns", "del", name], capture_output=True)
+        for link in subprocess.run(["ip", "-br", "link"], capture_output=True, text=True).stdout.split("\n"):
+            name = link.split("@")[0].split(" ")[0]
+            if name.startswith("gtr"):
+                subprocess.run(["ip", "link", "del", name], capture_output=True)
 
     def _try_namespaces(self) -> bool:
         probe = f"gt-probe-{self.run}"
@@ -262,6 +282,9 @@ class SshFleet:
         for link in self.made_links:
             subprocess.run(["ip", "link", "del", link], capture_output=True)
         shutil.rmtree(Path.home() / ".cache" / "gputui-test", ignore_errors=True)
+        if self.lock is not None:
+            self.lock.close()  # releases the flock
+            self.lock = None
 
 
 def keygen(path: Path) -> None:

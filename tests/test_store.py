@@ -63,6 +63,29 @@ def test_history_grows_per_gpu_and_stays_bounded() -> None:
     for _ in range(8):
         clock.now += 1
         store.apply("a", parse_frame(json.dumps(sampler.sample())))
-    util = store.hosts["a"].history[0].rings["util_pct"].values()
-    assert len(util) == 5
+    hist = store.hosts["a"].history[0]
+    assert set(store.hosts["a"].history) == {0, 1}
+    # 10 s is more than the 5 fine slots: the coarse tier, which has no complete 10-sample slot yet
+    assert hist.series("util_pct", 10) == []
+    util = hist.series("util_pct", 5)
+    assert len(util) == 5  # bounded by the fine tier's 5 slots
     assert util[-1] == store.hosts["a"].gpus()[0].util_pct
+    assert hist.latest("util_pct") == store.hosts["a"].gpus()[0].util_pct
+    mem_pct = store.hosts["a"].gpus()[0].mem_pct
+    assert mem_pct is not None
+    assert hist.latest("mem_pct") == int(mem_pct + 0.5)  # derived by the store, kept to 1 %
+
+
+def test_history_uses_the_hosts_sample_interval() -> None:
+    clock = Clock()
+    store = FleetStore(clock=clock)
+    store.add_host("a")
+    sim = SimNvml("healthy", gpus=1, processes="synthetic", clock=clock)
+    sampler = Sampler(sim, host="a", describe=sim.describe_process, clock=clock)
+    store.apply("a", parse_frame(json.dumps(sampler.hello(2.0))))
+    for _ in range(100):
+        clock.now += 2
+        store.apply("a", parse_frame(json.dumps(sampler.sample())))
+    hist = store.hosts["a"].history[0]
+    assert hist.interval_s == 2.0
+    assert len(hist.series("temp_c", 60)) == 30  # 60 s at 2 s a sample

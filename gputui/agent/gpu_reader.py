@@ -63,6 +63,7 @@ class GpuReader:
         self.last_mem_used: Optional[float] = None
         self.nvml_processes: List[Any] = []
         self.primed = False
+        self.mem_v2: Any = getattr(caller.nvml, "nvmlMemory_v2", None)
 
     # -- static facts -------------------------------------------------------
     def read_static(self, now: float) -> Dict[str, Any]:
@@ -109,25 +110,22 @@ class GpuReader:
         return self.caller.query(self.index, name, self.handle, *args)
 
     # -- dynamic values -----------------------------------------------------
-    def sample(self, seq: int, now: float, describe: Callable[[int, float], Any]) -> Dict[str, Any]:
-        """One GPU's sample; ``describe(pid, now)`` adds /proc facts to a pid."""
+    def _blank(self) -> Dict[str, Any]:
         out: Dict[str, Any] = {"index": self.index}
         out.update(dict.fromkeys(SAMPLE_KEYS))
-        out["mem_total_mib"] = self.static.get("mem_total_mib")
-        out["throttle"] = None
-        out["processes"] = []
+        out.update(mem_total_mib=self.static.get("mem_total_mib"), processes=[], lost=True)
+        return out
+
+    def sample(self, seq: int, now: float, describe: Callable[[int, float], Any]) -> Dict[str, Any]:
+        """One GPU's sample; ``describe(pid, now)`` adds /proc facts to a pid."""
         if self.lost:
-            out["lost"] = True
-            return out
+            return self._blank()
+        out = self._blank()
         try:
             self._fill(out, seq, now)
         except GpuLost:
             self.lost = True
-            out = {"index": self.index}
-            out.update(dict.fromkeys(SAMPLE_KEYS))
-            out.update(processes=[], lost=True)
-            out["mem_total_mib"] = self.static.get("mem_total_mib")
-            return out
+            return self._blank()
         out["processes"] = self._processes(now, describe)
         out["lost"] = False
         return out
@@ -141,7 +139,7 @@ class GpuReader:
         if util is not None:
             out["util_pct"] = int(util.gpu)
             out["mem_util_pct"] = int(util.memory)
-        mem = q("nvmlDeviceGetMemoryInfo")
+        mem = self._memory()
         if mem is not None:
             out["mem_used_mib"] = int(mem.used // MIB)
             out["mem_total_mib"] = int(mem.total // MIB)
@@ -151,7 +149,9 @@ class GpuReader:
             out["power_w"] = _w(f["power_mw"])
         elif not self.batch.has("power_mw"):
             out["power_w"] = _w(q("nvmlDeviceGetPowerUsage"))
-        counters_give_throttle = any(self.batch.has(k) for k in THROTTLE_COUNTERS)
+        # Old drivers answer the power-cap counter but not the thermal ones:
+        # only with the thermal counters do counters tell the whole story.
+        counters_give_throttle = self.batch.has("thr_hw_thermal") and self.batch.has("thr_sw_thermal")
         if not self.primed:
             # The first sample is complete: every slot task runs once, and
             # throttle reasons come from the bitmask since no interval exists.
@@ -213,6 +213,20 @@ class GpuReader:
         if moved and "throttle" not in self.slow:
             out["throttle"] = sorted(THROTTLE_COUNTERS[k] for k in moved if self.counters[k] > prev[k])
 
+    def _memory(self) -> Any:
+        """Memory info, v2 where the driver has it: its "used" leaves out the
+        driver's reservation, as nvidia-smi does; v1 counts it as used."""
+        if self.mem_v2 is not None:
+            try:
+                return self.caller.call("nvmlDeviceGetMemoryInfo", self.handle, self.mem_v2)
+            except self.nvml.NVMLError as exc:
+                if getattr(exc, "value", None) == self.nvml.NVML_ERROR_GPU_IS_LOST:
+                    raise GpuLost() from exc
+                self.mem_v2 = None  # not on this driver: v1 from now on
+            except TypeError:
+                self.mem_v2 = None  # a binding without the version argument
+        return self._query("nvmlDeviceGetMemoryInfo")
+
     def _run_slot(self, seq: int) -> None:
         candidates = [(due, _PRIORITY[t], t) for t, due in self.due.items() if due <= seq]
         if candidates:
@@ -224,6 +238,9 @@ class GpuReader:
 
     def _slot_processes(self) -> None:
         procs = self._query("nvmlDeviceGetComputeRunningProcesses")
+        if procs is None and self.caller.unavailable(self.index, "nvmlDeviceGetComputeRunningProcesses"):
+            # Drivers without the v3 call (about 470 and older) still have v2.
+            procs = self._query("nvmlDeviceGetComputeRunningProcesses_v2")
         self.nvml_processes = list(procs) if procs is not None else []
 
     def _slot_throttle(self) -> None:

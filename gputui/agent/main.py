@@ -154,9 +154,14 @@ def run(args: argparse.Namespace, sampler: Sampler, writer: FrameWriter, stop: t
     calls = 0
     next_at = time.monotonic()
     while not stop.is_set():
-        frame = sampler.sample()
-        calls += frame["nvml_calls"]
-        writer.write(frame)
+        try:
+            frame = sampler.sample()
+        except Exception as exc:
+            writer.write(error_frame("sample failed: %s: %s" % (type(exc).__name__, exc)))
+            frame = None
+        if frame is not None:
+            calls += frame["nvml_calls"]
+            writer.write(frame)
         samples += 1
         if limit and samples >= limit:
             break

@@ -15,6 +15,10 @@ class GpuLost(Exception):
     """The GPU answered GPU_IS_LOST: stop asking it anything this sample."""
 
 
+class _NeverRaised(Exception):
+    """Stands in for an exception class the binding does not have."""
+
+
 class NvmlCaller:
     """Wraps an NVML module (real ``pynvml`` or the simulator) for one agent.
 
@@ -34,6 +38,8 @@ class NvmlCaller:
             nvml.NVML_ERROR_FUNCTION_NOT_FOUND: "not_supported",
         }
         self._lost = nvml.NVML_ERROR_GPU_IS_LOST
+        # pynvml raises this (not an NVMLError) when the driver lacks a call's version.
+        self._mismatch = getattr(nvml, "NVMLLibraryMismatchError", None) or _NeverRaised
         self._unavailable: Set[Tuple[int, str]] = set()
         self.errors: Dict[Tuple[int, str], str] = {}
 
@@ -55,6 +61,10 @@ class NvmlCaller:
             return None
         try:
             return self.call(name, *args)
+        except self._mismatch:
+            self._unavailable.add((gpu, name))
+            self.errors[(gpu, name)] = "not_in_driver"
+            return None
         except self.nvml.NVMLError as exc:
             code = getattr(exc, "value", None)
             if code == self._lost:
@@ -66,10 +76,6 @@ class NvmlCaller:
             else:
                 self.errors[(gpu, name)] = "nvml_error_%s" % code
             return None
-
-    def mark_unavailable(self, gpu: int, name: str, reason: str) -> None:
-        self._unavailable.add((gpu, name))
-        self.errors[(gpu, name)] = reason
 
 
 def text(value: Any) -> Optional[str]:

@@ -19,6 +19,7 @@ _SLURM_JOB = re.compile(r"/job_(\d+)(?:/|$)")
 _CONTAINER = re.compile(r"(?:docker|containerd|crio|libpod)[-/]([0-9a-f]{64})")
 
 Facts = Dict[str, object]
+_FACT_KEYS = ("pid", "user", "command", "cpu_pct", "rss_mib", "started_at", "slurm_job", "container")
 
 
 def parse_cgroup(text: str) -> Tuple[Optional[str], Optional[str]]:
@@ -48,6 +49,7 @@ class ProcReader:
         self.boot_time = self._boot_time()
         self._cpu: Dict[int, Tuple[float, float]] = {}
         self._users: Dict[int, str] = {}
+        self._fixed: Dict[int, Tuple[int, Facts]] = {}
 
     def _boot_time(self) -> float:
         try:
@@ -70,35 +72,57 @@ class ProcReader:
         return name
 
     def facts(self, pid: int, now: float) -> Optional[Facts]:
-        """Facts for ``pid``, or ``None`` if it is gone or unreadable."""
+        """Facts for ``pid``, or ``None`` if it is gone.
+
+        Only ``stat`` and ``statm`` change while a process lives; its user,
+        command line and cgroup are read once per (pid, start time). Where
+        /proc hides other users' processes (``hidepid``), the pid is still
+        reported, with what cannot be read as null: GPU memory held by
+        "nobody" would be worse.
+        """
         base = os.path.join(self.proc, str(pid))
         try:
             with open(base + "/stat", "rb") as f:
                 stat = f.read().decode("utf-8", "replace")
-            with open(base + "/cmdline", "rb") as f:
-                cmdline = f.read()
             with open(base + "/statm") as f:
                 statm = f.read().split()
-            uid = os.stat(base).st_uid
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
-            self._cpu.pop(pid, None)
-            return None
-        except OSError:
+        except PermissionError:
+            return dict(dict.fromkeys(_FACT_KEYS), pid=pid)
+        except OSError:  # gone (ENOENT, ESRCH) or unreadable
             self._cpu.pop(pid, None)
             return None
         # comm may contain spaces and parentheses: split after the last ')'.
         rest = stat[stat.rfind(")") + 2 :].split()
-        comm = stat[stat.find("(") + 1 : stat.rfind(")")]
         utime, stime = int(rest[11]), int(rest[12])
         start_ticks = int(rest[19])
+        fixed = self._fixed.get(pid)
+        if fixed is None or fixed[0] != start_ticks:  # a new process under a reused pid
+            fixed = (start_ticks, self._fixed_facts(base, stat))
+            self._fixed[pid] = fixed
         cpu_s = (utime + stime) / self.ticks
         prev = self._cpu.get(pid)
         self._cpu[pid] = (now, cpu_s)
         cpu_pct = None
         if prev is not None and now > prev[0]:
             cpu_pct = round(100.0 * (cpu_s - prev[1]) / (now - prev[0]), 1)
+        out = dict(fixed[1])
+        out.update(
+            pid=pid,
+            cpu_pct=cpu_pct,
+            rss_mib=round(int(statm[1]) * self.page_kib / 1024.0, 1),
+            started_at=round(self.boot_time + start_ticks / self.ticks, 2),
+        )
+        return out
+
+    def _fixed_facts(self, base: str, stat: str) -> Facts:
+        comm = stat[stat.find("(") + 1 : stat.rfind(")")]
+        try:
+            with open(base + "/cmdline", "rb") as f:
+                cmdline = f.read()
+            user: Optional[str] = self._user(os.stat(base).st_uid)
+        except OSError:
+            cmdline, user = b"", None
         args = [a.decode("utf-8", "replace") for a in cmdline.split(b"\0") if a]
-        command = " ".join(args) if args else "[%s]" % comm
         job = container = None
         try:
             with open(base + "/cgroup") as f:
@@ -106,18 +130,15 @@ class ProcReader:
         except OSError:
             pass
         return {
-            "pid": pid,
-            "user": self._user(uid),
-            "command": command[:256],
-            "cpu_pct": cpu_pct,
-            "rss_mib": round(int(statm[1]) * self.page_kib / 1024.0, 1),
-            "started_at": round(self.boot_time + start_ticks / self.ticks, 2),
+            "user": user,
+            "command": (" ".join(args) if args else "[%s]" % comm)[:256],
             "slurm_job": job,
             "container": container,
         }
 
     def forget_except(self, live: "set[int]") -> None:
-        """Drop CPU history of pids no longer on any GPU."""
-        for pid in list(self._cpu):
-            if pid not in live:
-                del self._cpu[pid]
+        """Drop what is kept of pids no longer on any GPU."""
+        for kept in (self._cpu, self._fixed):
+            for pid in list(kept):
+                if pid not in live:
+                    del kept[pid]

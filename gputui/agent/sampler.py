@@ -70,7 +70,15 @@ class Sampler:
     def sample(self) -> Frame:
         started = self.clock()
         before = self.caller.calls
-        gpus = [r.sample(self.seq, started, self.describe) for r in self.readers]
+        seen: Dict[int, Any] = {}
+
+        def describe_once(pid: int, now: float) -> Any:
+            # A process on several GPUs is read once a sample (and its CPU % is right).
+            if pid not in seen:
+                seen[pid] = self.describe(pid, now)
+            return seen[pid]
+
+        gpus = [r.sample(self.seq, started, describe_once) for r in self.readers]
         if self.describe == self.procs.facts:
             self.procs.forget_except({p["pid"] for g in gpus for p in g["processes"]})
         frame = {

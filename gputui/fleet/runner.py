@@ -9,6 +9,7 @@ delay. ``retry_now`` cuts a wait short (the operator's "retry" key).
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections.abc import Iterable
@@ -17,6 +18,7 @@ from gputui.fleet.store import FleetStore
 from gputui.frames import FrameError, parse_frame
 from gputui.transport.base import Link, LinkError
 
+log = logging.getLogger(__name__)
 BACKOFF_FIRST_S = 1.0
 BACKOFF_MAX_S = 60.0
 HEALTHY_AFTER_S = 30.0
@@ -41,12 +43,18 @@ async def follow_once(link: Link, store: FleetStore) -> None:
         store.mark_down(link.name, str(exc))
     except OSError as exc:
         store.mark_down(link.name, f"I/O error: {exc}")
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        log.exception("following %s failed", link.name)
+        store.mark_down(link.name, f"internal error: {exc!r} (will retry)")
     finally:
         await link.close()
 
 
 def backoff(attempt: int, rng: random.Random) -> float:
-    """Full jitter: uniform in [0.5, 1] of the exponential delay."""
+    """Jitter: uniform in [0.5, 1] of the exponential delay, the first one too,
+    so that a blip on the dashboard's side does not reconnect a fleet at once."""
     delay: float = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2.0 ** min(attempt, 16))
     return delay * rng.uniform(0.5, 1.0)
 
@@ -65,10 +73,10 @@ class FleetRunner:
     def start(self) -> None:
         self.tasks = [asyncio.ensure_future(self._keep_following(link)) for link in self.links]
 
-    def add(self, link: Link) -> None:
+    def add(self, link: Link, tags: tuple[str, ...] = (), group: str | None = None) -> None:
         """Follow one more host from now on (a host added while running)."""
         self.links.append(link)
-        self.store.add_host(link.name)
+        self.store.add_host(link.name, tags, group)
         self.tasks.append(asyncio.ensure_future(self._keep_following(link)))
 
     async def _keep_following(self, link: Link) -> None:
@@ -81,7 +89,7 @@ class FleetRunner:
             if not self.reconnect:
                 return
             attempt = 0 if time.monotonic() - started > HEALTHY_AFTER_S else attempt + 1
-            delay = backoff(attempt - 1, self.rng) if attempt else BACKOFF_FIRST_S
+            delay = backoff(max(0, attempt - 1), self.rng)
             self.store.set_retry(link.name, delay)
             wake.clear()
             try:

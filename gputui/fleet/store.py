@@ -13,11 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from gputui.fleet.history import GpuHistory
+from gputui.fleet.history import FINE_SAMPLES, GpuHistory
 from gputui.frames import ErrorFrame, GpuSample, GpuStatic, Hello, Result, Sample
 
 STALE_AFTER_INTERVALS = 3
-HISTORY_SAMPLES = 300
+HISTORY_SAMPLES = FINE_SAMPLES  # fine-tier slots per GPU; the coarse tier covers 1 h at 1 s
 
 
 class HostState(StrEnum):
@@ -42,6 +42,7 @@ class HostRecord:
     retry_at: float | None = None  # monotonic time of the next connection attempt
     connects: int = 0
     connecting_since: float | None = None
+    fatal: str | None = None  # what the agent said before it gave up, kept over "exited"
     hello_after_s: float | None = None  # connect to first frame, the last time
     history: dict[int, GpuHistory] = field(default_factory=dict)
 
@@ -117,15 +118,20 @@ class FleetStore:
         elif isinstance(frame, ErrorFrame):
             record.error = frame.message
             if frame.fatal:
+                record.fatal = frame.message
                 record.down_since = now
         self._changed()
 
     def _remember(self, record: HostRecord, sample: Sample) -> None:
+        interval = record.interval_s
+        history = record.history
         for gpu in sample.gpus:
-            hist = record.history.get(gpu.index)
+            hist = history.get(gpu.index)
             if hist is None:
-                hist = record.history[gpu.index] = GpuHistory(self.history_samples)
-            hist.push({"util_pct": gpu.util_pct, "mem_pct": gpu.mem_pct, "temp_c": gpu.temp_c, "power_w": gpu.power_w})
+                hist = history[gpu.index] = GpuHistory(interval, fine_samples=self.history_samples)
+            elif hist.interval_s != interval:  # the host came back with another interval
+                hist.interval_s = interval
+            hist.push(gpu.util_pct, gpu.mem_pct, gpu.temp_c, gpu.power_w)
 
     def mark_bad_frame(self, name: str, error: str) -> None:
         record = self.hosts[name]
@@ -137,13 +143,15 @@ class FleetStore:
         record = self.hosts[name]
         if record.down_since is None:
             record.down_since = self.clock()
-        record.error = error
+        # The agent's own reason ("no NVIDIA driver") matters more than "it exited".
+        record.error = f"{record.fatal} ({error})" if record.fatal else error
         self._changed()
 
     def mark_connecting(self, name: str) -> None:
         """A new attempt: the last data stays (shown with its age) until fresh data replaces it."""
         record = self.hosts[name]
         record.retry_at = None
+        record.fatal = None
         record.connects += 1
         record.connecting_since = self.clock()
         self._changed()

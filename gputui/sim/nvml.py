@@ -121,7 +121,7 @@ class SimNvml:
 
     # -- pynvml's constants, structures and errors ----------------------------
     def __getattr__(self, name: str) -> Any:
-        if name.startswith(("NVML", "c_nvml", "nvmlClocks", "nvmlFriendlyObject")):
+        if name.startswith(("NVML", "c_nvml", "nvmlClocks", "nvmlFriendlyObject", "nvmlMemory")):
             return getattr(pynvml, name)
         raise AttributeError(name)
 

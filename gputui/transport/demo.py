@@ -24,6 +24,9 @@ QUEUE_FRAMES = 8
 
 
 class DemoFleet:
+    """Starts the feeds on first use, restarts one that died, and is closed
+    once by its owner (the app or the snapshot), not by each host's link."""
+
     def __init__(self, hosts: int, gpus: int | None, scenario: str, seed: int, interval: float) -> None:
         if hosts < 1:
             raise ValueError("a demo needs at least one host")
@@ -37,9 +40,9 @@ class DemoFleet:
         self.names = host_names(hosts)
         self.args = (hosts, gpus, scenario, seed, interval)
         self.queues: dict[str, asyncio.Queue[bytes | None]] = {}
-        self.feeds: list[asyncio.subprocess.Process] = []
-        self.readers: list[asyncio.Task[None]] = []
-        self.started = False
+        self.feeds: dict[int, asyncio.subprocess.Process] = {}  # by the first host it feeds
+        self.readers: dict[int, asyncio.Task[None]] = {}
+        self.closed = False
 
     def links(self) -> list[DemoLink]:
         return [DemoLink(name, self) for name in self.names]
@@ -49,40 +52,45 @@ class DemoFleet:
             self.queues[name] = asyncio.Queue(maxsize=QUEUE_FRAMES)
         return self.queues[name]
 
-    async def start(self) -> None:
-        if self.started:
+    async def ensure_feed(self, name: str) -> None:
+        """Start (or restart) the feed that samples ``name``."""
+        if self.closed:
+            raise LinkError("the demo is closing")
+        first = self.names.index(name) // HOSTS_PER_FEED * HOSTS_PER_FEED
+        feed = self.feeds.get(first)
+        if feed is not None and feed.returncode is None:
             return
-        self.started = True
         hosts, gpus, scenario, seed, interval = self.args
-        for first in range(0, hosts, HOSTS_PER_FEED):
-            argv = [sys.executable, "-m", "gputui.transport.demo_feed", "--total", str(hosts), "--first", str(first),
-                    "--count", str(HOSTS_PER_FEED), "--scenario", scenario, "--seed", str(seed),
-                    "--interval", str(interval)]  # fmt: skip
-            if gpus is not None:
-                argv += ["--gpus", str(gpus)]
-            feed = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
-            self.feeds.append(feed)
-            self.readers.append(asyncio.ensure_future(self._read(feed)))
+        argv = [sys.executable, "-m", "gputui.transport.demo_feed", "--total", str(hosts), "--first", str(first),
+                "--count", str(HOSTS_PER_FEED), "--scenario", scenario, "--seed", str(seed),
+                "--interval", str(interval)]  # fmt: skip
+        if gpus is not None:
+            argv += ["--gpus", str(gpus)]
+        self.feeds[first] = feed = await asyncio.create_subprocess_exec(
+            *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+        )
+        self.readers[first] = asyncio.ensure_future(self._read(feed, self.names[first : first + HOSTS_PER_FEED]))
 
-    async def _read(self, feed: asyncio.subprocess.Process) -> None:
+    async def _read(self, feed: asyncio.subprocess.Process, names: list[str]) -> None:
         assert feed.stdout is not None
         async for line in split_lines(feed.stdout.read):
-            name, sep, frame = line.partition(b"\t")
-            if not sep:
-                continue
-            queue = self.queue(name.decode())
-            if queue.full():  # a slow reader loses old frames, never stalls the feed
-                queue.get_nowait()
-            queue.put_nowait(frame)
-        for queue in self.queues.values():  # the feed ended: every host it fed is down
-            if queue.full():
-                queue.get_nowait()
-            queue.put_nowait(None)
+            host, sep, frame = line.partition(b"\t")
+            if sep:
+                self._put(host.decode(), frame)
+        await feed.wait()
+        for name in names:  # this feed ended: the hosts it fed are down, the others are not
+            self._put(name, None)
+
+    def _put(self, name: str, item: bytes | None) -> None:
+        queue = self.queue(name)
+        if queue.full():  # a slow reader loses old frames, never stalls the feed
+            queue.get_nowait()
+        queue.put_nowait(item)
 
     async def close(self) -> None:
-        """Idempotent: every link of the fleet calls it."""
-        feeds, self.feeds = self.feeds, []
-        readers, self.readers = self.readers, []
+        self.closed = True
+        feeds, self.feeds = list(self.feeds.values()), {}
+        readers, self.readers = list(self.readers.values()), {}
         for task in readers:
             task.cancel()
         for feed in feeds:
@@ -99,7 +107,7 @@ class DemoLink:
         self.fleet = fleet
 
     async def lines(self) -> AsyncIterator[bytes]:
-        await self.fleet.start()
+        await self.fleet.ensure_feed(self.name)
         queue = self.fleet.queue(self.name)
         while True:
             line = await queue.get()
@@ -111,4 +119,4 @@ class DemoLink:
         raise LinkError("simulated demo hosts take no commands yet")
 
     async def close(self) -> None:
-        await self.fleet.close()
+        return None  # the feed serves other hosts too: its owner closes the fleet

@@ -27,6 +27,7 @@ GPU_FIELDS = (
 )  # fmt: skip
 APP_FIELDS = ("gpu_uuid", "pid", "used_memory")
 SOURCE = "nvidia-smi"
+MAX_GPUS = 64
 
 
 def value(text: str) -> str | None:
@@ -84,6 +85,7 @@ def sample_frame(rows: list[dict[str, str | None]], seq: int, apps: dict[str, li
         gpus.append(
             {
                 "index": _int(r["index"]),
+                "uuid": r["uuid"],  # not in the frame model: used to attach processes
                 "util_pct": _int(r["utilization.gpu"]),
                 "mem_util_pct": _int(r["utilization.memory"]),
                 "mem_used_mib": _int(r["memory.used"]),
@@ -113,31 +115,70 @@ def parse_apps(text: str) -> dict[str, list[dict[str, object]]]:
     return apps
 
 
+class SmiRounds:
+    """Groups nvidia-smi's lines into rounds (one line per GPU): a round ends
+    when it has as many GPUs as the first one had, or when the index goes
+    back, so that a sample is sent as soon as it is complete."""
+
+    def __init__(self, host: str, interval: float) -> None:
+        self.host = host
+        self.interval = interval
+        self.rows: list[dict[str, str | None]] = []
+        self.expected: int | None = None
+        self.last_index = -1
+        self.seq = 0
+        self.apps: dict[str, list[dict[str, object]]] = {}
+
+    def add(self, row: dict[str, str | None]) -> list[dict[str, object]]:
+        index = _int(row["index"])
+        if index is None:
+            return []
+        out = []
+        if self.rows and (index <= self.last_index or len(self.rows) >= MAX_GPUS):
+            out += self._flush()
+        self.rows.append(row)
+        self.last_index = index
+        if self.expected is not None and len(self.rows) == self.expected:
+            out += self._flush()
+        return out
+
+    def _flush(self) -> list[dict[str, object]]:
+        out: list[dict[str, object]] = []
+        if self.expected is None:
+            self.expected = len(self.rows)
+            out.append(hello_frame(self.rows, self.host, self.interval))
+        out.append(sample_frame(self.rows, self.seq, self.apps))
+        self.seq += 1
+        self.rows = []
+        self.last_index = -1
+        return out
+
+    def with_apps(self, frame: dict[str, object]) -> dict[str, object]:
+        """The frame again, with the process list just read."""
+        gpus = frame["gpus"]
+        assert isinstance(gpus, list)
+        for gpu in gpus:
+            gpu["processes"] = self.apps.get(gpu.get("uuid") or "", [])
+        return frame
+
+
 async def smi_lines(conn: asyncssh.SSHClientConnection, host: str, interval: float) -> AsyncIterator[bytes]:
     ms = max(100, int(interval * 1000))
     query = f"nvidia-smi --query-gpu={','.join(GPU_FIELDS)} --format=csv,noheader,nounits -lms {ms}"
     apps_query = f"nvidia-smi --query-compute-apps={','.join(APP_FIELDS)} --format=csv,noheader,nounits"
     proc = await conn.create_process(query, encoding=None)
-    rows: list[dict[str, str | None]] = []
-    apps: dict[str, list[dict[str, object]]] = {}
-    seq = 0
-    said_hello = False
+    rounds = SmiRounds(host, interval)
     async for raw in split_lines(proc.stdout.read):
-        line = raw.decode("utf-8", "replace").strip()
-        if not line:
-            continue
-        row = parse_gpu_line(line)
-        if row["index"] == "0" and rows:
-            if not said_hello:
-                yield json.dumps(hello_frame(rows, host, interval)).encode()
-                said_hello = True
-            if seq % 2 == 0:
+        try:
+            row = parse_gpu_line(raw.decode("utf-8", "replace").strip())
+        except LinkError:
+            continue  # an error line for one GPU (a lost one, say): skip it, keep the rest
+        for frame in rounds.add(row):
+            if frame["type"] == "sample" and frame["seq"] % 2 == 0:  # type: ignore[operator]
                 result = await conn.run(apps_query, check=False)
-                apps = parse_apps(str(result.stdout or ""))
-            yield json.dumps(sample_frame(rows, seq, apps)).encode()
-            seq += 1
-            rows = []
-        rows.append(row)
+                rounds.apps = parse_apps(str(result.stdout or ""))
+                frame = rounds.with_apps(frame)
+            yield json.dumps(frame).encode()
     err = await proc.stderr.read()
     detail = err.decode("utf-8", "replace").strip()[:200] if isinstance(err, bytes) else ""
     raise LinkError(f"no python3 3.8+ on the host, and nvidia-smi ended: {detail or 'no output'}")

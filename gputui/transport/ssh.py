@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import shlex
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,8 @@ from gputui.transport.ssh_resolve import proxy_jumps
 NO_PYTHON = "gputui:no-python3"
 NEEDS_UPLOAD = "gputui:upload"
 NOT_RUNNABLE = (126, 127)  # the shell's "cannot execute" and "not found"
+WATCHDOG_MIN_S = 30.0
+WATCHDOG_INTERVALS = 10
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,8 @@ class SshLink:
         self.conn: asyncssh.SSHClientConnection | None = None
         self.process: asyncssh.SSHClientProcess[bytes] | None = None
         self.uploaded = False  # whether the last connect had to upload the bundle
-        self.reduced = False  # nvidia-smi fallback instead of the agent
+        self.stderr_tail: deque[str] = deque(maxlen=5)
+        self.stderr_task: asyncio.Task[None] | None = None
         self.hops: list[asyncssh.SSHClientConnection] = []
         self.route: list[str] = []  # jump hosts, then the host: how the last connection went
 
@@ -114,7 +118,10 @@ class SshLink:
         """Connect, opening each ProxyJump hop ourselves so that every hop gets
         the same host-key policy, keys and messages as the host itself."""
         target = self.host.address or self.host.name
-        hops = proxy_jumps(self._config_paths(), target, self.host.port, self.host.user)
+        try:
+            hops = proxy_jumps(self._config_paths(), target, self.host.port, self.host.user)
+        except (OSError, ValueError) as exc:  # asyncssh's ConfigParseError is a ValueError
+            raise LinkError(f"ssh_config: {exc}") from None
         self.route = [host for _, host, _ in hops] + [target]
         async with self.shared.handshakes:
             tunnel: asyncssh.SSHClientConnection | None = None
@@ -217,9 +224,12 @@ class SshLink:
         the rest, or None where the host has no python3 that works."""
         for _attempt in range(2):
             self.process = await conn.create_process(self.agent_command(), encoding=None)
+            self._drain_stderr(self.process)
             lines = split_lines(self.process.stdout.read)
-            first = await anext(lines, b"")
-            if first.strip() == NEEDS_UPLOAD.encode() and not self.uploaded:
+            first = await self._next_line(lines)
+            if first.strip() == NEEDS_UPLOAD.encode():
+                if self.uploaded:
+                    raise LinkError("the agent was installed but is not found where it was put")
                 if not await self._upload(conn):
                     return None
                 continue
@@ -232,39 +242,62 @@ class SshLink:
             return first, lines
         raise LinkError("the agent was installed but does not start")
 
+    def _drain_stderr(self, process: asyncssh.SSHClientProcess[bytes]) -> None:
+        """Keep the last lines of stderr, read as they come: unread stderr
+        shares the channel's window with stdout and would stall it."""
+        self.stderr_tail.clear()
+
+        async def drain() -> None:
+            async for raw in split_lines(process.stderr.read):
+                self.stderr_tail.append(raw.decode("utf-8", "replace").strip()[:300])
+
+        if self.stderr_task is not None:
+            self.stderr_task.cancel()
+        self.stderr_task = asyncio.ensure_future(drain())
+
+    async def _next_line(self, lines: AsyncIterator[bytes]) -> bytes:
+        """The next line, or LinkError when the agent goes quiet for too long:
+        an NVML call that hangs (as after an XID 79) must not hang the host."""
+        quiet = max(WATCHDOG_MIN_S, WATCHDOG_INTERVALS * self.shared.interval)
+        try:
+            return await asyncio.wait_for(anext(lines, b""), timeout=quiet)
+        except TimeoutError:
+            raise LinkError(f"no frame for {quiet:.0f}s: the agent hangs; restarting it") from None
+
     async def lines(self) -> AsyncIterator[bytes]:
         self.conn = await self._connect()
         self.uploaded = False
         try:
             started = await self._start_agent(self.conn)
             if started is None:
-                self.reduced = True  # nvidia-smi, with fewer fields
-                from gputui.transport.smi_fallback import smi_lines
+                from gputui.transport.smi_fallback import smi_lines  # nvidia-smi, with fewer fields
 
                 async for line in smi_lines(self.conn, self.name, self.shared.interval):
                     yield line
                 return
-            self.reduced = False
             first, rest = started
             if first:
                 yield first
-            async for line in rest:
+            while line := await self._next_line(rest):
                 yield line
             raise LinkError(f"agent exited{await self._exit_detail()}")
         except asyncssh.ConnectionLost as exc:
             raise LinkError(f"connection lost: {exc.reason}") from None
         except asyncssh.DisconnectError as exc:
             raise LinkError(f"disconnected: {exc.reason}") from None
+        except asyncssh.Error as exc:  # e.g. a channel refused (sshd's MaxSessions)
+            raise LinkError(f"SSH error: {exc}") from None
         finally:
             await self.close()
 
     async def _exit_detail(self) -> str:
         if self.process is None:
             return ""
-        err = await self.process.stderr.read(4096)
         await self.process.wait_closed()
-        tail = err.decode("utf-8", "replace").strip().splitlines() if isinstance(err, bytes) else []
-        return f" (status {self.process.exit_status})" + (f": {tail[-1]}" if tail else "")
+        if self.stderr_task is not None:
+            await asyncio.wait([self.stderr_task], timeout=1.0)
+        tail = f": {self.stderr_tail[-1]}" if self.stderr_tail else ""
+        return f" (status {self.process.exit_status}){tail}"
 
     async def send(self, command: dict[str, object]) -> None:
         import json
@@ -274,6 +307,9 @@ class SshLink:
         self.process.stdin.write(json.dumps(command).encode() + b"\n")
 
     async def close(self) -> None:
+        if self.stderr_task is not None:
+            self.stderr_task.cancel()
+            self.stderr_task = None
         conns = [c for c in (self.conn, *reversed(self.hops)) if c is not None]
         self.conn, self.process, self.hops = None, None, []
         for conn in conns:

@@ -20,11 +20,13 @@ class HostKeyGate(asyncssh.SSHClient):
         self.known_hosts = known_hosts
         self.accept_new = accept_new
         self.presented: str | None = None  # fingerprint of the refused or accepted key
+        self.checked: tuple[str, int] | None = None  # the name and port asyncssh checked (after ssh_config)
         self.host_was_known = False
         self.recorded = False
 
     def validate_host_public_key(self, host: str, addr: str, port: int, key: asyncssh.SSHKey) -> bool:
         self.presented = key.get_fingerprint()
+        self.checked = (host, port)
         self.host_was_known = host_is_known(self.known_hosts, host, addr, port)
         if self.host_was_known or not self.accept_new:
             return False  # a changed key is never accepted, whatever the mode
@@ -57,6 +59,7 @@ def record_key(path: Path, host: str, port: int, key: asyncssh.SSHKey) -> None:
 
 def refusal(gate: HostKeyGate, name: str, host: str, port: int) -> str:
     """The message an operator needs when a host key is not trusted."""
+    host, port = gate.checked or (host, port)
     pattern = host_pattern(host, port)
     fp = gate.presented or "unknown fingerprint"
     if gate.host_was_known:

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from textual.app import App
 from textual.binding import Binding
 
 from gputui.config import ConfigError, Host
-from gputui.config_write import append_host
+from gputui.config_write import append_host, set_theme
 from gputui.fleet.runner import FleetRunner
 from gputui.fleet.store import FleetStore
 from gputui.transport.base import Link
 from gputui.ui.connections import ConnectionsScreen
 from gputui.ui.help_screen import HelpScreen
 from gputui.ui.overview import OverviewScreen
-from gputui.ui.themes import register_themes
+from gputui.ui.themes import console_terminal, pick_theme, register_themes, theme_is_ascii
 from gputui.ui.welcome import WelcomeScreen
+
+ASCII_KEYS = {"up": "up", "down": "down", "enter": "enter", "escape": "esc", "question_mark": "?", "slash": "/"}
 
 
 class GpuTuiApp(App[None]):
@@ -36,7 +38,7 @@ class GpuTuiApp(App[None]):
         title: str = "gputui",
         theme: str = "gputui-dark",
         welcome: tuple[Path, str | None] | None = None,
-        on_exit: Callable[[], None] | None = None,
+        on_exit: Callable[[], Awaitable[None]] | None = None,
         config_path: Path | None = None,
         link_factory: Callable[[Host], Link] | None = None,
     ) -> None:
@@ -50,9 +52,14 @@ class GpuTuiApp(App[None]):
         self.ascii = False  # ASCII-only drawing: set with the console theme
         self.link_factory = link_factory
         self.theme_problems = register_themes(self)
-        self.theme = theme if theme in self.available_themes else "gputui-dark"
+        self.configured_theme = theme
+        self.ready = False  # theme changes before this are not the operator's
+        self.theme = pick_theme(theme, self.available_themes)
+        self.ascii = theme_is_ascii(self)
+        self.set_class(self.ascii, "-ascii")
 
     def on_mount(self) -> None:
+        self.ready = True
         if self.welcome is not None:
             self.push_screen(WelcomeScreen(*self.welcome))
             return
@@ -64,7 +71,7 @@ class GpuTuiApp(App[None]):
     async def on_unmount(self) -> None:
         await self.runner.stop()
         if self.on_exit is not None:
-            self.on_exit()
+            await self.on_exit()
 
     def action_connections(self) -> None:
         if self.welcome is None and not isinstance(self.screen, ConnectionsScreen):
@@ -80,8 +87,33 @@ class GpuTuiApp(App[None]):
         except ConfigError as exc:
             self.notify(str(exc), severity="error", timeout=15, markup=False)
             return
-        self.runner.add(self.link_factory(host))
+        self.runner.add(self.link_factory(host), tuple(host.tags), host.group)
         self.notify(f"{host.name} added to {self.config_path}", markup=False)
+
+    def watch_theme(self, name: str) -> None:
+        """Follow a theme change: ASCII drawing for the console theme, and the
+        operator's choice saved to the config (never the automatic console one)."""
+        self.ascii = theme_is_ascii(self, name)
+        self.set_class(self.ascii, "-ascii")
+        if self.ready and name != self.configured_theme:
+            self.save_theme(name)
+
+    def save_theme(self, name: str) -> None:
+        if self.config_path is None or (console_terminal() and self.ascii):
+            return
+        try:
+            set_theme(self.config_path, name)
+        except ConfigError as exc:
+            self.notify(f"theme not saved: {exc}", severity="warning", markup=False)
+            return
+        self.configured_theme = name
+
+    def get_key_display(self, binding: Binding) -> str:
+        """Key names in ASCII on the console: no arrows or return symbols."""
+        if self.ascii:
+            key = binding.key_display or binding.key.split(",")[0]
+            return ASCII_KEYS.get(key, key)
+        return super().get_key_display(binding)
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

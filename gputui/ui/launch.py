@@ -15,7 +15,7 @@ from gputui.ui.app import GpuTuiApp
 def demo_app(hosts: int, gpus: int | None, scenario: str, seed: int, interval: float) -> GpuTuiApp:
     fleet = DemoFleet(hosts, gpus, scenario, seed, interval)
     title = f"demo: {hosts} hosts ({scenario}, seed {seed})"
-    return GpuTuiApp(FleetStore(), fleet.links(), title=title)
+    return GpuTuiApp(FleetStore(), fleet.links(), title=title, on_exit=fleet.close)
 
 
 def run_demo(hosts: int, gpus: int | None, scenario: str, seed: int, interval: float) -> int:

@@ -1,0 +1,254 @@
+"""Theme files, the Linux console theme, and saving the chosen theme in the config."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+
+import pytest
+from rich.color import Color as RichColor
+from rich.color import ColorSystem
+from textual.color import Color
+
+from gputui import config as cfg
+from gputui.config_write import set_theme
+from gputui.ui.app import GpuTuiApp
+from gputui.ui.palette import Palette
+from gputui.ui.themes import (
+    CONSOLE_THEME,
+    GpuTheme,
+    ascii_themes,
+    console_terminal,
+    load_theme,
+    pick_theme,
+    register_themes,
+    theme_is_ascii,
+)
+
+THEMES = Path(__file__).resolve().parent.parent / "themes"
+SHIPPED = ["gputui-console", "gputui-dark", "gputui-high-contrast", "gputui-light"]
+COLOUR_KEYS = ["primary", "secondary", "accent", "foreground", "background", "surface", "panel", "success", "warning", "error"]
+
+# The Linux console's default palette (drivers/tty/vt: the VGA colours), by ANSI number.
+LINUX_CONSOLE = [
+    (0x00, 0x00, 0x00), (0xAA, 0x00, 0x00), (0x00, 0xAA, 0x00), (0xAA, 0x55, 0x00),
+    (0x00, 0x00, 0xAA), (0xAA, 0x00, 0xAA), (0x00, 0xAA, 0xAA), (0xAA, 0xAA, 0xAA),
+    (0x55, 0x55, 0x55), (0xFF, 0x55, 0x55), (0x55, 0xFF, 0x55), (0xFF, 0xFF, 0x55),
+    (0x55, 0x55, 0xFF), (0xFF, 0x55, 0xFF), (0x55, 0xFF, 0xFF), (0xFF, 0xFF, 0xFF),
+]  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def plain_terminal(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No user config or themes from this machine, and not the Linux console."""
+    monkeypatch.setenv("GPUTUI_CONFIG", str(tmp_path / "config.toml"))
+    monkeypatch.setenv("TERM", "xterm-256color")
+    monkeypatch.delenv("GPUTUI_ASCII", raising=False)
+
+
+def welcome_app() -> GpuTuiApp:
+    return GpuTuiApp(welcome=(Path("/x"), None))
+
+
+def contrast(a: str, b: str) -> float:
+    def luminance(colour: str) -> float:
+        c = Color.parse(colour)
+        lin = [v / 12.92 if v <= 0.04045 else ((v + 0.055) / 1.055) ** 2.4 for v in (c.r / 255, c.g / 255, c.b / 255)]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+    hi, lo = sorted((luminance(a), luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def test_the_shipped_theme_files_are_the_four() -> None:
+    assert sorted(p.stem for p in THEMES.glob("*.toml")) == SHIPPED
+    for name in SHIPPED:
+        assert load_theme(THEMES / f"{name}.toml").name == name  # the file's name is the theme's
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+async def test_every_shipped_theme_loads_registers_and_draws(name: str) -> None:
+    theme = load_theme(THEMES / f"{name}.toml")
+    assert isinstance(theme, GpuTheme)
+    assert all(getattr(theme, key) for key in COLOUR_KEYS)  # every colour given, none left to Textual's defaults
+    app = welcome_app()
+    assert app.theme_problems == []
+    assert set(SHIPPED) <= set(app.available_themes)
+    async with app.run_test() as pilot:
+        app.theme = name
+        await pilot.pause()
+        assert app.current_theme.name == name
+        assert app.current_theme.to_color_system().generate()["primary"]  # Textual takes every colour
+        palette = Palette.of(app)  # and so does Rich, for the data colours
+        assert palette.bad.color is not None
+        assert palette.bad.color.triplet == Color.parse(theme.error or "").rgb
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_text_and_status_colours_are_readable(name: str) -> None:
+    theme = load_theme(THEMES / f"{name}.toml")
+    bg = theme.background or ""
+    for key in ("foreground", "success", "warning", "error", "accent"):
+        assert contrast(getattr(theme, key), bg) >= 4.5, key  # WCAG AA
+    if name == "gputui-high-contrast":
+        assert theme.background == "#000000"
+        assert theme.foreground == "#FFFFFF"
+        assert contrast(theme.primary, bg) >= 7  # the cursor, WCAG AAA
+
+
+def test_console_theme_uses_only_the_16_colours_and_ascii() -> None:
+    data = tomllib.loads((THEMES / "gputui-console.toml").read_text())
+    assert data["ascii"] is True
+    theme = load_theme(THEMES / "gputui-console.toml")
+    for key in COLOUR_KEYS:
+        colour = Color.parse(getattr(theme, key))
+        assert colour.rgb in LINUX_CONSOLE, key
+        number = LINUX_CONSOLE.index(colour.rgb)
+        # A 16-colour terminal gets exactly this colour, not a neighbour.
+        assert RichColor.parse(colour.hex6).downgrade(ColorSystem.STANDARD).number == number, key
+        if key in ("background", "surface", "panel", "primary"):  # drawn as backgrounds (primary: the cursor)
+            assert number < 8, key  # a bright background may blink on the console
+    assert theme.ascii is True
+    assert not any(load_theme(THEMES / f"{name}.toml").ascii for name in SHIPPED if name != CONSOLE_THEME)
+
+
+async def test_the_app_can_ask_whether_its_theme_is_ascii() -> None:
+    app = welcome_app()
+    assert ascii_themes(app) == {CONSOLE_THEME}
+    async with app.run_test() as pilot:
+        assert not theme_is_ascii(app)
+        app.theme = CONSOLE_THEME
+        await pilot.pause()
+        assert theme_is_ascii(app)
+        assert not theme_is_ascii(app, "gputui-light")
+        assert not theme_is_ascii(app, "no-such-theme")
+
+
+def test_console_terminal() -> None:
+    assert console_terminal({"TERM": "linux"})
+    assert console_terminal({"TERM": "linux-16color"})
+    assert console_terminal({"TERM": "xterm-256color", "GPUTUI_ASCII": "1"})
+    assert not console_terminal({"TERM": "xterm-256color"})
+    assert not console_terminal({})
+    assert not console_terminal({"TERM": "linux", "GPUTUI_ASCII": "0"})
+
+
+def test_pick_theme() -> None:
+    available = set(SHIPPED)
+    assert pick_theme("gputui-light", available, {"TERM": "linux"}) == CONSOLE_THEME  # whatever the config says
+    assert pick_theme(None, available, {"TERM": "xterm", "GPUTUI_ASCII": "1"}) == CONSOLE_THEME
+    assert pick_theme("gputui-light", available, {"TERM": "xterm-256color"}) == "gputui-light"
+    assert pick_theme("gputui-high-contrast", available, {}) == "gputui-high-contrast"
+    assert pick_theme("no-such-theme", available, {"TERM": "xterm"}) == "gputui-dark"
+    assert pick_theme(None, available, {"TERM": "xterm"}) == "gputui-dark"
+    assert pick_theme("gputui-light", available - {CONSOLE_THEME}, {"TERM": "linux"}) == "gputui-light"
+
+
+async def test_a_broken_user_theme_is_reported_and_skipped(tmp_path: Path) -> None:
+    user = tmp_path / "themes"  # next to $GPUTUI_CONFIG
+    user.mkdir()
+    (user / "blurple.toml").write_text('name = "blurple"\nprimary = "blurple"\n')
+    (user / "typo.toml").write_text('name = "typo"\nprimary = "#112233"\nbackgroud = "#000000"\n')
+    (user / "ansi.toml").write_text('name = "ansi"\nprimary = "ansi_red"\n')
+    (user / "notoml.toml").write_text('name = "notoml\n')
+    (user / "mine.toml").write_text('name = "mine"\nprimary = "#FF8800"\nbackground = "black"\n')
+    app = welcome_app()
+    problems = app.theme_problems
+    assert any("blurple.toml: primary: not a colour" in p for p in problems), problems
+    assert any("typo.toml: backgroud: unknown key" in p for p in problems), problems
+    assert any("ansi.toml: primary: ANSI colour names are not supported" in p for p in problems), problems
+    assert any("notoml.toml: not valid TOML" in p for p in problems), problems
+    assert len(problems) == 4
+    assert {"blurple", "typo", "ansi", "notoml"}.isdisjoint(app.available_themes)
+    assert app.get_theme("mine") is not None  # a good user theme next to them still loads
+    assert getattr(app.get_theme("mine"), "background", None) == "#000000"  # stored as hex
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        assert app.theme == "gputui-dark"
+        assert app.current_theme.name == "gputui-dark"
+
+
+def test_register_themes_always_leaves_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("gputui.ui.themes.theme_dirs", list)  # no theme files at all
+    app = welcome_app()
+    assert register_themes(app) == []
+    assert "gputui-dark" in app.available_themes
+
+
+CONFIG = """# our fleet - do not remove this comment
+interval = 2.0  # slower on purpose
+theme = "gputui-dark"   # picked by hand
+
+# the old box
+[[hosts]]
+name = "gpu-01"   # the old one
+address = "gpu-01.lab"
+"""
+
+
+def test_set_theme_replaces_only_the_theme_line(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_bytes(CONFIG.encode())
+    set_theme(path, "gputui-light")
+    expected = CONFIG.replace('theme = "gputui-dark"   # picked', 'theme = "gputui-light"   # picked')
+    assert expected != CONFIG
+    assert path.read_bytes() == expected.encode()
+    assert cfg.load(path).theme == "gputui-light"
+
+
+def test_set_theme_keeps_crlf_line_ends(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_bytes(CONFIG.replace("\n", "\r\n").encode())
+    set_theme(path, "gputui-console")
+    expected = CONFIG.replace('"gputui-dark"', '"gputui-console"').replace("\n", "\r\n")
+    assert path.read_bytes() == expected.encode()
+
+
+def test_set_theme_inserts_before_the_first_table(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    # The lines inside the multi-line string look like a table and a theme; they are neither.
+    original = CONFIG.replace(
+        'theme = "gputui-dark"   # picked by hand\n',
+        "ssh.config_file = '''\n[[hosts]]\ntheme = \"x\"\n'''\n",
+    )
+    path.write_bytes(original.encode())
+    set_theme(path, "gputui-high-contrast")
+    lines = path.read_text().splitlines(keepends=True)
+    at = lines.index('theme = "gputui-high-contrast"\n')
+    assert at < lines.index("[[hosts]]\n", 6) and at > lines.index("'''\n", 4)
+    assert lines[at + 1 : at + 3] == ["\n", "# the old box\n"]  # the table's comment stays with it
+    assert "".join(lines[:at] + lines[at + 2 :]) == original  # nothing else moved
+    config = cfg.load(path)
+    assert config.theme == "gputui-high-contrast"
+    assert config.ssh.config_file == '[[hosts]]\ntheme = "x"\n'
+
+
+def test_set_theme_appends_when_there_is_no_table(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("# just a comment\ninterval = 5.0")
+    set_theme(path, "gputui-light")
+    assert path.read_text() == '# just a comment\ninterval = 5.0\ntheme = "gputui-light"\n'
+
+
+def test_set_theme_creates_a_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "config.toml"
+    set_theme(path, 'odd "name"')
+    assert path.read_text() == 'theme = "odd \\"name\\""\n'
+    assert cfg.load(path).theme == 'odd "name"'
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ('theme = "gputui-dark"\n[[hosts]\nname = "a"\n', "not valid TOML"),
+        ('theme = "gputui-dark"\ninterval = "fast"\n', "interval"),
+    ],
+)
+def test_set_theme_refuses_a_broken_file_and_leaves_it(tmp_path: Path, text: str, reason: str) -> None:
+    path = tmp_path / "config.toml"
+    path.write_bytes(text.encode())
+    with pytest.raises(cfg.ConfigError, match=reason):
+        set_theme(path, "gputui-light")
+    assert path.read_bytes() == text.encode()
+    assert os.listdir(tmp_path) == ["config.toml"]  # no temp file left behind
