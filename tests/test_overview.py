@@ -148,3 +148,32 @@ def test_1024_hosts_are_drawn_without_a_widget_per_host_or_gpu() -> None:
     assert height == 1024
     assert widgets < 40  # a handful of widgets, whatever the fleet size
     assert "node-0000" in first and first.count(" ") > CELL_W
+
+
+async def test_the_palette_jumps_to_a_host_and_changes_the_metric() -> None:
+    from textual.command import CommandPalette
+    from textual.widgets import OptionList
+
+    from gputui.ui.host_screen import HostScreen
+
+    store = frozen_store(12)
+    app = GpuTuiApp(store, [])
+    async with app.run_test(size=SIZE) as pilot:
+
+        async def run_command(text: str, expect: str) -> None:
+            await pilot.press("ctrl+p")
+            await settle(pilot, lambda: isinstance(app.screen, CommandPalette), "the palette")
+            await pilot.press(*text)
+            options = app.screen.query_one(OptionList)
+
+            def first_is_expected() -> bool:
+                return options.option_count > 0 and expect in str(options.get_option_at_index(0).prompt)
+
+            await settle(pilot, first_is_expected, f"'{expect}' to be the first hit")
+            await pilot.press("enter")
+
+        await run_command("heat map temp", "temperature")
+        await settle(pilot, lambda: app.screen.query_one(FleetView).metric == "temp", "the temperature heat map")
+        await run_command("open host gpu-11", "gpu-11")
+        await settle(pilot, lambda: isinstance(app.screen, HostScreen), "the host screen")
+        assert isinstance(app.screen, HostScreen) and app.screen.host == "gpu-11"

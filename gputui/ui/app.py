@@ -13,6 +13,7 @@ from gputui.config_write import append_host, set_theme
 from gputui.fleet.runner import FleetRunner
 from gputui.fleet.store import FleetStore
 from gputui.transport.base import Link
+from gputui.ui.commands import FleetCommands
 from gputui.ui.connections import ConnectionsScreen
 from gputui.ui.help_screen import HelpScreen
 from gputui.ui.overview import OverviewScreen
@@ -24,6 +25,7 @@ ASCII_KEYS = {"up": "up", "down": "down", "enter": "enter", "escape": "esc", "qu
 
 class GpuTuiApp(App[None]):
     CSS_PATH = "gputui.tcss"
+    COMMANDS = App.COMMANDS | {FleetCommands}
     TITLE = "gputui"
     BINDINGS = [
         Binding("q", "quit", "Quit"),
@@ -114,6 +116,32 @@ class GpuTuiApp(App[None]):
             key = binding.key_display or binding.key.split(",")[0]
             return ASCII_KEYS.get(key, key)
         return super().get_key_display(binding)
+
+    def overview(self) -> OverviewScreen | None:
+        for screen in self.screen_stack:
+            if isinstance(screen, OverviewScreen):
+                return screen
+        return None
+
+    def open_host(self, name: str) -> None:
+        from gputui.ui.host_screen import HostScreen
+
+        overview = self.overview()
+        if overview is not None:
+            while self.screen is not overview:
+                self.pop_screen()
+        self.push_screen(HostScreen(self.store, name))
+
+    def set_view(self, metric: str | None = None, sort: str | None = None, grouping: str | None = None) -> None:
+        """Change the overview's metric, sort or grouping (from the palette)."""
+        overview = self.overview()
+        if overview is None:
+            return
+        view = overview.view
+        view.metric = metric or view.metric
+        view.sort = sort or view.sort
+        view.grouping = grouping or view.grouping
+        overview.update_view()
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

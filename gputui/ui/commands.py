@@ -1,0 +1,55 @@
+"""Command palette (ctrl+p): jump to a host, change metric, sort, grouping,
+theme, open the connections. Every command is also a key; the palette is for
+when the key is not remembered or the host is one of a thousand."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from functools import partial
+from typing import TYPE_CHECKING
+
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+from gputui.ui.fleet_order import GROUPINGS, SORTS
+from gputui.ui.heatmap import METRIC_TITLES, METRICS
+
+if TYPE_CHECKING:
+    from gputui.ui.app import GpuTuiApp
+
+Command = tuple[str, Callable[[], object], str]
+
+
+class FleetCommands(Provider):
+    @property
+    def fleet_app(self) -> GpuTuiApp:
+        from gputui.ui.app import GpuTuiApp
+
+        assert isinstance(self.app, GpuTuiApp)
+        return self.app
+
+    def commands(self) -> Iterator[Command]:
+        app = self.fleet_app
+        for name in app.store.hosts:
+            yield f"Open host {name}", partial(app.open_host, name), "show this host's GPUs and processes"
+        for metric in METRICS:
+            yield f"Heat map: {METRIC_TITLES[metric]}", partial(app.set_view, metric=metric), "colour the overview by it"
+        for sort in SORTS:
+            yield f"Sort hosts by {sort}", partial(app.set_view, sort=sort), "order of the overview"
+        for grouping in GROUPINGS:
+            yield f"Group hosts by {grouping}", partial(app.set_view, grouping=grouping), "headings in the overview"
+        for theme in sorted(app.available_themes):
+            if theme.startswith("gputui"):
+                yield f"Theme: {theme}", partial(setattr, app, "theme", theme), "saved to the config"
+        yield "Connections", app.action_connections, "how each host is reached, retry, add a host"
+
+    async def discover(self) -> Hits:
+        for text, callback, help_text in self.commands():
+            if not text.startswith("Open host"):
+                yield DiscoveryHit(text, callback, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for text, callback, help_text in self.commands():
+            score = matcher.match(text)
+            if score > 0:
+                yield Hit(score, matcher.highlight(text), callback, help=help_text)
