@@ -35,7 +35,8 @@ async def collect(links: Sequence[Link], store: FleetStore, timeout: float) -> N
                 return
             changed.clear()
             try:
-                await asyncio.wait_for(changed.wait(), timeout=left)
+                async with asyncio.timeout(left):
+                    await changed.wait()
             except TimeoutError:
                 return
     finally:

@@ -177,3 +177,41 @@ async def test_the_palette_jumps_to_a_host_and_changes_the_metric() -> None:
         await run_command("open host gpu-11", "gpu-11")
         await settle(pilot, lambda: isinstance(app.screen, HostScreen), "the host screen")
         assert isinstance(app.screen, HostScreen) and app.screen.host == "gpu-11"
+
+
+def screen_text(app: GpuTuiApp) -> str:
+    """Every character the screen shows, from Textual's own export."""
+    import html
+    import re
+
+    svg = app.export_screenshot()
+    body = svg[svg.index("<g class=") :]  # skip the stylesheet and the window chrome's title font
+    return html.unescape("".join(re.findall(r">([^<]*)</text>", body))).replace("\xa0", " ")
+
+
+async def test_on_the_linux_console_nothing_outside_ascii_is_drawn(monkeypatch: object, tmp_path: object) -> None:
+    import pytest
+
+    assert isinstance(monkeypatch, pytest.MonkeyPatch)
+    monkeypatch.setenv("TERM", "linux")
+    store = frozen_store(10)
+    app = GpuTuiApp(store, [], title="fleet")
+    async with app.run_test(size=SIZE) as pilot:
+        assert app.theme == "gputui-console" and app.ascii
+        seen = {}
+        seen["overview"] = screen_text(app)
+        await pilot.press("question_mark")
+        seen["help"] = screen_text(app)
+        await pilot.press("escape", "slash")
+        seen["filter"] = screen_text(app)
+        await pilot.press("escape", "enter")
+        for tab in "1234":
+            await pilot.press(tab)
+            await pilot.pause()
+            seen[f"host tab {tab}"] = screen_text(app)
+        await pilot.press("escape", "c")
+        seen["connections"] = screen_text(app)
+    for name, text in seen.items():
+        odd = sorted({c for c in text if ord(c) > 127})
+        assert not odd, f"{name} shows {odd}"
+    assert "gpu-01" in seen["overview"] and "Keys" in seen["help"]

@@ -42,3 +42,26 @@ def test_facts_of_a_real_process_and_of_one_that_exited() -> None:
         child.stdin.close()
         child.wait()
     assert reader.facts(child.pid, time.monotonic()) is None
+
+
+def test_a_process_read_before_it_execs_is_read_again_once_it_has() -> None:
+    """Right after fork the child still looks like its parent; its real command must win."""
+    reader = ProcReader()
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys; print('up', flush=True); sys.stdin.read()", "second-look"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline() == b"up\n"  # it has exec'd
+        before_exec: dict[str, object] = {"user": "x", "command": "parent-before-exec", "slurm_job": None, "container": None}
+        reader._fixed_facts = lambda base, stat: before_exec  # type: ignore[method-assign]
+        first = reader.facts(child.pid, time.monotonic())
+        del reader._fixed_facts  # type: ignore[method-assign]  # back to reading /proc
+        second = reader.facts(child.pid, time.monotonic())
+        assert first is not None and first["command"] == "parent-before-exec"
+        assert second is not None and "second-look" in str(second["command"])
+    finally:
+        assert child.stdin is not None
+        child.stdin.close()
+        child.wait()

@@ -15,7 +15,7 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
 
 import gputui.sim.processes
-import gputui.ui.host_screen
+import gputui.ui.panels.processes
 from gputui.agent.sampler import Sampler
 from gputui.fleet.store import FleetStore
 from gputui.frames import parse_frame
@@ -79,7 +79,8 @@ async def open_host(pilot: Pilot[None], *keys: str) -> HostScreen:
     await wait_for(pilot, lambda: isinstance(pilot.app.screen, HostScreen), "the host screen to open")
     screen = pilot.app.screen
     assert isinstance(screen, HostScreen)
-    await wait_for(pilot, lambda: screen.query_one("#gpus", DataTable).row_count > 0, "the GPU table to fill")
+    # The tabs mount their panes a moment after the screen: query, do not query_one.
+    await wait_for(pilot, lambda: any(t.row_count for t in screen.query("#gpus").results(DataTable)), "the GPU table to fill")
     return screen
 
 
@@ -103,6 +104,7 @@ async def test_enter_opens_the_selected_host_and_escape_returns() -> None:
         await wait_for(pilot, lambda: all_sampled(app), "every host's first sample")
         screen = await open_host(pilot, "down")
         assert screen.host == "gpu-02"
+        await pilot.press("4")  # the processes tab: hidden tabs are not kept up to date
         gpus = screen.query_one("#gpus", DataTable)
         procs = screen.query_one("#procs", DataTable)
 
@@ -147,6 +149,7 @@ async def test_command_line_with_brackets_is_shown_verbatim() -> None:
     app = GpuTuiApp(store=store, links=[])
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_host(pilot)
+        await pilot.press("4")
         procs = screen.query_one("#procs", DataTable)
         await wait_for(pilot, lambda: procs.row_count > 0, "the process table to fill")
         lines = [procs.render_line(y).text for y in range(procs.row_count + 1)]
@@ -234,7 +237,7 @@ def frozen_app(monkeypatch: pytest.MonkeyPatch) -> GpuTuiApp:
     the same on every run (jobs shown as started 1h ago).
     """
     monkeypatch.setattr(gputui.sim.processes, "time", SimpleNamespace(time=lambda: FIXED_WALL))
-    monkeypatch.setattr(gputui.ui.host_screen, "time", SimpleNamespace(time=lambda: FIXED_WALL + 3600.0))
+    monkeypatch.setattr(gputui.ui.panels.processes, "time", SimpleNamespace(time=lambda: FIXED_WALL + 3600.0))
     store = FleetStore(clock=lambda: 50.0)
     for i, scenario in enumerate(("healthy", "mixed", "incident")):
         sim = SimNvml(scenario, seed=0, processes="synthetic", clock=lambda: 0.0, host_no=i)

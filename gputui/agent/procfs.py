@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import pwd
 import re
+import time
 from typing import Dict, Optional, Tuple
 
 _SLURM_JOB = re.compile(r"/job_(\d+)(?:/|$)")
@@ -19,6 +20,7 @@ _SLURM_JOB = re.compile(r"/job_(\d+)(?:/|$)")
 _CONTAINER = re.compile(r"(?:docker|containerd|crio|libpod)[-/]([0-9a-f]{64})")
 
 Facts = Dict[str, object]
+SETTLED_S = 5.0
 _FACT_KEYS = ("pid", "user", "command", "cpu_pct", "rss_mib", "started_at", "slurm_job", "container")
 
 
@@ -75,7 +77,8 @@ class ProcReader:
         """Facts for ``pid``, or ``None`` if it is gone.
 
         Only ``stat`` and ``statm`` change while a process lives; its user,
-        command line and cgroup are read once per (pid, start time). Where
+        command line and cgroup are read once per (pid, start time), once it
+        is a few seconds old. Where
         /proc hides other users' processes (``hidepid``), the pid is still
         reported, with what cannot be read as null: GPU memory held by
         "nobody" would be worse.
@@ -95,10 +98,14 @@ class ProcReader:
         rest = stat[stat.rfind(")") + 2 :].split()
         utime, stime = int(rest[11]), int(rest[12])
         start_ticks = int(rest[19])
+        started_at = self.boot_time + start_ticks / self.ticks
         fixed = self._fixed.get(pid)
-        if fixed is None or fixed[0] != start_ticks:  # a new process under a reused pid
+        if fixed is None or fixed[0] != start_ticks:  # new, or a new process under a reused pid
             fixed = (start_ticks, self._fixed_facts(base, stat))
-            self._fixed[pid] = fixed
+            # A young process may not have exec'd yet, or been moved into its job's
+            # cgroup: read it again until it has settled.
+            if time.time() - started_at >= SETTLED_S:
+                self._fixed[pid] = fixed
         cpu_s = (utime + stime) / self.ticks
         prev = self._cpu.get(pid)
         self._cpu[pid] = (now, cpu_s)
@@ -110,7 +117,7 @@ class ProcReader:
             pid=pid,
             cpu_pct=cpu_pct,
             rss_mib=round(int(statm[1]) * self.page_kib / 1024.0, 1),
-            started_at=round(self.boot_time + start_ticks / self.ticks, 2),
+            started_at=round(started_at, 2),
         )
         return out
 

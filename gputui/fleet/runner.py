@@ -93,7 +93,8 @@ class FleetRunner:
             self.store.set_retry(link.name, delay)
             wake.clear()
             try:
-                await asyncio.wait_for(wake.wait(), timeout=delay)
+                async with asyncio.timeout(delay):
+                    await wake.wait()
             except TimeoutError:
                 pass
 

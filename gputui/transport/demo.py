@@ -38,6 +38,8 @@ class DemoFleet:
             if scenario not in SCENARIOS:
                 raise ValueError(f"unknown scenario {scenario!r}")
         self.names = host_names(hosts)
+        self.index = {name: i for i, name in enumerate(self.names)}
+        self.starting: dict[int, asyncio.Lock] = {}
         self.args = (hosts, gpus, scenario, seed, interval)
         self.queues: dict[str, asyncio.Queue[bytes | None]] = {}
         self.feeds: dict[int, asyncio.subprocess.Process] = {}  # by the first host it feeds
@@ -56,10 +58,14 @@ class DemoFleet:
         """Start (or restart) the feed that samples ``name``."""
         if self.closed:
             raise LinkError("the demo is closing")
-        first = self.names.index(name) // HOSTS_PER_FEED * HOSTS_PER_FEED
-        feed = self.feeds.get(first)
-        if feed is not None and feed.returncode is None:
-            return
+        first = self.index[name] // HOSTS_PER_FEED * HOSTS_PER_FEED
+        # Every host of a feed asks at once: the first starts it, the rest wait for that.
+        async with self.starting.setdefault(first, asyncio.Lock()):
+            feed = self.feeds.get(first)
+            if feed is None or feed.returncode is not None:
+                await self._start_feed(first)
+
+    async def _start_feed(self, first: int) -> None:
         hosts, gpus, scenario, seed, interval = self.args
         argv = [sys.executable, "-m", "gputui.transport.demo_feed", "--total", str(hosts), "--first", str(first),
                 "--count", str(HOSTS_PER_FEED), "--scenario", scenario, "--seed", str(seed),

@@ -85,7 +85,8 @@ class LocalLink:
             return
         proc.terminate()
         try:
-            await asyncio.wait_for(proc.wait(), timeout=3.0)
+            async with asyncio.timeout(3.0):
+                await proc.wait()
         except TimeoutError:
             proc.kill()
             await proc.wait()

@@ -236,7 +236,7 @@ class SshLink:
             if first.startswith(b"gputui:"):
                 return None  # no python3, or one older than 3.8
             if not first:
-                await self.process.wait_closed()
+                await self._closed(self.process)
                 if self.process.exit_status in NOT_RUNNABLE:
                     return None  # python3 is on the PATH but cannot run (a broken shim, say)
             return first, lines
@@ -260,7 +260,10 @@ class SshLink:
         an NVML call that hangs (as after an XID 79) must not hang the host."""
         quiet = max(WATCHDOG_MIN_S, WATCHDOG_INTERVALS * self.shared.interval)
         try:
-            return await asyncio.wait_for(anext(lines, b""), timeout=quiet)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a
+            # cancel that comes with a line, and the host's task never stops.
+            async with asyncio.timeout(quiet):
+                return await anext(lines, b"")
         except TimeoutError:
             raise LinkError(f"no frame for {quiet:.0f}s: the agent hangs; restarting it") from None
 
@@ -290,10 +293,19 @@ class SshLink:
         finally:
             await self.close()
 
+    @staticmethod
+    async def _closed(process: asyncssh.SSHClientProcess[bytes]) -> None:
+        """Wait for the remote process to be reported closed, but not for ever."""
+        try:
+            async with asyncio.timeout(5.0):
+                await process.wait_closed()
+        except TimeoutError:
+            pass
+
     async def _exit_detail(self) -> str:
         if self.process is None:
             return ""
-        await self.process.wait_closed()
+        await self._closed(self.process)
         if self.stderr_task is not None:
             await asyncio.wait([self.stderr_task], timeout=1.0)
         tail = f": {self.stderr_tail[-1]}" if self.stderr_tail else ""
@@ -315,6 +327,7 @@ class SshLink:
         for conn in conns:
             conn.close()
             try:
-                await asyncio.wait_for(conn.wait_closed(), timeout=3.0)
+                async with asyncio.timeout(3.0):
+                    await conn.wait_closed()
             except TimeoutError:
                 pass

@@ -1,68 +1,92 @@
-"""One host: its GPUs and the processes on them."""
+"""One host in four tabs: utilization, thermal, allocation, processes.
+
+The title line (host, state, data age, GPU models, driver) and the footer stay put; the
+tabs below switch with ``1``-``4`` or a click. Once a second the screen
+redraws the title and the visible tab only, from the store, updating tables
+in place so cursors and scroll positions survive the refresh.
+"""
 
 from __future__ import annotations
 
-import time
+from collections import Counter
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import Footer, Static, TabbedContent, TabPane
 
 from gputui.fleet.store import FleetStore, HostRecord, HostState
-from gputui.frames import GpuSample, GpuStatic
-from gputui.render import NA, age_words, fmt, throttle_words
-from gputui.ui.gpu_cells import heat_style
-from gputui.ui.palette import Palette
-from gputui.ui.table_sync import Cell, sync_rows
+from gputui.render import age_words, fmt
+from gputui.ui.palette import Palette, ascii_mode
+from gputui.ui.panels.allocation import DEFAULT_IDLE_HOLDING_S, AllocationPanel
+from gputui.ui.panels.base import HostPanel, HostView
+from gputui.ui.panels.processes import ProcessesPanel
+from gputui.ui.panels.thermal import ThermalPanel
+from gputui.ui.panels.utilization import UtilizationPanel
 
 REFRESH_S = 1.0
-
-GPU_COLUMNS = (
-    "GPU",
-    "Name",
-    "Util",
-    "Memory used / total",
-    "Temp / slowdown",
-    "Power / cap",
-    "SM clock",
-    "Fan",
-    "P",
-    "Throttle",
-    "ECC unc.",
-)
-PROC_COLUMNS = ("GPU", "PID", "User", "GPU mem", "CPU", "RSS", "Running", "Job", "Command")
+TABS = (("utilization", "Utilization"), ("thermal", "Thermal"), ("allocation", "Allocation"), ("processes", "Processes"))
 
 
 class HostScreen(Screen[None]):
     BINDINGS = [
         Binding("escape,backspace", "app.pop_screen", "Back"),
-        Binding("tab", "focus_next", "Next table", show=False),
+        *(Binding(str(n), f"show_tab('{tab}')", title, key_display=str(n)) for n, (tab, title) in enumerate(TABS, 1)),
     ]
 
-    def __init__(self, store: FleetStore, host: str) -> None:
+    def __init__(self, store: FleetStore, host: str, idle_holding_s: float = DEFAULT_IDLE_HOLDING_S) -> None:
         super().__init__()
         self.store = store
         self.host = host
+        self.idle_holding_s = idle_holding_s
 
     def compose(self) -> ComposeResult:
         yield Static(id="host-title")
-        yield DataTable(id="gpus", cursor_type="row", zebra_stripes=True)
-        yield Static("Processes", id="proc-title")
-        yield DataTable(id="procs", cursor_type="row", zebra_stripes=True)
+        panels: tuple[HostPanel, ...] = (
+            UtilizationPanel(id="utilization-panel"),
+            ThermalPanel(id="thermal-panel"),
+            AllocationPanel(self.idle_holding_s, id="allocation-panel"),
+            ProcessesPanel(id="processes-panel"),
+        )
+        with TabbedContent(id="host-tabs"):
+            for n, ((tab, title), panel) in enumerate(zip(TABS, panels, strict=True), 1):
+                with TabPane(f"{n} {title}", id=tab):
+                    yield panel
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#gpus", DataTable).add_columns(*GPU_COLUMNS)
-        self.query_one("#procs", DataTable).add_columns(*PROC_COLUMNS)
-        self.query_one("#gpus", DataTable).focus()
+        if ascii_mode(self.app):
+            self.add_class("-ascii")  # the tabs' underline is drawn with box characters
         self.update_view()
+        self.call_after_refresh(self.focus_and_draw)  # the tabs mount their panes after this screen's mount
         self.set_interval(REFRESH_S, self.update_view)
 
     @property
     def record(self) -> HostRecord:
         return self.store.hosts[self.host]
+
+    @property
+    def tabs(self) -> TabbedContent:
+        return self.query_one("#host-tabs", TabbedContent)
+
+    def active_panel(self) -> HostPanel | None:
+        """The panel of the tab shown (None until the tabs have mounted their panes)."""
+        tab = self.tabs.active or TABS[0][0]
+        return next(iter(self.query(f"#{tab}-panel").results(HostPanel)), None)
+
+    def action_show_tab(self, tab: str) -> None:
+        self.tabs.active = tab
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        self.focus_and_draw()
+
+    def focus_and_draw(self) -> None:
+        """A tab just shown: draw it now (hidden tabs are not kept up to date) and focus its table."""
+        panel = self.active_panel()
+        if panel is not None:
+            panel.focus_main()
+        self.update_view()
 
     def update_view(self) -> None:
         r = self.record
@@ -70,48 +94,20 @@ class HostScreen(Screen[None]):
         state = r.state(now)
         pal = Palette.of(self.app)
         self.query_one("#host-title", Static).update(self.title_line(r, state, now, pal))
-        stale = state is not HostState.LIVE
-        gpu_rows = {str(g.index): self.gpu_row(g, r.static(g.index), pal, stale) for g in r.gpus()}
-        sync_rows(self.query_one("#gpus", DataTable), gpu_rows)
-        proc_rows = {}
-        wall = time.time()
-        for g in r.gpus():
-            for p in g.processes:
-                running = age_words(wall - p.started_at) if p.started_at else NA
-                job = (p.slurm_job and f"slurm {p.slurm_job}") or (p.container and f"ctr {p.container}") or ""
-                proc_rows[f"{g.index}:{p.pid}"] = (
-                    str(g.index), str(p.pid), fmt(p.user), fmt(p.gpu_mem_mib, "{} MiB"), fmt(p.cpu_pct, "{:.0f}%"),
-                    fmt(p.rss_mib, "{:.0f} MiB"), running, job, fmt(p.command),
-                )  # fmt: skip
-        sync_rows(self.query_one("#procs", DataTable), proc_rows)
+        panel = self.active_panel()
+        if panel is not None:
+            panel.show(HostView(record=r, now=now, stale=state is not HostState.LIVE, pal=pal, ascii=ascii_mode(self.app)))
 
     def title_line(self, r: HostRecord, state: HostState, now: float, pal: Palette) -> Text:
         colour = {HostState.LIVE: pal.ok, HostState.STALE: pal.warn, HostState.DOWN: pal.bad}.get(state, pal.dim)
         text = Text.assemble((r.name, pal.header), "   ", (state.value, colour), f"   data {age_words(r.age_s(now))} old")
         if r.hello:
+            models = Counter((g.name or "unknown GPU").replace("NVIDIA ", "") for g in r.hello.gpus if not g.lost)
+            text.append("   " + ", ".join(f"{n}x {name}" for name, n in models.items()))
+            lost = sum(g.lost for g in r.hello.gpus)
+            if lost:
+                text.append(f", {lost} lost", pal.bad)
             text.append(f"   driver {fmt(r.hello.driver_version)}   CUDA {fmt(r.hello.cuda_driver_version)}   {r.hello.source}")
         if r.error:
             text.append(f"   {r.error}", pal.bad)
         return text
-
-    def gpu_row(self, g: GpuSample, s: GpuStatic | None, pal: Palette, stale: bool) -> tuple[Cell, ...]:
-        name = (s.name or NA).replace("NVIDIA ", "") if s else NA
-        if s and s.mig_enabled:
-            name += " [MIG]"
-        if g.lost:
-            lost = Text("LOST", style=pal.bad)
-            why = Text("fallen off the bus: no data", style=pal.bad)
-            return (str(g.index), name, lost, "", "", "", "", "", "", why, "")
-        temp = Text(
-            f"{fmt(g.temp_c)} / {fmt(s.temp_slowdown_c if s else None)} C",
-            style=pal.dim if stale else heat_style(g, s, pal),
-        )
-        unc = g.ecc.volatile_uncorrected if g.ecc else None
-        ecc = Text(fmt(unc), style=pal.bad if unc else pal.text)
-        return (
-            str(g.index), name, fmt(g.util_pct, "{}%"),
-            f"{fmt(g.mem_used_mib)} / {fmt(g.mem_total_mib)} MiB", temp,
-            f"{fmt(g.power_w, '{:.0f}')} / {fmt(g.power_limit_w, '{:.0f}')} W",
-            fmt(g.sm_clock_mhz, "{} MHz"), fmt(g.fan_pct, "{}%"), fmt(g.pstate),
-            throttle_words(g.throttle), ecc,
-        )  # fmt: skip

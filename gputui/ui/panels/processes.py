@@ -1,0 +1,217 @@
+"""Tab 4, Processes: every process on the host's GPUs, sortable and filterable.
+
+``o`` cycles the sort column and ``O`` reverses it (a click on a header sorts
+by that column, a second click reverses); ``u`` filters by user. Rows are
+keyed ``gpu:pid`` and updated in place, and the cursor stays on the process
+it was on while rows come, go and move: an operator who selected a process
+to act on must not find another one under the cursor a second later.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Input, Static
+
+from gputui.frames import ProcessInfo
+from gputui.render import NA, age_words, fmt
+from gputui.ui.panels.base import HostPanel, HostView
+from gputui.ui.table_sync import Cell, sync_rows
+
+SortValue = float | str | None
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    label: str
+    value: Callable[[int, ProcessInfo], SortValue] | None  # None: not sortable
+    largest_first: bool = False  # the natural direction: numbers that matter sort high first
+    text: bool = False  # sorted A to Z
+
+
+COLUMNS = (
+    Column("pid", "PID", lambda gpu, p: p.pid),
+    Column("user", "User", lambda gpu, p: p.user, text=True),
+    Column("gpu", "GPU", lambda gpu, p: gpu),
+    Column("gpu_mem", "GPU mem", lambda gpu, p: p.gpu_mem_mib, largest_first=True),
+    Column("cpu", "CPU", lambda gpu, p: p.cpu_pct, largest_first=True),
+    Column("rss", "RSS", lambda gpu, p: p.rss_mib, largest_first=True),
+    Column("running", "Running", lambda gpu, p: None if p.started_at is None else -p.started_at, largest_first=True),
+    Column("job", "Job", None),
+    Column("command", "Command", lambda gpu, p: p.command, text=True),
+)
+BY_KEY = {c.key: c for c in COLUMNS}
+SORTABLE = tuple(c.key for c in COLUMNS if c.value is not None)
+DEFAULT_SORT = "gpu"
+
+
+def job_words(p: ProcessInfo) -> str:
+    return (p.slurm_job and f"slurm {p.slurm_job}") or (p.container and f"ctr {p.container}") or ""
+
+
+def order(procs: dict[str, tuple[int, ProcessInfo]], column: Column, reverse: bool) -> list[str]:
+    """Row keys in display order; values that are missing go last either way."""
+    value = column.value
+    assert value is not None
+    descending = column.largest_first != reverse
+    present: list[tuple[float | str, str]] = []
+    missing: list[str] = []
+    for key, (gpu, p) in sorted(procs.items(), key=lambda kv: (kv[1][0], kv[1][1].pid)):
+        v = value(gpu, p)
+        if v is None:
+            missing.append(key)
+        else:
+            present.append((v.casefold() if isinstance(v, str) else v, key))
+    # A stable sort (reversed too) of rows already in GPU, PID order: ties stay in that order.
+    present.sort(key=lambda t: t[0], reverse=descending)
+    return [key for _, key in present] + missing
+
+
+class ProcessesPanel(HostPanel):
+    BINDINGS = [
+        Binding("o", "cycle_sort", "Sort column"),
+        Binding("O", "reverse_sort", "Reverse sort", key_display="O"),
+        Binding("u", "filter_user", "Filter by user"),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+    ]
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.sort = DEFAULT_SORT
+        self.reverse = False
+        self.user_filter = ""
+        self.last_view: HostView | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="proc-summary")
+        yield Input(placeholder="user (Enter keeps, Esc clears)", id="proc-filter")
+        yield DataTable(id="procs", cursor_type="row", zebra_stripes=True)
+
+    def on_mount(self) -> None:
+        table = self.query_one("#procs", DataTable)
+        for c in COLUMNS:
+            table.add_column(c.label, key=c.key)
+        self.query_one("#proc-filter", Input).display = False
+
+    def focus_main(self) -> None:
+        self.query_one("#procs", DataTable).focus()
+
+    # -- keys and clicks -------------------------------------------------------
+    def action_cycle_sort(self) -> None:
+        self.sort_by(SORTABLE[(SORTABLE.index(self.sort) + 1) % len(SORTABLE)])
+
+    def action_reverse_sort(self) -> None:
+        self.reverse = not self.reverse
+        self.redraw()
+
+    def sort_by(self, key: str, toggle: bool = False) -> None:
+        """Sort by column ``key`` in its natural direction (or reverse it, if already sorted by it)."""
+        if toggle and key == self.sort:
+            self.reverse = not self.reverse
+        else:
+            self.sort, self.reverse = key, False
+        self.redraw()
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        key = str(event.column_key.value)
+        if key in SORTABLE:
+            self.sort_by(key, toggle=True)
+
+    def action_filter_user(self) -> None:
+        box = self.query_one("#proc-filter", Input)
+        box.display = True
+        box.value = self.user_filter
+        box.focus()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "clear_filter":  # otherwise escape leaves the screen, as everywhere
+            return self.query_one("#proc-filter", Input).display or bool(self.user_filter)
+        return True
+
+    def action_clear_filter(self) -> None:
+        self.close_filter("")
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "proc-filter":
+            self.user_filter = event.value.strip()
+            self.redraw()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "proc-filter":
+            self.close_filter(event.value.strip())
+
+    def close_filter(self, keep: str) -> None:
+        box = self.query_one("#proc-filter", Input)
+        box.display = False
+        self.user_filter = keep
+        self.focus_main()
+        self.redraw()
+
+    # -- drawing ---------------------------------------------------------------
+    def redraw(self) -> None:
+        if self.last_view is not None:
+            self.show(self.last_view)
+
+    def show(self, view: HostView) -> None:
+        self.last_view = view
+        table = self.query_one("#procs", DataTable)
+        everything: dict[str, tuple[int, ProcessInfo]] = {}
+        for g in view.gpus():
+            for p in g.processes:
+                everything[f"{g.index}:{p.pid}"] = (g.index, p)
+        needle = self.user_filter.casefold()
+        shown = {k: v for k, v in everything.items() if not needle or (v[1].user or "").casefold() == needle}
+        at = self.cursor_key(table)
+        wall = time.time()
+        sync_rows(table, {key: self.row(gpu, p, wall, view) for key, (gpu, p) in shown.items()})
+        want = order(shown, BY_KEY[self.sort], self.reverse)
+        if [str(r.key.value) for r in table.ordered_rows] != want:
+            rank = {key: i for i, key in enumerate(want)}
+            table.sort("gpu", "pid", key=lambda cells: rank[f"{cells[0]}:{cells[1]}"])
+        if at in shown and table.get_row_index(at) != table.cursor_row:
+            table.move_cursor(row=table.get_row_index(at), animate=False)
+        self.query_one("#proc-summary", Static).update(self.summary(view, len(shown), len(everything)))
+
+    @staticmethod
+    def cursor_key(table: DataTable[Cell]) -> str | None:
+        if table.row_count == 0:
+            return None
+        return str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+
+    def row(self, gpu: int, p: ProcessInfo, wall: float, view: HostView) -> tuple[Cell, ...]:
+        style = view.pal.dim if view.stale else view.pal.text
+
+        def num(value: str) -> Text:
+            return Text(value, style=style, justify="right")
+
+        running = age_words(wall - p.started_at) if p.started_at else NA
+        return (
+            num(str(p.pid)),
+            fmt(p.user),
+            num(str(gpu)),
+            num(fmt(p.gpu_mem_mib, "{:,} MiB")),
+            num(fmt(p.cpu_pct, "{:.0f}%")),
+            num(fmt(p.rss_mib, "{:,.0f} MiB")),
+            num(running),
+            job_words(p),
+            fmt(p.command),
+        )
+
+    def summary(self, view: HostView, shown: int, total: int) -> Text:
+        pal = view.pal
+        column = BY_KEY[self.sort]
+        if column.text:
+            direction = "Z to A" if self.reverse else "A to Z"
+        else:
+            direction = "largest first" if column.largest_first != self.reverse else "smallest first"
+        text = Text.assemble((f"{total} processes", pal.header), f"   sorted by {column.label} ({direction})")
+        if self.user_filter:
+            text.append(f"   user '{self.user_filter}': {shown} of {total} shown", pal.warn)
+        text.append("   o: sort column  O: reverse  u: user  click a header to sort", pal.dim)
+        return text

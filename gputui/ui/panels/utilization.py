@@ -1,0 +1,99 @@
+"""Tab 1, Utilization: how busy each GPU is now and lately.
+
+A table with one row per GPU (SM and memory utilisation, memory, PCIe
+traffic and a sparkline of the last samples) above a chart of every GPU's
+utilisation over a span that ``s`` cycles. Both come from the store's
+history, where a missing value is a gap, drawn as a gap, never as 0.
+"""
+
+from __future__ import annotations
+
+from rich.style import Style
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Static
+
+from gputui.frames import GpuSample
+from gputui.render import fmt
+from gputui.ui.panels.base import HostPanel, HostView, sparkline
+from gputui.ui.panels.util_chart import UtilChart, gpu_colour
+from gputui.ui.table_sync import Cell, sync_rows
+
+SPANS: tuple[tuple[str, float], ...] = (("1 min", 60.0), ("10 min", 600.0), ("1 h", 3600.0))
+DEFAULT_SPAN = 1  # 10 min: enough to see a job start or stop, short enough to fill soon
+SPARK_SAMPLES = 60
+COLUMNS = ("GPU", "SM util", "Mem util", "Memory used / total", "PCIe rx", "PCIe tx", f"Util, last {SPARK_SAMPLES} samples")
+
+
+def kib_s(value: float | None) -> str:
+    return fmt(value, "{:,.0f} KiB/s")
+
+
+class UtilizationPanel(HostPanel):
+    BINDINGS = [Binding("s", "cycle_span", "Span")]
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.span_index = DEFAULT_SPAN
+        self.last_view: HostView | None = None
+
+    @property
+    def span(self) -> tuple[str, float]:
+        """(name, seconds) of the span the chart shows."""
+        return SPANS[self.span_index]
+
+    def compose(self) -> ComposeResult:
+        yield DataTable(id="gpus", cursor_type="row", zebra_stripes=True)
+        yield Static(id="util-span")
+        yield UtilChart(id="util-chart")
+
+    def on_mount(self) -> None:
+        self.query_one("#gpus", DataTable).add_columns(*COLUMNS)
+
+    def action_cycle_span(self) -> None:
+        self.span_index = (self.span_index + 1) % len(SPANS)
+        if self.last_view is not None:
+            self.show(self.last_view)
+
+    def show(self, view: HostView) -> None:
+        self.last_view = view
+        record = view.record
+        rows: dict[str, tuple[Cell, ...]] = {}
+        for g in view.gpus():
+            hist = record.history.get(g.index)
+            spark = hist.series("util_pct", SPARK_SAMPLES * record.interval_s) if hist else []
+            rows[str(g.index)] = self.row(g, sparkline(spark, view.ascii, SPARK_SAMPLES), view)
+        sync_rows(self.query_one("#gpus", DataTable), rows)
+
+        name, span_s = self.span
+        label = Text.assemble(
+            ("Utilization % per GPU", view.pal.header),
+            f", last {name}",
+            ("   s: 1 min / 10 min / 1 h   line colours as in the GPU column", view.pal.dim),
+        )
+        self.query_one("#util-span", Static).update(label)
+        series: dict[int, tuple[list[float | None], float]] = {}
+        for index, hist in record.history.items():
+            series[index] = (hist.series("util_pct", span_s), hist.step_s(span_s))
+        self.query_one(UtilChart).draw(series, span_s, view.ascii)
+
+    def row(self, g: GpuSample, spark: str, view: HostView) -> tuple[Cell, ...]:
+        pal = view.pal
+        gpu = Text(str(g.index), style=Style(color=f"rgb{gpu_colour(g.index)}", bold=True))
+        if g.lost:
+            return (gpu, Text("LOST", style=pal.bad), "", "", "", "", Text("fallen off the bus: no data", style=pal.bad))
+        style = pal.dim if view.stale else pal.text
+
+        def num(text: str) -> Text:
+            return Text(text, style=style, justify="right")
+
+        return (
+            gpu,
+            num(fmt(g.util_pct, "{}%")),
+            num(fmt(g.mem_util_pct, "{}%")),
+            num(f"{fmt(g.mem_used_mib)} / {fmt(g.mem_total_mib)} MiB"),
+            num(kib_s(g.pcie_rx_kib_s)),
+            num(kib_s(g.pcie_tx_kib_s)),
+            Text(spark, style=pal.dim if view.stale else pal.accent),
+        )

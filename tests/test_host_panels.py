@@ -1,0 +1,429 @@
+"""The host screen's four tabs, driven as an operator would: keys, clicks, refreshes.
+
+Every store here is built deterministically: a simulated "incident" host
+(GPU 2 throttling, GPU 5 lost, GPU 6 holding memory at 0 %) sampled through
+the agent's Sampler and the frame parser on one fake clock that the
+simulator, the sampler and the store all read, so "16 minutes of history"
+takes a fraction of a second and every run sees the same numbers.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from rich.text import Text
+from textual.pilot import Pilot
+from textual.widgets import DataTable, Input, Static, TabbedContent
+
+from gputui.agent.sampler import Sampler
+from gputui.fleet.store import FleetStore
+from gputui.frames import parse_frame
+from gputui.sim.nvml import SimNvml
+from gputui.ui.app import GpuTuiApp
+from gputui.ui.host_screen import HostScreen
+from gputui.ui.overview import OverviewScreen
+from gputui.ui.panels.allocation import AllocationPanel
+from gputui.ui.panels.base import ASCII_BARS, BARS, AsciiScrollBarRender, HostPanel, HostView, sparkline
+from gputui.ui.panels.processes import ProcessesPanel
+from gputui.ui.panels.util_chart import points
+
+SIZE = (150, 40)
+HOST = "node-1"
+TABS = ("utilization", "thermal", "allocation", "processes")
+
+
+@pytest.fixture(autouse=True)
+def no_user_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Keep the developer's own config and themes out of what is on screen."""
+    monkeypatch.setenv("GPUTUI_CONFIG", str(tmp_path / "config.toml"))
+
+
+class Clock:
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Host:
+    """One simulated incident host feeding a store, one second per sample."""
+
+    def __init__(self, samples: int) -> None:
+        self.clock = Clock()
+        self.store = FleetStore(clock=self.clock)
+        self.sim = SimNvml("incident", seed=0, processes="synthetic", clock=self.clock)
+        self.sampler = Sampler(self.sim, host=HOST, source="sim:incident", describe=self.sim.describe_process, clock=self.clock)
+        self.store.add_host(HOST)
+        self.store.apply(HOST, parse_frame(json.dumps(self.sampler.hello(1.0))))
+        self.feed(samples)
+
+    def feed(self, samples: int) -> None:
+        """Move simulated time on by ``samples`` seconds, one sample each (simulator and sampler both move)."""
+        for _ in range(samples):
+            self.clock.now += 1.0
+            self.store.apply(HOST, parse_frame(json.dumps(self.sampler.sample())))
+
+
+async def wait_for(pilot: Pilot[None], predicate: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    """Let the app run until ``predicate`` holds; fail saying ``what`` never happened."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        await pilot.pause()
+
+
+async def wait_for_tab(pilot: Pilot[None], tabs: TabbedContent, tab: str) -> None:
+    await wait_for(pilot, lambda: tabs.active == tab, f"tab {tab} to be shown")
+
+
+async def wait_for_text(pilot: Pilot[None], widget: Static, text: str) -> None:
+    await wait_for(pilot, lambda: text in static_text(widget), f"{text!r} in #{widget.id}")
+
+
+async def open_screen(pilot: Pilot[None], host: Host, idle_holding_s: float = 900.0) -> HostScreen:
+    pilot.app.push_screen(HostScreen(host.store, HOST, idle_holding_s=idle_holding_s))
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, HostScreen), "the host screen")
+    screen = pilot.app.screen
+    assert isinstance(screen, HostScreen)
+    # The tabs mount their panes a moment after the screen: query, do not query_one.
+    await wait_for(pilot, lambda: any(t.row_count for t in screen.query("#gpus").results(DataTable)), "the GPU table to fill")
+    return screen
+
+
+async def show_tab(pilot: Pilot[None], screen: HostScreen, key: str, table_id: str) -> DataTable[object]:
+    await pilot.press(key)
+    tab = TABS[int(key) - 1]
+    await wait_for_tab(pilot, screen.query_one(TabbedContent), tab)
+    table = screen.query_one(f"#{table_id}", DataTable)
+    await wait_for(pilot, lambda: table.row_count > 0, f"the {tab} table to fill")
+    return table
+
+
+def cells(table: DataTable[object], key: str) -> list[str]:
+    return [str(c) for c in table.get_row(key)]
+
+
+def static_text(widget: Static) -> str:
+    content = widget.content
+    return content.plain if isinstance(content, Text) else str(content)
+
+
+def shown_keys(table: DataTable[object]) -> list[str]:
+    return [str(row.key.value) for row in table.ordered_rows]
+
+
+# -- tabs ------------------------------------------------------------------------
+
+
+async def test_four_tabs_keys_and_clicks_switch_them() -> None:
+    host = Host(samples=5)
+    app = GpuTuiApp(host.store, [])
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, OverviewScreen), "the overview")
+        await pilot.press("enter")  # the only host is selected
+        await wait_for(pilot, lambda: isinstance(app.screen, HostScreen), "enter to open the host")
+        screen = app.screen
+        assert isinstance(screen, HostScreen)
+        tabs = screen.query_one(TabbedContent)
+        assert [pane.id for pane in tabs.query("TabPane")] == list(TABS)
+        assert tabs.active == "utilization"
+        for key, tab in zip("2341", ("thermal", "allocation", "processes", "utilization"), strict=True):
+            await pilot.press(key)
+            await wait_for_tab(pilot, tabs, tab)
+        await pilot.click("#--content-tab-allocation")
+        await wait_for(pilot, lambda: tabs.active == "allocation", "a click on the Allocation tab")
+        assert screen.query_one("#alloc", DataTable).row_count == 8
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, OverviewScreen), "escape to go back")
+
+
+async def test_only_the_visible_tab_is_redrawn(monkeypatch: pytest.MonkeyPatch) -> None:
+    host = Host(samples=5)
+    app = GpuTuiApp(host.store, [])
+    drawn: list[str] = []
+    original = {cls: cls.show for cls in HostPanel.__subclasses__()}
+
+    def counting(cls: type[HostPanel]) -> Callable[[HostPanel, HostView], None]:
+        def show(self: HostPanel, view: HostView) -> None:
+            drawn.append(cls.__name__)
+            original[cls](self, view)
+
+        return show
+
+    for cls in original:
+        monkeypatch.setattr(cls, "show", counting(cls))
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_screen(pilot, host)
+        await show_tab(pilot, screen, "2", "temps")
+        drawn.clear()
+        screen.update_view()
+        screen.update_view()
+        assert drawn == ["ThermalPanel", "ThermalPanel"]
+
+
+# -- utilization -------------------------------------------------------------------
+
+
+def test_sparkline_keeps_gaps_apart_from_zero() -> None:
+    assert sparkline([0.0, None, 100.0], ascii=False, width=5) == "  ▁ █"
+    assert sparkline([0.0, None, 100.0], ascii=True, width=3) == ". #"
+    assert sparkline([50.0] * 80, ascii=False, width=60) == "▅" * 60
+
+
+def test_chart_points_leave_gaps_out() -> None:
+    assert points([10.0, 20.0, None, 30.0], step_s=60.0, max_points=100) == ([-3.0, -2.0, 0.0], [10.0, 20.0, 30.0])
+    # Too many values for the width: averaged in runs that end at the newest; an empty run stays a gap.
+    xs, ys = points([None] * 6 + [40.0, 60.0, 80.0, 100.0], step_s=1.0, max_points=5)
+    assert (xs, ys) == ([-2 / 60, 0.0], [50.0, 90.0])
+    assert len(points([50.0] * 600, step_s=1.0, max_points=290)[0]) <= 290
+
+
+async def test_utilization_sparkline_per_gpu_and_span_key() -> None:
+    host = Host(samples=90)
+    app = GpuTuiApp(host.store, [])
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_screen(pilot, host)
+        table = screen.query_one("#gpus", DataTable)
+        assert shown_keys(table) == [str(i) for i in range(8)]
+        for key in shown_keys(table):
+            spark = cells(table, key)[-1]
+            if key == "5":
+                assert "fallen off the bus" in spark
+                continue
+            assert len(spark) == 60, spark
+            assert set(spark) <= set(BARS), spark
+            assert spark.strip(), f"GPU {key} has history, so its sparkline is not blank"
+        assert cells(table, "6")[-1] == "▁" * 60  # holding memory at 0 %: the lowest bar, not a gap
+        label = screen.query_one("#util-span", Static)
+        assert "last 10 min" in static_text(label)
+        for expected in ("last 1 h", "last 1 min", "last 10 min"):
+            await pilot.press("s")
+            await wait_for_text(pilot, label, expected)
+
+
+# -- thermal -----------------------------------------------------------------------
+
+
+async def test_thermal_shows_throttling_gpu_and_lost_gpu() -> None:
+    host = Host(samples=30)
+    app = GpuTuiApp(host.store, [])
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_screen(pilot, host)
+        table = await show_tab(pilot, screen, "2", "temps")
+        hot = cells(table, "2")
+        assert "thermal" in hot[-1], hot
+        assert "(-" in hot[2], f"GPU 2 is past its slowdown threshold: {hot}"
+        assert "thermal" not in cells(table, "0")[-1]
+        assert cells(table, "0")[6] == "N/A", "H100 SXM is fanless"
+        lost = cells(table, "5")
+        assert lost[1] == "LOST"
+        assert "fallen off the bus" in lost[-1]
+
+
+# -- allocation --------------------------------------------------------------------
+
+
+def alloc_summary(screen: HostScreen) -> str:
+    return static_text(screen.query_one("#alloc-summary", Static))
+
+
+def state_column(table: DataTable[object]) -> dict[str, str]:
+    return {key: cells(table, key)[1] for key in shown_keys(table)}
+
+
+async def test_allocation_marks_idle_holding_after_16_minutes() -> None:
+    host = Host(samples=16 * 60)
+    app = GpuTuiApp(host.store, [])
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_screen(pilot, host)  # the default 15 min threshold
+        table = await show_tab(pilot, screen, "3", "alloc")
+        states = state_column(table)
+        assert states["6"] == "idle, holding memory"
+        assert states["5"] == "lost"
+        assert states["2"] == "busy"
+        free = sum(s == "free" for s in states.values())
+        busy = sum(s == "busy" for s in states.values())
+        assert free + busy == 6
+        summary = alloc_summary(screen)
+        assert summary.startswith(f"{free} free, {busy} busy, 1 idle-holding"), summary
+        assert "1 lost" in summary
+
+
+async def test_allocation_says_idle_for_until_the_history_is_long_enough() -> None:
+    host = Host(samples=120)
+    app = GpuTuiApp(host.store, [])
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_screen(pilot, host, idle_holding_s=180.0)
+        table = await show_tab(pilot, screen, "3", "alloc")
+        assert state_column(table)["6"] == "idle (for 2m)"
+        assert "0 idle-holding" in alloc_summary(screen)
+        host.feed(61)  # now idle for 181 s: past the threshold; the next refresh says so
+        await wait_for(pilot, lambda: state_column(table)["6"] == "idle, holding memory", "GPU 6 to turn idle-holding")
+        assert "1 idle-holding" in alloc_summary(screen)
+        panel = screen.query_one(AllocationPanel)
+        assert panel.states[6].words == "idle, holding memory"
+
+
+# -- processes ---------------------------------------------------------------------
+
+
+def proc_mem(host: Host) -> dict[str, int]:
+    return {
+        f"{g.index}:{p.pid}": p.gpu_mem_mib or 0 for g in host.store.hosts[HOST].gpus() for p in g.processes
+    }  # fmt: skip
+
+
+async def test_processes_sort_by_gpu_memory_and_reverse() -> None:
+    host = Host(samples=10)
+    app = GpuTuiApp(host.store, [])
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_screen(pilot, host)
+        table = await show_tab(pilot, screen, "4", "procs")
+        panel = screen.query_one(ProcessesPanel)
+        summary = screen.query_one("#proc-summary", Static)
+        mem = proc_mem(host)
+        assert set(shown_keys(table)) == set(mem)
+        while panel.sort != "gpu_mem":
+            await pilot.press("o")
+        await wait_for(pilot, lambda: "sorted by GPU mem (largest first)" in static_text(summary), "the sort label")
+        order = [mem[k] for k in shown_keys(table)]
+        assert order == sorted(order, reverse=True)
+        await pilot.press("O")
+        await wait_for(pilot, lambda: "smallest first" in static_text(summary), "O to reverse the sort")
+        order = [mem[k] for k in shown_keys(table)]
+        assert order == sorted(order)
+
+
+async def test_clicking_a_header_sorts_by_it() -> None:
+    host = Host(samples=10)
+    app = GpuTuiApp(host.store, [])
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_screen(pilot, host)
+        table = await show_tab(pilot, screen, "4", "procs")
+        panel = screen.query_one(ProcessesPanel)
+        x = 0
+        for column in table.ordered_columns:
+            if column.key.value == "user":
+                break
+            x += column.get_render_width(table)
+        await pilot.click(table, offset=(x + 1, 0))
+        await wait_for(pilot, lambda: panel.sort == "user", "a click on the User header to sort by user")
+        users = [cells(table, k)[1] for k in shown_keys(table)]
+        assert users == sorted(users)
+
+
+async def test_cursor_stays_on_its_process_when_rows_move() -> None:
+    host = Host(samples=10)
+    app = GpuTuiApp(host.store, [])
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_screen(pilot, host)
+        table = await show_tab(pilot, screen, "4", "procs")
+        await pilot.press("down", "down")
+        chosen = shown_keys(table)[table.cursor_row]
+        for key in ("o", "o", "O", "o"):
+            await pilot.press(key)
+            await pilot.pause()
+            assert shown_keys(table)[table.cursor_row] == chosen, f"after {key}"
+        host.feed(3)
+        screen.update_view()
+        await pilot.pause()
+        assert shown_keys(table)[table.cursor_row] == chosen
+
+
+async def test_processes_filter_by_user() -> None:
+    host = Host(samples=10)
+    app = GpuTuiApp(host.store, [])
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_screen(pilot, host)
+        table = await show_tab(pilot, screen, "4", "procs")
+        everyone = {f"{g.index}:{p.pid}": p.user for g in host.store.hosts[HOST].gpus() for p in g.processes}
+        user = sorted(u for u in everyone.values() if u)[0]
+        theirs = {k for k, u in everyone.items() if u == user}
+        assert 0 < len(theirs) < len(everyone), "the test needs a user with some, not all, of the processes"
+        await pilot.press("u")
+        box = screen.query_one("#proc-filter", Input)
+        await wait_for(pilot, lambda: box.display and box.has_focus, "u to open the user filter")
+        await pilot.press(*user, "enter")
+        await wait_for(pilot, lambda: set(shown_keys(table)) == theirs, f"only {user}'s processes")
+        assert not box.display
+        assert all(cells(table, k)[1] == user for k in shown_keys(table))
+        await pilot.press("u")
+        await wait_for(pilot, lambda: box.has_focus, "u to reopen the filter")
+        await pilot.press(*["backspace"] * len(user), "enter")
+        await wait_for(pilot, lambda: set(shown_keys(table)) == set(everyone), "an empty filter to show everyone")
+        assert isinstance(app.screen, HostScreen), "backspace in the filter edits it, it does not leave the screen"
+        await pilot.press("u", *user)
+        await wait_for(pilot, lambda: set(shown_keys(table)) == theirs, "the filter to apply as it is typed")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: set(shown_keys(table)) == set(everyone), "escape to clear the filter")
+        assert isinstance(app.screen, HostScreen) and not box.display
+        await pilot.press("escape")  # nothing left to clear: escape goes back, as everywhere
+        await wait_for(pilot, lambda: isinstance(app.screen, OverviewScreen), "escape to leave the host")
+
+
+# -- ASCII -------------------------------------------------------------------------
+
+
+def screen_lines(app: GpuTuiApp) -> list[str]:
+    """What is on screen, line by line, as the terminal would get it.
+
+    ``export_screenshot`` is Textual's public way to get exactly the cells
+    the compositor drew for the whole screen (every widget: tabs, tables,
+    the chart, scrollbars, the footer), not what one widget meant to draw.
+    Rich writes each run of same-styled cells as a ``<text>`` element,
+    HTML-escaped, with every space as ``&#160;``; those are turned back
+    into plain characters here.
+    """
+    svg = app.export_screenshot()
+    runs = re.findall(r"<text [^>]*>(.*?)</text>", svg)
+    return [html.unescape(run).replace("\xa0", " ") for run in runs]
+
+
+async def test_ascii_mode_draws_nothing_outside_ascii() -> None:
+    host = Host(samples=120)
+    app = GpuTuiApp(host.store, [])
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        app.ascii = True
+        screen = await open_screen(pilot, host)
+        for key, table_id in (("1", "gpus"), ("2", "temps"), ("3", "alloc"), ("4", "procs")):
+            table = await show_tab(pilot, screen, key, table_id)
+            await pilot.pause()
+            bad = [line for line in screen_lines(app) if not line.isascii()]
+            assert not bad, f"tab {key}: {bad}"
+            assert table.row_count > 0
+        await pilot.press("u")  # the filter box has a border of its own
+        await wait_for(pilot, lambda: screen.query_one("#proc-filter", Input).has_focus, "the user filter")
+        bad = [line for line in screen_lines(app) if not line.isascii()]
+        assert not bad, bad
+        await pilot.press("escape", "1")
+        table = screen.query_one("#gpus", DataTable)
+        assert set(cells(table, "0")[-1]) <= set(ASCII_BARS)
+        # No table here is long enough to scroll at this size; their scrollbars are swapped all the same.
+        for table in screen.query(DataTable).results(DataTable):
+            assert table.vertical_scrollbar.renderer is AsciiScrollBarRender
+
+
+def test_ascii_scrollbars_draw_spaces_only() -> None:
+    for vertical in (True, False):
+        bar = AsciiScrollBarRender.render_bar(size=10, virtual_size=53.0, window_size=10.0, position=13.3, vertical=vertical)
+        drawn = "".join(segment.text for segment in bar.segments)
+        assert drawn.strip() == "", drawn
+
+
+async def test_ascii_check_sees_unicode_when_not_in_ascii_mode() -> None:
+    """The check above would pass vacuously if screen_lines missed what is drawn."""
+    host = Host(samples=120)
+    app = GpuTuiApp(host.store, [])
+    async with app.run_test(size=SIZE) as pilot:
+        await open_screen(pilot, host)
+        await pilot.pause()
+        assert any("▇" in line or "▁" in line for line in screen_lines(app))
