@@ -25,21 +25,38 @@ SIZE = (150, 36)
 REDUCED_HOST = 11  # gpu-12 has no python3: read through nvidia-smi
 
 
-def frozen_fleet(hosts: int = 16, seed: int = 0) -> FleetStore:
-    def fixed() -> float:
-        return 100.0
+class Clock:
+    """One clock for the simulators, the samplers and the store: it moves
+    only when the script says, so the same seed draws the same screens."""
 
-    store = FleetStore(clock=fixed)
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def frozen_fleet(hosts: int = 16, seed: int = 0, samples: int = 960) -> FleetStore:
+    clock = Clock()
+    store = FleetStore(clock=clock)
+    samplers = []
+    reduced: tuple[str, SimNvml] = ("", SimNvml("healthy", processes="synthetic", clock=clock))
     for i, name in enumerate(host_names(hosts)):
-        sim = SimNvml(scenario_for("fleet", i), seed=seed * 1009 + i, processes="synthetic", clock=fixed, host_no=i)
-        sampler = Sampler(sim, host=name, source=f"sim:{sim.scenario.name}", describe=sim.describe_process, clock=fixed)
+        sim = SimNvml(scenario_for("fleet", i), seed=seed * 1009 + i, processes="synthetic", clock=clock, host_no=i)
+        sampler = Sampler(sim, host=name, source=f"sim:{sim.scenario.name}", describe=sim.describe_process, clock=clock)
         store.add_host(name)
         store.mark_connecting(name)
         if i == REDUCED_HOST:
-            feed_as_nvidia_smi(store, name, sim)
+            reduced = (name, sim)
             continue
         store.apply(name, parse_frame(json.dumps(sampler.hello(1.0))))
-        store.apply(name, parse_frame(json.dumps(sampler.sample())))
+        samplers.append((name, sampler))
+    for n in range(samples):  # 16 minutes of history: charts, and idle GPUs held long enough to count
+        clock.now += 1.0
+        for name, sampler in samplers:
+            store.apply(name, parse_frame(json.dumps(sampler.sample())))
+        if n % 60 == 0 or n == samples - 1:
+            feed_as_nvidia_smi(store, *reduced)
     store.mark_down(host_names(hosts)[-1], "gpu-16: cannot connect to gpu-16: Connection refused")
     return store
 
@@ -54,19 +71,32 @@ def feed_as_nvidia_smi(store: FleetStore, name: str, sim: SimNvml) -> None:
 
 async def shoot() -> None:
     OUT.mkdir(exist_ok=True)
-    app = GpuTuiApp(frozen_fleet(), title="demo: 16 hosts (fleet, seed 0)")
+    store = frozen_fleet()
+    app = GpuTuiApp(store, [], title="demo: 16 hosts (fleet, seed 0)")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         app.save_screenshot(str(OUT / "overview.svg"))
-        await pilot.press("down", "down", "enter")
+        await pilot.press("m", "m")
         await pilot.pause()
-        app.save_screenshot(str(OUT / "host.svg"))
+        app.save_screenshot(str(OUT / "overview-temperature.svg"))
+        await pilot.press("m", "m", "down", "down", "enter")
+        for tab, name in (("1", "utilization"), ("2", "thermal"), ("3", "allocation"), ("4", "processes")):
+            await pilot.press(tab)
+            await pilot.pause()
+            app.save_screenshot(str(OUT / f"host-{name}.svg"))
         await pilot.press("question_mark")
         await pilot.pause()
         app.save_screenshot(str(OUT / "help.svg"))
         await pilot.press("escape", "escape", "c")
         await pilot.pause()
         app.save_screenshot(str(OUT / "connections.svg"))
+    console = GpuTuiApp(store, [], title="demo: 16 hosts (fleet, seed 0)", theme="gputui-console")
+    async with console.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        console.save_screenshot(str(OUT / "console-overview.svg"))
+        await pilot.press("down", "down", "enter", "2")
+        await pilot.pause()
+        console.save_screenshot(str(OUT / "console-host-thermal.svg"))
     for svg in sorted(OUT.glob("*.svg")):
         print(svg)
 
