@@ -45,11 +45,14 @@ class StandInProcesses:
         child = subprocess.Popen(
             argv,
             stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             env=self.env,
             close_fds=True,
         )
+        if child.stdout is not None:
+            child.stdout.read(1)  # it has exec'd and runs: a real job would have long ago
+            child.stdout.close()
         self.children[child.pid] = child
         return child.pid
 
