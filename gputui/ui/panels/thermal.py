@@ -15,7 +15,7 @@ from textual.widgets import DataTable
 
 from gputui.frames import GpuSample, GpuStatic
 from gputui.render import fmt, throttle_words
-from gputui.ui.gpu_cells import HOT_MARGIN_C
+from gputui.ui.heatmap import NEAR_SLOWDOWN_C as HOT_MARGIN_C
 from gputui.ui.panels.base import HostPanel, HostView
 from gputui.ui.table_sync import Cell, sync_rows
 
