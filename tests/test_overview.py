@@ -215,3 +215,41 @@ async def test_on_the_linux_console_nothing_outside_ascii_is_drawn(monkeypatch: 
         odd = sorted({c for c in text if ord(c) > 127})
         assert not odd, f"{name} shows {odd}"
     assert "gpu-01" in seen["overview"] and "Keys" in seen["help"]
+
+
+async def test_switching_theme_saves_it_to_the_config(tmp_path: object) -> None:
+    from pathlib import Path
+
+    assert isinstance(tmp_path, Path)
+    config = tmp_path / "config.toml"
+    config.write_text('# mine\ntheme = "gputui-dark"  # the usual\ninterval = 1.0\n')
+    app = GpuTuiApp(frozen_store(2), [], config_path=config)
+    async with app.run_test(size=SIZE) as pilot:
+        assert app.theme == "gputui-dark"
+        app.theme = "gputui-high-contrast"
+        await pilot.pause()
+        assert not app.ascii
+        app.theme = "gputui-console"
+        await pilot.pause()
+        assert app.ascii  # chosen by hand, the console theme draws in ASCII too
+    text = config.read_text()
+    assert 'theme = "gputui-console"  # the usual' in text and text.startswith("# mine\n")
+
+
+async def test_the_palette_sets_the_chart_span_on_the_host_screen() -> None:
+    from textual.command import CommandPalette
+    from textual.widgets import OptionList
+
+    from gputui.ui.panels.utilization import UtilizationPanel
+
+    app = GpuTuiApp(frozen_store(3), [])
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("enter", "2")  # the host, on its thermal tab
+        await pilot.press("ctrl+p")
+        await settle(pilot, lambda: isinstance(app.screen, CommandPalette), "the palette")
+        await pilot.press(*"chart span 1 h")
+        options = app.screen.query_one(OptionList)
+        await settle(pilot, lambda: options.option_count > 0 and "1 h" in str(options.get_option_at_index(0).prompt), "the hit")
+        await pilot.press("enter")
+        panel = app.screen.query_one(UtilizationPanel)
+        await settle(pilot, lambda: panel.span[0] == "1 h", "the 1 h span")

@@ -43,6 +43,7 @@ class GpuTuiApp(App[None]):
         on_exit: Callable[[], Awaitable[None]] | None = None,
         config_path: Path | None = None,
         link_factory: Callable[[Host], Link] | None = None,
+        idle_holding_s: float = 900.0,
     ) -> None:
         super().__init__()
         self.store = store or FleetStore()
@@ -53,6 +54,7 @@ class GpuTuiApp(App[None]):
         self.config_path = config_path
         self.ascii = False  # ASCII-only drawing: set with the console theme
         self.link_factory = link_factory
+        self.idle_holding_s = idle_holding_s
         self.theme_problems = register_themes(self)
         self.configured_theme = theme
         self.ready = False  # theme changes before this are not the operator's
@@ -130,7 +132,19 @@ class GpuTuiApp(App[None]):
         if overview is not None:
             while self.screen is not overview:
                 self.pop_screen()
-        self.push_screen(HostScreen(self.store, name))
+        self.push_screen(HostScreen(self.store, name, idle_holding_s=self.idle_holding_s))
+
+    def set_span(self, index: int) -> None:
+        """The utilisation chart's span (from the palette); opens that panel."""
+        from gputui.ui.host_screen import HostScreen
+        from gputui.ui.panels.utilization import UtilizationPanel
+
+        if isinstance(self.screen, HostScreen):
+            for panel in self.screen.query(UtilizationPanel):
+                panel.set_span(index)
+            self.screen.action_show_tab("utilization")
+        else:
+            self.notify("open a host first: the span is its utilisation chart's", severity="warning")
 
     def set_view(self, metric: str | None = None, sort: str | None = None, grouping: str | None = None) -> None:
         """Change the overview's metric, sort or grouping (from the palette)."""

@@ -12,6 +12,7 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from gputui.ui.fleet_order import GROUPINGS, SORTS
 from gputui.ui.heatmap import METRIC_TITLES, METRICS
+from gputui.ui.panels.utilization import SPANS
 
 if TYPE_CHECKING:
     from gputui.ui.app import GpuTuiApp
@@ -41,6 +42,8 @@ class FleetCommands(Provider):
             if theme.startswith("gputui"):
                 yield f"Theme: {theme}", partial(setattr, app, "theme", theme), "saved to the config"
         yield "Connections", app.action_connections, "how each host is reached, retry, add a host"
+        for index, (name, _) in enumerate(SPANS):
+            yield f"Chart span: {name}", partial(app.set_span, index), "the host screen's utilisation chart"
 
     async def discover(self) -> Hits:
         for text, callback, help_text in self.commands():

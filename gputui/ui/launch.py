@@ -43,6 +43,14 @@ def run_configured(path: Path | None) -> int:
         store.add_host(h.name, tuple(h.tags), h.group)
     make = LinkFactory(config)
     links = [make(h) for h in config.hosts]
-    app = GpuTuiApp(store, links, title=f"gputui: {path.name}", theme=config.theme, config_path=path, link_factory=make)
+    app = GpuTuiApp(
+        store,
+        links,
+        title=f"gputui: {path.name}",
+        theme=config.theme,
+        config_path=path,
+        link_factory=make,
+        idle_holding_s=config.thresholds.idle_holding_minutes * 60,
+    )
     app.run()
     return 0

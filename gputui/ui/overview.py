@@ -144,4 +144,5 @@ class OverviewScreen(Screen[None]):
     def on_fleet_view_opened(self, message: FleetView.Opened) -> None:
         from gputui.ui.host_screen import HostScreen
 
-        self.app.push_screen(HostScreen(self.store, message.host))
+        idle_s = getattr(self.app, "idle_holding_s", 900.0)
+        self.app.push_screen(HostScreen(self.store, message.host, idle_holding_s=idle_s))

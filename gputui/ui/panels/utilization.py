@@ -52,7 +52,10 @@ class UtilizationPanel(HostPanel):
         self.query_one("#gpus", DataTable).add_columns(*COLUMNS)
 
     def action_cycle_span(self) -> None:
-        self.span_index = (self.span_index + 1) % len(SPANS)
+        self.set_span((self.span_index + 1) % len(SPANS))
+
+    def set_span(self, index: int) -> None:
+        self.span_index = index % len(SPANS)
         if self.last_view is not None:
             self.show(self.last_view)
 
