@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 
-from textual.pilot import Pilot
 from textual.widgets import DataTable
 
 from gputui import config as cfg
@@ -14,6 +11,7 @@ from gputui.fleet.store import FleetStore, HostState
 from gputui.transport.from_config import LinkFactory
 from gputui.ui.app import GpuTuiApp
 from gputui.ui.connections import ConnectionsScreen
+from tests.waiting import wait_for
 
 CONFIG = """# lab fleet
 [[hosts]]
@@ -22,13 +20,6 @@ transport = "local"
 sim = "healthy"
 gpus = 1
 """
-
-
-async def wait_for(pilot: Pilot[None], predicate: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await pilot.pause()
 
 
 def row(table: DataTable[object], key: str) -> str:

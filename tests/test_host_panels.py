@@ -12,7 +12,6 @@ from __future__ import annotations
 import html
 import json
 import re
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from gputui.ui.panels.allocation import AllocationPanel
 from gputui.ui.panels.base import ASCII_BARS, BARS, AsciiScrollBarRender, HostPanel, HostView, sparkline
 from gputui.ui.panels.processes import ProcessesPanel
 from gputui.ui.panels.util_chart import points
+from tests.waiting import wait_for
 
 SIZE = (150, 40)
 HOST = "node-1"
@@ -69,15 +69,6 @@ class Host:
         for _ in range(samples):
             self.clock.now += 1.0
             self.store.apply(HOST, parse_frame(json.dumps(self.sampler.sample())))
-
-
-async def wait_for(pilot: Pilot[None], predicate: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    """Let the app run until ``predicate`` holds; fail saying ``what`` never happened."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        await pilot.pause()
 
 
 async def wait_for_tab(pilot: Pilot[None], tabs: TabbedContent, tab: str) -> None:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 
-from textual.pilot import Pilot
 from textual.widgets import Input, Static
 
 from gputui.agent.sampler import Sampler
@@ -18,6 +16,7 @@ from gputui.ui.app import GpuTuiApp
 from gputui.ui.fleet_order import arrange
 from gputui.ui.fleet_view import FleetView
 from gputui.ui.heatmap import CELL_W
+from tests.waiting import wait_for
 
 SIZE = (160, 40)
 
@@ -35,13 +34,6 @@ def frozen_store(hosts: int, tags: Callable[[int], tuple[str, ...]] = lambda i: 
         store.apply(name, parse_frame(json.dumps(sampler.hello(1.0))))
         store.apply(name, parse_frame(json.dumps(sampler.sample())))
     return store
-
-
-async def settle(pilot: Pilot[None], predicate: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + 10
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await pilot.pause()
 
 
 def line(view: FleetView, row: int) -> str:
@@ -107,7 +99,7 @@ async def test_slash_filters_by_name_tag_model_and_user_and_escape_clears() -> N
         box = app.screen.query_one("#filter", Input)
         assert box.display and box.has_focus
         await pilot.press(*"A100")
-        await settle(pilot, lambda: view.needle == "A100", "the filter to apply")
+        await wait_for(pilot, lambda: view.needle == "A100", "the filter to apply")
         assert view.names and all(
             any("A100" in (g.name or "") for g in store.hosts[n].hello.gpus)  # type: ignore[union-attr]
             for n in view.names
@@ -162,20 +154,20 @@ async def test_the_palette_jumps_to_a_host_and_changes_the_metric() -> None:
 
         async def run_command(text: str, expect: str) -> None:
             await pilot.press("ctrl+p")
-            await settle(pilot, lambda: isinstance(app.screen, CommandPalette), "the palette")
+            await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette), "the palette")
             await pilot.press(*text)
             options = app.screen.query_one(OptionList)
 
             def first_is_expected() -> bool:
                 return options.option_count > 0 and expect in str(options.get_option_at_index(0).prompt)
 
-            await settle(pilot, first_is_expected, f"'{expect}' to be the first hit")
+            await wait_for(pilot, first_is_expected, f"'{expect}' to be the first hit")
             await pilot.press("enter")
 
         await run_command("heat map temp", "temperature")
-        await settle(pilot, lambda: app.screen.query_one(FleetView).metric == "temp", "the temperature heat map")
+        await wait_for(pilot, lambda: app.screen.query_one(FleetView).metric == "temp", "the temperature heat map")
         await run_command("open host gpu-11", "gpu-11")
-        await settle(pilot, lambda: isinstance(app.screen, HostScreen), "the host screen")
+        await wait_for(pilot, lambda: isinstance(app.screen, HostScreen), "the host screen")
         assert isinstance(app.screen, HostScreen) and app.screen.host == "gpu-11"
 
 
@@ -246,10 +238,10 @@ async def test_the_palette_sets_the_chart_span_on_the_host_screen() -> None:
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("enter", "2")  # the host, on its thermal tab
         await pilot.press("ctrl+p")
-        await settle(pilot, lambda: isinstance(app.screen, CommandPalette), "the palette")
+        await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette), "the palette")
         await pilot.press(*"chart span 1 h")
         options = app.screen.query_one(OptionList)
-        await settle(pilot, lambda: options.option_count > 0 and "1 h" in str(options.get_option_at_index(0).prompt), "the hit")
+        await wait_for(pilot, lambda: options.option_count > 0 and "1 h" in str(options.get_option_at_index(0).prompt), "the hit")
         await pilot.press("enter")
         panel = app.screen.query_one(UtilizationPanel)
-        await settle(pilot, lambda: panel.span[0] == "1 h", "the 1 h span")
+        await wait_for(pilot, lambda: panel.span[0] == "1 h", "the 1 h span")

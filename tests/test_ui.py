@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -27,6 +26,7 @@ from gputui.ui.host_screen import HostScreen
 from gputui.ui.launch import demo_app
 from gputui.ui.overview import OverviewScreen
 from gputui.ui.welcome import WelcomeScreen
+from tests.waiting import wait_for
 
 SIZE = (150, 40)
 HOSTS = ["gpu-01", "gpu-02", "gpu-03", "gpu-04", "gpu-05"]
@@ -36,15 +36,6 @@ HOSTS = ["gpu-01", "gpu-02", "gpu-03", "gpu-04", "gpu-05"]
 def no_user_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Keep the developer's own config and themes out of what is on screen."""
     monkeypatch.setenv("GPUTUI_CONFIG", str(tmp_path / "config.toml"))
-
-
-async def wait_for(pilot: Pilot[None], predicate: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    """Let the app run until ``predicate`` holds; fail saying ``what`` never happened."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        await pilot.pause()
 
 
 def static_text(widget: Static) -> str:

@@ -1,10 +1,15 @@
-"""Waiting on real events, not sleeping: process exit through a pidfd."""
+"""Waiting on real events, not sleeping: process exit through a pidfd, and
+conditions in a running app through the pilot."""
 
 from __future__ import annotations
 
 import os
 import select
 import time
+from collections.abc import Callable
+from typing import Any
+
+from textual.pilot import Pilot
 
 
 def wait_until_gone(pids: list[int], timeout: float) -> None:
@@ -21,3 +26,12 @@ def wait_until_gone(pids: list[int], timeout: float) -> None:
             assert ready, f"process {pid} still running after {timeout}s"
         finally:
             os.close(fd)
+
+
+async def wait_for(pilot: Pilot[Any], predicate: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    """Let the app run until ``predicate`` holds; fail saying ``what`` never happened."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        await pilot.pause()
