@@ -101,6 +101,7 @@ class FieldBatch:
     def __init__(self, nvml: Any) -> None:
         self.decode = FieldDecoder(nvml)
         self.fields = resolve_fields(nvml)
+        self.names = {n for n, _ in self.fields}  # asked on every sample: a set, not a scan
         self._probed = False
 
     def read(self, values: Any) -> Dict[str, Optional[float]]:
@@ -115,6 +116,7 @@ class FieldBatch:
             if status == ok or (self._probed and status not in permanent):
                 keep.append((name, fid))
         self.fields = keep
+        self.names = {n for n, _ in keep}
         self._probed = True
         return out
 
@@ -122,4 +124,4 @@ class FieldBatch:
         return [fid for _, fid in self.fields]
 
     def has(self, name: str) -> bool:
-        return any(n == name for n, _ in self.fields)
+        return name in self.names

@@ -137,25 +137,13 @@ class GpuHistory:
         power_w: float | None,
     ) -> None:
         """One sample: into the fine tier, and into the coarse tier every ``rollup`` samples."""
-        fine = self.fine
         sums = self._sums
         valid = self._valid
-        v = fine[0].push(util_pct)
-        if v is not None:
-            sums[0] += v
-            valid[0] += 1
-        v = fine[1].push(mem_pct)
-        if v is not None:
-            sums[1] += v
-            valid[1] += 1
-        v = fine[2].push(temp_c)
-        if v is not None:
-            sums[2] += v
-            valid[2] += 1
-        v = fine[3].push(power_w)
-        if v is not None:
-            sums[3] += v
-            valid[3] += 1
+        for i, (ring, value) in enumerate(zip(self.fine, (util_pct, mem_pct, temp_c, power_w), strict=True)):
+            stored = ring.push(value)
+            if stored is not None:
+                sums[i] += stored
+                valid[i] += 1
         self._n += 1
         if self._n >= self.rollup:
             for i, ring in enumerate(self.coarse):

@@ -82,12 +82,13 @@ class SshLink:
     def _known_hosts(self) -> Path:
         return _expand(self.shared.settings.known_hosts or "~/.ssh/known_hosts")
 
-    def _connect_options(self, gate: HostKeyGate) -> dict[str, object]:
+    def _connect_options(self, gate: HostKeyGate, config_paths: list[str]) -> dict[str, object]:
+        """Options every hop shares; port and user are per hop, set by the caller."""
         s = self.shared.settings
-        h = self.host
+        known = self._known_hosts()
         opts: dict[str, object] = {
             # No file yet means no trusted keys: every key goes through the gate.
-            "known_hosts": str(self._known_hosts()) if self._known_hosts().exists() else asyncssh.import_known_hosts(""),
+            "known_hosts": str(known) if known.exists() else asyncssh.import_known_hosts(""),
             "client_factory": lambda: gate,
             "agent_forwarding": False,
             "password": None,
@@ -98,15 +99,11 @@ class SshLink:
             # asyncssh prefers no compression; telemetry JSON compresses well.
             "compression_algs": ["zlib@openssh.com", "zlib", "none"] if s.compression else ["none"],
         }
-        if self._config_paths():
-            opts["config"] = self._config_paths()
-        keys = [str(_expand(k)) for k in [*h.identity_files, *s.identity_files]]
+        if config_paths:
+            opts["config"] = config_paths
+        keys = [str(_expand(k)) for k in [*self.host.identity_files, *s.identity_files]]
         if keys:
             opts["client_keys"] = keys
-        if h.user:
-            opts["username"] = h.user
-        if h.port:
-            opts["port"] = h.port
         return opts
 
     def _config_paths(self) -> list[str]:
@@ -118,8 +115,9 @@ class SshLink:
         """Connect, opening each ProxyJump hop ourselves so that every hop gets
         the same host-key policy, keys and messages as the host itself."""
         target = self.host.address or self.host.name
+        config_paths = self._config_paths()  # one look at the disk per connection
         try:
-            hops = proxy_jumps(self._config_paths(), target, self.host.port, self.host.user)
+            hops = proxy_jumps(config_paths, target, self.host.port, self.host.user)
         except (OSError, ValueError) as exc:  # asyncssh's ConfigParseError is a ValueError
             raise LinkError(f"ssh_config: {exc}") from None
         self.route = [host for _, host, _ in hops] + [target]
@@ -127,21 +125,25 @@ class SshLink:
             tunnel: asyncssh.SSHClientConnection | None = None
             for hop in hops:
                 user, host, port = hop
-                tunnel = await self._open(f"jump host {host} (for {self.name})", host, port, user, tunnel)
+                tunnel = await self._open(f"jump host {host} (for {self.name})", host, port, user, tunnel, config_paths)
                 self.hops.append(tunnel)
-            return await self._open(self.name, target, self.host.port, self.host.user, tunnel)
+            return await self._open(self.name, target, self.host.port, self.host.user, tunnel, config_paths)
 
     async def _open(
-        self, what: str, target: str, port: int | None, user: str | None, tunnel: asyncssh.SSHClientConnection | None
+        self,
+        what: str,
+        target: str,
+        port: int | None,
+        user: str | None,
+        tunnel: asyncssh.SSHClientConnection | None,
+        config_paths: list[str],
     ) -> asyncssh.SSHClientConnection:
         s = self.shared.settings
         # The host's name is on the row already; a jump host must be named.
         prefix = "" if what == self.name else f"{what}: "
         accept_new = s.accept_new if self.host.accept_new is None else self.host.accept_new
         gate = HostKeyGate(self._known_hosts(), accept_new)
-        opts = self._connect_options(gate)
-        opts.pop("port", None)
-        opts.pop("username", None)
+        opts = self._connect_options(gate, config_paths)
         if port:
             opts["port"] = port
         if user:
