@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from gputui import __version__
+from gputui.config import ACTION_NAMES
 from gputui.sim.scenarios import scenario_names
 
 DEMO_SCENARIOS = ["fleet", *scenario_names()]
@@ -49,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate the config and try every host once")
     check.add_argument("--config", dest="check_config", type=Path, help="config file (default as for gputui)")
     check.add_argument("--timeout", type=float, default=20.0, help="seconds to wait for the hosts (default 20)")
+    from gputui.actions.cli import add_parsers
+
+    add_parsers(sub)
     bundle = sub.add_parser("bundle", help="write the agent bundle (zip) that runs on a GPU host")
     bundle.add_argument("-o", "--output", type=Path, required=True)
     return p
@@ -70,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
         status, report = check_config.run(args.check_config or args.config or default_path(), args.timeout)
         print(report, file=sys.stdout if status != 2 else sys.stderr)
         return status
+    if args.command in (*ACTION_NAMES, "audit"):
+        from gputui.actions import cli as action_cli
+
+        return action_cli.run(args, args.config)
     if args.command == "bundle":
         from gputui.transport import bundle
 

@@ -47,8 +47,40 @@ class Ssh(_Strict):
     compression: bool = Field(True, description="zlib on the wire: telemetry JSON shrinks several times")
 
 
+ActionName = Literal["reserve", "release", "drain", "undrain", "kill", "drain-node", "resume-node"]
+ActionOrAny = Literal["reserve", "release", "drain", "undrain", "kill", "drain-node", "resume-node", "*"]
+ACTION_NAMES: tuple[str, ...] = ("reserve", "release", "drain", "undrain", "kill", "drain-node", "resume-node")
+Backend = Literal["ledger", "nvml", "slurm"]
+
+
+class PolicyRule(_Strict):
+    """Who may do what where. A rule matches when the operator (local user
+    name or one of the operator's SSH key fingerprints), the action and every
+    target host's group are listed; ``"*"`` matches anything."""
+
+    operators: list[str] = Field(min_length=1)
+    actions: list[ActionOrAny] = Field(min_length=1)
+    groups: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
+
+
+class Actions(_Strict):
+    """Guarded actions. Off unless enabled: a dashboard is read-only by default."""
+
+    enabled: bool = False
+    backend: Backend = Field("ledger", description="default enforcement backend: ledger, nvml or slurm")
+    state_dir: str | None = Field(
+        None, description="ledger folder on the hosts (default /var/lib/gputui, else ~/.local/state/gputui)"
+    )
+    max_gpus: int = Field(8, ge=1, description="most GPUs one action may touch without --force")
+    max_hosts: int = Field(1, ge=1, description="most hosts one action may touch without --force")
+    term_wait_s: float = Field(10.0, gt=0, le=600, description="how long kill waits for SIGTERM to work")
+    audit_log: str = Field("~/.local/state/gputui/audit.jsonl", min_length=1)
+    policy: list[PolicyRule] = Field(default_factory=list)
+
+
 class Group(_Strict):
     description: str = ""
+    backend: Backend | None = None
 
 
 class Host(_Strict):
@@ -66,6 +98,8 @@ class Host(_Strict):
     identity_files: list[str] = Field(default_factory=list)
     accept_new: bool | None = None
     remote_dir: str | None = None
+    backend: Backend | None = Field(None, description="enforcement backend for actions (default: the group's, then [actions])")
+    slurm_node: str | None = Field(None, min_length=1, description="the host's Slurm NodeName (default: its name)")
 
     @field_validator("sim")
     @classmethod
@@ -82,6 +116,19 @@ class Config(_Strict):
     ssh: Ssh = Field(default_factory=Ssh)
     groups: dict[str, Group] = Field(default_factory=dict)
     hosts: list[Host] = Field(default_factory=list)
+    actions: Actions = Field(default_factory=Actions)
+
+    def backend_of(self, host: Host) -> str:
+        """The host's own backend, else its group's, else the default."""
+        if host.backend is not None:
+            return host.backend
+        group = self.groups.get(host.group) if host.group else None
+        if group is not None and group.backend is not None:
+            return group.backend
+        return self.actions.backend
+
+    def host(self, name: str) -> Host | None:
+        return next((h for h in self.hosts if h.name == name), None)
 
     @model_validator(mode="after")
     def _check_references(self) -> Config:
@@ -93,6 +140,11 @@ class Config(_Strict):
             if host.group is not None and host.group not in self.groups:
                 known = ", ".join(sorted(self.groups)) or "none defined"
                 raise ValueError(f"hosts[{i}] ({host.name}).group: group {host.group!r} is not defined under [groups] ({known})")
+        for i, rule in enumerate(self.actions.policy):
+            for group in rule.groups:
+                if group != "*" and group not in self.groups:
+                    known = ", ".join(sorted(self.groups)) or "none defined"
+                    raise ValueError(f"actions.policy[{i}].groups: group {group!r} is not defined under [groups] ({known})")
         return self
 
 

@@ -19,11 +19,17 @@ class LinkFactory:
         if host.transport == "local":
             name = host.name if host.sim else None
             argv = agent_argv(
-                self.config.interval, host.sim, host.seed, host.gpus, host_name=name, sim_processes=host.sim_processes
+                self.config.interval,
+                host.sim,
+                host.seed,
+                host.gpus,
+                host_name=name,
+                sim_processes=host.sim_processes,
+                state_dir=self.config.actions.state_dir,
             )
             return LocalLink(host.name, argv)
         if self.shared is None:
-            self.shared = SshShared.create(self.config.ssh, self.config.interval)
+            self.shared = SshShared.create(self.config.ssh, self.config.interval, self.config.actions.state_dir)
         return SshLink(host, self.shared)
 
 

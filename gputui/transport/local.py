@@ -19,9 +19,14 @@ def agent_argv(
     gpus: int | None = None,
     host_name: str | None = None,
     sim_processes: str = "standin",
+    state_dir: str | None = None,
+    act: bool = False,
 ) -> list[str]:
-    """Arguments that run this installation's agent; never a shell string."""
-    argv = [sys.executable, "-m", "gputui.agent", "--interval", str(interval)]
+    """Arguments that run this installation's agent (streaming, or ``--act``
+    for one action); never a shell string."""
+    argv = [sys.executable, "-m", "gputui.agent", *(["--act"] if act else ["--interval", str(interval)])]
+    if state_dir:
+        argv += ["--state-dir", state_dir]
     if sim:
         argv += ["--sim", sim, "--seed", str(seed), "--sim-processes", sim_processes]
         if gpus is not None:

@@ -55,10 +55,11 @@ class SshShared:
     bundle: AgentBundle
     handshakes: asyncio.Semaphore
     interval: float
+    state_dir: str | None = None  # the hosts' ledger folder, when the config names one
 
     @classmethod
-    def create(cls, settings: Ssh, interval: float) -> SshShared:
-        return cls(settings, AgentBundle.build(), asyncio.Semaphore(settings.max_handshakes), interval)
+    def create(cls, settings: Ssh, interval: float, state_dir: str | None = None) -> SshShared:
+        return cls(settings, AgentBundle.build(), asyncio.Semaphore(settings.max_handshakes), interval, state_dir)
 
 
 def _expand(path: str) -> Path:
@@ -204,21 +205,53 @@ class SshLink:
         self.uploaded = True
         return True
 
-    def agent_command(self) -> str:
-        """One round trip in the common case: check, then exec the agent."""
-        args = ["--interval", str(self.shared.interval)]
+    def agent_args(self, act: bool = False) -> list[str]:
+        """The agent's arguments: streaming, or ``--act`` for one action."""
+        args = ["--act"] if act else ["--interval", str(self.shared.interval)]
+        if self.shared.state_dir:
+            args += ["--state-dir", self.shared.state_dir]
         if self.host.sim:
             args += ["--sim", self.host.sim, "--seed", str(self.host.seed), "--sim-processes", self.host.sim_processes]
             if self.host.gpus:
                 args += ["--gpus", str(self.host.gpus)]
             args += ["--host-name", self.host.name]
-        quoted = " ".join(shlex.quote(a) for a in args)
+        return args
+
+    def agent_command(self, act: bool = False) -> str:
+        """One round trip in the common case: check, then exec the agent."""
+        quoted = " ".join(shlex.quote(a) for a in self.agent_args(act))
         script = (
             f"command -v python3 >/dev/null 2>&1 || {{ echo {NO_PYTHON}; exit 0; }}; "
             f"test -f {self._agent_dir()}/__main__.py || {{ echo {NEEDS_UPLOAD}; exit 0; }}; "
             f"exec python3 {self._agent_dir()} {quoted}"
         )
         return "sh -c " + shlex.quote(script)
+
+    async def act(self, request: bytes) -> bytes:
+        """Run the agent once with ``--act`` on a connection of its own: the
+        request goes on stdin (never into a command line), the answer comes
+        back on stdout."""
+        try:
+            self.conn = await self._connect()
+            for _attempt in range(2):
+                result = await self.conn.run(self.agent_command(act=True), input=request, encoding=None, check=False)
+                out = result.stdout if isinstance(result.stdout, bytes) else b""
+                first = out.split(b"\n", 1)[0].strip()
+                if first == NEEDS_UPLOAD.encode() and not self.uploaded:
+                    if not await self._upload(self.conn):
+                        break
+                    continue
+                if first.startswith(b"gputui:") or result.exit_status in NOT_RUNNABLE:
+                    break
+                if not first:
+                    err = result.stderr.decode("utf-8", "replace").strip() if isinstance(result.stderr, bytes) else ""
+                    raise LinkError(f"the agent gave no answer (status {result.exit_status}): {err[-300:]}")
+                return out
+            raise LinkError("actions need the agent, and python3 cannot run on this host")
+        except asyncssh.Error as exc:
+            raise LinkError(f"SSH error: {exc}") from None
+        finally:
+            await self.close()
 
     # -- streaming ------------------------------------------------------------
     async def _start_agent(self, conn: asyncssh.SSHClientConnection) -> tuple[bytes, AsyncIterator[bytes]] | None:

@@ -1,0 +1,1 @@
+"""Guarded actions: policy, preview, confirmation and audit around every change."""

@@ -1,0 +1,214 @@
+"""The one path every action takes, from the CLI and the UI alike:
+policy → preview on every host → confirmation → apply → audit.
+
+Nothing reaches a host's apply phase unless the policy allowed it and every
+host's preview succeeded; every outcome (refused, dry run, cancelled,
+applied, failed) is written to the audit log. The apply phase is preceded
+by a "started" record, so an action interrupted halfway is still on record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from gputui.actions.audit import AuditLog
+from gputui.actions.model import PROTOCOL, TYPED_CONFIRM, ActionRequest, HostAnswer, Operator, Target
+from gputui.actions.policy import refusal
+from gputui.actions.remote import HostCaller
+from gputui.config import Config, Host
+
+MAX_PARALLEL_HOSTS = 32
+
+
+@dataclass
+class HostStep:
+    target: Target
+    host: Host
+    backend: str
+    preview: HostAnswer
+    result: HostAnswer | None = None
+
+
+@dataclass
+class Plan:
+    request: ActionRequest
+    operator: Operator
+    steps: list[HostStep] = field(default_factory=list)
+    refused: str | None = None
+    audit_id: str | None = None  # of the refusal, when refused
+
+    @property
+    def confirmation(self) -> str | None:
+        """What the operator must type to go ahead, or None for a plain yes."""
+        hosts = self.request.hosts
+        if len(hosts) > 1:
+            return str(len(hosts))
+        if self.request.kind in TYPED_CONFIRM:
+            return hosts[0]
+        return None
+
+
+@dataclass
+class Outcome:
+    status: str  # refused | dry-run | cancelled | applied | failed | partial
+    message: str
+    audit_id: str
+    plan: Plan
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("applied", "dry-run")
+
+
+class Guard:
+    def __init__(
+        self, config: Config, operator: Operator, audit: AuditLog, read_only: bool = False, caller: HostCaller | None = None
+    ) -> None:
+        self.config = config
+        self.operator = operator
+        self.audit = audit
+        self.read_only = read_only
+        self.caller = caller or HostCaller(config)
+
+    async def prepare(self, request: ActionRequest) -> Plan:
+        """Check the policy and ask every host for a preview; a refusal is audited here."""
+        plan = Plan(request, self.operator)
+        why = refusal(request, self.operator, self.config, self.read_only)
+        if why is None:
+            plan.steps = await self._previews(request)
+            failed = [s for s in plan.steps if not s.preview.ok]
+            if failed:
+                why = "; ".join(f"{s.target.label()}: {s.preview.error or 'refused'}" for s in failed)
+        if why is not None:
+            plan.refused = why
+            plan.audit_id = self._record(plan, "refused", why)["id"]
+        return plan
+
+    def dry_run(self, plan: Plan) -> Outcome:
+        message = "dry run: nothing was changed"
+        return Outcome("dry-run", message, self._record(plan, "dry-run", message)["id"], plan)
+
+    def cancel(self, plan: Plan, why: str = "not confirmed") -> Outcome:
+        message = f"cancelled: {why}; nothing was changed"
+        return Outcome("cancelled", message, self._record(plan, "cancelled", message)["id"], plan)
+
+    async def apply(self, plan: Plan) -> Outcome:
+        if plan.refused is not None:
+            raise ValueError("a refused plan cannot be applied")
+        started = self._record(plan, "started", "applying")["id"]
+
+        async def one(step: HostStep) -> None:
+            req = self._host_request(plan.request, step, "apply", started)
+            step.result = await self.caller.ask(step.host, req, self._timeout(plan.request))
+
+        await _bounded([one(s) for s in plan.steps])
+        good = [s for s in plan.steps if s.result is not None and s.result.ok]
+        bad = [s for s in plan.steps if s not in good]
+        if not bad:
+            status, message = "applied", f"{plan.request.kind} done on {len(good)} target(s)"
+        else:
+            status = "partial" if good else "failed"
+            reasons = "; ".join(f"{s.target.label()}: {_why(s.result)}" for s in bad)
+            message = f"{plan.request.kind} failed on {len(bad)} of {len(plan.steps)} target(s): {reasons}"
+        record = self._record(plan, status, message, ref=started)
+        return Outcome(status, message, record["id"], plan)
+
+    # -- helpers --------------------------------------------------------------
+    async def _previews(self, request: ActionRequest) -> list[HostStep]:
+        steps: list[HostStep] = []
+        for target in request.targets:
+            host = self.config.host(target.host)
+            if host is None:  # targets are parsed against the config; this is a caller's bug
+                raise ValueError(f"unknown host {target.host!r}")
+            steps.append(HostStep(target, host, self.config.backend_of(host), HostAnswer(ok=False)))
+
+        async def one(step: HostStep) -> None:
+            req = self._host_request(request, step, "preview", None)
+            step.preview = await self.caller.ask(step.host, req, self._timeout(request))
+
+        await _bounded([one(s) for s in steps])
+        return steps
+
+    def _timeout(self, request: ActionRequest) -> float:
+        wait = request.term_wait_s or self.config.actions.term_wait_s
+        return 2 * self.config.ssh.connect_timeout_s + wait * 2 + 30.0
+
+    def _host_request(self, request: ActionRequest, step: HostStep, phase: str, audit_id: str | None) -> dict[str, Any]:
+        target, preview = step.target, step.preview
+        pid_start = None
+        if phase == "apply" and target.pid is not None:
+            pid_start = next((a.pid_start for a in preview.affected if a.pid == target.pid), None)
+        return {
+            "v": PROTOCOL,
+            "phase": phase,
+            "action": request.kind,
+            "gpus": list(target.gpus),
+            "pid": target.pid,
+            "pid_start": pid_start,
+            "backend": step.backend,
+            "slurm_node": step.host.slurm_node or step.host.name,
+            "operator": self.operator.as_dict(),
+            "reason": request.reason,
+            "ticket": request.ticket,
+            "for": request.holder,
+            "until": request.until,
+            "term_wait_s": request.term_wait_s or self.config.actions.term_wait_s,
+            "kill_after": request.kill_after,
+            "expect_version": preview.ledger_version if phase == "apply" else None,
+            "audit_id": audit_id,
+        }
+
+    def _record(self, plan: Plan, status: str, message: str, ref: str | None = None) -> dict[str, Any]:
+        r = plan.request
+        entry: dict[str, Any] = {
+            "operator": self.operator.as_dict(),
+            "action": r.kind,
+            "targets": [t.label() for t in r.targets],
+            "reason": r.reason,
+            "ticket": r.ticket,
+            "for": r.holder,
+            "until": r.until,
+            "force": r.force,
+            "kill_after": r.kill_after,
+            "status": status,
+            "message": message,
+        }
+        if ref is not None:
+            entry["ref"] = ref
+        hosts = {s.target.label(): _summary(s.result or s.preview) for s in plan.steps}
+        if hosts:
+            entry["hosts"] = hosts
+        return self.audit.append(entry)
+
+
+def _summary(answer: HostAnswer) -> dict[str, Any]:
+    return {
+        "phase": answer.phase,
+        "ok": answer.ok,
+        "error": answer.error,
+        "conflict": answer.conflict,
+        "ledger_version": answer.ledger_version,
+        "commands": answer.commands,
+        "done": answer.done,
+        "affected": [a.model_dump(exclude_none=True) for a in answer.affected],
+    }
+
+
+def _why(answer: HostAnswer | None) -> str:
+    if answer is None:
+        return "no answer"
+    if answer.conflict:
+        return f"conflict: {answer.error or 'the ledger changed since the preview'}; look again and retry"
+    return answer.error or "failed"
+
+
+async def _bounded(jobs: list[Any]) -> None:
+    gate = asyncio.Semaphore(MAX_PARALLEL_HOSTS)
+
+    async def run(job: Any) -> None:
+        async with gate:
+            await job
+
+    await asyncio.gather(*(run(j) for j in jobs))

@@ -1,0 +1,88 @@
+"""Carrying one request to one host's ``gputui agent --act`` and back.
+
+Over SSH the request rides on stdin of a fresh channel; for a local host it
+is a child process. Either way a failure to reach the host, or an answer
+that is not what docs/actions.md promises, becomes that host's failed
+answer with the reason: never an exception that stops the other hosts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from pydantic import ValidationError
+
+from gputui.actions.model import HostAnswer
+from gputui.config import Config, Host
+from gputui.transport.base import LinkError
+from gputui.transport.local import agent_argv
+from gputui.transport.ssh import SshLink, SshShared
+
+ANSWER_LIMIT = 4 * 1024 * 1024
+
+
+class HostCaller:
+    """Asks hosts; SSH hosts share one agent bundle and handshake cap."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.shared: SshShared | None = None
+
+    async def ask(self, host: Host, request: dict[str, Any], timeout: float) -> HostAnswer:
+        phase = str(request.get("phase", "preview"))
+        payload = json.dumps(request, ensure_ascii=False).encode("utf-8") + b"\n"
+        try:
+            async with asyncio.timeout(timeout):
+                raw = await (self._local(host, payload) if host.transport == "local" else self._ssh(host, payload))
+        except TimeoutError:
+            why = f"no answer within {timeout:.0f}s; the action may or may not have run: look before retrying"
+            return HostAnswer.failure(why, phase)
+        except LinkError as exc:
+            return HostAnswer.failure(str(exc), phase)
+        return parse_answer(raw, phase)
+
+    async def _ssh(self, host: Host, payload: bytes) -> bytes:
+        if self.shared is None:
+            self.shared = SshShared.create(self.config.ssh, self.config.interval, self.config.actions.state_dir)
+        return await SshLink(host, self.shared).act(payload)
+
+    async def _local(self, host: Host, payload: bytes) -> bytes:
+        argv = agent_argv(
+            self.config.interval,
+            host.sim,
+            host.seed,
+            host.gpus,
+            host_name=host.name if host.sim else None,
+            sim_processes=host.sim_processes,
+            state_dir=self.config.actions.state_dir,
+            act=True,
+        )
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+            )
+        except OSError as exc:
+            raise LinkError(f"cannot start the agent: {exc.strerror}") from None
+        try:
+            out, err = await proc.communicate(payload)
+        except asyncio.CancelledError:
+            proc.kill()
+            await proc.wait()
+            raise
+        if not out.strip():
+            raise LinkError(f"the agent gave no answer (status {proc.returncode}): {err.decode('utf-8', 'replace')[-300:]}")
+        return out
+
+
+def parse_answer(raw: bytes, phase: str) -> HostAnswer:
+    if len(raw) > ANSWER_LIMIT:
+        return HostAnswer.failure(f"the host's answer is over {ANSWER_LIMIT} bytes", phase)
+    line = raw.strip().split(b"\n")[-1]
+    try:
+        return HostAnswer.model_validate_json(line)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "answer"
+        return HostAnswer.failure(f"the host's answer is malformed ({where}: {first['msg']}): {line[:200]!r}", phase)
