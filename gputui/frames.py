@@ -120,6 +120,39 @@ class Hello(_Model):
     gpus: list[GpuStatic]
 
 
+class LedgerGpu(_Model):
+    """One GPU's hold in the host's ledger (docs/actions.md)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    state: str
+    holder: str | None = Field(default=None, alias="for")  # reserve: who it is held for
+    by: str | None = None
+    until: float | None = None
+    reason: str | None = None
+    since: float | None = None
+    backend: str | None = None
+    uuid: str | None = None
+
+
+class LedgerNode(_Model):
+    state: str
+    by: str | None = None
+    reason: str | None = None
+    since: float | None = None
+    backend: str | None = None
+
+
+class LedgerSummary(_Model):
+    """The host's ledger as a sample carries it: holds by GPU index, the node's
+    state, or ``error`` when the agent cannot read its ledger."""
+
+    version: int | None = None
+    gpus: dict[str, LedgerGpu] = Field(default_factory=dict)
+    node: LedgerNode | None = None
+    error: str | None = None
+
+
 class Sample(_Model):
     type: Literal["sample"]
     v: int
@@ -128,6 +161,7 @@ class Sample(_Model):
     gpus: list[GpuSample]
     nvml_calls: int | None = None
     sample_ms: float | None = None
+    ledger: LedgerSummary | None = None
 
 
 class ErrorFrame(_Model):

@@ -20,7 +20,8 @@ HOSTS = {"gpu-07", "gpu-08"}
 
 def write_config(tmp_path: Path, actions: str, groups: str = "") -> Path:
     hosts = "".join(
-        f'[[hosts]]\nname = "{n}"\ntransport = "local"\nsim = "healthy"\ngroup = "{g}"\n' for n, g in (("a", "train"), ("b", "infer"))
+        f'[[hosts]]\nname = "{n}"\ntransport = "local"\nsim = "healthy"\ngroup = "{g}"\n'
+        for n, g in (("a", "train"), ("b", "infer"))
     )
     path = tmp_path / "config.toml"
     path.write_text(

@@ -13,7 +13,7 @@ from gputui.actions.audit import AuditLog
 def filled(tmp_path: Path, n: int = 4) -> AuditLog:
     log = AuditLog(tmp_path / "audit.jsonl")
     for i in range(n):
-        log.append({"action": "drain", "targets": [f"h{i}:0"], "reason": f"fan {i} \"loud\"; $(x)\nnext", "status": "applied"})
+        log.append({"action": "drain", "targets": [f"h{i}:0"], "reason": f'fan {i} "loud"; $(x)\nnext', "status": "applied"})
     return log
 
 
@@ -64,11 +64,15 @@ def test_audit_verify_command_exit_status(tmp_path: Path) -> None:
     log = filled(tmp_path)
     config = tmp_path / "c.toml"
     config.write_text(f'[actions]\naudit_log = "{log.path}"\n')
-    ok = subprocess.run([sys.executable, "-m", "gputui", "audit", "verify", "--config", str(config)], capture_output=True, text=True)
+    ok = subprocess.run(
+        [sys.executable, "-m", "gputui", "audit", "verify", "--config", str(config)], capture_output=True, text=True
+    )
     assert ok.returncode == 0, ok.stderr
     assert "intact: 4 records" in ok.stdout
     rows = lines(log)
     log.path.write_text("\n".join(rows[:1] + rows[2:]) + "\n", encoding="utf-8")
-    bad = subprocess.run([sys.executable, "-m", "gputui", "audit", "verify", "--config", str(config)], capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, "-m", "gputui", "audit", "verify", "--config", str(config)], capture_output=True, text=True
+    )
     assert bad.returncode == 1
     assert "damaged" in bad.stderr

@@ -152,7 +152,7 @@ class Guard:
             "operator": self.operator.as_dict(),
             "reason": request.reason,
             "ticket": request.ticket,
-            "for": request.holder,
+            "for": request.holder or (self.operator.user if request.kind == "reserve" else None),
             "until": request.until,
             "term_wait_s": request.term_wait_s or self.config.actions.term_wait_s,
             "kill_after": request.kill_after,

@@ -227,6 +227,11 @@ class GpuReader:
                 self.mem_v2 = None  # a binding without the version argument
         return self._query("nvmlDeviceGetMemoryInfo")
 
+    def refresh_soon(self, task: str, seq: int) -> None:
+        """Give ``task`` the slot at sample ``seq`` (a change is known to have happened)."""
+        if task in self.due:
+            self.due[task] = min(self.due[task], seq)
+
     def _run_slot(self, seq: int) -> None:
         candidates = [(due, _PRIORITY[t], t) for t, due in self.due.items() if due <= seq]
         if candidates:

@@ -12,12 +12,14 @@ import argparse
 import json
 import os
 import signal
+import socket
 import sys
 import threading
 import time
 from typing import Any, Dict, List, Optional, TextIO
 
 from gputui.agent import AGENT_VERSION, PROTOCOL_VERSION
+from gputui.agent.ledger import DEFAULT_STATE_DIR, LedgerView, existing_state_dir
 from gputui.agent.sampler import Frame, Sampler, error_frame
 
 
@@ -36,6 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="simulated GPU processes: real stand-in processes read through /proc, or supplied facts",
     )
     p.add_argument("--host-name", help="host name to report (default: this machine's)")
+    p.add_argument("--act", action="store_true", help="read one action request (JSON) on stdin, answer on stdout, exit")
+    p.add_argument(
+        "--state-dir",
+        help="where the ledger lives (default %s, or ~/.local/state/gputui when that is not writable)" % DEFAULT_STATE_DIR,
+    )
     p.add_argument("--stats", action="store_true", help="print NVML calls and CPU time per sample to stderr at exit")
     p.add_argument("--version", action="version", version="gputui-agent %s (protocol %d)" % (AGENT_VERSION, PROTOCOL_VERSION))
     return p
@@ -59,11 +66,18 @@ class FrameWriter:
             self.frames += 1
 
 
-def open_nvml(args: argparse.Namespace) -> Any:
+def host_name(args: argparse.Namespace) -> str:
+    return str(args.host_name or socket.gethostname())
+
+
+def open_nvml(args: argparse.Namespace, state_dir: Optional[str] = None) -> Any:
+    """pynvml, or the simulator; an ``--act`` simulator attaches to the
+    streaming agent's stand-ins through the driver state instead of starting its own."""
     if args.sim:
         from gputui.sim.nvml import SimNvml
 
-        return SimNvml(args.sim, seed=args.seed, gpus=args.gpus, processes=args.sim_processes)
+        processes = "attach" if args.act and state_dir else "synthetic" if args.act else args.sim_processes
+        return SimNvml(args.sim, seed=args.seed, gpus=args.gpus, processes=processes, state_dir=state_dir, host=host_name(args))
     import pynvml
 
     return pynvml
@@ -113,18 +127,24 @@ def read_commands(stream: TextIO, writer: FrameWriter) -> None:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.act:
+        from gputui.agent.act_main import act_main
+
+        return act_main(args, open_nvml, host_name(args))
     writer = FrameWriter(sys.stdout)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_: stop.set())
+    state_dir = args.state_dir or (None if args.sim else existing_state_dir())
     try:
-        nvml = open_nvml(args)
+        nvml = open_nvml(args, state_dir=args.state_dir)
     except Exception as exc:
         writer.write(error_frame("cannot load NVML: %s" % exc, fatal=True))
         return 2
     source = "sim:%s" % args.sim if args.sim else "nvml"
     describe = getattr(nvml, "describe_process", None)
-    sampler = Sampler(nvml, host=args.host_name, source=source, describe=describe)
+    view = LedgerView(state_dir, host_name(args)) if state_dir else None
+    sampler = Sampler(nvml, host=args.host_name, source=source, describe=describe, ledger=view.summary if view else None)
     try:
         return run(args, sampler, writer, stop)
     except BrokenPipeError:
@@ -146,6 +166,9 @@ def run(args: argparse.Namespace, sampler: Sampler, writer: FrameWriter, stop: t
     except sampler.caller.nvml.NVMLError as exc:
         writer.write(error_frame(init_failure(sampler.caller.nvml, exc), fatal=True))
         return 2
+    if args.state_dir or not args.sim:
+        for problem in reapply_drains(sampler, args, host_name(args)):
+            writer.write(error_frame(problem))
     if not args.once:
         threading.Thread(target=read_commands, args=(sys.stdin, writer), daemon=True).start()
     limit = 1 if args.once else args.count
@@ -181,3 +204,17 @@ def run(args: argparse.Namespace, sampler: Sampler, writer: FrameWriter, stop: t
         }
         sys.stderr.write(json.dumps(stats) + "\n")
     return 0
+
+
+def reapply_drains(sampler: Sampler, args: argparse.Namespace, host: str) -> List[str]:
+    """Compute modes are lost on reboot: put back PROHIBITED on GPUs the
+    ledger has drained with the nvml backend. Problems, for error frames."""
+    state_dir = args.state_dir or existing_state_dir()
+    if not state_dir:
+        return []
+    data = LedgerView(state_dir, host).read()
+    if data is None:
+        return []
+    from gputui.agent.act_main import reapply
+
+    return reapply(sampler.caller.nvml, data)

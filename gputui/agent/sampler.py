@@ -30,7 +30,10 @@ class Sampler:
         describe: Optional[Describe] = None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        ledger: Optional[Callable[[], Optional[Dict[str, Any]]]] = None,
     ) -> None:
+        """``ledger`` gives the summary of this host's ledger (``LedgerView.summary``):
+        it goes in each sample while not empty, so the dashboard shows holds and drains."""
         self.caller = NvmlCaller(nvml)
         self.host = host or socket.gethostname()
         self.source = source
@@ -40,6 +43,8 @@ class Sampler:
         self.describe: Describe = describe or self.procs.facts
         self.readers: List[GpuReader] = []
         self.seq = 0
+        self.ledger = ledger
+        self.ledger_version: Optional[int] = None
 
     def hello(self, interval_s: float) -> Frame:
         """Initialise NVML and read every static fact once."""
@@ -90,8 +95,22 @@ class Sampler:
             "nvml_calls": self.caller.calls - before,
             "sample_ms": round((self.clock() - started) * 1000.0, 2),
         }
+        if self.ledger is not None:
+            summary = self.ledger()
+            if summary:
+                frame["ledger"] = summary
+            self._follow_ledger(summary)
         self.seq += 1
         return frame
+
+    def _follow_ledger(self, summary: Optional[Dict[str, Any]]) -> None:
+        """A drain or undrain changes compute modes: read them at the next
+        sample instead of waiting for their slow turn in the rotation."""
+        version = summary.get("version") if summary else None
+        if version != self.ledger_version:
+            self.ledger_version = version
+            for reader in self.readers:
+                reader.refresh_soon("compute_mode", self.seq + 1)
 
     def close(self) -> None:
         try:

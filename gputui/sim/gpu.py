@@ -13,6 +13,7 @@ from gputui.sim.scenarios import ECC, IDLE_HOLD, LOST, MIG, NORMAL, THROTTLE, Bo
 
 MIB = 1024 * 1024
 AMBIENT_C = 28.0
+PROHIBITED = 2  # NVML_COMPUTEMODE_PROHIBITED
 
 
 class Job:
@@ -98,7 +99,8 @@ class SimGpu:
         if job is not None and job.ends_at is not None and self.step_no >= job.ends_at:
             self.end_job()
             job = None
-        if job is None and self.role in (NORMAL, MIG) and rng.random() < self._start_rate():
+        # A GPU drained to PROHIBITED takes no new work; what runs, runs on.
+        if job is None and self.role in (NORMAL, MIG) and self.compute_mode != PROHIBITED and rng.random() < self._start_rate():
             self._start(self.step_no + rng.randrange(300, 5400), self._job_mem(), rng.uniform(55.0, 99.0))
             job = self.job
         target = 0.0 if job is None else job.util_target

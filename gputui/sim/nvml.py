@@ -8,17 +8,20 @@ Every function the agent calls is here under its pynvml name and signature.
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import pynvml
 
+from gputui.sim.driver import DriverState
 from gputui.sim.gpu import MIB, SimGpu
-from gputui.sim.processes import StandInProcesses, SyntheticProcesses
+from gputui.sim.processes import AttachedProcesses, StandInProcesses, SyntheticProcesses
 from gputui.sim.scenarios import SCENARIOS, Scenario, roles_for
 
 WARMUP_STEPS = 30
+Pool = Union[StandInProcesses, SyntheticProcesses, AttachedProcesses]
 MAX_CATCH_UP_STEPS = 3600
 
 
@@ -72,7 +75,13 @@ class SimNvml:
         processes: str = "standin",
         clock: Callable[[], float] = time.monotonic,
         host_no: int = 0,
+        state_dir: Optional[str] = None,
+        host: str = "sim",
     ) -> None:
+        """``state_dir`` shares the driver state with other processes of the
+        same simulated ``host`` (see :mod:`gputui.sim.driver`); ``processes``
+        is ``standin``, ``synthetic`` or ``attach`` (no processes of its own:
+        it lists those the host's streaming agent wrote to the driver state)."""
         if scenario not in SCENARIOS:
             raise ValueError("unknown scenario %r (known: %s)" % (scenario, ", ".join(sorted(SCENARIOS))))
         self.scenario: Scenario = SCENARIOS[scenario]
@@ -90,34 +99,35 @@ class SimNvml:
             uuid = "GPU-%08x-%04x-%04x-%04x-%012x" % tuple(rng.getrandbits(b) for b in (32, 16, 16, 16, 48))
             serial = "%013d" % rng.randrange(10**12, 10**13)
             gpu_seed = rng.getrandbits(32)
-            self.gpus.append(
-                SimGpu(
-                    i,
-                    boards[i % len(boards)],
-                    roles.get(i, "normal"),
-                    gpu_seed,
-                    self.scenario.busy_fraction,
-                    uuid,
-                    serial,
-                )
-            )
+            board, role = boards[i % len(boards)], roles.get(i, "normal")
+            self.gpus.append(SimGpu(i, board, role, gpu_seed, self.scenario.busy_fraction, uuid, serial))
         self.missing = {getattr(pynvml, n) for n in self.scenario.driver.missing_fields if hasattr(pynvml, n)}
-        self.pool: Union[StandInProcesses, SyntheticProcesses]
-        if processes == "synthetic":
-            self.pool = SyntheticProcesses(seed, host_no)
-            self.describe_process: Any = self.pool.describe
-        elif processes == "standin":
-            self.pool = StandInProcesses()
-            self.describe_process = None
-        else:
-            raise ValueError("processes must be 'standin' or 'synthetic'")
+        self.driver = DriverState(state_dir, host) if state_dir else None
+        self.attached = processes == "attach"
+        self.describe_process: Any = None
+        self.pool = self._make_pool(processes, seed, host_no)
+        self._written: Any = None
         for _ in range(WARMUP_STEPS):
             for g in self.gpus:
                 g.step()
                 g.finished.clear()
         self.t0 = clock()
         self.steps = 0
+        self._read_modes()
         self._materialise()
+
+    def _make_pool(self, processes: str, seed: int, host_no: int) -> Pool:
+        if processes == "synthetic":
+            pool = SyntheticProcesses(seed, host_no)
+            self.describe_process = pool.describe
+            return pool
+        if processes == "standin":
+            return StandInProcesses()
+        if processes == "attach":
+            if self.driver is None:
+                raise ValueError("processes='attach' needs a state_dir to attach to")
+            return AttachedProcesses()
+        raise ValueError("processes must be 'standin', 'synthetic' or 'attach'")
 
     # -- pynvml's constants, structures and errors ----------------------------
     def __getattr__(self, name: str) -> Any:
@@ -128,6 +138,7 @@ class SimNvml:
     # -- simulation -----------------------------------------------------------
     def advance(self, steps: int) -> None:
         """Move simulated time on by whole seconds (tests use this directly)."""
+        self._read_modes()
         for _ in range(steps):
             for g in self.gpus:
                 g.step()
@@ -140,9 +151,17 @@ class SimNvml:
             self.advance(min(due, MAX_CATCH_UP_STEPS))
             self.steps += max(0, due - MAX_CATCH_UP_STEPS)
 
+    def _read_modes(self) -> None:
+        """Compute modes set by another process (an ``--act`` agent) take effect here."""
+        if self.driver is not None:
+            for g in self.gpus:
+                g.compute_mode = self.driver.compute_mode(g.uuid)
+
     def _materialise(self) -> None:
         """Give each running job a process, end those of finished jobs, and
         end jobs whose process was killed from outside."""
+        if self.attached:
+            return
         for g in self.gpus:
             for done in g.finished:
                 if done.pid is not None:
@@ -152,14 +171,33 @@ class SimNvml:
             if job is None or g.lost:
                 continue
             if job.pid is None:
-                job.pid = self.pool.start(g.index * 7 + job.job_no)
+                # Every stand-in on GPU 1 ignores SIGTERM, so that a kill that
+                # needs SIGKILL can be shown (see docs/actions.md).
+                job.pid = self.pool.start(g.index * 7 + job.job_no, ignore_term=g.index == 1)
             elif not self.pool.alive(job.pid):
+                self.pool.stop(job.pid)  # reap it and forget it
                 job.pid = None
                 g.end_job()
                 g.finished.clear()
+        self._publish()
+
+    def _publish(self) -> None:
+        """Write the processes on each GPU to the driver state when they change."""
+        if self.driver is None:
+            return
+        procs = {
+            g.uuid: [{"pid": g.job.pid, "mem_mib": g.job.mem_mib}]
+            for g in self.gpus
+            if g.job is not None and g.job.pid is not None and not g.lost
+        }
+        if procs != self._written:
+            self.driver.set_processes(procs)
+            self._written = procs
 
     def close(self) -> None:
         self.pool.close()
+        if self.driver is not None and not self.attached:
+            self.driver.set_processes({})
 
     def _gpu(self, handle: SimHandle) -> SimGpu:
         self.calls += 1
@@ -275,7 +313,19 @@ class SimNvml:
         return self._gpu(handle).pstate
 
     def nvmlDeviceGetComputeMode(self, handle: SimHandle) -> int:
-        return self._gpu(handle).compute_mode
+        g = self._gpu(handle)
+        return self.driver.compute_mode(g.uuid) if self.driver is not None else g.compute_mode
+
+    def nvmlDeviceSetComputeMode(self, handle: SimHandle, mode: int) -> None:
+        """As the real driver: root only (emulated with the effective uid)."""
+        g = self._gpu(handle)
+        if os.geteuid() != 0:
+            raise _error(pynvml.NVML_ERROR_NO_PERMISSION)
+        if mode not in (0, 1, 2, 3):
+            raise _error(pynvml.NVML_ERROR_INVALID_ARGUMENT)
+        g.compute_mode = mode
+        if self.driver is not None:
+            self.driver.set_compute_mode(g.uuid, mode)
 
     def nvmlDeviceGetCurrentClocksEventReasons(self, handle: SimHandle) -> int:
         g = self._gpu(handle)
@@ -288,16 +338,22 @@ class SimNvml:
 
     def nvmlDeviceGetComputeRunningProcesses(self, handle: SimHandle) -> List[Any]:
         g = self._gpu(handle)
+        if self.driver is not None and self.attached:
+            return [self._process_info(p["pid"], p.get("mem_mib", 0)) for p in self.driver.processes(g.uuid)]
         job = g.job
         if job is None or job.pid is None:
             return []
+        return [self._process_info(job.pid, job.mem_mib)]
+
+    @staticmethod
+    def _process_info(pid: int, mem_mib: int) -> Any:
         info = {
-            "pid": job.pid,
-            "usedGpuMemory": job.mem_mib * MIB,
+            "pid": pid,
+            "usedGpuMemory": mem_mib * MIB,
             "gpuInstanceId": 0xFFFFFFFF,
             "computeInstanceId": 0xFFFFFFFF,
         }
-        return [pynvml.nvmlFriendlyObject(info)]
+        return pynvml.nvmlFriendlyObject(info)
 
     def nvmlDeviceGetFieldValues(self, handle: SimHandle, field_ids: Sequence[int]) -> List[FieldValue]:
         g = self._gpu(handle)

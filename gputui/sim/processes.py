@@ -1,9 +1,12 @@
 """Processes that stand for simulated jobs: real stand-ins or supplied facts.
 
-Stand-ins are real child processes, so the agent's ``/proc`` reading and (in
-a later version) the kill action are exercised for real. For fleets too
-large for a process per job, ``SyntheticProcesses`` supplies the facts the
-agent would have read, under pids that no real process has.
+Stand-ins are real child processes, so the agent's ``/proc`` reading and the
+kill action are exercised for real; one asked to (``ignore_term``) ignores
+SIGTERM, as a job stuck in its cleanup would. For fleets too large for a
+process per job, ``SyntheticProcesses`` supplies the facts the agent would
+have read, under pids that no real process has. ``AttachedProcesses`` is the
+pool of an ``--act`` agent's simulator: it starts nothing, since the host's
+streaming agent runs the stand-ins.
 """
 
 from __future__ import annotations
@@ -39,15 +42,16 @@ class StandInProcesses:
         self.children: Dict[int, subprocess.Popen] = {}  # type: ignore[type-arg]
         self.env = dict(os.environ, PYTHONPATH=package_root())
 
-    def start(self, command_no: int) -> int:
+    def start(self, command_no: int, ignore_term: bool = False) -> int:
         words = COMMANDS[command_no % len(COMMANDS)]
         argv = [sys.executable, "-S", "-m", "gputui.sim.standin", *words]
+        env = dict(self.env, GPUTUI_STANDIN_IGNORE_TERM="1") if ignore_term else self.env
         child = subprocess.Popen(
             argv,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
-            env=self.env,
+            env=env,
             close_fds=True,
         )
         if child.stdout is not None:
@@ -91,7 +95,7 @@ class SyntheticProcesses:
         self.facts: Dict[int, Dict[str, object]] = {}
         self.boot = time.time() - 86400 * 3
 
-    def start(self, command_no: int) -> int:
+    def start(self, command_no: int, ignore_term: bool = False) -> int:
         pid = self.next_pid
         self.next_pid += 1
         words = COMMANDS[command_no % len(COMMANDS)]
@@ -125,3 +129,19 @@ class SyntheticProcesses:
         out = dict(facts)
         out["cpu_pct"] = round(self.rng.uniform(85.0, 101.0), 1)
         return out
+
+
+class AttachedProcesses:
+    """Starts nothing: an ``--act`` agent lists the streaming agent's processes."""
+
+    def start(self, command_no: int, ignore_term: bool = False) -> int:
+        raise RuntimeError("an attached simulator does not start processes")
+
+    def alive(self, pid: int) -> bool:
+        return False
+
+    def stop(self, pid: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,83 @@
+"""The simulated driver's state, shared by the processes of one simulated host.
+
+On a real host two processes (the streaming agent and an ``--act`` agent)
+see one driver: a compute mode set by one is read by the other, and both
+list the same GPU processes. Simulated hosts get the same through
+``<state-dir>/sim-driver-<host>.json``: compute modes by GPU UUID, written
+by whoever sets one, and the processes on each GPU, written by the
+streaming agent's simulator that runs the stand-ins. Writes are atomic and
+under ``flock``; reads are cached by the file's identity, so asking every
+sample costs one ``stat``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+Procs = Dict[str, List[Dict[str, int]]]
+
+
+class DriverState:
+    def __init__(self, state_dir: str, host: str) -> None:
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", host) or "_"
+        os.makedirs(state_dir, exist_ok=True)
+        self.path = os.path.join(state_dir, "sim-driver-%s.json" % name)
+        self.lock_path = os.path.join(state_dir, "sim-driver-%s.lock" % name)
+        self._key: Optional[Tuple[int, int, int]] = None
+        self._data: Dict[str, Any] = {}
+
+    def read(self) -> Dict[str, Any]:
+        """The state as last written; ``{}`` when there is none (or it is unreadable)."""
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            self._key, self._data = None, {}
+            return self._data
+        key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if key != self._key:
+            try:
+                with open(self.path, "rb") as f:
+                    data = json.loads(f.read().decode("utf-8"))
+                self._data = data if isinstance(data, dict) else {}
+            except (OSError, ValueError):
+                self._data = {}
+            self._key = key
+        return self._data
+
+    def compute_mode(self, uuid: str) -> int:
+        mode = self.read().get("compute_modes", {}).get(uuid, 0)
+        return mode if isinstance(mode, int) else 0
+
+    def processes(self, uuid: str) -> List[Dict[str, int]]:
+        procs = self.read().get("processes", {}).get(uuid, [])
+        return [p for p in procs if isinstance(p, dict) and isinstance(p.get("pid"), int)]
+
+    @contextlib.contextmanager
+    def _update(self) -> Iterator[Dict[str, Any]]:
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._key = None  # read afresh under the lock
+            data = dict(self.read())
+            yield data
+            tmp = "%s.tmp-%d" % (self.path, os.getpid())
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump(data, f, sort_keys=True)
+            os.replace(tmp, self.path)
+        finally:
+            os.close(fd)
+
+    def set_compute_mode(self, uuid: str, mode: int) -> None:
+        with self._update() as data:
+            modes = dict(data.get("compute_modes", {}))
+            modes[uuid] = int(mode)
+            data["compute_modes"] = modes
+
+    def set_processes(self, procs: Procs) -> None:
+        with self._update() as data:
+            data["processes"] = procs
