@@ -17,12 +17,25 @@ demo: $(STAMP)
 
 test: $(STAMP) system-deps lint typecheck unit
 
-# The SSH tests run real OpenSSH servers in network namespaces: as root,
-# install what they need when it is missing (Debian/Ubuntu).
+# The SSH tests run real OpenSSH servers in network namespaces, and the Slurm
+# tests a real slurmctld, slurmd and munged: as root, install what they need
+# when it is missing (Debian/Ubuntu), one check per need.
 system-deps:
-	@if [ "$$(id -u)" = 0 ] && ! { command -v sshd >/dev/null || test -x /usr/sbin/sshd; } ; then \
-		echo "installing openssh-server and iproute2 for the SSH tests"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server openssh-client iproute2 procps >/dev/null; \
+	@if [ "$$(id -u)" = 0 ]; then \
+		missing=""; \
+		{ command -v sshd >/dev/null || test -x /usr/sbin/sshd; } || missing="$$missing openssh-server"; \
+		command -v ssh >/dev/null || missing="$$missing openssh-client"; \
+		command -v ip >/dev/null || missing="$$missing iproute2"; \
+		command -v pgrep >/dev/null || missing="$$missing procps"; \
+		{ command -v slurmctld >/dev/null || test -x /usr/sbin/slurmctld; } || missing="$$missing slurmctld"; \
+		{ command -v slurmd >/dev/null || test -x /usr/sbin/slurmd; } || missing="$$missing slurmd"; \
+		command -v scontrol >/dev/null || missing="$$missing slurm-client"; \
+		{ command -v munged >/dev/null || test -x /usr/sbin/munged; } || missing="$$missing munge"; \
+		command -v nsenter >/dev/null || missing="$$missing util-linux"; \
+		if [ -n "$$missing" ]; then \
+			echo "installing$$missing for the SSH and Slurm tests"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+		fi; \
 	fi
 
 lint: $(STAMP)

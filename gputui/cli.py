@@ -36,6 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gputui", description="Terminal dashboard for GPU cluster operations.")
     p.add_argument("--version", action="version", version=f"gputui {__version__}")
     p.add_argument("--config", type=Path, help="config file (default: $GPUTUI_CONFIG or ~/.config/gputui/config.toml)")
+    p.add_argument(
+        "--read-only",
+        dest="ui_read_only",
+        action="store_true",
+        help="open the dashboard with every action refused, whatever the config allows",
+    )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("agent", help="run the agent on this host (see `gputui agent --help`)", add_help=False)
     demo = sub.add_parser("demo", help="open the dashboard on a simulated fleet")
@@ -89,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_demo(args.hosts, args.gpus, args.scenario, args.seed, args.interval)
     from gputui.ui.launch import run_configured
 
-    return run_configured(args.config)
+    return run_configured(args.config, read_only=args.ui_read_only)
 
 
 def _snapshot(args: argparse.Namespace) -> int:

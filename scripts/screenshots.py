@@ -2,15 +2,28 @@
 
 Run after any UI change (``make screenshots``) and look at the results.
 The fleet is simulated with a clock that does not move, so the same code
-always draws the same numbers.
+always draws the same numbers. The action screenshots ask scripted hosts
+(answers shaped as ``gputui agent --act`` gives them) and write their audit
+log to a temporary folder on a fixed wall clock, in UTC.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import tempfile
+import time
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
+import gputui.actions.audit
+from gputui import config as cfg
+from gputui.actions.audit import AuditLog
+from gputui.actions.guard import Guard
+from gputui.actions.model import ActionRequest, Affected, GpuState, HostAnswer, Operator, Target
+from gputui.actions.remote import HostCaller
 from gputui.agent.sampler import Sampler
 from gputui.fleet.store import FleetStore
 from gputui.frames import parse_frame
@@ -18,11 +31,21 @@ from gputui.sim.nvidia_smi import app_rows, gpu_row
 from gputui.sim.nvml import SimNvml
 from gputui.transport.demo import host_names, scenario_for
 from gputui.transport.smi_fallback import APP_FIELDS, GPU_FIELDS, hello_frame, parse_apps, parse_gpu_line, sample_frame
+from gputui.ui.action_screen import ActionDesk, ActionScreen
 from gputui.ui.app import GpuTuiApp
 
 OUT = Path(__file__).resolve().parent.parent / "screenshots"
 SIZE = (150, 36)
 REDUCED_HOST = 11  # gpu-12 has no python3: read through nvidia-smi
+HELD_HOST = 2  # gpu-03: its ledger holds two GPUs
+HELD_LEDGER = {
+    "version": 12,
+    "gpus": {
+        "1": {"state": "drained", "by": "alice@console1", "reason": "ECC errors climbing, RMA ticket open"},
+        "2": {"state": "reserved", "for": "bob", "by": "alice@console1", "reason": "benchmark before the release"},
+    },
+}
+WALL = 1_790_000_000.0  # the audit log's clock
 
 
 class Clock:
@@ -54,7 +77,10 @@ def frozen_fleet(hosts: int = 16, seed: int = 0, samples: int = 960) -> FleetSto
     for n in range(samples):  # 16 minutes of history: charts, and idle GPUs held long enough to count
         clock.now += 1.0
         for name, sampler in samplers:
-            store.apply(name, parse_frame(json.dumps(sampler.sample())))
+            sample = sampler.sample()
+            if name == host_names(hosts)[HELD_HOST]:
+                sample["ledger"] = HELD_LEDGER
+            store.apply(name, parse_frame(json.dumps(sample)))
         if n % 60 == 0 or n == samples - 1:
             feed_as_nvidia_smi(store, *reduced)
     store.mark_down(host_names(hosts)[-1], "gpu-16: cannot connect to gpu-16: Connection refused")
@@ -97,8 +123,73 @@ async def shoot() -> None:
         await pilot.press("down", "down", "enter", "2")
         await pilot.pause()
         console.save_screenshot(str(OUT / "console-host-thermal.svg"))
+    with tempfile.TemporaryDirectory() as tmp:
+        await shoot_actions(store, Path(tmp))
     for svg in sorted(OUT.glob("*.svg")):
         print(svg)
+
+
+class ScriptedHosts(HostCaller):
+    """Answers as a host's ``gputui agent --act`` would (docs/actions.md), with no host."""
+
+    async def ask(self, host: cfg.Host, request: dict[str, Any], timeout: float) -> HostAnswer:
+        gpus = [int(g) for g in request["gpus"]]
+        if request["phase"] == "apply":
+            done = [f"recorded GPU {i} as {request['action']}ed in the ledger (version 13)" for i in gpus]
+            return HostAnswer(ok=True, phase="apply", host=host.name, ledger_version=13, done=done)
+        return HostAnswer(
+            ok=True,
+            phase="preview",
+            host=host.name,
+            ledger_version=12,
+            gpus=[GpuState(index=i, uuid=f"GPU-5d1c0a2b-{i:04d}", state="free") for i in gpus],
+            steps=[f"record GPU {i} as drained in the ledger (backend ledger)" for i in gpus],
+            affected=[Affected(gpu=0, pid=48213, user="bob", command="python train.py --epochs 90", job="81234")],
+            notes=["the ledger backend stops nothing: the job on GPU 0 runs on; the scheduler sees the drain"],
+        )
+
+
+def action_desk(store: FleetStore, audit_path: Path) -> ActionDesk:
+    config = cfg.Config.model_validate({"actions": {"enabled": True}, "hosts": [{"name": n} for n in store.hosts]})
+    caller = ScriptedHosts(config)
+    guard = Guard(config, Operator("alice", "console1"), AuditLog(audit_path), caller=caller)
+    return ActionDesk(config, guard=guard)
+
+
+async def earlier_actions(desk: ActionDesk) -> None:
+    """A few records for the audit screen: applied, refused, cancelled."""
+    guard = await desk.guard()
+    host = next(iter(desk.config.hosts)).name
+    plan = await guard.prepare(ActionRequest("reserve", [Target(host, ("2",))], "benchmark before the release", holder="bob"))
+    await guard.apply(plan)
+    plan = await guard.prepare(ActionRequest("drain", [Target(host, ("0", "1", "2", "3", "4", "5", "6", "7", "8"))], "rack move"))
+    plan = await guard.prepare(ActionRequest("drain", [Target(host, ("1",))], "ECC errors climbing", ticket="RMA-2211"))
+    guard.cancel(plan, "confirmation was ''")
+
+
+async def shoot_actions(store: FleetStore, tmp: Path) -> None:
+    os.environ["TZ"] = "UTC"
+    time.tzset()
+    setattr(gputui.actions.audit, "time", SimpleNamespace(time=lambda: WALL))  # noqa: B010 (mypy: the module does not export time)
+    app = GpuTuiApp(store, [], title="demo: 16 hosts (fleet, seed 0)")
+    app.actions = action_desk(store, tmp / "audit.jsonl")
+    await earlier_actions(app.actions)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("down", "down", "enter")
+        await pilot.pause()
+        await pilot.press("3", "D", *("space" if c == " " else c for c in "fan failing, swap it"))
+        screen = app.screen
+        assert isinstance(screen, ActionScreen)
+        await pilot.press("enter")
+        while screen.phase == "asking":
+            await pilot.pause()
+        app.save_screenshot(str(OUT / "action-preview.svg"))
+        await pilot.press(*"gpu-03", "enter")
+        while screen.phase != "done":
+            await pilot.pause()
+        await pilot.press("escape", "A")
+        await pilot.pause()
+        app.save_screenshot(str(OUT / "audit.svg"))
 
 
 if __name__ == "__main__":

@@ -94,7 +94,7 @@ def run(args: argparse.Namespace, config_path: Path | None) -> int:
     if request is None:
         return 2
     operator = Operator.local(asyncio.run(key_fingerprints(config)))
-    guard = Guard(config, operator, audit, read_only=args.read_only)
+    guard = Guard(config, operator, audit, read_only=args.read_only or getattr(args, "ui_read_only", False))
     try:
         return asyncio.run(_guarded(guard, request, args, sys.stdin, sys.stdout))
     except AuditError as exc:

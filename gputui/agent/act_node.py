@@ -22,9 +22,13 @@ Response = Dict[str, Any]
 
 
 def scontrol_argv(req: Request, host: str) -> List[str]:
+    """The reason goes inside double quotes although no shell is involved:
+    scontrol cuts one leading and one trailing ``"`` off the value, so
+    wrapping it is what makes a reason that starts or ends with a quote
+    reach Slurm unchanged."""
     node = "NodeName=%s" % (req.slurm_node or host)
     if req.action == "drain-node":
-        return ["scontrol", "update", node, "State=DRAIN", "Reason=%s" % req.reason]
+        return ["scontrol", "update", node, "State=DRAIN", 'Reason="%s"' % req.reason]
     return ["scontrol", "update", node, "State=RESUME"]
 
 

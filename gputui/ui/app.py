@@ -8,11 +8,15 @@ from pathlib import Path
 from textual.app import App
 from textual.binding import Binding
 
-from gputui.config import ConfigError, Host
+from gputui.actions.guard import Outcome
+from gputui.actions.model import Target
+from gputui.config import Config, ConfigError, Host
 from gputui.config_write import append_host, set_theme
 from gputui.fleet.runner import FleetRunner
 from gputui.fleet.store import FleetStore
 from gputui.transport.base import Link
+from gputui.ui.action_screen import ActionDesk, ActionScreen, Draft
+from gputui.ui.audit_screen import AuditScreen
 from gputui.ui.commands import FleetCommands
 from gputui.ui.connections import ConnectionsScreen
 from gputui.ui.help_screen import HelpScreen
@@ -31,6 +35,7 @@ class GpuTuiApp(App[None]):
         Binding("q", "quit", "Quit"),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("c", "connections", "Connections"),
+        Binding("A", "audit", "Audit log", key_display="A"),
     ]
 
     def __init__(
@@ -44,8 +49,12 @@ class GpuTuiApp(App[None]):
         config_path: Path | None = None,
         link_factory: Callable[[Host], Link] | None = None,
         idle_holding_s: float = 900.0,
+        config: Config | None = None,
+        read_only: bool = False,
     ) -> None:
         super().__init__()
+        # Actions need a config (hosts, policy, audit log); the demo and welcome screens have none.
+        self.actions = ActionDesk(config, read_only) if config is not None else None
         self.store = store or FleetStore()
         self.runner = FleetRunner(links, self.store)
         self.fleet_title = title
@@ -156,6 +165,22 @@ class GpuTuiApp(App[None]):
         view.sort = sort or view.sort
         view.grouping = grouping or view.grouping
         overview.update_view()
+
+    def action_audit(self) -> None:
+        if self.welcome is None and not isinstance(self.screen, AuditScreen):
+            self.push_screen(AuditScreen(self.store, self.actions.audit if self.actions else None))
+
+    def open_action(
+        self, kind: str, targets: list[Target], detail: str = "", done: Callable[[Outcome | None], None] | None = None
+    ) -> None:
+        """The action dialog for ``targets``; ``done`` gets the outcome when it closes."""
+        if self.actions is None:
+            self.notify("actions need a config file: the demo fleet is simulated in-process", severity="warning")
+            return
+        if not targets:
+            self.notify("nothing selected: move the cursor to a GPU or process first", severity="warning")
+            return
+        self.push_screen(ActionScreen(self.actions, Draft(kind, tuple(targets), detail)), done)
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

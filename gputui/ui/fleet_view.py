@@ -3,6 +3,10 @@
 One line per host (and one per heading when grouped); only the lines on
 screen are drawn, so a thousand hosts cost what the visible forty cost. No
 widget exists per host or GPU.
+
+A host whose ledger holds GPUs says so at the end of its line ("node
+drained", "2 drained 1 reserved"); the words are worked out once per ledger
+the host sends, not once per draw.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from gputui.render import age_words
 from gputui.ui.fleet_order import Row, arrange
 from gputui.ui.heatmap import CELL_W, Ramp, cell
 from gputui.ui.palette import Palette
+from gputui.ui.panels.allocation import ledger_of
 
 NAME_W = 14
 STATE_W = 11
@@ -63,6 +68,7 @@ class FleetView(ScrollView, can_focus=True):
         self.palette: Palette | None = None
         self.ramp: Ramp | None = None
         self.gpu_columns = 0
+        self.ledger_words: dict[str, tuple[object, str]] = {}  # host -> (the ledger it was worked out from, words)
 
     @property
     def names(self) -> list[str]:
@@ -163,7 +169,27 @@ class FleetView(ScrollView, can_focus=True):
         ]
         if lost:
             segs.append(Segment(f"  {lost} GPU lost", pal.bad))
+        held = self.held_words(r)
+        if held:
+            segs.append(Segment(f"  {held}", pal.warn))
         return segs
+
+    def held_words(self, r: HostRecord) -> str:
+        """What the host's ledger holds, in a few words; worked out again only when its version moves."""
+        ledger = r.sample.ledger if r.sample is not None else None
+        if ledger is None:
+            return ""
+        key = (ledger.version, ledger.error) if ledger.version is not None else ledger
+        cached = self.ledger_words.get(r.name)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        held = ledger_of(r)
+        states = [m.state for m in held.gpus.values()]
+        words = ["ledger unreadable"] if held.error else []
+        words += ["node " + held.node.state] if held.node is not None else []
+        words += [f"{states.count(s)} {s}" for s in ("drained", "reserved") if states.count(s)]
+        self.ledger_words[r.name] = (key, " ".join(words))
+        return " ".join(words)
 
     # -- movement ---------------------------------------------------------
     def action_move(self, delta: int) -> None:

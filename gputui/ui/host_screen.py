@@ -4,6 +4,12 @@ The title line (host, state, data age, GPU models, driver) and the footer stay p
 tabs below switch with ``1``-``4`` or a click. Once a second the screen
 redraws the title and the visible tab only, from the store, updating tables
 in place so cursors and scroll positions survive the refresh.
+
+Actions start here (``R`` ``X`` ``D`` ``U`` on the selected GPUs of a GPU
+tab, ``N`` ``M`` on the node, ``K`` on the process under the processes
+tab's cursor) and go through the guard in :mod:`gputui.ui.action_screen`.
+The keys work even when actions are off or the dashboard is read-only: the
+operator then sees the guard's refusal, and the refusal is on record.
 """
 
 from __future__ import annotations
@@ -13,9 +19,12 @@ from collections import Counter
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
-from textual.widgets import Footer, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
+from gputui.actions.guard import Outcome
+from gputui.actions.model import Target
 from gputui.fleet.store import FleetStore, HostRecord, HostState
 from gputui.render import age_words, fmt
 from gputui.ui.palette import Palette, ascii_mode
@@ -27,12 +36,17 @@ from gputui.ui.panels.utilization import UtilizationPanel
 
 REFRESH_S = 1.0
 TABS = (("utilization", "Utilization"), ("thermal", "Thermal"), ("allocation", "Allocation"), ("processes", "Processes"))
+GPU_ACTIONS = (("R", "reserve", "Reserve"), ("X", "release", "Release"), ("D", "drain", "Drain"), ("U", "undrain", "Undrain"))
+NODE_ACTIONS = (("N", "drain-node", "Drain node"), ("M", "resume-node", "Resume node"))
 
 
 class HostScreen(Screen[None]):
     BINDINGS = [
         Binding("escape,backspace", "app.pop_screen", "Back"),
-        *(Binding(str(n), f"show_tab('{tab}')", title, key_display=str(n)) for n, (tab, title) in enumerate(TABS, 1)),
+        # The tab bar shows these keys ("1 Utilization"): the footer keeps its room for the actions.
+        *(Binding(str(n), f"show_tab('{tab}')", title, key_display=str(n), show=False) for n, (tab, title) in enumerate(TABS, 1)),
+        *(Binding(key, f"act('{kind}')", title, key_display=key) for key, kind, title in GPU_ACTIONS + NODE_ACTIONS),
+        Binding("K", "act('kill')", "Kill process", key_display="K"),
     ]
 
     def __init__(self, store: FleetStore, host: str, idle_holding_s: float = DEFAULT_IDLE_HOLDING_S) -> None:
@@ -80,6 +94,54 @@ class HostScreen(Screen[None]):
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         self.focus_and_draw()
+        self.refresh_bindings()  # GPU actions on the GPU tabs, kill on the processes tab
+
+    # -- actions ---------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action != "act" or not parameters or parameters[0] in ("drain-node", "resume-node"):
+            return True
+        on_processes = (self.tabs.active or TABS[0][0]) == "processes"
+        return on_processes == (parameters[0] == "kill")
+
+    def action_act(self, kind: str) -> None:
+        """Open the action dialog on what is selected: GPUs, the process, or the node."""
+        detail = ""
+        if kind == "kill":
+            picked = self.query_one(ProcessesPanel).selected_process()
+            targets = [] if picked is None else [Target(self.host, pid=picked[1].pid)]
+            if picked is not None:
+                gpu, p = picked
+                detail = f"pid {p.pid} on GPU {gpu}, user {p.user or '?'}: {(p.command or '?')[:60]}"
+        elif kind in ("drain-node", "resume-node"):
+            targets = [Target(self.host)]
+        else:
+            gpus = self.selected_gpus()
+            targets = [Target(self.host, tuple(str(i) for i in gpus))] if gpus else []
+        app = self.app
+        opener = getattr(app, "open_action", None)
+        if opener is not None:
+            opener(kind, targets, detail, self.action_done)
+
+    def selected_gpus(self) -> list[int]:
+        """The allocation tab's marked GPUs (or its cursor row); another GPU tab's cursor row."""
+        panel = self.active_panel()
+        if isinstance(panel, AllocationPanel):
+            return panel.selected_gpus()
+        for table in panel.query(DataTable) if panel is not None else ():
+            if table.row_count:
+                key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+                return [int(key)] if key is not None and key.isdigit() else []
+        return []
+
+    def action_done(self, outcome: Outcome | None) -> None:
+        """The dialog closed: say how it ended (the audit id with it), and unmark applied GPUs."""
+        if outcome is None:
+            return
+        severity: SeverityLevel = "information" if outcome.ok else ("warning" if outcome.status == "cancelled" else "error")
+        self.notify(f"{outcome.status}: {outcome.message} (audit {outcome.audit_id})", severity=severity, markup=False)
+        if outcome.status == "applied":
+            self.query_one(AllocationPanel).clear_marks()
+        self.update_view()
 
     def focus_and_draw(self) -> None:
         """A tab just shown: draw it now (hidden tabs are not kept up to date) and focus its table."""
@@ -100,7 +162,12 @@ class HostScreen(Screen[None]):
 
     def title_line(self, r: HostRecord, state: HostState, now: float, pal: Palette) -> Text:
         colour = {HostState.LIVE: pal.ok, HostState.STALE: pal.warn, HostState.DOWN: pal.bad}.get(state, pal.dim)
-        text = Text.assemble((r.name, pal.header), "   ", (state.value, colour), f"   data {age_words(r.age_s(now))} old")
+        text = Text.assemble((r.name, pal.header), "   ", (state.value, colour))
+        desk = getattr(self.app, "actions", None)
+        mode = desk.mode_words() if desk is not None else None
+        if mode:  # up front: the line is cut at the right edge
+            text.append(f"   {mode}", pal.warn)
+        text.append(f"   data {age_words(r.age_s(now))} old")
         if r.hello:
             models = Counter((g.name or "unknown GPU").replace("NVIDIA ", "") for g in r.hello.gpus if not g.lost)
             text.append("   " + ", ".join(f"{n}x {name}" for name, n in models.items()))

@@ -28,7 +28,27 @@ def run_demo(hosts: int, gpus: int | None, scenario: str, seed: int, interval: f
     return 0
 
 
-def run_configured(path: Path | None) -> int:
+def configured_app(path: Path, config: cfg.Config, read_only: bool = False) -> GpuTuiApp:
+    """The dashboard on the hosts of ``config``, with its guarded actions."""
+    store = FleetStore(stale_after=config.thresholds.stale_after_intervals)
+    for h in config.hosts:
+        store.add_host(h.name, tuple(h.tags), h.group)
+    make = LinkFactory(config)
+    return GpuTuiApp(
+        store,
+        [make(h) for h in config.hosts],
+        title=f"gputui: {path.name}",
+        theme=config.theme,
+        config_path=path,
+        link_factory=make,
+        idle_holding_s=config.thresholds.idle_holding_minutes * 60,
+        config=config,
+        read_only=read_only,
+    )
+
+
+def run_configured(path: Path | None, read_only: bool = False) -> int:
+    """``read_only``: every action is refused (and audited), whatever the config allows."""
     path = path or cfg.default_path()
     if not path.exists():
         GpuTuiApp(welcome=(path, None)).run()
@@ -38,19 +58,5 @@ def run_configured(path: Path | None) -> int:
     except cfg.ConfigError as exc:
         print(f"gputui: {exc}", file=sys.stderr)
         return 2
-    store = FleetStore(stale_after=config.thresholds.stale_after_intervals)
-    for h in config.hosts:
-        store.add_host(h.name, tuple(h.tags), h.group)
-    make = LinkFactory(config)
-    links = [make(h) for h in config.hosts]
-    app = GpuTuiApp(
-        store,
-        links,
-        title=f"gputui: {path.name}",
-        theme=config.theme,
-        config_path=path,
-        link_factory=make,
-        idle_holding_s=config.thresholds.idle_holding_minutes * 60,
-    )
-    app.run()
+    configured_app(path, config, read_only).run()
     return 0

@@ -6,19 +6,28 @@ utilisation stayed at or under 5 % for ``idle_holding_s`` (15 min by
 default). That is judged from the history, not from one sample: a job
 between two steps is not wasting its GPU. Until the history is that long,
 the GPU reads "idle (for Xm)", so nobody is accused on too little evidence.
+
+The host's ledger (reservations, drains; docs/actions.md) rides on each
+sample when not empty and overrides those words: "reserved for bob until
+14:00", "drained: fan noise (busy)". What runs on a GPU is kept in brackets,
+since a drained GPU still running a job is exactly what an operator needs to
+see. ``space`` marks rows, so one action can take several GPUs.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from enum import StrEnum
 
 from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
 from gputui.fleet.history import GpuHistory
+from gputui.fleet.store import HostRecord
 from gputui.frames import GpuSample
 from gputui.render import age_words, fmt
 from gputui.ui.palette import Palette
@@ -41,9 +50,74 @@ class Alloc(StrEnum):
 
 
 @dataclass(frozen=True)
+class LedgerMark:
+    """One GPU's (or the node's) entry in the host's ledger, as the sample summarises it."""
+
+    state: str  # "reserved" or "drained"
+    holder: str | None = None  # reserved: for whom
+    by: str | None = None
+    until: float | None = None  # epoch seconds
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
 class GpuAllocation:
     state: Alloc
     words: str  # what the State column says
+    ledger: LedgerMark | None = None
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """A host's ledger as its latest sample reports it: holds by GPU index, the node's, or why it is unreadable."""
+
+    gpus: dict[int, LedgerMark]
+    node: LedgerMark | None
+    error: str | None = None
+
+
+NO_LEDGER = Ledger({}, None)
+
+
+def ledger_of(record: HostRecord) -> Ledger:
+    """The ledger of the latest sample; empty when the host holds nothing (or sent none)."""
+    summary = record.sample.ledger if record.sample is not None else None
+    if summary is None:
+        return NO_LEDGER
+    gpus = {int(key): LedgerMark(g.state, g.holder, g.by, g.until, g.reason) for key, g in summary.gpus.items() if key.isdigit()}
+    n = summary.node
+    node = LedgerMark(n.state, by=n.by, reason=n.reason) if n is not None else None
+    return Ledger(gpus, node, summary.error)
+
+
+def until_words(epoch: float, now: float | None = None) -> str:
+    """A local time, with the date only when it is not today."""
+    moment, today = time.localtime(epoch), time.localtime(time.time() if now is None else now)
+    same_day = moment.tm_yday == today.tm_yday and moment.tm_year == today.tm_year
+    return time.strftime("%H:%M" if same_day else "%b %d %H:%M", moment)
+
+
+def short(text: str | None, width: int = 40) -> str:
+    flat = " ".join((text or "").split())
+    return flat if len(flat) <= width else flat[: width - 3] + "..."
+
+
+def mark_words(mark: LedgerMark) -> str:
+    """What the State column says for a ledger entry."""
+    if mark.state == "reserved":
+        words = "reserved" + (f" for {mark.holder}" if mark.holder else "")
+        return words + (f" until {until_words(mark.until)}" if mark.until is not None else "")
+    return f"{mark.state}: {short(mark.reason)}" if mark.reason else mark.state
+
+
+def with_ledger(base: GpuAllocation, mark: LedgerMark | None) -> GpuAllocation:
+    """The ledger's word first, what runs on the GPU (if anything) in brackets."""
+    if mark is None or base.state is Alloc.LOST:
+        return base
+    words = mark_words(mark)
+    if base.state is not Alloc.FREE:
+        words += f" ({base.words})"
+    return GpuAllocation(base.state, words, mark)
 
 
 def idle_run(values: list[float | None]) -> int:
@@ -90,7 +164,9 @@ def allocation(g: GpuSample, hist: GpuHistory | None, idle_holding_s: float) -> 
     return GpuAllocation(Alloc.IDLE, f"idle (for {age_words(idle_s)})")
 
 
-def state_style(state: Alloc, pal: Palette) -> Style:
+def state_style(state: Alloc, pal: Palette, mark: LedgerMark | None = None) -> Style:
+    if mark is not None and state is not Alloc.LOST:
+        return pal.warn if mark.state == "drained" else pal.accent
     return {
         Alloc.FREE: pal.ok,
         Alloc.BUSY: pal.text,
@@ -111,10 +187,16 @@ def job_words(g: GpuSample) -> str:
 
 
 class AllocationPanel(HostPanel):
+    BINDINGS = [Binding("space", "toggle_mark", "Mark", key_display="space")]
+
     def __init__(self, idle_holding_s: float = DEFAULT_IDLE_HOLDING_S, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.idle_holding_s = idle_holding_s
         self.states: dict[int, GpuAllocation] = {}  # as last shown, for tests and the summary
+        self.node: LedgerMark | None = None
+        self.ledger_error: str | None = None
+        self.marked: set[int] = set()  # GPUs marked with space: the next action takes them all
+        self.last_view: HostView | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(id="alloc-summary")
@@ -123,18 +205,50 @@ class AllocationPanel(HostPanel):
     def on_mount(self) -> None:
         self.query_one("#alloc", DataTable).add_columns(*COLUMNS)
 
+    # -- selection -------------------------------------------------------------
+    def cursor_gpu(self) -> int | None:
+        table = self.query_one("#alloc", DataTable)
+        if table.row_count == 0:
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        return int(key) if key is not None and key.isdigit() else None
+
+    def selected_gpus(self) -> list[int]:
+        """The marked GPUs, or the one under the cursor when none is marked."""
+        marked = sorted(i for i in self.marked if i in self.states)
+        if marked:
+            return marked
+        gpu = self.cursor_gpu()
+        return [] if gpu is None else [gpu]
+
+    def action_toggle_mark(self) -> None:
+        gpu = self.cursor_gpu()
+        if gpu is not None:
+            self.marked ^= {gpu}
+            if self.last_view is not None:
+                self.show(self.last_view)
+
+    def clear_marks(self) -> None:
+        self.marked.clear()
+        if self.last_view is not None:
+            self.show(self.last_view)
+
+    # -- drawing ---------------------------------------------------------------
     def show(self, view: HostView) -> None:
+        self.last_view = view
         pal = view.pal
         record = view.record
+        ledger = ledger_of(record)
+        marks, self.node, self.ledger_error = ledger.gpus, ledger.node, ledger.error
         rows: dict[str, tuple[Cell, ...]] = {}
         self.states = {}
         for g in view.gpus():
-            state = allocation(g, record.history.get(g.index), self.idle_holding_s)
+            state = with_ledger(allocation(g, record.history.get(g.index), self.idle_holding_s), marks.get(g.index))
             self.states[g.index] = state
-            style = pal.dim if view.stale else state_style(state.state, pal)
+            style = pal.dim if view.stale else state_style(state.state, pal, state.ledger)
             users = sorted({p.user for p in g.processes if p.user})
             rows[str(g.index)] = (
-                str(g.index),
+                f"* {g.index}" if g.index in self.marked else f"  {g.index}",
                 Text(state.words, style=style),
                 "" if g.lost else Text(fmt(g.mem_used_mib, "{:,} MiB"), justify="right"),
                 "" if g.lost else Text(fmt(g.util_pct, "{}%"), justify="right"),
@@ -150,19 +264,38 @@ class AllocationPanel(HostPanel):
         for state in self.states.values():
             counts[state.state] += 1
         holding = counts[Alloc.IDLE_HOLDING]
-        text = Text.assemble(
-            (f"{counts[Alloc.FREE]} free", pal.ok),
-            ", ",
-            (f"{counts[Alloc.BUSY]} busy", pal.text),
-            ", ",
-            (f"{holding} idle-holding", pal.warn if holding else pal.dim),
+        text = Text()
+        if self.node is not None:
+            text.append(f"node {mark_words(self.node)}   ", pal.warn)
+        if self.ledger_error:
+            text.append(f"ledger unreadable: {short(self.ledger_error)}   ", pal.bad)
+        text.append_text(
+            Text.assemble(
+                (f"{counts[Alloc.FREE]} free", pal.ok),
+                ", ",
+                (f"{counts[Alloc.BUSY]} busy", pal.text),
+                ", ",
+                (f"{holding} idle-holding", pal.warn if holding else pal.dim),
+            )
         )
         if counts[Alloc.IDLE]:
             text.append(f", {counts[Alloc.IDLE]} idle for under {age_words(self.idle_holding_s)}", pal.text)
         if counts[Alloc.LOST]:
             text.append(f", {counts[Alloc.LOST]} lost", pal.bad)
+        text.append_text(self.ledger_counts(pal))
         text.append(
             f"   idle-holding: processes or memory held at <= {IDLE_UTIL_PCT:.0f}% util for {age_words(self.idle_holding_s)}",
             pal.dim,
         )
+        return text
+
+    def ledger_counts(self, pal: Palette) -> Text:
+        """Reserved and drained GPUs, and how many are marked for the next action."""
+        held = [s.ledger.state for s in self.states.values() if s.ledger is not None]
+        text = Text()
+        for state in ("drained", "reserved"):
+            if held.count(state):
+                text.append(f"; {held.count(state)} {state}", pal.warn if state == "drained" else pal.accent)
+        if self.marked:
+            text.append(f"; {len(self.marked)} marked", pal.header)
         return text

@@ -4,7 +4,8 @@
 by that column, a second click reverses); ``u`` filters by user. Rows are
 keyed ``gpu:pid`` and updated in place, and the cursor stays on the process
 it was on while rows come, go and move: an operator who selected a process
-to act on must not find another one under the cursor a second later.
+to act on must not find another one under the cursor a second later:
+``K`` (the host screen's) kills the process under the cursor.
 """
 
 from __future__ import annotations
@@ -177,6 +178,17 @@ class ProcessesPanel(HostPanel):
         if at in shown and table.get_row_index(at) != table.cursor_row:
             table.move_cursor(row=table.get_row_index(at), animate=False)
         self.query_one("#proc-summary", Static).update(self.summary(view, len(shown), len(everything)))
+
+    def selected_process(self) -> tuple[int, ProcessInfo] | None:
+        """(GPU, process) under the cursor, as last drawn; None when the table is empty."""
+        key = self.cursor_key(self.query_one("#procs", DataTable))
+        if key is None or self.last_view is None:
+            return None
+        for g in self.last_view.gpus():
+            for p in g.processes:
+                if f"{g.index}:{p.pid}" == key:
+                    return g.index, p
+        return None
 
     @staticmethod
     def cursor_key(table: DataTable[Cell]) -> str | None:
