@@ -148,7 +148,7 @@ def test_hostile_reasons_are_stored_verbatim_and_never_run(tmp_path: Path) -> No
     held = next(iter(json.loads((tmp_path / f"ledger-{HOST}.json").read_text(encoding="utf-8"))["gpus"].values()))
     assert held["reason"] == HOSTILE
     node = act(tmp_path, request("preview", "drain-node", backend="slurm", reason=HOSTILE))
-    assert node["commands"] == [["scontrol", "update", f"NodeName={HOST}", "State=DRAIN", f"Reason={HOSTILE}"]]
+    assert node["commands"] == [["scontrol", "update", f"NodeName={HOST}", "State=DRAIN", f'Reason="{HOSTILE}"']]
     failed = act(tmp_path, request("apply", "drain-node", backend="slurm", reason=HOSTILE))
     # No controller answers here: scontrol's own words come back, as it says them.
     said = subprocess.run(node["commands"][0], capture_output=True, text=True, check=False)

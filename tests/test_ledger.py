@@ -95,7 +95,9 @@ def test_expired_reservations_are_dropped_and_recorded(tmp_path: Path) -> None:
     assert view is not None and list(view["gpus"]) == ["0"]  # the stream never shows an expired hold
     with book.locked() as txn:
         assert txn.gpu("GPU-y") is None and txn.gpu("GPU-x") is not None
+        seen = txn.version  # what a preview reports and its apply then expects
     data = ledger(tmp_path)
+    assert data["version"] == seen  # the expiry is on disk, not a change still to come
     assert data["history"][-1]["action"] == "expire" and data["history"][-1]["gpus"] == [1]
     assert "eve" in data["history"][-1]["reason"]
 

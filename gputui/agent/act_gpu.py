@@ -64,8 +64,13 @@ def _plan_reserve(req: Request, hg: HostGpus, txn: Txn, resp: Response, gpus: Li
         resp["steps"].append(
             "%s %s for %s %s" % (verb, g.label(), req.holder, "until %s" % req.until if req.until else "with no end")
         )
-    if req.backend != "ledger":
-        resp["notes"].append("a reservation is kept in the ledger only: backend %s has nothing to do for it" % req.backend)
+    if req.backend == "slurm":
+        resp["notes"].append(
+            "backend slurm: the hold is kept in the ledger only. Slurm is not asked to reserve these GPUs "
+            "(gputui makes no Slurm reservations yet) and may still start jobs on them"
+        )
+    elif req.backend == "nvml":
+        resp["notes"].append("backend nvml: a hold is kept in the ledger only; the GPUs stay open to any process")
 
 
 def _plan_release(req: Request, hg: HostGpus, txn: Txn, resp: Response, gpus: List[Gpu]) -> None:

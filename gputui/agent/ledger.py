@@ -137,13 +137,22 @@ class LedgerFile:
             fcntl.flock(fd, fcntl.LOCK_EX)
             txn = Txn(self._load(), self.clock())
             txn.expire()
+            if txn.changed:
+                # Saved at once, so the version a preview reports is the one on
+                # disk: otherwise the apply that follows sees its own expiry as
+                # someone else's change.
+                self._save(txn)
             yield txn
             if txn.changed:
-                txn.data["version"] += 1
-                del txn.data["history"][:-HISTORY_MAX]
-                self._write(txn.data)
+                self._save(txn)
         finally:
             os.close(fd)  # closing releases the lock
+
+    def _save(self, txn: "Txn") -> None:
+        txn.data["version"] += 1
+        del txn.data["history"][:-HISTORY_MAX]
+        self._write(txn.data)
+        txn.changed = False
 
     def _load(self) -> Ledger:
         try:
