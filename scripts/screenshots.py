@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -123,8 +124,14 @@ async def shoot() -> None:
         await pilot.press("down", "down", "enter", "2")
         await pilot.pause()
         console.save_screenshot(str(OUT / "console-host-thermal.svg"))
-    with tempfile.TemporaryDirectory() as tmp:
-        await shoot_actions(store, Path(tmp))
+    # A fixed folder: its path is on the audit screen, and the screenshot must not change run to run.
+    tmp = Path(tempfile.gettempdir()) / "gputui-screenshots"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        await shoot_actions(store, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     for svg in sorted(OUT.glob("*.svg")):
         print(svg)
 
