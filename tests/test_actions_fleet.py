@@ -361,6 +361,13 @@ async def test_the_audit_chain_verifies_after_a_mix_of_outcomes(fleet: SshFleet,
     assert done.status == 0 and "5 records" in done.out, done.out + done.err
 
 
+def gpu0_shows(panel: Any, words: str) -> Callable[[], bool]:
+    """GPU 0's allocation words start with ``words``; with "", that it is held by nobody."""
+    if words:
+        return lambda: bool(panel.states[0].words.startswith(words))
+    return lambda: not panel.states[0].words.startswith(("reserved", "drained"))
+
+
 def _fingerprint(pub: Path) -> str:
     import asyncssh
 
@@ -428,3 +435,40 @@ async def test_kill_from_the_processes_tab_over_ssh(fleet: SshFleet, slurm: Slur
         pid = int(record["targets"][0].split("pid=")[1])
         assert str(pid) in preview(dialog)
     wait_until_gone([pid], timeout=10)
+
+
+async def test_reserve_release_drain_undrain_from_the_allocation_tab(
+    fleet: SshFleet, slurm: SlurmCluster, tmp_path: Path
+) -> None:
+    from gputui.actions.audit import AuditLog
+    from gputui.ui.launch import configured_app
+    from gputui.ui.panels.allocation import AllocationPanel
+    from tests.test_ui_actions import SIZE, open_allocation, preview, start, status
+    from tests.waiting import wait_for
+
+    path = write_config(fleet, tmp_path)
+    app = configured_app(path, cfg.load(path))
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_allocation(pilot, app, "gt-b")  # backend nvml: drain changes the compute mode
+        panel = screen.query_one(AllocationPanel)
+        steps = (("R", "", "reserved for root"), ("X", "", ""), ("D", "gt-b", "drained"), ("U", "", ""))
+        for key, word, shown in steps:
+            dialog = await start(pilot, key, f"step {key}")
+            await pilot.press("enter")
+            await wait_for(pilot, lambda d=dialog: d.phase != "asking", f"the preview of {key}", 60)  # type: ignore[misc]
+            assert dialog.phase == "preview", status(dialog) + preview(dialog)
+            if word:
+                await pilot.press(*word, "enter")
+            else:
+                await pilot.click("#apply")
+            await wait_for(pilot, lambda d=dialog: d.phase == "done", f"the answer to {key}", 60)  # type: ignore[misc]
+            assert audit(tmp_path)[-1]["status"] == "applied", status(dialog)
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: app.screen is screen, "the dialog to close")
+            what = f"GPU 0 shown as {shown!r}" if shown else "GPU 0 neither reserved nor drained"
+            await wait_for(pilot, gpu0_shows(panel, shown), f"{what} after {key}", 30)
+            if key == "D":
+                sample = app.store.hosts["gt-b"].sample
+                assert sample is not None and sample.gpus[0].compute_mode == "prohibited"
+    assert [r["action"] for r in audit(tmp_path) if r["status"] == "applied"] == ["reserve", "release", "drain", "undrain"]
+    assert AuditLog(tmp_path / "audit.jsonl").verify().ok

@@ -228,9 +228,10 @@ class GpuReader:
         return self._query("nvmlDeviceGetMemoryInfo")
 
     def refresh_soon(self, task: str, seq: int) -> None:
-        """Give ``task`` the slot at sample ``seq`` (a change is known to have happened)."""
+        """Give ``task`` the slot at sample ``seq``, ahead of any other task due
+        then (a change is known to have happened, and the operator is looking)."""
         if task in self.due:
-            self.due[task] = min(self.due[task], seq)
+            self.due[task] = min(self.due[task], seq - max(SLOT_PERIODS.values()))
 
     def _run_slot(self, seq: int) -> None:
         candidates = [(due, _PRIORITY[t], t) for t, due in self.due.items() if due <= seq]

@@ -83,6 +83,12 @@ class Sampler:
                 seen[pid] = self.describe(pid, now)
             return seen[pid]
 
+        summary = None
+        if self.ledger is not None:
+            # Read before the GPUs, so a drain's compute mode is read in the
+            # same sample that first shows the drain.
+            summary = self.ledger()
+            self._follow_ledger(summary)
         gpus = [r.sample(self.seq, started, describe_once) for r in self.readers]
         if self.describe == self.procs.facts:
             self.procs.forget_except({p["pid"] for g in gpus for p in g["processes"]})
@@ -95,22 +101,19 @@ class Sampler:
             "nvml_calls": self.caller.calls - before,
             "sample_ms": round((self.clock() - started) * 1000.0, 2),
         }
-        if self.ledger is not None:
-            summary = self.ledger()
-            if summary:
-                frame["ledger"] = summary
-            self._follow_ledger(summary)
+        if summary:
+            frame["ledger"] = summary
         self.seq += 1
         return frame
 
     def _follow_ledger(self, summary: Optional[Dict[str, Any]]) -> None:
-        """A drain or undrain changes compute modes: read them at the next
-        sample instead of waiting for their slow turn in the rotation."""
+        """A drain or undrain changes compute modes: read them in this sample
+        instead of waiting for their slow turn in the rotation."""
         version = summary.get("version") if summary else None
         if version != self.ledger_version:
             self.ledger_version = version
             for reader in self.readers:
-                reader.refresh_soon("compute_mode", self.seq + 1)
+                reader.refresh_soon("compute_mode", self.seq)
 
     def close(self) -> None:
         try:
