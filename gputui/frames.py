@@ -58,6 +58,27 @@ class RemappedRows(_Model):
     failure: bool | None = None
 
 
+class NvlinkErrors(_Model):
+    """NVLink error counters, summed over the GPU's links (None: not read or no NVLink)."""
+
+    crc_flit: int | None = None
+    crc_data: int | None = None
+    replay: int | None = None
+    recovery: int | None = None
+
+
+class XidEvent(_Model):
+    """One XID, reported once: ``nvml`` from the event API while the agent
+    runs, ``kernel`` from the kernel log (events from before the agent started)."""
+
+    xid: int
+    gpu: int | None = None  # index; None when the bus id matched no GPU
+    t: float  # wall-clock time it happened (kernel: as well as the log tells)
+    source: Literal["nvml", "kernel"] = "nvml"
+    pid: int | None = None
+    text: str | None = None  # the driver's words, for the kernel log
+
+
 class GpuStatic(_Model):
     index: int
     uuid: str | None = None
@@ -97,6 +118,11 @@ class GpuSample(_Model):
     pcie_rx_kib_s: float | None = None
     pcie_tx_kib_s: float | None = None
     compute_mode: str | None = None
+    persistence_mode: bool | None = None
+    pcie_replays: int | None = None  # PCIe replay counter, cumulative
+    nvlink: NvlinkErrors | None = None
+    throttle_ms: dict[str, float] | None = None  # ms spent in each clock-event reason during the last interval
+    field_errors: dict[str, str] | None = None  # field -> NVML error, for reads that failed (not "not supported")
     processes: list[ProcessInfo] = Field(default_factory=list)
 
     @property
@@ -162,6 +188,7 @@ class Sample(_Model):
     nvml_calls: int | None = None
     sample_ms: float | None = None
     ledger: LedgerSummary | None = None
+    events: list[XidEvent] = Field(default_factory=list)  # XIDs since the previous sample
 
 
 class ErrorFrame(_Model):
