@@ -56,6 +56,14 @@ def test_read_only_overrides_the_config(tmp_path: Path) -> None:
     r = gputui(config, "release", "a:0", "--reason", "test", "--yes", "--read-only")
     assert r.returncode == 1
     assert "read-only" in r.stderr
+    # The dashboard's own flag, before the command, means the same.
+    r = subprocess.run(
+        [sys.executable, "-m", "gputui", "--read-only", "reserve", "a:0", "--reason", "t", "--yes", "--config", str(config)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert r.returncode == 1 and "read-only" in r.stderr
+    assert [e["status"] for e in audit(tmp_path)] == ["refused", "refused"]
+    assert not (tmp_path / "state").exists()
 
 
 def test_a_policy_refuses_an_operator_it_does_not_name(tmp_path: Path) -> None:
