@@ -62,7 +62,6 @@ def write_config(fleet: SshFleet, tmp_path: Path, actions: str = "", hosts: list
     in ``tmp_path``, and each host's backend; ``host_extra`` adds TOML lines
     to a host (``gt_a='slurm_node = "nope"'``)."""
     text = fleet.config_toml(hosts, gpus=2)
-    text = text.replace("[ssh]\n", f'[ssh]\nidentity_files = ["{fleet.client_key}"]\n', 1)
     for name in hosts:
         extra = host_extra.get(name.replace("-", "_"), f'backend = "{BACKENDS[name]}"')
         text = text.replace(f'name = "{name}"\n', f'name = "{name}"\n{extra}\n', 1)
@@ -266,7 +265,7 @@ async def test_policy_refusal_and_a_key_fingerprint_rule(fleet: SshFleet, slurm:
     done = await gputui(config, "drain", "gt-a:0", "--reason", "xid 79", "--yes")
     assert done.status == 1 and "policy: no rule lets" in done.err and "drain" in done.err, done.err
     done = await gputui(config, "reserve", "gt-a:0", "--reason", "hold", "--yes")
-    assert done.status == 0, done.err  # the operator's key is in the second rule
+    assert done.status == 0, done.err  # the operator's key (ssh_config's IdentityFile) is in the second rule
     records = audit(tmp_path)
     assert [(r["action"], r["status"]) for r in records] == [("drain", "refused"), ("reserve", "started"), ("reserve", "applied")]
     assert key in records[1]["operator"]["keys"]

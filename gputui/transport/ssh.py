@@ -27,7 +27,7 @@ from gputui.transport import bundle
 from gputui.transport.base import LinkError
 from gputui.transport.lines import split_lines
 from gputui.transport.ssh_keys import HostKeyGate, refusal
-from gputui.transport.ssh_resolve import proxy_jumps
+from gputui.transport.ssh_resolve import config_paths, proxy_jumps
 
 NO_PYTHON = "gputui:no-python3"
 NEEDS_UPLOAD = "gputui:upload"
@@ -108,9 +108,7 @@ class SshLink:
         return opts
 
     def _config_paths(self) -> list[str]:
-        s = self.shared.settings
-        path = _expand(s.config_file) if s.config_file else _expand("~/.ssh/config")
-        return [str(path)] if path.exists() else []
+        return config_paths(self.shared.settings.config_file)
 
     async def _connect(self) -> asyncssh.SSHClientConnection:
         """Connect, opening each ProxyJump hop ourselves so that every hop gets

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import getpass
 from dataclasses import dataclass
+from pathlib import Path
 
 Hop = tuple[str | None, str, int | None]
 
@@ -18,6 +19,7 @@ class Resolved:
     user: str
     port: int
     jumps: list[Hop]
+    identity_files: tuple[str, ...] = ()  # IdentityFile lines, as ssh_config gives them
 
     def target(self) -> str:
         return f"{self.user}@{self.hostname}:{self.port}"
@@ -36,7 +38,15 @@ def resolve(config_paths: list[str], host: str, port: int | None, user: str | No
     hostname = config.get("Hostname", host)
     real_user = user or config.get("User", local_user)
     real_port = port or config.get("Port", 22)
-    return Resolved(str(hostname), str(real_user), int(str(real_port)), parse_jumps(config.get("ProxyJump")))
+    identities = config.get("IdentityFile", ())
+    files = tuple(str(f) for f in identities) if isinstance(identities, (list, tuple)) else ()
+    return Resolved(str(hostname), str(real_user), int(str(real_port)), parse_jumps(config.get("ProxyJump")), files)
+
+
+def config_paths(config_file: str | None) -> list[str]:
+    """The ssh_config to read: the configured one, else ~/.ssh/config when it exists."""
+    path = Path(config_file or "~/.ssh/config").expanduser()
+    return [str(path)] if path.exists() else []
 
 
 def parse_jumps(spec: object) -> list[Hop]:
