@@ -3,7 +3,11 @@
 Run by hand (``make bench`` or ``python bench/agent_cost.py``); not a test.
 The agent's real sampling code runs against the simulator, so the CPU time
 includes the simulator's own work and is an upper bound for the agent alone;
-the NVML call count and frame size are exact.
+the NVML call count and frame size are exact. The event API's calls (XIDs)
+are counted apart: the agent makes them from its own thread, outside the
+per-GPU sampling budget; here they are the one non-blocking ask per sample
+that the in-process demo makes. The compressed size is of the frame stream
+through one deflate stream, as SSH compression sends it.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import argparse
 import json
 import statistics
 import time
+import zlib
 
 from gputui.agent.sampler import Sampler
 from gputui.sim.nvml import SimNvml
@@ -32,7 +37,9 @@ def measure(scenario: str, gpus: int, samples: int, processes: str) -> dict[str,
     try:
         hello = json.dumps(sampler.hello(1.0), separators=(",", ":"))
         sampler.sample()  # the first, complete sample is not the steady state
-        calls, cpu, sizes = [], [], []
+        calls, cpu, sizes, packed = [], [], [], []
+        deflate = zlib.compressobj(6)
+        events_before = sampler.xids.calls if sampler.xids else 0
         for _ in range(samples):
             clock.now += 1.0
             t0 = time.process_time()
@@ -41,6 +48,9 @@ def measure(scenario: str, gpus: int, samples: int, processes: str) -> dict[str,
             cpu.append(time.process_time() - t0)
             calls.append(frame["nvml_calls"] / gpus)
             sizes.append(len(line) + 1)
+            data = (line + "\n").encode()
+            packed.append(len(deflate.compress(data)) + len(deflate.flush(zlib.Z_SYNC_FLUSH)))
+        event_calls = (sampler.xids.calls if sampler.xids else 0) - events_before
     finally:
         sim.close()
     return {
@@ -54,6 +64,8 @@ def measure(scenario: str, gpus: int, samples: int, processes: str) -> dict[str,
         "cpu_ms_per_sample_p99": round(1000 * sorted(cpu)[int(0.99 * (len(cpu) - 1))], 3),
         "cpu_pct_of_one_core_at_1s": round(100 * statistics.mean(cpu), 3),
         "bytes_per_sample_frame_mean": round(statistics.mean(sizes)),
+        "bytes_per_sample_frame_deflated_mean": round(statistics.mean(packed)),
+        "event_api_calls_per_sample": round(event_calls / samples, 2),
         "bytes_hello": len(hello) + 1,
     }
 

@@ -38,7 +38,21 @@ FIELD_NAMES: List[Tuple[str, str]] = [
     ("thr_sw_thermal", "NVML_FI_DEV_CLOCKS_EVENT_REASON_SW_THERM_SLOWDOWN"),
     ("thr_hw_thermal", "NVML_FI_DEV_CLOCKS_EVENT_REASON_HW_THERM_SLOWDOWN"),
     ("thr_hw_power_brake", "NVML_FI_DEV_CLOCKS_EVENT_REASON_HW_POWER_BRAKE_SLOWDOWN"),
+    # Link health: cumulative counters; NVLink ones are NVML's own sums over
+    # the links, and a board without NVLink answers NOT_SUPPORTED (dropped).
+    ("pcie_replays", "NVML_FI_DEV_PCIE_REPLAY_COUNTER"),
+    ("nvlink_crc_flit", "NVML_FI_DEV_NVLINK_CRC_FLIT_ERROR_COUNT_TOTAL"),
+    ("nvlink_crc_data", "NVML_FI_DEV_NVLINK_CRC_DATA_ERROR_COUNT_TOTAL"),
+    ("nvlink_replay", "NVML_FI_DEV_NVLINK_REPLAY_ERROR_COUNT_TOTAL"),
+    ("nvlink_recovery", "NVML_FI_DEV_NVLINK_RECOVERY_ERROR_COUNT_TOTAL"),
 ]
+
+NVLINK_FIELDS = (
+    ("nvlink_crc_flit", "crc_flit"),
+    ("nvlink_crc_data", "crc_data"),
+    ("nvlink_replay", "replay"),
+    ("nvlink_recovery", "recovery"),
+)
 
 THROTTLE_COUNTERS = {
     "thr_sw_power_cap": "sw_power_cap",
@@ -67,6 +81,18 @@ def resolve_fields(nvml: Any) -> List[Tuple[str, int]]:
         fid = getattr(nvml, const, None)
         if fid is not None:
             out.append((name, int(fid)))
+    return out
+
+
+def error_names(nvml: Any) -> Dict[int, str]:
+    """NVML return codes to short names (``gpu_is_lost``, ``unknown``): what an
+    operator can search for, unlike the number."""
+    out: Dict[int, str] = {}
+    for name in dir(nvml):
+        if name.startswith("NVML_ERROR_"):
+            code = getattr(nvml, name)
+            if isinstance(code, int):
+                out.setdefault(code, name[len("NVML_ERROR_") :].lower())
     return out
 
 
@@ -103,21 +129,28 @@ class FieldBatch:
         self.fields = resolve_fields(nvml)
         self.names = {n for n, _ in self.fields}  # asked on every sample: a set, not a scan
         self._probed = False
+        self._error_names = error_names(nvml)
+        # Failures other than "cannot" in the last read: field name -> error.
+        self.errors: Dict[str, str] = {}
 
     def read(self, values: Any) -> Dict[str, Optional[float]]:
         out: Dict[str, Optional[float]] = {}
         keep = []
+        errors: Dict[str, str] = {}
         ok, permanent = self.decode.ok, self.decode.permanent
         for (name, fid), value in zip(self.fields, values):
             number = self.decode(value)
             out[name] = number
             status = value.nvmlReturn
+            if status != ok and status not in permanent:
+                errors[name] = self._error_names.get(status, "error_%s" % status)
             # After the first answer, fields the device cannot give leave the batch.
             if status == ok or (self._probed and status not in permanent):
                 keep.append((name, fid))
         self.fields = keep
         self.names = {n for n, _ in keep}
         self._probed = True
+        self.errors = errors
         return out
 
     def ids(self) -> List[int]:

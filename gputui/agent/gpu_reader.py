@@ -3,7 +3,8 @@
 The budget is at most five NVML calls per GPU per sample. Four are spent
 every sample (the batched field values, utilisation, memory, temperature);
 the fifth is one "slot" shared by the values that change slowly or rarely
-matter second by second (processes, clocks, P-state, fan, compute mode),
+matter second by second (processes, clocks, P-state, fan, compute mode,
+persistence mode),
 each given a refresh period, the most overdue going first. The process list
 jumps the queue when memory use changes, since that is how a job arriving or
 leaving shows first.
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Optional
 
-from gputui.agent.fields import THROTTLE_BITS, THROTTLE_COUNTERS, FieldBatch
+from gputui.agent.fields import NVLINK_FIELDS, THROTTLE_BITS, THROTTLE_COUNTERS, FieldBatch
 from gputui.agent.nvml_calls import GpuLost, NvmlCaller, text
 
 MIB = 1024 * 1024
@@ -29,6 +30,7 @@ SLOT_PERIODS = {
     "pstate": 10,
     "fan": 10,
     "compute_mode": 30,
+    "persistence_mode": 30,
 }
 
 COMPUTE_MODES = {0: "default", 1: "exclusive_thread", 2: "prohibited", 3: "exclusive_process"}
@@ -39,6 +41,8 @@ SAMPLE_KEYS = (
     "throttle", "ecc", "retired_pages", "remapped_rows", "pcie_rx_kib_s", "pcie_tx_kib_s",
     "compute_mode", "processes",
 )  # fmt: skip
+# Added later: left out of a frame when unknown, to keep frames small.
+OPTIONAL_KEYS = ("persistence_mode", "pcie_replays", "nvlink", "throttle_ms", "field_errors")
 
 
 def _w(mw: Optional[float]) -> Optional[float]:
@@ -121,6 +125,7 @@ class GpuReader:
         if self.lost:
             return self._blank()
         out = self._blank()
+        self.caller.transient.pop(self.index, None)
         try:
             self._fill(out, seq, now)
         except GpuLost:
@@ -128,6 +133,12 @@ class GpuReader:
             return self._blank()
         out["processes"] = self._processes(now, describe)
         out["lost"] = False
+        errors = dict(self.batch.errors)
+        errors.update(self.caller.transient.pop(self.index, {}))
+        out["field_errors"] = errors or None
+        for key in OPTIONAL_KEYS:
+            if out.get(key, 0) is None:
+                del out[key]
         return out
 
     def _fill(self, out: Dict[str, Any], seq: int, now: float) -> None:
@@ -200,6 +211,9 @@ class GpuReader:
                 "pending": _flag(f.get("remap_pending")),
                 "failure": _flag(f.get("remap_failure")),
             }
+        out["pcie_replays"] = _int(f.get("pcie_replays"))
+        if any(f.get(k) is not None for k, _ in NVLINK_FIELDS):
+            out["nvlink"] = {key: _int(f.get(k)) for k, key in NVLINK_FIELDS}
         prev, prev_at = self.counters, self.counters_at
         self.counters = {k: v for k, v in f.items() if v is not None}
         self.counters_at = now
@@ -212,6 +226,10 @@ class GpuReader:
         moved = [k for k in THROTTLE_COUNTERS if k in prev and k in self.counters]
         if moved and "throttle" not in self.slow:
             out["throttle"] = sorted(THROTTLE_COUNTERS[k] for k in moved if self.counters[k] > prev[k])
+        # The counters are in ns; only reasons that were active are sent (the
+        # "throttle" list, [] or null, says whether nothing or unknown).
+        spent = {THROTTLE_COUNTERS[k]: round((self.counters[k] - prev[k]) / 1e6, 1) for k in moved}
+        out["throttle_ms"] = {k: v for k, v in spent.items() if v > 0} or None
 
     def _memory(self) -> Any:
         """Memory info, v2 where the driver has it: its "used" leaves out the
@@ -281,6 +299,10 @@ class GpuReader:
         mode = self._query("nvmlDeviceGetComputeMode")
         self.slow["compute_mode"] = None if mode is None else COMPUTE_MODES.get(mode, str(mode))
 
+    def _slot_persistence_mode(self) -> None:
+        mode = self._query("nvmlDeviceGetPersistenceMode")
+        self.slow["persistence_mode"] = None if mode is None else bool(mode)
+
     def _processes(self, now: float, describe: Callable[[int, float], Any]) -> List[Dict[str, Any]]:
         out = []
         for p in self.nvml_processes:
@@ -308,6 +330,7 @@ _PRIORITY = {
     "mem_clock": 5,
     "fan": 6,
     "compute_mode": 7,
+    "persistence_mode": 8,
 }
 
 

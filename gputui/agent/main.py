@@ -19,6 +19,7 @@ import time
 from typing import Any, Dict, List, Optional, TextIO
 
 from gputui.agent import AGENT_VERSION, PROTOCOL_VERSION
+from gputui.agent.kernel_log import read_host_kernel_log
 from gputui.agent.ledger import DEFAULT_STATE_DIR, LedgerView, existing_state_dir
 from gputui.agent.sampler import Frame, Sampler, error_frame
 
@@ -144,7 +145,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     source = "sim:%s" % args.sim if args.sim else "nvml"
     describe = getattr(nvml, "describe_process", None)
     view = LedgerView(state_dir, host_name(args)) if state_dir else None
-    sampler = Sampler(nvml, host=args.host_name, source=source, describe=describe, ledger=view.summary if view else None)
+    # A simulated host reads its simulated kernel log (the Sampler's default).
+    kernel_log = None if args.sim else read_host_kernel_log
+    # One sample and out: a listening thread would only delay the exit.
+    events = "inline" if args.once else "thread"
+    summary = view.summary if view else None
+    sampler = Sampler(
+        nvml, host=args.host_name, source=source, describe=describe, ledger=summary, events=events, kernel_log=kernel_log
+    )
     try:
         return run(args, sampler, writer, stop)
     except BrokenPipeError:

@@ -42,6 +42,10 @@ class NvmlCaller:
         self._mismatch = getattr(nvml, "NVMLLibraryMismatchError", None) or _NeverRaised
         self._unavailable: Set[Tuple[int, str]] = set()
         self.errors: Dict[Tuple[int, str], str] = {}
+        # Failures that may pass (UNKNOWN, TIMEOUT...), by GPU, until its reader
+        # takes them into the sample: an operator needs to see a GPU going bad.
+        self.transient: Dict[int, Dict[str, str]] = {}
+        self._names: Optional[Dict[int, str]] = None
 
     def call(self, name: str, *args: Any) -> Any:
         """Call an NVML function, counting it; errors propagate."""
@@ -75,7 +79,15 @@ class NvmlCaller:
                 self.errors[(gpu, name)] = reason
             else:
                 self.errors[(gpu, name)] = "nvml_error_%s" % code
+                self.transient.setdefault(gpu, {})[name] = self.error_name(code)
             return None
+
+    def error_name(self, code: Any) -> str:
+        if self._names is None:
+            from gputui.agent.fields import error_names
+
+            self._names = error_names(self.nvml)
+        return self._names.get(code, "error_%s" % code)
 
 
 def text(value: Any) -> Optional[str]:

@@ -1,22 +1,29 @@
 """Builds the agent's frames from NVML: one hello, then samples.
 
 Kept apart from the process loop in ``main`` so that an in-process demo and
-the benchmark can drive exactly the code a remote host runs.
+the benchmark can drive exactly the code a remote host runs. XIDs reach a
+sample's ``events`` from two places: the kernel log read once at start (the
+first sample carries what happened before the agent ran) and NVML's event
+API while it runs (:mod:`gputui.agent.xid_events`).
 """
 
 from __future__ import annotations
 
 import socket
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from gputui.agent import AGENT_VERSION, PROTOCOL_VERSION
 from gputui.agent.gpu_reader import GpuReader
+from gputui.agent.kernel_log import parse_xids, to_events
 from gputui.agent.nvml_calls import NvmlCaller, text
 from gputui.agent.procfs import ProcReader
+from gputui.agent.xid_events import XidWatcher
 
 Frame = Dict[str, Any]
 Describe = Callable[[int, float], Optional[Dict[str, Any]]]
+KernelLog = Callable[[], Tuple[List[str], Optional[float]]]
+EVENT_MODES = ("thread", "inline", "off")
 
 
 class Sampler:
@@ -31,9 +38,20 @@ class Sampler:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         ledger: Optional[Callable[[], Optional[Dict[str, Any]]]] = None,
+        events: str = "inline",
+        kernel_log: Optional[KernelLog] = None,
     ) -> None:
         """``ledger`` gives the summary of this host's ledger (``LedgerView.summary``):
-        it goes in each sample while not empty, so the dashboard shows holds and drains."""
+        it goes in each sample while not empty, so the dashboard shows holds and drains.
+
+        ``events``: XIDs from NVML's event API, waited for in a ``thread`` (the
+        agent), asked for once a sample without waiting (``inline``: hundreds of
+        samplers in one process), or ``off``. ``kernel_log`` gives the kernel
+        log's lines and the boot time, read once by :meth:`hello`; by default
+        the simulator's own log when ``nvml`` is one, else nothing (reading the
+        host's log is the agent's choice, not every sampler's)."""
+        if events not in EVENT_MODES:
+            raise ValueError("events must be one of %s" % ", ".join(EVENT_MODES))
         self.caller = NvmlCaller(nvml)
         self.host = host or socket.gethostname()
         self.source = source
@@ -45,6 +63,10 @@ class Sampler:
         self.seq = 0
         self.ledger = ledger
         self.ledger_version: Optional[int] = None
+        self.events_mode = events
+        self.kernel_log: Optional[KernelLog] = kernel_log or getattr(nvml, "kernel_log", None)
+        self.xids: Optional[XidWatcher] = None
+        self.early_events: List[Dict[str, Any]] = []
 
     def hello(self, interval_s: float) -> Frame:
         """Initialise NVML and read every static fact once."""
@@ -57,6 +79,7 @@ class Sampler:
         now = self.clock()
         self.readers = [GpuReader(c, i) for i in range(count)]
         gpus = [r.read_static(now) for r in self.readers]
+        self._start_events(gpus)
         return {
             "type": "hello",
             "v": PROTOCOL_VERSION,
@@ -103,8 +126,35 @@ class Sampler:
         }
         if summary:
             frame["ledger"] = summary
+        events = self._events()
+        if events:
+            frame["events"] = events
         self.seq += 1
         return frame
+
+    def _start_events(self, gpus: List[Dict[str, Any]]) -> None:
+        """Read the kernel log's XIDs and start listening for new ones."""
+        if self.kernel_log is not None:
+            try:
+                lines, boot = self.kernel_log()
+            except Exception:  # a log we cannot read is no reason not to sample
+                lines, boot = [], None
+            now = self.wall()
+            buses = [g.get("pci_bus_id") for g in gpus]
+            self.early_events = to_events(parse_xids(lines, boot, now), buses, now)
+        if self.events_mode == "off" or self.xids is not None:
+            return
+        self.xids = XidWatcher(self.caller.nvml, self.wall)
+        self.xids.open([(r.index, r.handle) for r in self.readers if r.handle is not None and not r.lost])
+        if self.events_mode == "thread":
+            self.xids.start()
+
+    def _events(self) -> List[Dict[str, Any]]:
+        events, self.early_events = self.early_events, []
+        if self.xids is not None:
+            self.xids.pump()
+            events.extend(self.xids.drain())
+        return events
 
     def _follow_ledger(self, summary: Optional[Dict[str, Any]]) -> None:
         """A drain or undrain changes compute modes: read them in this sample
@@ -116,6 +166,8 @@ class Sampler:
                 reader.refresh_soon("compute_mode", self.seq)
 
     def close(self) -> None:
+        if self.xids is not None:
+            self.xids.close()
         try:
             self.caller.call("nvmlShutdown")
         except self.caller.nvml.NVMLError:

@@ -9,14 +9,17 @@ old numbers are never shown as live.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from gputui.fleet.history import FINE_SAMPLES, GpuHistory
-from gputui.frames import ErrorFrame, GpuSample, GpuStatic, Hello, Result, Sample
+from gputui.frames import ErrorFrame, GpuSample, GpuStatic, Hello, Result, Sample, XidEvent
 
 STALE_AFTER_INTERVALS = 3
+MAX_EVENTS = 200  # per host: an XID storm must not grow the dashboard
+SAME_XID_WITHIN_S = 2.0  # the event API and the kernel log stamp one XID this far apart at most
 HISTORY_SAMPLES = FINE_SAMPLES  # fine-tier slots per GPU; the coarse tier covers 1 h at 1 s
 
 
@@ -45,6 +48,7 @@ class HostRecord:
     fatal: str | None = None  # what the agent said before it gave up, kept over "exited"
     hello_after_s: float | None = None  # connect to first frame, the last time
     history: dict[int, GpuHistory] = field(default_factory=dict)
+    events: deque[XidEvent] = field(default_factory=lambda: deque(maxlen=MAX_EVENTS))  # oldest first
 
     @property
     def interval_s(self) -> float:
@@ -115,6 +119,9 @@ class FleetStore:
         elif isinstance(frame, Sample):
             record.sample = frame
             self._remember(record, frame)
+            for event in frame.events:
+                if not _seen(record.events, event):
+                    record.events.append(event)
         elif isinstance(frame, ErrorFrame):
             record.error = frame.message
             if frame.fatal:
@@ -166,3 +173,18 @@ class FleetStore:
         for r in self.hosts.values():
             out[r.state(now)] += 1
         return out
+
+
+def _seen(events: deque[XidEvent], new: XidEvent) -> bool:
+    """Whether ``new`` is an XID already logged: the same one from the other
+    source (the kernel log read at an agent's start repeats what the event
+    API reported before), or the same kernel-log line sent again by an agent
+    that restarted or reconnected. Two events from the API are two XIDs."""
+    for old in reversed(events):
+        if old.xid != new.xid or old.gpu != new.gpu:
+            continue
+        if old.source != new.source and abs(old.t - new.t) <= SAME_XID_WITHIN_S:
+            return True
+        if old.source == new.source == "kernel" and abs(old.t - new.t) < 1e-3 and old.text == new.text:
+            return True
+    return False

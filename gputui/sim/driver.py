@@ -8,6 +8,12 @@ by whoever sets one, and the processes on each GPU, written by the
 streaming agent's simulator that runs the stand-ins. Writes are atomic and
 under ``flock``; reads are cached by the file's identity, so asking every
 sample costs one ``stat``.
+
+It also holds what the driver's kernel log would: when the host booted and
+the XIDs already logged, so that a restarted agent reads the same history.
+``pending_xids`` is how a test (or an operator trying the dashboard) makes
+an XID happen on a running simulated host: :meth:`DriverState.push_xid`
+appends one, and the streaming agent's event wait takes it, once.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import re
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 Procs = Dict[str, List[Dict[str, int]]]
+MAX_LOGGED_XIDS = 200
 
 
 class DriverState:
@@ -81,3 +88,35 @@ class DriverState:
     def set_processes(self, procs: Procs) -> None:
         with self._update() as data:
             data["processes"] = procs
+
+    def push_xid(self, gpu: int, xid: int) -> None:
+        """Make XID ``xid`` happen on GPU index ``gpu`` of the running host."""
+        with self._update() as data:
+            data["pending_xids"] = [*list(data.get("pending_xids", [])), {"gpu": int(gpu), "xid": int(xid)}]
+
+    def has_pending_xids(self) -> bool:
+        return bool(self.read().get("pending_xids"))
+
+    def take_xids(self) -> List[Dict[str, int]]:
+        """The pending XIDs, removed as they are taken, so that each happens once."""
+        with self._update() as data:
+            pending = data.pop("pending_xids", [])
+        return [x for x in pending if isinstance(x, dict) and isinstance(x.get("gpu"), int) and isinstance(x.get("xid"), int)]
+
+    def log_xid(self, entry: Dict[str, Any]) -> None:
+        """Record an XID as the kernel log would, for agents started later."""
+        with self._update() as data:
+            data["kernel_xids"] = ([*list(data.get("kernel_xids", [])), entry])[-MAX_LOGGED_XIDS:]
+
+    def logged_xids(self) -> List[Dict[str, Any]]:
+        return [x for x in self.read().get("kernel_xids", []) if isinstance(x, dict)]
+
+    def booted_at(self, default: float) -> float:
+        """When the simulated host booted: ``default`` the first time asked."""
+        booted = self.read().get("booted_at")
+        if isinstance(booted, (int, float)):
+            return float(booted)
+        with self._update() as data:
+            if not isinstance(data.get("booted_at"), (int, float)):
+                data["booted_at"] = default
+            return float(data["booted_at"])

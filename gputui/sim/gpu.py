@@ -12,8 +12,14 @@ from typing import List, Optional
 from gputui.sim.scenarios import ECC, IDLE_HOLD, LOST, MIG, NORMAL, THROTTLE, Board
 
 MIB = 1024 * 1024
+_BUSES = [0x18, 0x2A, 0x3A, 0x5D, 0x9A, 0xAB, 0xBA, 0xDB]
 AMBIENT_C = 28.0
 PROHIBITED = 2  # NVML_COMPUTEMODE_PROHIBITED
+
+
+def pci_bus(index: int) -> int:
+    """The PCI bus number of GPU ``index``, as NVML and the kernel log give it."""
+    return _BUSES[index % len(_BUSES)] + (index // len(_BUSES)) * 2
 
 
 class Job:
@@ -61,10 +67,17 @@ class SimGpu:
         self.ecc_agg_dbe = 0
         self.remap_cor = self.remap_unc = 0
         self.remap_pending = self.remap_failure = 0
+        # Link counters come from the seed, not the generator, so that adding
+        # them left every other simulated value as it was.
+        self.pcie_replays = seed % 3
+        self.nvlink_crc_flit = self.nvlink_crc_data = self.nvlink_replay = self.nvlink_recovery = 0
+        if board.nvlinks:
+            self.nvlink_crc_flit = (seed >> 3) % 2
         if role == ECC:
             self.ecc_vol_sbe, self.ecc_vol_dbe = 14, 2
             self.ecc_agg_sbe, self.ecc_agg_dbe = 310, 2
             self.remap_cor, self.remap_unc, self.remap_pending = 1, 2, 1
+            self.pcie_replays = 37  # a marginal link often comes with a marginal board
         if role == IDLE_HOLD:
             self._start(ends_at=None, mem_mib=30720, util_target=0.0)
         elif role == THROTTLE:

@@ -16,7 +16,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 import pynvml
 
 from gputui.sim.driver import DriverState
-from gputui.sim.gpu import MIB, SimGpu
+from gputui.sim.events import EventApi, SimXids
+from gputui.sim.gpu import MIB, SimGpu, pci_bus
 from gputui.sim.processes import AttachedProcesses, StandInProcesses, SyntheticProcesses
 from gputui.sim.scenarios import SCENARIOS, Scenario, roles_for
 
@@ -54,18 +55,30 @@ class FieldUnion:
 
 
 class SimHandle:
+    """Equal for the same GPU, as NVML's handles are (an event's handle is
+    compared with the one the agent got by index)."""
+
     __slots__ = ("index",)
 
     def __init__(self, index: int) -> None:
         self.index = index
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SimHandle) and other.index == self.index
+
+    def __hash__(self) -> int:
+        return hash(("SimHandle", self.index))
 
 
 def _error(code: int) -> pynvml.NVMLError:
     return pynvml.NVMLError(code)
 
 
-class SimNvml:
-    """Simulated NVML for one host. Not thread-safe, like the agent using it."""
+class SimNvml(EventApi):
+    """Simulated NVML for one host. Not thread-safe, like the agent's sampling,
+    except the event API (:mod:`gputui.sim.events`), which the agent waits on
+    from a thread of its own. ``calls`` counts the other calls: the sampling
+    budget is about those."""
 
     def __init__(
         self,
@@ -103,6 +116,9 @@ class SimNvml:
             self.gpus.append(SimGpu(i, board, role, gpu_seed, self.scenario.busy_fraction, uuid, serial))
         self.missing = {getattr(pynvml, n) for n in self.scenario.driver.missing_fields if hasattr(pynvml, n)}
         self.driver = DriverState(state_dir, host) if state_dir else None
+        self.xids = SimXids(roles, self.scenario.driver.version, host, clock, (state_dir, host) if state_dir else None)
+        self.persistence = int(self.scenario.persistence)
+        self.failing: Dict[Any, int] = {}
         self.attached = processes == "attach"
         self.describe_process: Any = None
         self.pool = self._make_pool(processes, seed, host_no)
@@ -131,7 +147,7 @@ class SimNvml:
 
     # -- pynvml's constants, structures and errors ----------------------------
     def __getattr__(self, name: str) -> Any:
-        if name.startswith(("NVML", "c_nvml", "nvmlClocks", "nvmlFriendlyObject", "nvmlMemory")):
+        if name.startswith(("NVML", "c_nvml", "nvmlClocks", "nvmlEventType", "nvmlFriendlyObject", "nvmlMemory")):
             return getattr(pynvml, name)
         raise AttributeError(name)
 
@@ -253,7 +269,7 @@ class SimNvml:
     def nvmlDeviceGetPciInfo(self, handle: SimHandle) -> Any:
         gpu = self._gpu(handle)
         info = pynvml.nvmlPciInfo_t()
-        bus = _BUSES[gpu.index % len(_BUSES)] + (gpu.index // len(_BUSES)) * 2
+        bus = pci_bus(gpu.index)
         info.bus = bus
         info.busId = ("00000000:%02X:00.0" % bus).encode()
         return info
@@ -327,6 +343,10 @@ class SimNvml:
         if self.driver is not None:
             self.driver.set_compute_mode(g.uuid, mode)
 
+    def nvmlDeviceGetPersistenceMode(self, handle: SimHandle) -> int:
+        self._gpu(handle)
+        return self.persistence
+
     def nvmlDeviceGetCurrentClocksEventReasons(self, handle: SimHandle) -> int:
         g = self._gpu(handle)
         mask = 0 if g.job is not None else pynvml.nvmlClocksEventReasonGpuIdle
@@ -362,7 +382,10 @@ class SimNvml:
         out = []
         for fid in field_ids:
             number = known.get(fid)
-            if fid in self.missing or number is None:
+            failing = self.failing.get((g.index, fid))
+            if failing is not None:
+                out.append(FieldValue(fid, failing, 0, None, stamp))
+            elif fid in self.missing or number is None:
                 out.append(FieldValue(fid, pynvml.NVML_ERROR_NOT_SUPPORTED, 0, None, stamp))
             elif fid in _UINT_FIELDS:
                 out.append(FieldValue(fid, pynvml.NVML_SUCCESS, pynvml.NVML_VALUE_TYPE_UNSIGNED_INT, int(number), stamp))
@@ -391,10 +414,23 @@ class SimNvml:
             p.NVML_FI_DEV_CLOCKS_EVENT_REASON_SW_THERM_SLOWDOWN: g.thr_sw_thermal_ns,
             p.NVML_FI_DEV_CLOCKS_EVENT_REASON_HW_THERM_SLOWDOWN: g.thr_hw_thermal_ns,
             p.NVML_FI_DEV_CLOCKS_EVENT_REASON_HW_POWER_BRAKE_SLOWDOWN: 0,
+            p.NVML_FI_DEV_PCIE_REPLAY_COUNTER: g.pcie_replays,
+            p.NVML_FI_DEV_NVLINK_CRC_FLIT_ERROR_COUNT_TOTAL: g.nvlink_crc_flit if g.board.nvlinks else None,
+            p.NVML_FI_DEV_NVLINK_CRC_DATA_ERROR_COUNT_TOTAL: g.nvlink_crc_data if g.board.nvlinks else None,
+            p.NVML_FI_DEV_NVLINK_REPLAY_ERROR_COUNT_TOTAL: g.nvlink_replay if g.board.nvlinks else None,
+            p.NVML_FI_DEV_NVLINK_RECOVERY_ERROR_COUNT_TOTAL: g.nvlink_recovery if g.board.nvlinks else None,
         }
 
+    def fail_field(self, gpu: int, field: str, code: int) -> None:
+        """From now on, field ``field`` (an NVML_FI_* name) of GPU ``gpu``
+        answers ``code``, as a GPU going bad does."""
+        self.failing[(gpu, getattr(pynvml, field))] = code
 
-_BUSES = [0x18, 0x2A, 0x3A, 0x5D, 0x9A, 0xAB, 0xBA, 0xDB]
+    def kernel_log(self) -> Any:
+        """What the agent reads instead of ``journalctl -k`` on a simulated host."""
+        return self.xids.kernel_log()
+
+
 _UINT_FIELDS = {
     pynvml.NVML_FI_DEV_MEMORY_TEMP,
     pynvml.NVML_FI_DEV_POWER_INSTANT,
@@ -407,7 +443,7 @@ def _mirror_constants() -> None:
     ``nvml.NVML_SUCCESS`` from either finds it at once (``__getattr__`` remains
     for anything else)."""
     for name in dir(pynvml):
-        if name.startswith(("NVML_", "nvmlClocks")):
+        if name.startswith(("NVML_", "nvmlClocks", "nvmlEventType")):
             setattr(SimNvml, name, getattr(pynvml, name))
 
 

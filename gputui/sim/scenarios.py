@@ -25,6 +25,7 @@ class Board(NamedTuple):
     has_fan: bool
     has_mem_temp: bool
     pcie_gbps: float
+    nvlinks: int = 0  # NVLink links (SXM boards); PCIe boards here have none
 
 
 class Driver(NamedTuple):
@@ -35,7 +36,7 @@ class Driver(NamedTuple):
     missing_fields: FrozenSet[str]
 
 
-H100_SXM = Board("NVIDIA H100 80GB HBM3", 81559, 700.0, 72.0, 200.0, 89, 92, 1980, 345, 2619, False, True, 64.0)
+H100_SXM = Board("NVIDIA H100 80GB HBM3", 81559, 700.0, 72.0, 200.0, 89, 92, 1980, 345, 2619, False, True, 64.0, 18)
 A100_PCIE_40 = Board("NVIDIA A100-PCIE-40GB", 40960, 250.0, 35.0, 150.0, 89, 92, 1410, 210, 1215, True, False, 32.0)
 A100_PCIE_80 = Board("NVIDIA A100 80GB PCIe", 81920, 300.0, 45.0, 150.0, 89, 92, 1410, 210, 1512, True, True, 32.0)
 
@@ -85,6 +86,20 @@ class Scenario(NamedTuple):
     # lowest free indices so that every role still appears.
     roles: Tuple[Tuple[str, int], ...]
     busy_fraction: float
+    persistence: bool = True  # persistence mode, as the site's setup leaves it
+
+
+# XIDs a role brings: (xid, where it shows first, the driver's words).
+# "kernel": it happened before the agent started, so only the kernel log has
+# it; "nvml": it happens shortly after the agent starts listening.
+ROLE_XIDS: Dict[str, Tuple[int, str, str]] = {
+    LOST: (79, "kernel", "GPU has fallen off the bus."),
+    ECC: (
+        48,
+        "nvml",
+        "An uncorrectable double bit error (DBE) has been detected on GPU in the framebuffer at partition 6, subpartition 0.",
+    ),
+}
 
 
 SCENARIOS: Dict[str, Scenario] = {
@@ -99,6 +114,7 @@ SCENARIOS: Dict[str, Scenario] = {
             4,
             ((MIG, 3),),
             0.7,
+            False,
         ),
         Scenario(
             "incident",
