@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -56,15 +58,31 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate the config and try every host once")
     check.add_argument("--config", dest="check_config", type=Path, help="config file (default as for gputui)")
     check.add_argument("--timeout", type=float, default=20.0, help="seconds to wait for the hosts (default 20)")
+    from gputui.health import check_cli
+
+    _add_demo_args(check_cli.add_parser(sub), hosts=4)
     from gputui.actions.cli import add_parsers
 
     add_parsers(sub)
+    from gputui.record import cli as record_cli
+
+    record_cli.add_parsers(sub)
     bundle = sub.add_parser("bundle", help="write the agent bundle (zip) that runs on a GPU host")
     bundle.add_argument("-o", "--output", type=Path, required=True)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # `gputui check | head`: the reader has gone. Say nothing more (a
+        # second write would raise again at exit) and exit as a SIGPIPE would.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
+
+
+def _main(argv: list[str] | None = None) -> int:
     args_list = sys.argv[1:] if argv is None else argv
     if args_list[:1] == ["agent"]:
         from gputui.agent.main import main as agent_main
@@ -73,6 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(args_list)
     if args.command == "snapshot":
         return _snapshot(args)
+    if args.command == "check":
+        from gputui.health import check_cli
+
+        return check_cli.run(args)
     if args.command == "check-config":
         from gputui import check_config
         from gputui.config import default_path
@@ -80,6 +102,10 @@ def main(argv: list[str] | None = None) -> int:
         status, report = check_config.run(args.check_config or args.config or default_path(), args.timeout)
         print(report, file=sys.stdout if status != 2 else sys.stderr)
         return status
+    if args.command in ("record", "replay"):
+        from gputui.record import cli as record_cli
+
+        return record_cli.run(args)
     if args.command in (*ACTION_NAMES, "audit"):
         from gputui.actions import cli as action_cli
 
@@ -107,6 +133,7 @@ def _snapshot(args: argparse.Namespace) -> int:
     store = FleetStore()
     links: list[Link]
     closing: Callable[[], Awaitable[None]] | None = None
+    thresholds = None
     if args.snap_config is None:
         args.snap_config = args.config  # `gputui --config F snapshot` too
     if args.demo or (args.snap_config is None and not cfg.default_path().exists()):
@@ -131,6 +158,7 @@ def _snapshot(args: argparse.Namespace) -> int:
             return 2
         links = links_for(config)
         store.stale_after = config.thresholds.stale_after_intervals
+        thresholds = config.thresholds
         for h in config.hosts:
             store.add_host(h.name, tuple(h.tags), h.group)
 
@@ -140,5 +168,5 @@ def _snapshot(args: argparse.Namespace) -> int:
             await closing()
 
     asyncio.run(look())
-    print(snapshot.render(store, args.format))
+    print(snapshot.render(store, args.format, thresholds))
     return 0 if all(r.sample is not None for r in store.hosts.values()) else 1

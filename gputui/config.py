@@ -27,10 +27,26 @@ class _Strict(BaseModel):
 
 
 class Thresholds(_Strict):
+    """What the health rules (gputui/health, docs/health.md) alert on, and how they damp flapping."""
+
     temp_margin_c: int = Field(5, ge=0, le=50, description="alert when a GPU is this close to its slowdown temperature")
-    mem_used_pct: float = Field(95.0, gt=0, le=100)
-    idle_holding_minutes: float = Field(15.0, gt=0)
+    temp_hysteresis_c: float = Field(
+        2.0, ge=0, le=20, description="a thermal alert clears only once the margin is above temp_margin_c plus this"
+    )
+    mem_used_pct: float = Field(95.0, gt=0, le=100, description="alert when a GPU's memory is this full")
+    mem_hysteresis_pct: float = Field(
+        3.0, ge=0, le=50, description="a memory alert clears only once use is this many points below mem_used_pct"
+    )
+    idle_holding_minutes: float = Field(15.0, gt=0, description="memory held at <= 5% utilisation this long is idle-holding")
     stale_after_intervals: int = Field(3, ge=1, le=100)
+    alert_hold_s: float = Field(
+        10.0, ge=0, le=3600, description="a condition must hold this long before it alerts (XIDs and lost GPUs alert at once)"
+    )
+    alert_clear_s: float = Field(30.0, ge=0, le=3600, description="an alert goes only after its condition was clear this long")
+    xid_window_minutes: float = Field(60.0, gt=0, le=10080, description="an XID stays an alert this long after it happened")
+    counter_window_minutes: float = Field(
+        10.0, gt=0, le=1440, description="a rise of an error counter (PCIe replays, NVLink, corrected ECC) counts this long"
+    )
 
 
 class Ssh(_Strict):

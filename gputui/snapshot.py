@@ -2,7 +2,8 @@
 
 It runs the same sources and store as the dashboard, waits until every host
 has sent a sample or failed (or the timeout passes), and prints the store as
-JSON, a table in the manner of nvidia-smi, or Markdown.
+JSON, a table in the manner of nvidia-smi, or Markdown (the incident report
+of :mod:`gputui.health.report`: the alerts first, then each host).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from gputui.config import Thresholds
 from gputui.fleet.runner import FleetRunner
 from gputui.fleet.store import FleetStore, HostRecord, HostState
 from gputui.frames import GpuSample
@@ -22,14 +24,29 @@ from gputui.transport.base import Link
 SCHEMA = "gputui.snapshot/1"
 
 
-async def collect(links: Sequence[Link], store: FleetStore, timeout: float) -> None:
+async def collect(links: Sequence[Link], store: FleetStore, timeout: float, samples: int = 1) -> None:
+    """Follow every link until each host has sent ``samples`` samples or failed, or ``timeout`` passes.
+
+    ``gputui check`` asks for two: rules on counters that climb need two looks,
+    and XIDs from NVML arrive in the samples after the first.
+    """
     runner = FleetRunner(links, store, reconnect=False)  # one look: no retries
     changed = asyncio.Event()
-    store.listeners.append(changed.set)
+    counts: dict[str, int] = {}
+    last: dict[str, object] = {}
+
+    def on_change() -> None:
+        for name, r in store.hosts.items():
+            if r.sample is not None and r.sample is not last.get(name):
+                last[name] = r.sample
+                counts[name] = counts.get(name, 0) + 1
+        changed.set()
+
+    store.listeners.append(on_change)
     runner.start()
     deadline = time.monotonic() + timeout
     try:
-        while not all(r.sample is not None or r.down_since is not None for r in store.hosts.values()):
+        while not all(counts.get(n, 0) >= samples or r.down_since is not None for n, r in store.hosts.items()):
             left = deadline - time.monotonic()
             if left <= 0:
                 return
@@ -40,7 +57,7 @@ async def collect(links: Sequence[Link], store: FleetStore, timeout: float) -> N
             except TimeoutError:
                 return
     finally:
-        store.listeners.remove(changed.set)
+        store.listeners.remove(on_change)
         await runner.stop()
 
 
@@ -118,37 +135,19 @@ def to_table(store: FleetStore) -> str:
     return "\n".join(out)
 
 
-def to_markdown(store: FleetStore) -> str:
-    now = store.clock()
-    out = [f"# GPU fleet snapshot, {time.strftime('%Y-%m-%d %H:%M:%S %Z')}", ""]
-    for r in store.hosts.values():
-        state = r.state(now)
-        out.append(f"## {r.name} ({state.value})")
-        if r.error:
-            out.append(f"\n> {r.error}")
-        out.append("")
-        if r.gpus():
-            out.append("| GPU | Name | Util | Memory (MiB) | Temp | Power (W) | Throttle | Processes |")
-            out.append("|---|---|---|---|---|---|---|---|")
-            for g in r.gpus():
-                static = r.static(g.index)
-                name = fmt(static.name if static else None)
-                if g.lost:
-                    out.append(f"| {g.index} | {name} | **lost** | | | | | |")
-                    continue
-                procs = ", ".join(f"{p.pid} ({fmt(p.user)})" for p in g.processes) or "-"
-                out.append(
-                    f"| {g.index} | {name} | {fmt(g.util_pct, '{}%')} | {fmt(g.mem_used_mib)} / {fmt(g.mem_total_mib)} "
-                    f"| {fmt(g.temp_c, '{} C')} | {fmt(g.power_w, '{:.0f}')} / {fmt(g.power_limit_w, '{:.0f}')} "
-                    f"| {throttle_words(g.throttle)} | {procs} |"
-                )
-            out.append("")
-    return "\n".join(out)
+def to_markdown(store: FleetStore, thresholds: Thresholds | None = None) -> str:
+    """The incident report over the whole fleet: the alerts of one evaluation (no hold
+    time: this is one look), then every host's GPUs, affected hosts first with processes."""
+    from gputui.health.engine import HealthEngine
+    from gputui.health.report import markdown_report
+
+    alerts = HealthEngine(thresholds, hold_s=0.0, clear_s=0.0).evaluate(store)
+    return markdown_report(store, alerts, time.time(), every_host=True, title="GPU fleet snapshot")
 
 
-def render(store: FleetStore, fmt_name: str) -> str:
+def render(store: FleetStore, fmt_name: str, thresholds: Thresholds | None = None) -> str:
     if fmt_name == "json":
         return json.dumps(to_json(store), indent=2)
     if fmt_name == "markdown":
-        return to_markdown(store)
+        return to_markdown(store, thresholds)
     return to_table(store)

@@ -20,20 +20,26 @@ from types import SimpleNamespace
 from typing import Any
 
 import gputui.actions.audit
+import gputui.sim.events
 from gputui import config as cfg
 from gputui.actions.audit import AuditLog
 from gputui.actions.guard import Guard
 from gputui.actions.model import ActionRequest, Affected, GpuState, HostAnswer, Operator, Target
 from gputui.actions.remote import HostCaller
 from gputui.agent.sampler import Sampler
+from gputui.config import Thresholds
 from gputui.fleet.store import FleetStore
 from gputui.frames import parse_frame
+from gputui.health.engine import HealthEngine
+from gputui.health.model import Alert, Severity
 from gputui.sim.nvidia_smi import app_rows, gpu_row
 from gputui.sim.nvml import SimNvml
 from gputui.transport.demo import host_names, scenario_for
 from gputui.transport.smi_fallback import APP_FIELDS, GPU_FIELDS, hello_frame, parse_apps, parse_gpu_line, sample_frame
 from gputui.ui.action_screen import ActionDesk, ActionScreen
+from gputui.ui.alerts import AlertBoard
 from gputui.ui.app import GpuTuiApp
+from gputui.ui.triage_screen import TriageScreen
 
 OUT = Path(__file__).resolve().parent.parent / "screenshots"
 SIZE = (150, 36)
@@ -60,17 +66,42 @@ class Clock:
         return self.now
 
 
-def frozen_fleet(hosts: int = 16, seed: int = 0, samples: int = 960) -> FleetStore:
+class Judge:
+    """The health engine, fed every sample of a frozen fleet on a wall clock that moves with
+    the fleet's: alerts, their "since" and their damping come out the same every run."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.wall = lambda: WALL + clock.now
+        self.engine = HealthEngine(Thresholds(), clock=self.wall)
+
+    def __call__(self, store: FleetStore) -> list[Alert]:
+        return self.engine.evaluate(store)
+
+
+def judged_app(store: FleetStore, judge: Judge, title: str, theme: str = "gputui-dark") -> GpuTuiApp:
+    app = GpuTuiApp(store, [], title=title, theme=theme, health=judge)
+    app.board = AlertBoard(judge, operator=Operator("alice", "console1"), clock=judge.wall)
+    return app
+
+
+def frozen_fleet(hosts: int = 16, seed: int = 0, samples: int = 960, scenario: str = "fleet") -> tuple[FleetStore, Judge]:
+    """``scenario`` "fleet" adds a host read through nvidia-smi, a ledger and a host that is down."""
     clock = Clock()
     store = FleetStore(clock=clock)
+    judge = Judge(clock)
+    # The simulated kernel log dates its planted XIDs from the wall clock: the frozen one, so "since" is the same every run.
+    setattr(gputui.sim.events, "time", SimpleNamespace(time=judge.wall, monotonic=time.monotonic))  # noqa: B010
     samplers = []
+    mixed = scenario == "fleet"
     reduced: tuple[str, SimNvml] = ("", SimNvml("healthy", processes="synthetic", clock=clock))
     for i, name in enumerate(host_names(hosts)):
-        sim = SimNvml(scenario_for("fleet", i), seed=seed * 1009 + i, processes="synthetic", clock=clock, host_no=i)
-        sampler = Sampler(sim, host=name, source=f"sim:{sim.scenario.name}", describe=sim.describe_process, clock=clock)
+        sim = SimNvml(scenario_for(scenario, i), seed=seed * 1009 + i, processes="synthetic", clock=clock, host_no=i)
+        sampler = Sampler(
+            sim, host=name, source=f"sim:{sim.scenario.name}", describe=sim.describe_process, clock=clock, wall=judge.wall
+        )
         store.add_host(name)
         store.mark_connecting(name)
-        if i == REDUCED_HOST:
+        if mixed and i == REDUCED_HOST:
             reduced = (name, sim)
             continue
         store.apply(name, parse_frame(json.dumps(sampler.hello(1.0))))
@@ -79,13 +110,15 @@ def frozen_fleet(hosts: int = 16, seed: int = 0, samples: int = 960) -> FleetSto
         clock.now += 1.0
         for name, sampler in samplers:
             sample = sampler.sample()
-            if name == host_names(hosts)[HELD_HOST]:
+            if mixed and name == host_names(hosts)[HELD_HOST]:
                 sample["ledger"] = HELD_LEDGER
             store.apply(name, parse_frame(json.dumps(sample)))
-        if n % 60 == 0 or n == samples - 1:
+        if mixed and (n % 60 == 0 or n == samples - 1):
             feed_as_nvidia_smi(store, *reduced)
-    store.mark_down(host_names(hosts)[-1], "gpu-16: cannot connect to gpu-16: Connection refused")
-    return store
+        judge(store)
+    if mixed:
+        store.mark_down(host_names(hosts)[-1], "gpu-16: cannot connect to gpu-16: Connection refused")
+    return store, judge
 
 
 def feed_as_nvidia_smi(store: FleetStore, name: str, sim: SimNvml) -> None:
@@ -98,8 +131,8 @@ def feed_as_nvidia_smi(store: FleetStore, name: str, sim: SimNvml) -> None:
 
 async def shoot() -> None:
     OUT.mkdir(exist_ok=True)
-    store = frozen_fleet()
-    app = GpuTuiApp(store, [], title="demo: 16 hosts (fleet, seed 0)")
+    store, judge = frozen_fleet()
+    app = judged_app(store, judge, "demo: 16 hosts (fleet, seed 0)")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         app.save_screenshot(str(OUT / "overview.svg"))
@@ -117,7 +150,7 @@ async def shoot() -> None:
         await pilot.press("escape", "escape", "c")
         await pilot.pause()
         app.save_screenshot(str(OUT / "connections.svg"))
-    console = GpuTuiApp(store, [], title="demo: 16 hosts (fleet, seed 0)", theme="gputui-console")
+    console = judged_app(store, judge, "demo: 16 hosts (fleet, seed 0)", theme="gputui-console")
     async with console.run_test(size=SIZE) as pilot:
         await pilot.pause()
         console.save_screenshot(str(OUT / "console-overview.svg"))
@@ -129,9 +162,10 @@ async def shoot() -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        await shoot_actions(store, tmp)
+        await shoot_actions(store, judge, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    await shoot_triage()
     for svg in sorted(OUT.glob("*.svg")):
         print(svg)
 
@@ -174,11 +208,11 @@ async def earlier_actions(desk: ActionDesk) -> None:
     guard.cancel(plan, "confirmation was ''")
 
 
-async def shoot_actions(store: FleetStore, tmp: Path) -> None:
+async def shoot_actions(store: FleetStore, judge: Judge, tmp: Path) -> None:
     os.environ["TZ"] = "UTC"
     time.tzset()
     setattr(gputui.actions.audit, "time", SimpleNamespace(time=lambda: WALL))  # noqa: B010 (mypy: the module does not export time)
-    app = GpuTuiApp(store, [], title="demo: 16 hosts (fleet, seed 0)")
+    app = judged_app(store, judge, "demo: 16 hosts (fleet, seed 0)")
     app.actions = action_desk(store, tmp / "audit.jsonl")
     await earlier_actions(app.actions)
     async with app.run_test(size=SIZE) as pilot:
@@ -197,6 +231,25 @@ async def shoot_actions(store: FleetStore, tmp: Path) -> None:
         await pilot.press("escape", "A")
         await pilot.pause()
         app.save_screenshot(str(OUT / "audit.svg"))
+
+
+async def shoot_triage() -> None:
+    """``gputui demo --scenario incident``, three hosts: the triage, one alert acknowledged."""
+    store, judge = frozen_fleet(hosts=3, scenario="incident")
+    title = "demo: 3 hosts (incident, seed 0)"
+    for theme, name in (("gputui-dark", "triage.svg"), ("gputui-console", "console-triage.svg")):
+        app = judged_app(store, judge, title, theme=theme)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("t")
+            await pilot.pause()
+            screen = app.screen
+            assert isinstance(screen, TriageScreen)
+            acked = next((a for a in app.board.shown if a.host == "gpu-02" and a.severity < Severity.CRITICAL), None)
+            if acked is not None and acked.key not in app.board.acks:
+                app.board.acknowledge(acked, "on it, INC-4711")
+            screen.update_view()
+            await pilot.pause()
+            app.save_screenshot(str(OUT / name))
 
 
 if __name__ == "__main__":

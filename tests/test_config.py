@@ -87,6 +87,17 @@ def test_thresholds_take_defaults_unless_set(tmp_path: Path) -> None:
     assert partial.stale_after_intervals == 3
 
 
+def test_the_health_rules_thresholds_have_sane_defaults_and_are_checked(tmp_path: Path) -> None:
+    defaults = config.load(write(tmp_path, "")).thresholds
+    assert (defaults.alert_hold_s, defaults.alert_clear_s) == (10.0, 30.0)
+    assert (defaults.temp_hysteresis_c, defaults.mem_hysteresis_pct) == (2.0, 3.0)
+    assert (defaults.xid_window_minutes, defaults.counter_window_minutes) == (60.0, 10.0)
+    set_ = config.load(write(tmp_path, "[thresholds]\nalert_hold_s = 0\nxid_window_minutes = 1440\n", "set.toml")).thresholds
+    assert (set_.alert_hold_s, set_.xid_window_minutes) == (0.0, 1440.0)
+    message = error_for(write(tmp_path, "[thresholds]\nalert_clear_s = -1\n", "bad.toml"))
+    assert "thresholds.alert_clear_s: input should be greater than or equal to 0, got -1" in message
+
+
 def test_an_empty_file_is_a_config_with_no_hosts(tmp_path: Path) -> None:
     cfg = config.load(write(tmp_path, ""))
     assert cfg.hosts == []

@@ -161,13 +161,36 @@ def test_table_names_every_host_and_the_lost_gpu() -> None:
     assert result.stdout.count("GPU LOST") == 4
 
 
-def test_markdown_has_a_gpu_table_per_host() -> None:
+def test_markdown_is_an_incident_report_with_the_alerts_above_each_hosts_tables() -> None:
     result = gputui("snapshot", "--demo", "--hosts", "2", "--scenario", "incident", "--format", "markdown")
     assert result.returncode == 0, result.stderr
-    headers = [line for line in result.stdout.splitlines() if line.startswith("| GPU |")]
+    text = result.stdout
+    lines = text.splitlines()
+    assert lines[0].startswith("# GPU fleet snapshot, ")
+    assert "## Alerts" in lines
+    alert_rows = [line for line in lines if line.startswith("| **critical** |") or line.startswith("| warning |")]
+    for host in ("gpu-01", "gpu-02"):
+        assert any(row.startswith(f"| **critical** | {host}:5 | GPU 5 has fallen off the bus (lost) |") for row in alert_rows)
+        assert any(f"| {host}:2 | GPU 2 thermal slowdown" in row for row in alert_rows)
+        assert any(f"| {host}:3 | GPU 3 has 2 uncorrected ECC errors since its last reset |" in row for row in alert_rows)
+        assert any(f"| warning | {host}:3 | GPU 3 has a row remap pending |" in row for row in alert_rows)
+    assert "drain the node and reseat or replace; jobs on it are lost" in text
+    assert "remapped rows: 2 uncorrectable, 1 correctable" in text  # the evidence
+    # Then each affected host: its GPU table and its processes, below the alerts.
+    gpu_headers = [i for i, line in enumerate(lines) if line.startswith("| GPU | Name |")]
+    proc_headers = [i for i, line in enumerate(lines) if line.startswith("| GPU | PID | User |")]
+    assert len(gpu_headers) == 2 and len(proc_headers) == 2
+    assert lines.index("## Alerts") < lines.index("## gpu-01 (live)") < gpu_headers[0] < proc_headers[0]
+    assert "## gpu-02 (live)" in lines
+    assert sum(1 for line in lines if line.startswith("| 5 |") and "| **lost** |" in line) == 2
+
+
+def test_markdown_of_a_healthy_fleet_says_no_alerts_and_keeps_every_host() -> None:
+    result = gputui("snapshot", "--demo", "--hosts", "2", "--scenario", "healthy", "--format", "markdown")
+    assert result.returncode == 0, result.stderr
+    assert "No active alerts." in result.stdout
+    headers = [line for line in result.stdout.splitlines() if line.startswith("| GPU | Name |")]
     assert len(headers) == 2
-    assert "## gpu-01 (live)" in result.stdout
-    assert "## gpu-02 (live)" in result.stdout
 
 
 def test_mixed_boards_report_what_they_have() -> None:

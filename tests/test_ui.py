@@ -25,6 +25,7 @@ from gputui.ui.help_screen import HelpScreen
 from gputui.ui.host_screen import HostScreen
 from gputui.ui.launch import demo_app
 from gputui.ui.overview import OverviewScreen
+from gputui.ui.triage_screen import TriageScreen
 from gputui.ui.welcome import WelcomeScreen
 from tests.waiting import wait_for
 
@@ -121,6 +122,10 @@ async def test_lost_gpu_reads_lost_on_the_host_screen() -> None:
     app = demo_app(hosts=2, gpus=None, scenario="incident", seed=0, interval=0.2)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: all_sampled(app), "every host's first sample")
+        # The incident demo opens on the triage (tests/test_triage_ui.py); this test starts from the overview.
+        await wait_for(pilot, lambda: isinstance(app.screen, TriageScreen), "the triage screen")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, OverviewScreen), "escape to the overview")
         screen = await open_host(pilot)
         assert screen.host == "gpu-01"
         table = screen.query_one("#gpus", DataTable)

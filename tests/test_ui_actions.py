@@ -18,6 +18,7 @@ from textual.pilot import Pilot
 from textual.widgets import Button, DataTable, Static, TabbedContent
 
 from gputui import config as cfg
+from gputui.fleet.allocation import Alloc, GpuAllocation
 from gputui.fleet.store import FleetStore
 from gputui.frames import LedgerSummary
 from gputui.ui.action_screen import ActionScreen
@@ -26,7 +27,7 @@ from gputui.ui.audit_screen import AuditScreen
 from gputui.ui.fleet_view import FleetView
 from gputui.ui.host_screen import HostScreen
 from gputui.ui.launch import configured_app
-from gputui.ui.panels.allocation import NO_LEDGER, Alloc, AllocationPanel, GpuAllocation, ledger_of, with_ledger
+from gputui.ui.panels.allocation import NO_LEDGER, AllocationPanel, ledger_of, with_ledger
 from tests.test_host_panels import screen_lines
 from tests.test_ui import static_text
 from tests.waiting import wait_for

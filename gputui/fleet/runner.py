@@ -12,7 +12,8 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 from gputui.fleet.store import FleetStore
 from gputui.frames import FrameError, parse_frame
@@ -24,7 +25,15 @@ BACKOFF_MAX_S = 60.0
 HEALTHY_AFTER_S = 30.0
 
 
-async def follow_once(link: Link, store: FleetStore) -> None:
+class Tap(Protocol):
+    """Sees what the store sees, before it is parsed: a recorder (gputui/record)."""
+
+    def line(self, host: str, data: bytes) -> None: ...
+
+    def ended(self, host: str, error: str) -> None: ...
+
+
+async def follow_once(link: Link, store: FleetStore, taps: Sequence[Tap] = ()) -> None:
     """Read one host until its link ends.
 
     A malformed frame marks the host and resets its connection: a host that
@@ -32,6 +41,8 @@ async def follow_once(link: Link, store: FleetStore) -> None:
     """
     try:
         async for line in link.lines():
+            for tap in taps:
+                tap.line(link.name, line)
             try:
                 frame = parse_frame(line)
             except FrameError as exc:
@@ -67,6 +78,7 @@ class FleetRunner:
         self.tasks: list[asyncio.Task[None]] = []
         self.wakeups: dict[str, asyncio.Event] = {}
         self.rng = random.Random()
+        self.taps: list[Tap] = []  # recorders listening; a running link sees one added later
         for link in self.links:
             store.add_host(link.name)
 
@@ -85,7 +97,9 @@ class FleetRunner:
         while True:
             self.store.mark_connecting(link.name)
             started = time.monotonic()
-            await follow_once(link, self.store)
+            await follow_once(link, self.store, self.taps)
+            for tap in self.taps:  # the host is down now, and the store says why
+                tap.ended(link.name, self.store.hosts[link.name].error or "connection closed")
             if not self.reconnect:
                 return
             attempt = 0 if time.monotonic() - started > HEALTHY_AFTER_S else attempt + 1

@@ -91,6 +91,14 @@ class SimGpu:
             self.power_w = board.idle_w + load * (board.tdp_w - board.idle_w) * 0.9
             self.temp_c = AMBIENT_C + 52.0 * self.power_w / board.tdp_w
 
+    def found_running_s(self, job: Job) -> float:
+        """How long a job that was already running when the simulation began
+        had been running: the idle-holding GPU's hold is old (that is the
+        fault), the rest started a while ago. Jobs started later are new."""
+        if job.started_step > 0:
+            return 0.0
+        return 3 * 3600.0 if self.role == IDLE_HOLD else 600.0
+
     def _job_mem(self) -> int:
         return int(self.board.mem_total_mib * self.rng.uniform(0.2, 0.92))
 

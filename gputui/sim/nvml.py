@@ -189,7 +189,8 @@ class SimNvml(EventApi):
             if job.pid is None:
                 # Every stand-in on GPU 1 ignores SIGTERM, so that a kill that
                 # needs SIGKILL can be shown (see docs/actions.md).
-                job.pid = self.pool.start(g.index * 7 + job.job_no, ignore_term=g.index == 1)
+                age = g.found_running_s(job)
+                job.pid = self.pool.start(g.index * 7 + job.job_no, ignore_term=g.index == 1, age_s=age)
             elif not self.pool.alive(job.pid):
                 self.pool.stop(job.pid)  # reap it and forget it
                 job.pid = None

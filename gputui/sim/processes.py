@@ -42,7 +42,7 @@ class StandInProcesses:
         self.children: Dict[int, subprocess.Popen] = {}  # type: ignore[type-arg]
         self.env = dict(os.environ, PYTHONPATH=package_root())
 
-    def start(self, command_no: int, ignore_term: bool = False) -> int:
+    def start(self, command_no: int, ignore_term: bool = False, age_s: float = 0.0) -> int:
         words = COMMANDS[command_no % len(COMMANDS)]
         argv = [sys.executable, "-S", "-m", "gputui.sim.standin", *words]
         env = dict(self.env, GPUTUI_STANDIN_IGNORE_TERM="1") if ignore_term else self.env
@@ -95,7 +95,7 @@ class SyntheticProcesses:
         self.facts: Dict[int, Dict[str, object]] = {}
         self.boot = time.time() - 86400 * 3
 
-    def start(self, command_no: int, ignore_term: bool = False) -> int:
+    def start(self, command_no: int, ignore_term: bool = False, age_s: float = 0.0) -> int:
         pid = self.next_pid
         self.next_pid += 1
         words = COMMANDS[command_no % len(COMMANDS)]
@@ -107,7 +107,8 @@ class SyntheticProcesses:
             "command": " ".join(words),
             "cpu_pct": None,
             "rss_mib": round(self.rng.uniform(1500.0, 24000.0), 1),
-            "started_at": round(time.time(), 2),
+            # A job found running when the host was first looked at started before that.
+            "started_at": round(time.time() - age_s, 2),
             "slurm_job": slurm,
             "container": None,
         }
@@ -134,7 +135,7 @@ class SyntheticProcesses:
 class AttachedProcesses:
     """Starts nothing: an ``--act`` agent lists the streaming agent's processes."""
 
-    def start(self, command_no: int, ignore_term: bool = False) -> int:
+    def start(self, command_no: int, ignore_term: bool = False, age_s: float = 0.0) -> int:
         raise RuntimeError("an attached simulator does not start processes")
 
     def alive(self, pid: int) -> bool:

@@ -2,28 +2,36 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 from textual.app import App
 from textual.binding import Binding
+from textual.screen import ModalScreen
 
 from gputui.actions.guard import Outcome
 from gputui.actions.model import Target
-from gputui.config import Config, ConfigError, Host
+from gputui.config import Config, ConfigError, Host, Thresholds
 from gputui.config_write import append_host, set_theme
 from gputui.fleet.runner import FleetRunner
 from gputui.fleet.store import FleetStore
+from gputui.record.player import ReplayPlayer
 from gputui.transport.base import Link
 from gputui.ui.action_screen import ActionDesk, ActionScreen, Draft
+from gputui.ui.alerts import AlertBoard, Evaluate, health_engine
 from gputui.ui.audit_screen import AuditScreen
 from gputui.ui.commands import FleetCommands
 from gputui.ui.connections import ConnectionsScreen
 from gputui.ui.help_screen import HelpScreen
 from gputui.ui.overview import OverviewScreen
+from gputui.ui.replay_bar import TAPE_BINDINGS, TapeDeck
 from gputui.ui.themes import console_terminal, pick_theme, register_themes, theme_is_ascii
+from gputui.ui.triage_screen import TriageScreen
 from gputui.ui.welcome import WelcomeScreen
 
+HEALTH_S = 1.0  # the health engine runs once a second, over the whole store in one pass
 ASCII_KEYS = {"up": "up", "down": "down", "enter": "enter", "escape": "esc", "question_mark": "?", "slash": "/"}
 
 
@@ -36,6 +44,8 @@ class GpuTuiApp(App[None]):
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("c", "connections", "Connections"),
         Binding("A", "audit", "Audit log", key_display="A"),
+        Binding("t", "triage", "Triage"),
+        *TAPE_BINDINGS,  # record (ctrl+r) and, in a replay, play/pause, speed, seek
     ]
 
     def __init__(
@@ -51,10 +61,21 @@ class GpuTuiApp(App[None]):
         idle_holding_s: float = 900.0,
         config: Config | None = None,
         read_only: bool = False,
+        triage_first: bool = False,
+        health: Evaluate | None = None,
+        replay: ReplayPlayer | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__()
+        self.tape = TapeDeck(self, replay)
         # Actions need a config (hosts, policy, audit log); the demo and welcome screens have none.
         self.actions = ActionDesk(config, read_only) if config is not None else None
+        # Alerts: evaluated once a tick; acks and silences go to the actions' audit log (in memory in the demo).
+        thresholds = config.thresholds if config is not None else Thresholds()
+        # ``wall_clock``: a replay's alerts are judged at the recording's time, not today's.
+        evaluate = health or health_engine(thresholds, wall_clock)
+        self.board = AlertBoard(evaluate, self.actions.audit if self.actions else None, clock=wall_clock)
+        self.triage_first = triage_first  # open the triage screen the first time an alert is active
         self.store = store or FleetStore()
         self.runner = FleetRunner(links, self.store)
         self.fleet_title = title
@@ -77,11 +98,15 @@ class GpuTuiApp(App[None]):
             self.push_screen(WelcomeScreen(*self.welcome))
             return
         self.runner.start()
+        self.tape.attach()
         self.push_screen(OverviewScreen(self.store, self.fleet_title))
+        self.health_tick()  # a store that starts full (a replay, a snapshot) is judged before the first draw
+        self.set_interval(HEALTH_S, self.health_tick)
         for problem in self.theme_problems:
             self.notify(problem, severity="warning", timeout=10)
 
     async def on_unmount(self) -> None:
+        await self.tape.close()
         await self.runner.stop()
         if self.on_exit is not None:
             await self.on_exit()
@@ -181,6 +206,40 @@ class GpuTuiApp(App[None]):
             self.notify("nothing selected: move the cursor to a GPU or process first", severity="warning")
             return
         self.push_screen(ActionScreen(self.actions, Draft(kind, tuple(targets), detail)), done)
+
+    def health_tick(self) -> None:
+        """Evaluate the rules; the first time an alert is active, show the triage screen (once).
+
+        Only over the overview: an operator already in a host, a dialog or
+        the help is told with a notice instead of being pulled away.
+        """
+        self.board.tick(self.store)
+        if self.triage_first and self.board.shown:
+            self.triage_first = False
+            if isinstance(self.screen, OverviewScreen):
+                self.action_triage()
+            else:
+                self.notify(f"{len(self.board.shown)} active alerts: t opens the triage", severity="warning", timeout=10)
+
+    def action_triage(self) -> None:
+        """The triage screen over the overview (any screen between is closed); never over a dialog."""
+        if self.welcome is not None or isinstance(self.screen, (TriageScreen, ModalScreen)):
+            return
+        overview = self.overview()
+        if overview is not None:
+            while self.screen is not overview:
+                self.pop_screen()
+        refresh = partial(self.board.tick, self.store)
+        self.push_screen(TriageScreen(self.store, self.board, refresh, self.idle_holding_s))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return self.tape.allows(action)
+
+    def action_replay(self, command: str) -> None:
+        self.tape.command(command)
+
+    async def action_record(self) -> None:
+        await self.tape.toggle_recording()
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

@@ -20,9 +20,10 @@ from textual.widgets import DataTable, Footer, Static
 
 from gputui.actions.audit import AuditLog
 from gputui.actions.render import when
+from gputui.fleet.allocation import LedgerMark
 from gputui.fleet.store import FleetStore
 from gputui.ui.palette import Palette, ascii_mode
-from gputui.ui.panels.allocation import LedgerMark, ledger_of, short, until_words
+from gputui.ui.panels.allocation import ledger_of, short, until_words
 from gputui.ui.panels.base import asciify_scrollbars
 from gputui.ui.table_sync import Cell, sync_rows
 

@@ -1,5 +1,5 @@
 """Command palette (ctrl+p): jump to a host, change metric, sort, grouping,
-theme, open the connections or the audit log. Every command is also a key; the palette is for
+theme, open the triage, the connections or the audit log. Every command is also a key; the palette is for
 when the key is not remembered or the host is one of a thousand."""
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ class FleetCommands(Provider):
             if theme.startswith("gputui"):
                 yield f"Theme: {theme}", partial(setattr, app, "theme", theme), "saved to the config"
         yield "Connections", app.action_connections, "how each host is reached, retry, add a host"
+        yield "Triage: active alerts", app.action_triage, "worst first by host: acknowledge, silence, act, report (t)"
         yield "Audit log and ledgers", app.action_audit, "what was done (hash-chained record), what is reserved or drained"
         for index, (name, _) in enumerate(SPANS):
             yield f"Chart span: {name}", partial(app.set_span, index), "the host screen's utilisation chart"

@@ -11,6 +11,8 @@ the host sends, not once per draw.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from rich.segment import Segment
 from rich.style import Style
 from textual import events
@@ -21,6 +23,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from gputui.fleet.store import FleetStore, HostRecord, HostState
+from gputui.health.model import Severity
 from gputui.render import age_words
 from gputui.ui.fleet_order import Row, arrange
 from gputui.ui.heatmap import CELL_W, Ramp, cell
@@ -69,6 +72,7 @@ class FleetView(ScrollView, can_focus=True):
         self.ramp: Ramp | None = None
         self.gpu_columns = 0
         self.ledger_words: dict[str, tuple[object, str]] = {}  # host -> (the ledger it was worked out from, words)
+        self.alert_hosts: Mapping[str, Severity] = {}  # host -> its worst shown alert (the app's last evaluation)
 
     @property
     def names(self) -> list[str]:
@@ -132,8 +136,9 @@ class FleetView(ScrollView, can_focus=True):
             HostState.STALE: pal.warn,
             HostState.DOWN: pal.bad,
         }[state]
+        critical = self.alert_hosts.get(r.name) is Severity.CRITICAL
         segs = [
-            Segment("  "),
+            Segment("! ", pal.bad) if critical else Segment("  "),  # a critical alert: see the triage (t)
             Segment(f"{r.name[: NAME_W - 1]:<{NAME_W}}", pal.text),
             Segment(f"{state.value + (' (smi)' if reduced else ''):<{STATE_W}}", state_style),
             Segment(f"{age_words(r.age_s(now)):>{AGE_W}}  ", pal.dim),

@@ -8,7 +8,11 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Static
 
-INTRO = "gputui: GPU fleet dashboard. Data older than 3 sample intervals is marked stale and drawn dim."
+INTRO = (
+    "gputui: GPU fleet dashboard. Data older than 3 sample intervals is marked stale and drawn dim.\n"
+    "t: the triage, every active alert worst first (it opens by itself the first time one is active).\n"
+    "ctrl+r records the live fleet (~/.local/state/gputui/recordings/); `gputui replay FILE` plays it back."
+)
 
 
 def describe_keys(screen: Screen[object]) -> list[tuple[str, str]]:

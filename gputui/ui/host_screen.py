@@ -25,10 +25,11 @@ from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
 from gputui.actions.guard import Outcome
 from gputui.actions.model import Target
+from gputui.fleet.allocation import DEFAULT_IDLE_HOLDING_S
 from gputui.fleet.store import FleetStore, HostRecord, HostState
 from gputui.render import age_words, fmt
 from gputui.ui.palette import Palette, ascii_mode
-from gputui.ui.panels.allocation import DEFAULT_IDLE_HOLDING_S, AllocationPanel
+from gputui.ui.panels.allocation import AllocationPanel
 from gputui.ui.panels.base import HostPanel, HostView
 from gputui.ui.panels.processes import ProcessesPanel
 from gputui.ui.panels.thermal import ThermalPanel
@@ -49,11 +50,15 @@ class HostScreen(Screen[None]):
         Binding("K", "act('kill')", "Kill process", key_display="K"),
     ]
 
-    def __init__(self, store: FleetStore, host: str, idle_holding_s: float = DEFAULT_IDLE_HOLDING_S) -> None:
+    def __init__(
+        self, store: FleetStore, host: str, idle_holding_s: float = DEFAULT_IDLE_HOLDING_S, gpu: int | None = None
+    ) -> None:
         super().__init__()
         self.store = store
         self.host = host
         self.idle_holding_s = idle_holding_s
+        self.gpu = gpu  # opened on this GPU (from an alert): each tab's cursor starts on its row
+        self.placed: set[str] = set()  # the tabs whose cursor was put there
 
     def compose(self) -> ComposeResult:
         yield Static(id="host-title")
@@ -159,6 +164,22 @@ class HostScreen(Screen[None]):
         panel = self.active_panel()
         if panel is not None:
             panel.show(HostView(record=r, now=now, stale=state is not HostState.LIVE, pal=pal, ascii=ascii_mode(self.app)))
+            if self.gpu is not None and panel.id not in self.placed:
+                self.place_cursor(panel)
+
+    def place_cursor(self, panel: HostPanel) -> None:
+        """The first time a tab draws the GPU this screen was opened on, its cursor goes there
+        (a GPU tab's row, or the processes tab's first process on that GPU)."""
+        for table in panel.query(DataTable):
+            for i, row in enumerate(table.ordered_rows):
+                key = str(row.key.value)
+                if key == str(self.gpu) or key.startswith(f"{self.gpu}:"):
+                    table.move_cursor(row=i, animate=False)
+                    self.placed.add(panel.id or "")
+                    return
+            if table.row_count:  # drawn, and the GPU is not there (lost, or no process on it)
+                self.placed.add(panel.id or "")
+            return
 
     def title_line(self, r: HostRecord, state: HostState, now: float, pal: Palette) -> Text:
         colour = {HostState.LIVE: pal.ok, HostState.STALE: pal.warn, HostState.DOWN: pal.bad}.get(state, pal.dim)

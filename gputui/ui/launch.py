@@ -15,7 +15,7 @@ from gputui.ui.app import GpuTuiApp
 def demo_app(hosts: int, gpus: int | None, scenario: str, seed: int, interval: float) -> GpuTuiApp:
     fleet = DemoFleet(hosts, gpus, scenario, seed, interval)
     title = f"demo: {hosts} hosts ({scenario}, seed {seed})"
-    return GpuTuiApp(FleetStore(), fleet.links(), title=title, on_exit=fleet.close)
+    return GpuTuiApp(FleetStore(), fleet.links(), title=title, on_exit=fleet.close, triage_first=True)
 
 
 def run_demo(hosts: int, gpus: int | None, scenario: str, seed: int, interval: float) -> int:
@@ -44,6 +44,7 @@ def configured_app(path: Path, config: cfg.Config, read_only: bool = False) -> G
         idle_holding_s=config.thresholds.idle_holding_minutes * 60,
         config=config,
         read_only=read_only,
+        triage_first=True,
     )
 
 
@@ -59,4 +60,43 @@ def run_configured(path: Path | None, read_only: bool = False) -> int:
         print(f"gputui: {exc}", file=sys.stderr)
         return 2
     configured_app(path, config, read_only).run()
+    return 0
+
+
+def replay_app(path: Path, speed: float = 1.0, start: str | None = None) -> GpuTuiApp:
+    """The dashboard on a recording; RecordingError or ValueError say what is wrong with the file or ``start``."""
+    from gputui.record.player import ReplayPlayer, parse_offset
+    from gputui.record.reader import Recording
+
+    recording = Recording.open(path)
+    try:
+        start_at = None if start is None else parse_offset(start, recording)
+    except ValueError:
+        recording.close()
+        raise
+    player = ReplayPlayer(recording, speed, start_at)
+
+    async def close() -> None:
+        recording.close()
+
+    title = f"REPLAY {path.name}: {recording.meta.get('title', '')}"
+    return GpuTuiApp(player.store, [], title=title, on_exit=close, replay=player, wall_clock=player.now)
+
+
+def run_replay(path: Path, speed: float = 1.0, start: str | None = None) -> int:
+    """``gputui replay``: what was lost is printed before the dashboard opens (and shown in it)."""
+    from gputui.record.format import RecordingError
+
+    try:
+        app = replay_app(path, speed, start)
+    except (RecordingError, ValueError) as exc:
+        print(f"gputui: {exc}", file=sys.stderr)
+        return 2
+    assert app.tape.replay is not None
+    for problem in app.tape.replay.problems:
+        print(f"gputui: {problem}", file=sys.stderr)
+    if not app.tape.replay.recording.chunks:
+        print(f"gputui: {path}: nothing in it can be replayed", file=sys.stderr)
+        return 1
+    app.run()
     return 0

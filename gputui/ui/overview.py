@@ -15,6 +15,8 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
 from gputui.fleet.store import FleetStore, HostState
+from gputui.health.model import Severity
+from gputui.ui.alerts import count_words
 from gputui.ui.fleet_order import GROUPINGS, SORTS
 from gputui.ui.fleet_view import FleetView, header_text
 from gputui.ui.heatmap import ASCII_TITLES, METRIC_TITLES, METRICS
@@ -63,6 +65,8 @@ class OverviewScreen(Screen[None]):
     def update_view(self) -> None:
         """Redraw from the store: ages move even when no frame arrived."""
         view = self.view
+        board = getattr(self.app, "board", None)
+        view.alert_hosts = board.host_worst if board is not None else {}
         view.reload()
         titles = ASCII_TITLES if ascii_mode(self.app) else METRIC_TITLES
         self.query_one("#columns", Static).update(header_text(view.gpu_columns, titles[view.metric]))
@@ -80,6 +84,7 @@ class OverviewScreen(Screen[None]):
         bold = pal.text + Style(bold=True)
         text = Text.assemble(
             (self.title_text, pal.header),
+            self.alert_words(pal),
             "   hosts ",
             (str(len(self.store.hosts)), bold),
             ": ",
@@ -102,6 +107,19 @@ class OverviewScreen(Screen[None]):
             text.append(f", by {view.grouping}", pal.dim)
         if view.needle:
             text.append(f", filter '{view.needle}' ({len(view.names)} shown)", pal.warn)
+        return text
+
+    def alert_words(self, pal: Palette) -> Text:
+        """ "   alerts: 2 critical 3 warning (1 silenced)": the app's last evaluation, read, not redone."""
+        board = getattr(self.app, "board", None)
+        if board is None or (board.ticks == 0 and board.error is None):
+            return Text()  # not evaluated yet: no word rather than a wrong "no alerts"
+        if board.error:
+            return Text("   health rules failed: t for details", pal.bad)
+        text = Text("   alerts: " if board.shown else "   ")
+        text.append_text(count_words(board.counts, pal, least=Severity.WARNING))
+        if board.silenced:
+            text.append(f" ({board.silenced} silenced)", pal.dim)
         return text
 
     def action_cycle_metric(self) -> None:

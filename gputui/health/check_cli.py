@@ -1,0 +1,237 @@
+"""``gputui check``: the health rules once, for scripts, cron and monitoring.
+
+It reads the fleet the way ``gputui snapshot`` does (the config's hosts, or
+a simulated fleet with ``--demo``), waits for two samples per host (or the
+timeout) so that rules needing two looks work, evaluates the engine once
+with no hold time, prints the alerts and exits with the Nagios plugin
+convention: 0 ok, 1 warning, 2 critical, 3 unknown. Unknown means a host
+could not be reached or sent no data (or the check itself failed) and
+nothing is critical: a critical problem seen elsewhere is still reported
+as critical, since it is certain while the silent host is only a doubt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import IntEnum
+from pathlib import Path
+from typing import Any
+
+from gputui.config import Thresholds
+from gputui.fleet.store import FleetStore
+from gputui.health.engine import HealthEngine
+from gputui.health.model import Alert, Severity
+from gputui.health.words import clock_words, plural
+from gputui.transport.base import Link
+
+SCHEMA = "gputui.check/1"
+SAMPLES = 2
+
+
+class Status(IntEnum):
+    OK = 0
+    WARNING = 1
+    CRITICAL = 2
+    UNKNOWN = 3
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one check found: the alerts, the hosts that gave no data, and the verdict."""
+
+    alerts: list[Alert]
+    hosts: int
+    unreachable: list[str]
+    checked_at: float
+
+    @property
+    def counts(self) -> dict[Severity, int]:
+        return {s: sum(1 for a in self.alerts if a.severity is s) for s in Severity}
+
+    @property
+    def silent(self) -> list[str]:
+        """Hosts that gave no data and have no alert saying why (a down host has one)."""
+        alerted = {a.host for a in self.alerts}
+        return [name for name in self.unreachable if name not in alerted]
+
+    @property
+    def status(self) -> Status:
+        counts = self.counts
+        if counts[Severity.CRITICAL]:
+            return Status.CRITICAL
+        if self.unreachable:
+            return Status.UNKNOWN
+        return Status.WARNING if counts[Severity.WARNING] else Status.OK
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    """The ``check`` subcommand; the caller adds the demo's arguments (--hosts, --scenario...)."""
+    p: argparse.ArgumentParser = sub.add_parser(
+        "check",
+        help="run the health rules once and print the alerts; exit 0 ok, 1 warning, 2 critical, 3 unknown",
+        description="Run the health rules once against the config's hosts (or a simulated fleet) "
+        "and exit 0 ok, 1 warning, 2 critical, 3 unknown (a host unreachable and nothing critical).",
+    )
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--demo", action="store_true", help="a simulated fleet instead of the config's hosts")
+    where.add_argument("--config", dest="check_file", type=Path, metavar="FILE", help="config file with the hosts and thresholds")
+    p.add_argument("--format", dest="check_format", choices=("table", "json", "nagios"), default="table")
+    p.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for every host (default 15)")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check once and print; the exit status is the verdict."""
+    try:
+        sources = _sources(args)
+    except ValueError as exc:
+        return _unknown(args.check_format, str(exc))
+    thresholds, store, links, closing = sources
+    engine = HealthEngine(thresholds, hold_s=0.0, clear_s=0.0)
+
+    async def look() -> None:
+        from gputui.snapshot import collect
+
+        store.listeners.append(lambda: engine.observe(store))  # every sample, not only the last
+        try:
+            await collect(links, store, args.timeout, samples=SAMPLES)
+        finally:
+            if closing is not None:
+                await closing()
+
+    try:
+        asyncio.run(look())
+        alerts = engine.evaluate(store)
+    except Exception as exc:  # a monitoring plugin that crashes must still say UNKNOWN, not page as OK
+        return _unknown(args.check_format, f"check failed: {type(exc).__name__}: {exc}")
+    unreachable = [name for name, r in store.hosts.items() if r.sample is None]
+    outcome = Outcome(alerts, len(store.hosts), unreachable, time.time())
+    print(render(outcome, args.check_format))
+    return int(outcome.status)
+
+
+Sources = tuple[Thresholds, FleetStore, list[Link], Callable[[], Awaitable[None]] | None]
+
+
+def _sources(args: argparse.Namespace) -> Sources:
+    """Thresholds, an empty store and the links to read: the demo's, or the config's."""
+    from gputui import config as cfg
+
+    path = args.check_file or args.config
+    store = FleetStore()
+    if args.demo:  # thresholds from `gputui --config F check --demo`, if given
+        from gputui.transport.demo import DemoFleet
+
+        try:
+            thresholds = cfg.load(path).thresholds if path is not None else Thresholds()
+        except cfg.ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        fleet = DemoFleet(args.hosts, args.gpus, args.scenario, args.seed, args.interval)
+        return thresholds, store, list(fleet.links()), fleet.close
+    from gputui.transport.from_config import links_for
+
+    try:
+        config = cfg.load(path or cfg.default_path())
+    except cfg.ConfigError as exc:
+        raise ValueError(str(exc)) from None
+    if not config.hosts:
+        raise ValueError(f"{path or cfg.default_path()}: no hosts to check")
+    store.stale_after = config.thresholds.stale_after_intervals
+    for h in config.hosts:
+        store.add_host(h.name, tuple(h.tags), h.group)
+    return config.thresholds, store, links_for(config), None
+
+
+def _unknown(fmt_name: str, message: str) -> int:
+    outcome_line = f"GPUTUI UNKNOWN - {message.splitlines()[0] if message else 'no result'}"
+    if fmt_name == "json":
+        print(json.dumps({"schema": SCHEMA, "status": "unknown", "exit_code": 3, "error": message}, indent=2))
+    elif fmt_name == "nagios":
+        print(outcome_line.replace("|", "/"))
+    else:
+        print(f"gputui check: {message}", file=sys.stderr)
+    return int(Status.UNKNOWN)
+
+
+# -- output ---------------------------------------------------------------------------
+def render(outcome: Outcome, fmt_name: str) -> str:
+    if fmt_name == "json":
+        return json.dumps(to_json(outcome), indent=2)
+    if fmt_name == "nagios":
+        return to_nagios(outcome)
+    return to_table(outcome)
+
+
+def headline(outcome: Outcome, info: bool = True) -> str:
+    counts = outcome.counts
+    words = f"{counts[Severity.CRITICAL]} critical, {counts[Severity.WARNING]} warning"
+    if info and counts[Severity.INFO]:
+        words += f", {counts[Severity.INFO]} info"
+    if outcome.unreachable:
+        words += f", {len(outcome.unreachable)} unreachable"
+    return words
+
+
+def to_nagios(outcome: Outcome) -> str:
+    """First line: status, summary and performance data; then one line per alert."""
+    counts = outcome.counts
+    perf = (
+        f"critical={counts[Severity.CRITICAL]} warning={counts[Severity.WARNING]} info={counts[Severity.INFO]} "
+        f"hosts={outcome.hosts} unreachable={len(outcome.unreachable)}"
+    )
+    lines = [f"GPUTUI {outcome.status.name} - {headline(outcome, info=False)} | {perf}"]
+    for a in outcome.alerts:
+        lines.append(f"{a.severity.name} {a.where} {a.rule}: {a.title} - {a.advice}".replace("|", "/"))
+    lines += [f"UNKNOWN {name}: no data" for name in outcome.silent]
+    return "\n".join(lines)
+
+
+def to_table(outcome: Outcome) -> str:
+    """For a person at a terminal: a summary line, then each alert with what to do and why."""
+    lines = [f"gputui check: {outcome.status.name}, {headline(outcome)} ({plural(outcome.hosts, 'host')})"]
+    for a in outcome.alerts:
+        lines += [
+            "",
+            f"{a.severity.name:<8}  {a.where:<12}  {a.title}",
+            f"{'':<8}  since {clock_words(a.since, outcome.checked_at)}",
+            f"{'':<8}  do: {a.advice}",
+        ]
+        if a.evidence:
+            lines.append(f"{'':<8}  evidence: " + "; ".join(f"{k}: {v}" for k, v in a.evidence.items()))
+    if outcome.silent:
+        lines += ["", f"no data from: {', '.join(outcome.silent)}"]
+    return "\n".join(lines)
+
+
+def alert_json(a: Alert) -> dict[str, Any]:
+    return {
+        "key": a.key,
+        "rule": a.rule,
+        "severity": a.severity.word,
+        "host": a.host,
+        "gpu": a.gpu,
+        "title": a.title,
+        "advice": a.advice,
+        "since": round(a.since, 3),
+        "evidence": dict(a.evidence),
+    }
+
+
+def to_json(outcome: Outcome) -> dict[str, Any]:
+    counts = outcome.counts
+    return {
+        "schema": SCHEMA,
+        "status": outcome.status.name.lower(),
+        "exit_code": int(outcome.status),
+        "checked_at": round(outcome.checked_at, 3),
+        "hosts": outcome.hosts,
+        "unreachable": list(outcome.unreachable),
+        "counts": {s.word: counts[s] for s in Severity},
+        "alerts": [alert_json(a) for a in outcome.alerts],
+    }

@@ -1,0 +1,192 @@
+"""The health engine: findings become alerts, with damping, in one pass over the store.
+
+One engine serves the dashboard (evaluated once a second) and ``gputui
+check`` (evaluated once, with no hold). What it keeps between evaluations,
+and why:
+
+* per alert key, since when the condition has been seen and whether it is
+  active yet: a condition must hold for ``hold_s`` before it alerts, and an
+  alert goes only after ``clear_s`` without its condition (the rules add
+  hysteresis to numeric conditions), so a value hovering at a threshold
+  does not flap. Severity rises at once and falls only after ``clear_s``.
+  XIDs and lost GPUs are events, not levels: they alert at once.
+* per host, the XIDs seen (the store's own bounded log of the host,
+  plus those carried by each sample it observed), for the XID window;
+* per GPU, the error counters and when they rose, for "climbing" rules.
+
+The alerts of a host that is not live (stale, down, reconnecting) are kept
+as last seen rather than cleared: its data says nothing new either way,
+and the host's own alert says so.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from gputui.config import Thresholds
+from gputui.fleet.store import FleetStore, HostState
+from gputui.frames import Sample, XidEvent
+from gputui.health.finding import Context, Finding
+from gputui.health.model import Alert
+from gputui.health.rules import counter_values, host_findings
+
+ALWAYS_JUDGED = frozenset({"xid", "stale", "down"})  # judged whatever the host's state
+MAX_EVENTS_PER_HOST = 512
+
+
+@dataclass
+class _Tracked:
+    """One alert key between evaluations: pending until it has held, then active."""
+
+    host: str
+    rule: str
+    first_seen: float
+    since: float
+    immediate: bool = False  # an event or a lost GPU: no hold on the way in, no damping on the way out
+    active: bool = False
+    clear_since: float | None = None  # its condition went away at
+    lower_since: float | None = None  # its severity has been lower since
+    alert: Alert | None = None
+
+
+@dataclass
+class _Counter:
+    value: int
+    rises: deque[tuple[float, int]] = field(default_factory=deque)  # (wall time, by how much)
+
+
+@dataclass
+class _HostMemory:
+    sample: Sample | None = None  # the last sample observed
+    events: dict[tuple[int, int | None, float, str], XidEvent] = field(default_factory=dict)
+    last_xid: dict[int | None, XidEvent] = field(default_factory=dict)  # per GPU, kept past the window
+    counters: dict[tuple[int, str], _Counter] = field(default_factory=dict)
+
+
+class HealthEngine:
+    """``evaluate(store)`` gives the active alerts, worst first."""
+
+    def __init__(
+        self,
+        thresholds: Thresholds | None = None,
+        clock: Callable[[], float] = time.time,
+        hold_s: float | None = None,
+        clear_s: float | None = None,
+    ) -> None:
+        """``clock`` is the wall clock (alerts' ``since``, XID times); ``hold_s`` and
+        ``clear_s`` default to the thresholds' ``alert_hold_s`` and ``alert_clear_s``."""
+        self.thresholds = thresholds if thresholds is not None else Thresholds()
+        self.clock = clock
+        self.hold_s = self.thresholds.alert_hold_s if hold_s is None else hold_s
+        self.clear_s = self.thresholds.alert_clear_s if clear_s is None else clear_s
+        self._tracked: dict[str, _Tracked] = {}
+        self._hosts: dict[str, _HostMemory] = {}
+
+    # -- what happened between evaluations ------------------------------------------
+    def observe(self, store: FleetStore) -> None:
+        """Take each host's new sample (XIDs, counters). Cheap when nothing changed, so
+        ``gputui check`` calls it on every store change to miss no sample."""
+        now = self.clock()
+        for name, record in store.hosts.items():
+            memory = self._hosts.setdefault(name, _HostMemory())
+            self._take_events(memory, record.events)  # the store's own log, bounded and de-duplicated
+            sample = record.sample
+            if sample is None or sample is memory.sample:
+                continue
+            memory.sample = sample
+            self._take_events(memory, sample.events)
+            for g in sample.gpus:
+                for counter, value in counter_values(g).items():
+                    self._count(memory, (g.index, counter), value, now)
+
+    @staticmethod
+    def _take_events(memory: _HostMemory, events: Iterable[XidEvent]) -> None:
+        for e in events:
+            memory.events.setdefault((e.xid, e.gpu, e.t, e.source), e)
+            last = memory.last_xid.get(e.gpu)
+            if last is None or e.t >= last.t:
+                memory.last_xid[e.gpu] = e  # a lost GPU's alert cites it however old
+        if len(memory.events) > MAX_EVENTS_PER_HOST:  # an XID storm: keep the newest
+            newest = sorted(memory.events.items(), key=lambda kv: kv[1].t)[-MAX_EVENTS_PER_HOST:]
+            memory.events = dict(newest)
+
+    @staticmethod
+    def _count(memory: _HostMemory, key: tuple[int, str], value: int, now: float) -> None:
+        counter = memory.counters.get(key)
+        if counter is None:
+            memory.counters[key] = _Counter(value)  # the first value is a baseline, not a rise
+            return
+        if value > counter.value:
+            counter.rises.append((now, value - counter.value))
+        counter.value = value  # lower: the GPU was reset, counting starts again
+
+    def _context(self, name: str, now: float, mono_now: float) -> Context:
+        memory = self._hosts.get(name, _HostMemory())
+        xid_from = now - self.thresholds.xid_window_minutes * 60.0
+        memory.events = {k: e for k, e in memory.events.items() if e.t >= xid_from}
+        counter_from = now - self.thresholds.counter_window_minutes * 60.0
+        climbs: dict[tuple[int, str], int] = {}
+        for key, counter in memory.counters.items():
+            while counter.rises and counter.rises[0][0] < counter_from:
+                counter.rises.popleft()
+            if counter.rises:
+                climbs[key] = sum(by for _, by in counter.rises)
+        xids = sorted(memory.events.values(), key=lambda e: e.t)
+        return Context(self.thresholds, now, mono_now, xids, memory.last_xid, climbs)
+
+    # -- evaluation --------------------------------------------------------------------
+    def evaluate(self, store: FleetStore) -> list[Alert]:
+        """The active alerts, worst first: severity, then oldest, then host and GPU."""
+        now, mono_now = self.clock(), store.clock()
+        self.observe(store)
+        self._forget_gone(store)
+        seen: dict[str, tuple[str, Finding]] = {}
+        not_live: set[str] = set()
+        for name, record in store.hosts.items():
+            if record.state(mono_now) is not HostState.LIVE:
+                not_live.add(name)
+            for finding in host_findings(record, self._context(name, now, mono_now)):
+                seen[finding.key(name)] = (name, finding)
+        self._update(seen, not_live, now)
+        alerts = [t.alert for t in self._tracked.values() if t.active and t.alert is not None]
+        return sorted(alerts, key=lambda a: (-a.severity, a.since, a.host, -1 if a.gpu is None else a.gpu, a.key))
+
+    def _forget_gone(self, store: FleetStore) -> None:
+        """A host removed from the store takes its alerts and memory with it."""
+        self._hosts = {k: v for k, v in self._hosts.items() if k in store.hosts}
+        self._tracked = {k: t for k, t in self._tracked.items() if t.host in store.hosts}
+
+    def _update(self, seen: dict[str, tuple[str, Finding]], not_live: set[str], now: float) -> None:
+        for key, (host, finding) in seen.items():
+            tracked = self._tracked.get(key)
+            if tracked is None:
+                if finding.band:
+                    continue  # within the hysteresis band: keeps an alert, never starts one
+                since = finding.since if finding.since is not None else now
+                tracked = self._tracked[key] = _Tracked(host, finding.rule, now, since, finding.immediate)
+            tracked.clear_since = None
+            if not tracked.active and (finding.immediate or now - tracked.first_seen >= self.hold_s):
+                tracked.active = True
+            tracked.alert = self._alert(key, host, finding, tracked, now)
+        for key, tracked in list(self._tracked.items()):
+            if key in seen or (tracked.host in not_live and tracked.rule not in ALWAYS_JUDGED):
+                continue
+            if tracked.active and tracked.clear_since is None:
+                tracked.clear_since = now
+            if not tracked.active or tracked.immediate or now - (tracked.clear_since or now) >= self.clear_s:
+                del self._tracked[key]
+
+    def _alert(self, key: str, host: str, f: Finding, tracked: _Tracked, now: float) -> Alert:
+        severity = f.severity
+        before = tracked.alert.severity if tracked.alert is not None else None
+        if tracked.active and before is not None and severity < before:
+            if tracked.lower_since is None:
+                tracked.lower_since = now
+            if now - tracked.lower_since < self.clear_s:
+                severity = before  # falls only after clear_s, as an alert clears
+        else:
+            tracked.lower_since = None
+        return Alert(key, f.rule, severity, host, f.gpu, f.title, f.advice, tracked.since, dict(f.evidence))

@@ -1,0 +1,76 @@
+"""The idle-holding rule: a GPU held (processes or memory) while nothing runs on it.
+
+The allocation panel's judgement is reused as it is (:func:`allocation`),
+so that the panel and the alert never disagree about the history. Its
+answer needs ``idle_holding_minutes`` of history, which a one-shot
+``gputui check`` or a dashboard opened a minute ago does not have.
+
+For that case one more piece of evidence is honest to use: the processes'
+start times. When utilisation was at or under 5 % now *and in every sample
+seen*, and every process holding the GPU started more than
+``idle_holding_minutes`` ago, the GPU has been held at least that long, and
+everything we saw of it was idle. That is a likely waste, not a proven one
+(a job may have computed before we looked), so it is reported as INFO with
+its basis spelt out; once the history itself covers the span, the same alert
+becomes a WARNING.
+"""
+
+from __future__ import annotations
+
+from gputui.config import Thresholds
+from gputui.fleet.allocation import IDLE_UTIL_PCT, Alloc, allocation, idle_for_s, idle_run
+from gputui.fleet.history import METRICS, GpuHistory
+from gputui.frames import GpuSample
+from gputui.health.finding import Finding
+from gputui.health.model import Severity
+from gputui.render import age_words, fmt
+
+_UTIL = METRICS.index("util_pct")
+
+
+def idle_in_every_sample(hist: GpuHistory | None) -> int:
+    """How many samples the history holds if every one of them was idle, else 0."""
+    if hist is None:
+        return 0
+    fine = hist.fine[_UTIL].values()
+    if not fine or idle_run(fine) < len(fine):
+        return 0
+    if hist.fine[_UTIL].count == hist.fine[_UTIL].capacity:  # the fine tier wrapped: the coarse one saw the rest
+        coarse = hist.coarse[_UTIL].values()
+        if idle_run(coarse) < len(coarse):
+            return 0
+    return len(fine)
+
+
+def idle_holding(g: GpuSample, hist: GpuHistory | None, th: Thresholds, now: float) -> Finding | None:
+    """The finding for one GPU, or None: WARNING from history, INFO from process age (see the module's note)."""
+    if g.util_pct is None or g.util_pct > IDLE_UTIL_PCT:
+        return None  # busy, or no utilisation to judge by (MIG): as allocation() would say, sooner
+    limit_s = th.idle_holding_minutes * 60.0
+    state = allocation(g, hist, limit_s).state
+    if state not in (Alloc.IDLE, Alloc.IDLE_HOLDING):
+        return None
+    users = sorted({p.user for p in g.processes if p.user})
+    evidence = {
+        "util": fmt(g.util_pct, "{}%"),
+        "memory held": fmt(g.mem_used_mib, "{:,} MiB"),
+        "processes": ", ".join(str(p.pid) for p in g.processes) or "none listed",
+    }
+    if users:
+        evidence["users"] = ", ".join(users)
+    advice = "ask its owner to release it (end the idle process) or reclaim it: others are waiting for GPUs"
+    if state is Alloc.IDLE_HOLDING:
+        idle_s = idle_for_s(hist, limit_s)
+        evidence["basis"] = f"history: idle for at least {age_words(idle_s)}"
+        title = f"GPU {g.index} idle, holding memory (<= {IDLE_UTIL_PCT:.0f}% util for {age_words(idle_s)}+)"
+        return Finding("idle-holding", Severity.WARNING, g.index, title, advice, evidence, since=now - idle_s)
+    seen = idle_in_every_sample(hist)
+    starts = [p.started_at for p in g.processes]
+    if not seen or not starts or any(t is None for t in starts):
+        return None
+    held_since = max(t for t in starts if t is not None)  # the newest process: every one was there since (cautious)
+    if now - held_since < limit_s:
+        return None
+    evidence["basis"] = f"processes running {age_words(now - held_since)}; idle in all {seen} samples seen"
+    title = f"GPU {g.index} holding memory, idle in every sample seen (process running {age_words(now - held_since)})"
+    return Finding("idle-holding", Severity.INFO, g.index, title, advice, evidence, since=held_since)

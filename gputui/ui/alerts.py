@@ -1,0 +1,188 @@
+"""The dashboard's alerts: the health engine evaluated once a tick, and what
+the operator said about them.
+
+The app owns one :class:`AlertBoard`. Once a second it asks the engine for
+the active alerts (one pass over the store, whatever the number of hosts),
+and works out what every reader needs from them: the alerts shown (not
+silenced), counts per severity and each host's worst severity. The overview,
+the fleet list and the triage screen only read these; none of them walks
+the store for alerts on its own.
+
+An acknowledgement ("I am on it") keeps the alert listed, dimmed, until it
+clears; a silence hides it until its time ends. Both are recorded: a record
+with ``status`` "recorded" in the audit log the guard writes (the config's
+``[actions] audit_log``), chained like every other record. The demo has no
+config and so no audit log: there they are kept in memory only, and the
+triage screen says so.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from rich.style import Style
+from rich.text import Text
+
+from gputui.actions.audit import AuditLog
+from gputui.actions.model import Operator
+from gputui.config import Thresholds
+from gputui.fleet.store import FleetStore
+from gputui.health.engine import HealthEngine
+from gputui.health.model import Alert, Severity
+from gputui.ui.palette import Palette
+
+Evaluate = Callable[[FleetStore], list[Alert]]
+
+
+def severity_style(severity: Severity, pal: Palette) -> Style:
+    return {Severity.CRITICAL: pal.bad, Severity.WARNING: pal.warn}.get(severity, pal.accent)
+
+
+def count_words(counts: dict[Severity, int], pal: Palette, least: Severity = Severity.INFO) -> Text:
+    """ "2 critical 3 warning" in the severities' colours; "no alerts" when
+    there are none. ``least``: leave out counts below it (the overview's
+    crowded title line keeps infos for the triage screen, unless they are all there is)."""
+    text = Text()
+    shown = [s for s in sorted(Severity, reverse=True) if counts.get(s)]
+    if any(s >= least for s in shown):
+        shown = [s for s in shown if s >= least]
+    for severity in shown:
+        if counts.get(severity):
+            if text:
+                text.append(" ")
+            text.append(f"{counts[severity]} {severity.word}", severity_style(severity, pal))
+    return text or Text("no alerts", pal.ok)
+
+
+@dataclass(frozen=True)
+class Remark:
+    """An operator's word on one alert: an acknowledgement, or a silence until a time."""
+
+    action: str  # "acknowledge" | "silence"
+    key: str  # the alert's key
+    by: str  # user@host
+    at: float  # wall clock
+    note: str = ""
+    until: float | None = None  # silence: when it ends
+    audit_id: str | None = None  # None: kept in memory only (no audit log)
+
+
+class AlertBoard:
+    """The engine's alerts as of the last tick, with acknowledgements and silences."""
+
+    def __init__(
+        self,
+        evaluate: Evaluate,
+        audit: AuditLog | None = None,
+        operator: Operator | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.evaluate = evaluate
+        self.audit = audit
+        self._operator = operator
+        self.clock = clock  # wall clock: alerts' ``since`` and silences' ``until`` are epoch seconds
+        self.alerts: list[Alert] = []  # active, worst first, as the engine gave them
+        self.shown: list[Alert] = []  # active and not silenced
+        self.acks: dict[str, Remark] = {}
+        self.silences: dict[str, Remark] = {}
+        self.silenced = 0  # active alerts hidden by a silence
+        self.counts: dict[Severity, int] = dict.fromkeys(Severity, 0)  # of the shown alerts
+        self.host_worst: dict[str, Severity] = {}  # of the shown alerts
+        self.error: str | None = None  # the engine failed on the last tick
+        self.ticks = 0
+
+    @property
+    def operator(self) -> Operator:
+        if self._operator is None:
+            self._operator = Operator.local()
+        return self._operator
+
+    @property
+    def in_memory(self) -> bool:
+        """Acknowledgements and silences are not written anywhere (no audit log: the demo)."""
+        return self.audit is None
+
+    def tick(self, store: FleetStore) -> None:
+        """Evaluate the engine once, and work out what the screens read."""
+        try:
+            alerts = self.evaluate(store)
+        except Exception as exc:  # a rule's bug must not take the dashboard down at 3 a.m.: say it instead
+            self.error = f"health rules failed: {type(exc).__name__}: {exc}"
+            return
+        self.error = None
+        self.alerts = list(alerts)
+        self.ticks += 1
+        self.refilter()
+
+    def refilter(self) -> None:
+        """Drop ended silences and acknowledgements of cleared alerts; count what is shown."""
+        now = self.clock()
+        active = {a.key for a in self.alerts}
+        self.acks = {k: r for k, r in self.acks.items() if k in active}  # an ack ends when its alert clears
+        self.silences = {k: r for k, r in self.silences.items() if r.until is not None and r.until > now}
+        self.shown = [a for a in self.alerts if a.key not in self.silences]
+        self.silenced = len(self.alerts) - len(self.shown)
+        counts = Counter(a.severity for a in self.shown)
+        self.counts = {s: counts.get(s, 0) for s in Severity}
+        worst: dict[str, Severity] = {}
+        for a in self.shown:
+            if a.host not in worst or a.severity > worst[a.host]:
+                worst[a.host] = a.severity
+        self.host_worst = worst
+
+    # -- the operator's word ---------------------------------------------------
+    def acknowledge(self, alert: Alert, note: str = "") -> Remark:
+        """Record "on it" for ``alert``; AuditError (nothing changed) when the log cannot be written."""
+        remark = self._remark("acknowledge", alert, note.strip(), None)
+        self.acks[alert.key] = remark
+        self.refilter()
+        return remark
+
+    def silence(self, alert: Alert, until: float, note: str = "") -> Remark:
+        """Hide ``alert`` until ``until`` (epoch seconds); recorded like an acknowledgement."""
+        remark = self._remark("silence", alert, note.strip(), until)
+        self.silences[alert.key] = remark
+        self.refilter()
+        return remark
+
+    def _remark(self, action: str, alert: Alert, note: str, until: float | None) -> Remark:
+        now = self.clock()
+        audit_id = None
+        if self.audit is not None:
+            audit_id = self.audit.append(record_entry(action, alert, note, until, self.operator))["id"]
+        return Remark(action, alert.key, self.operator.label(), now, note, until, audit_id)
+
+
+def record_entry(action: str, alert: Alert, note: str, until: float | None, operator: Operator) -> dict[str, Any]:
+    """The audit record of an acknowledgement or a silence (the log adds seq, t, hashes and id).
+
+    Shaped like the guard's records (operator, action, targets, reason,
+    status, message), so ``gputui audit`` and the audit screen read it as
+    any other; ``alert`` is the alert's key, ``note`` the operator's words.
+    """
+    did = "acknowledged"
+    if action == "silence":
+        did = f"silenced until {time.strftime('%Y-%m-%d %H:%M', time.localtime(until or 0))}"
+    return {
+        "operator": operator.as_dict(),
+        "action": action,
+        "targets": [alert.where],
+        "alert": alert.key,
+        "rule": alert.rule,
+        "severity": alert.severity.word,
+        "title": alert.title,
+        "until": until,
+        "note": note,
+        "reason": note,  # the audit screen's Reason column
+        "status": "recorded",
+        "message": f"{did}: {alert.title}",
+    }
+
+
+def health_engine(thresholds: Thresholds, clock: Callable[[], float] = time.time) -> Evaluate:
+    """The rules engine's ``evaluate``, on the config's thresholds (hold and clear times included)."""
+    return HealthEngine(thresholds, clock=clock).evaluate

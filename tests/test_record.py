@@ -1,0 +1,405 @@
+"""Recording the fleet and reading it back: what an operator relies on after an incident.
+
+Recordings here come from the demo's real simulated hosts (in-process runner
+and recorder, or the real ``gputui record`` command), or, where a long
+recording is needed quickly, from the agent's real sampler on a simulated
+clock written through the recorder's own chunk builder and file writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from gputui.agent.sampler import Sampler
+from gputui.fleet.runner import FleetRunner
+from gputui.fleet.store import FleetStore, HostState
+from gputui.frames import Sample, parse_frame
+from gputui.record import format as fmt
+from gputui.record.format import Entry, RecordingError
+from gputui.record.player import ReplayPlayer
+from gputui.record.reader import Recording
+from gputui.record.recorder import Recorder
+from gputui.record.writer import ChunkBuilder, RecordingFile
+from gputui.sim.nvml import SimNvml
+from gputui.transport.demo import DemoFleet
+from gputui.transport.demo_feed import host_names, scenario_for
+
+EPOCH = 1_795_000_000.0
+
+
+def write_sim_recording(path: Path, hosts: int = 4, seconds: int = 120, chunk_seconds: float = 20.0) -> None:
+    """``seconds`` of a simulated fleet at 1 s, written as a recorder writes, in a fraction of the time."""
+    now = [0.0]
+    builder = ChunkBuilder(chunk_seconds)
+    fleet = []
+    for i, name in enumerate(host_names(hosts)):
+        sim = SimNvml(scenario_for("fleet", i), seed=i, gpus=4, processes="synthetic", host_no=i, clock=lambda: now[0])
+        fleet.append(
+            (name, Sampler(sim, host=name, describe=sim.describe_process, clock=lambda: now[0], wall=lambda: EPOCH + now[0]))
+        )
+        builder.add_host(name, ("rack-a",), None)
+    out = RecordingFile(path, "simulated", builder.hosts)
+    for step in range(seconds + 1):
+        for j, (name, sampler) in enumerate(fleet):
+            frame = sampler.hello(1.0) if step == 0 else sampler.sample()
+            t = round(EPOCH + now[0] + 0.01 * (j + 1), 6)
+            if builder.due(t) and (chunk := builder.cut()) is not None:
+                out.write(chunk)
+            builder.frame(name, t, json.dumps(frame, separators=(",", ":")).encode())
+        now[0] += 1.0
+    if (chunk := builder.cut()) is not None:
+        out.write(chunk)
+    out.close()
+
+
+class Seen:
+    """A second tap on the runner: what the store was handed, with the recorder's own timestamps."""
+
+    def __init__(self) -> None:
+        self.stamps: list[float] = []
+        self.lines: list[tuple[str, float, bytes]] = []
+        self.ends: list[tuple[str, float, str]] = []
+
+    def clock(self) -> float:
+        self.stamps.append(time.time())
+        return self.stamps[-1]
+
+    def line(self, host: str, data: bytes) -> None:
+        self.lines.append((host, round(self.stamps[-1], 6), data))
+
+    def ended(self, host: str, error: str) -> None:
+        self.ends.append((host, round(self.stamps[-1], 6), error))
+
+
+async def until(store: FleetStore, predicate: object, what: str, timeout: float = 20.0) -> None:
+    """Wait on the store's change notifications until ``predicate()`` holds."""
+    assert callable(predicate)
+    changed = asyncio.Event()
+    store.listeners.append(changed.set)
+    try:
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                changed.clear()
+                await changed.wait()
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting for {what}") from None
+    finally:
+        store.listeners.remove(changed.set)
+
+
+def seqs(store: FleetStore, at_least: int) -> bool:
+    return all(r.sample is not None and r.sample.seq >= at_least for r in store.hosts.values())
+
+
+async def record_demo(
+    path: Path, samples: int = 8, hosts: int = 3, chunk_seconds: float = 20.0, scenario: str = "fleet", gpus: int = 2
+) -> tuple[FleetStore, Seen]:
+    """Record a live demo fleet until every host sent ``samples`` samples; returns the live store."""
+    fleet = DemoFleet(hosts, gpus, scenario, 7, 0.1)
+    store = FleetStore()
+    runner = FleetRunner(fleet.links(), store)
+    seen = Seen()
+    recorder = Recorder.start(runner, path, "test fleet", clock=seen.clock, chunk_seconds=chunk_seconds)
+    runner.taps.append(seen)
+    runner.start()
+    try:
+        await until(store, lambda: seqs(store, samples), f"{samples} samples from every host", timeout=40)
+    finally:
+        await runner.stop()
+        await recorder.close()
+        await fleet.close()
+    return store, seen
+
+
+def frames(rec: Recording) -> list[tuple[str, float, bytes]]:
+    return [(e.host, e.t, e.data) for e in rec.entries() if e.kind == fmt.FRAME]
+
+
+async def test_a_recording_reads_back_the_same_frames_in_order_with_their_times(tmp_path: Path) -> None:
+    path = tmp_path / "incident.gtrec"
+    store, seen = await record_demo(path, chunk_seconds=0.3)
+    rec = Recording.open(path)
+    assert rec.complete and rec.problems() == []
+    assert len(rec.chunks) > 1, "short chunks: the test should cross chunk boundaries"
+    assert frames(rec) == seen.lines
+    assert [h for h, _, _ in rec.hosts] == list(store.hosts)
+    assert rec.meta["title"] == "test fleet"
+
+
+async def test_a_replay_ends_in_the_state_the_live_store_ended_in(tmp_path: Path) -> None:
+    path = tmp_path / "incident.gtrec"
+    live, seen = await record_demo(path, chunk_seconds=0.3)
+    player = ReplayPlayer(Recording.open(path))
+    player.seek(player.recording.ended_at)
+    replayed = player.store
+    assert isinstance(replayed, FleetStore) and list(replayed.hosts) == list(live.hosts)
+    for name, want in live.hosts.items():
+        got = replayed.hosts[name]
+        assert got.hello == want.hello and got.sample == want.sample and got.error == want.error
+        assert len(got.gpus()) == len(want.gpus()) == 2
+        assert got.state(player.now()) is HostState.LIVE
+        last = max(t for h, t, _ in seen.lines if h == name)
+        assert got.last_frame_at == last, "ages in a replay are measured from the recorded arrival times"
+        assert got.history.keys() == want.history.keys()
+        for index, hist in want.history.items():
+            assert got.history[index].series("util_pct", 60) == hist.series("util_pct", 60)
+
+
+def expected_at(rec: Recording, t: float) -> dict[str, tuple[float, Sample | None]]:
+    """Per host, from the recorded entries alone: the last arrival time and the latest sample at ``t``."""
+    out: dict[str, tuple[float, Sample | None]] = {}
+    for e in rec.entries():
+        if e.t > t:
+            break
+        frame = parse_frame(e.data)
+        sample = frame if isinstance(frame, Sample) else out.get(e.host, (0.0, None))[1]
+        out[e.host] = (e.t, sample)
+    return out
+
+
+@pytest.mark.parametrize("offset", [0.0, 47.5, 61.0, 119.0])
+def test_seeking_shows_the_fleet_as_it_was_at_that_moment(tmp_path: Path, offset: float) -> None:
+    path = tmp_path / "long.gtrec"
+    write_sim_recording(path, hosts=4, seconds=120)
+    rec = Recording.open(path)
+    player = ReplayPlayer(rec)
+    at = rec.started_at + offset
+    player.seek(rec.ended_at)
+    player.seek(at)  # backwards: rebuilt from the keyframe before ``at``
+    want = expected_at(rec, at)
+    assert set(player.store.hosts) == set(host_names(4))
+    for name in set(host_names(4)) - set(want):
+        assert player.store.hosts[name].state(player.now()) is HostState.CONNECTING, "nothing from it yet"
+    for name, (last_t, sample) in want.items():
+        record = player.store.hosts[name]
+        assert record.sample == sample
+        assert record.last_frame_at == last_t
+        assert record.tags == ("rack-a",)
+        assert record.hello is not None and len(record.hello.gpus) == 4
+        assert record.age_s(player.now()) == pytest.approx(at - last_t)
+
+
+def test_a_short_step_forward_plays_on_and_keeps_the_history(tmp_path: Path) -> None:
+    path = tmp_path / "long.gtrec"
+    write_sim_recording(path, hosts=2, seconds=90)
+    rec = Recording.open(path)
+    player = ReplayPlayer(rec)
+    player.seek(rec.started_at + 30)
+    player.seek_by(25)  # crosses a chunk boundary without a rebuild
+    history = player.store.hosts["gpu-01"].history[0].series("util_pct", 60)
+    assert sum(v is not None for v in history) >= 50, "the samples before the step are still in the chart"
+    want = expected_at(rec, rec.started_at + 55)
+    assert player.store.hosts["gpu-01"].sample == want["gpu-01"][1]
+
+
+def test_a_recording_stays_small(tmp_path: Path) -> None:
+    """The size target (50 MB per hour of 64 hosts x 8 GPUs) scaled down: 4 hosts x 4 GPUs for 2 min."""
+    path = tmp_path / "long.gtrec"
+    write_sim_recording(path, hosts=4, seconds=120)
+    per_host_hour = path.stat().st_size / 4 / 120 * 3600
+    assert per_host_hour < 0.6e6, f"{per_host_hour / 1e6:.2f} MB per host-hour of 4-GPU hosts"
+
+
+async def test_a_link_that_ends_is_recorded_and_replays_as_down(tmp_path: Path) -> None:
+    path = tmp_path / "outage.gtrec"
+    fleet = DemoFleet(2, 2, "healthy", 3, 0.1)
+    store = FleetStore()
+    runner = FleetRunner(fleet.links(), store)
+    seen = Seen()
+    recorder = Recorder.start(runner, path, "outage", clock=seen.clock, chunk_seconds=0.3)
+    runner.taps.append(seen)
+    runner.start()
+    try:
+        await until(store, lambda: seqs(store, 3), "samples from both hosts")
+        fleet.feeds[0].kill()  # the hosts' feed dies: both links end
+        await until(store, lambda: all(r.down_since is not None for r in store.hosts.values()), "both hosts down")
+        down_errors = {n: r.error for n, r in store.hosts.items()}
+        await until(store, lambda: all(r.down_since is None for r in store.hosts.values()), "both hosts back")
+    finally:
+        await runner.stop()
+        await recorder.close()
+        await fleet.close()
+    rec = Recording.open(path)
+    ends = [(e.host, e.t, json.loads(e.data)) for e in rec.entries() if e.kind == fmt.DOWN]
+    assert ends == seen.ends and len(ends) == 2
+    player = ReplayPlayer(rec)
+    player.seek(max(t for _, t, _ in ends))
+    for name, error in down_errors.items():
+        assert player.store.hosts[name].state(player.now()) is HostState.DOWN
+        assert player.store.hosts[name].error == error
+    player.seek(rec.ended_at)
+    assert all(r.state(player.now()) is HostState.LIVE for r in player.store.hosts.values())
+
+
+# -- damaged and wrong files ------------------------------------------------------------------
+
+
+def test_a_recording_cut_short_opens_up_to_the_cut(tmp_path: Path) -> None:
+    whole = tmp_path / "whole.gtrec"
+    write_sim_recording(whole, hosts=2, seconds=100)
+    original = Recording.open(whole)
+    last = original.chunks[-1]
+    cut = tmp_path / "cut.gtrec"
+    cut.write_bytes(whole.read_bytes()[: last.offset + 100])  # the recorder died writing its last chunk
+    rec = Recording.open(cut)
+    assert not rec.complete and len(rec.chunks) == len(original.chunks) - 1
+    (problem,) = rec.problems()
+    assert problem == (
+        f"cut.gtrec: recording ends at {fmt.clock_time(original.chunks[-2].t_last)}: the file was cut short "
+        f"(its last chunk is incomplete at byte {last.offset}; no index)"
+    )
+    kept = frames(rec)
+    assert kept == frames(original)[: len(kept)] and kept
+
+
+def test_a_recording_without_its_index_loses_nothing(tmp_path: Path) -> None:
+    whole = tmp_path / "whole.gtrec"
+    write_sim_recording(whole, hosts=2, seconds=50)
+    original = Recording.open(whole)
+    cut = tmp_path / "noindex.gtrec"
+    end = original.chunks[-1].offset + fmt.HEADER_SIZE + _length(original, -1)
+    cut.write_bytes(whole.read_bytes()[:end])
+    rec = Recording.open(cut)
+    assert frames(rec) == frames(original)
+    assert rec.problems() == [
+        f"noindex.gtrec: recording ends at {fmt.clock_time(original.ended_at)}: "
+        "the file was cut short after a whole chunk (no index; nothing recorded is lost)"
+    ]
+
+
+def _length(rec: Recording, i: int) -> int:
+    header = fmt.BlockHeader.unpack(rec.data[rec.chunks[i].offset : rec.chunks[i].offset + fmt.HEADER_SIZE])
+    assert header is not None
+    return header.length
+
+
+def corrupt(path: Path, offsets: list[int]) -> None:
+    data = bytearray(path.read_bytes())
+    for offset in offsets:
+        data[offset + fmt.HEADER_SIZE + 20] ^= 0xFF  # inside the chunk's compressed payload
+    path.write_bytes(bytes(data))
+
+
+def test_the_last_chunks_damaged_are_named_and_the_rest_replays(tmp_path: Path) -> None:
+    path = tmp_path / "bad.gtrec"
+    write_sim_recording(path, hosts=2, seconds=100)
+    original = Recording.open(path)
+    chunks, want = original.chunks, frames(original)
+    original.close()
+    corrupt(path, [chunks[-2].offset, chunks[-1].offset])
+    rec = Recording.open(path)
+    assert rec.problems() == [
+        f"bad.gtrec: recording ends at {fmt.clock_time(chunks[-3].t_last)}: "
+        f"the last 2 chunks are damaged (CRC mismatch at byte {chunks[-2].offset})"
+    ]
+    kept = frames(rec)
+    assert kept == want[: len(kept)] and len(kept) == sum(c.count for c in chunks[:-2])
+    player = ReplayPlayer(rec)
+    player.seek(rec.ended_at)
+    assert all(r.state(player.now()) is HostState.LIVE for r in player.store.hosts.values())
+
+
+@pytest.mark.parametrize("index", [True, False])
+def test_a_damaged_chunk_in_the_middle_costs_only_its_own_stretch(tmp_path: Path, index: bool) -> None:
+    path = tmp_path / "hole.gtrec"
+    write_sim_recording(path, hosts=2, seconds=100)
+    original = Recording.open(path)
+    hole, want, count = original.chunks[2], frames(original), len(original.chunks)
+    original.close()
+    if not index:  # and the recorder was killed: the reader walks the blocks and steps over the hole
+        path.write_bytes(path.read_bytes()[: path.stat().st_size - fmt.FOOTER_SIZE - 200])
+    corrupt(path, [hole.offset])
+    rec = Recording.open(path)
+    problems = rec.problems()
+    assert problems[0] == (
+        f"hole.gtrec: {fmt.clock_time(hole.t_first)}–{fmt.clock_time(hole.t_last)} is missing: "
+        f"a chunk is damaged (CRC mismatch at byte {hole.offset})"
+    )
+    assert len(rec.chunks) == count - 1 and rec.chunks[2].after_gap
+    assert frames(rec) == [f for f in want if not hole.t_first <= f[1] <= hole.t_last]
+    player = ReplayPlayer(rec)
+    player.seek(rec.ended_at)
+    player.seek(hole.t_first - 1)
+    player.seek_by(30)  # plays on across the hole: the next chunk's keyframe fills it in
+    at = player.now()
+    for name, (_, sample) in expected_at(rec, at).items():
+        assert player.store.hosts[name].sample == sample
+
+
+def test_files_that_are_not_recordings_are_refused_by_name(tmp_path: Path) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("hello\n")
+    with pytest.raises(RecordingError) as caught:
+        Recording.open(text)
+    assert str(caught.value).startswith(f"{text}: not a gputui recording (it starts with b'hello\\n'")
+    empty = tmp_path / "empty.gtrec"
+    empty.write_bytes(b"")
+    with pytest.raises(RecordingError, match=r"empty\.gtrec: the file is empty: not a gputui recording"):
+        Recording.open(empty)
+    header_only = tmp_path / "stub.gtrec"
+    header_only.write_bytes(fmt.FILE_MAGIC + b"\x00" * 10)
+    with pytest.raises(RecordingError, match=r"stub\.gtrec: the recording's header block is damaged"):
+        Recording.open(header_only)
+    with pytest.raises(RecordingError, match=r"missing\.gtrec: cannot read"):
+        Recording.open(tmp_path / "missing.gtrec")
+
+
+def entries_of(path: Path) -> list[Entry]:
+    rec = Recording.open(path)
+    return list(rec.entries())
+
+
+def gputui(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "gputui", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_the_record_command_writes_a_whole_recording(tmp_path: Path) -> None:
+    path = tmp_path / "cli.gtrec"
+    done = gputui("record", "--demo", "--hosts", "2", "--gpus", "2", "--interval", "0.2", "--duration", "2", "-o", str(path))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"recording 2 hosts to {path} for 2 s\n")
+    assert f"wrote {path}: 2 hosts," in done.stdout
+    rec = Recording.open(path)
+    assert rec.complete and rec.problems() == []
+    got = entries_of(path)
+    assert {e.host for e in got} == {"gpu-01", "gpu-02"}
+    assert all(parse_frame(e.data) for e in got)
+    again = gputui("record", "--demo", "--duration", "1", "-o", str(path))
+    assert again.returncode == 2 and f"{path} exists: a recording is never overwritten" in again.stderr
+
+
+def test_ctrl_c_closes_the_recording_properly(tmp_path: Path) -> None:
+    path = tmp_path / "stopped.gtrec"
+    argv = [sys.executable, "-m", "gputui", "record", "--demo", "--hosts", "2", "--interval", "0.2", "-o", str(path)]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == f"recording 2 hosts to {path} until Ctrl-C\n"
+        proc.send_signal(2)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert f"wrote {path}" in out
+    assert Recording.open(path).complete
+
+
+def test_replay_info_reports_damage_and_refuses_non_recordings(tmp_path: Path) -> None:
+    path = tmp_path / "bad.gtrec"
+    write_sim_recording(path, hosts=2, seconds=60)
+    good = gputui("replay", str(path), "--info")
+    assert good.returncode == 0 and "2 hosts" in good.stdout and good.stderr == ""
+    corrupt(path, [Recording.open(path).chunks[-1].offset])
+    bad = gputui("replay", str(path), "--info")
+    assert bad.returncode == 1 and "the last chunk is damaged (CRC mismatch at byte" in bad.stderr
+    junk = tmp_path / "junk.gtrec"
+    junk.write_text("not a recording")
+    refused = gputui("replay", str(junk))
+    assert refused.returncode == 2
+    assert refused.stderr.startswith(f"gputui: {junk}: not a gputui recording")
+    start = gputui("replay", str(path), "--start", "2h")
+    assert start.returncode == 2 and "'2h' is outside the recording (0:" in start.stderr

@@ -1,0 +1,311 @@
+"""The triage screen as an operator meets it at 3 a.m.: the worst thing first,
+one key from an alert to its GPU, acknowledgements and silences on record,
+actions through the same guard as the host screen, a report on disk.
+
+Real apps on real simulated hosts: the in-process demo fleet, or local
+agents from a config (``transport = "local"``) with the audit log in the
+test's tmp_path; the real health engine evaluates the real store. Every
+wait is on what is on screen or on disk, never a sleep.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import DataTable, Input, Static
+
+from gputui import config as cfg
+from gputui.health.model import Alert, Severity
+from gputui.ui.action_screen import ActionScreen
+from gputui.ui.app import GpuTuiApp
+from gputui.ui.host_screen import HostScreen
+from gputui.ui.launch import configured_app, demo_app
+from gputui.ui.overview import OverviewScreen
+from gputui.ui.triage_screen import ALERT_ROW, RemarkScreen, TriageScreen
+from tests.test_host_panels import screen_lines
+from tests.test_ui import static_text, summary
+from tests.waiting import wait_for
+
+SIZE = (150, 40)
+AGENT_WAIT_S = 30.0  # local agents start as child processes
+PLANTED = {2, 3, 5}  # the incident scenario: GPU 2 too hot, GPU 3 ECC, XID 48 and remaps, GPU 5 fallen off the bus
+LOST = {5}  # alerts at once (an event); the others after the engine's hold (alert_hold_s, 10 s by default)
+
+
+@pytest.fixture(autouse=True)
+def no_user_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Keep the developer's config, themes and state (reports) out of the test."""
+    monkeypatch.setenv("GPUTUI_CONFIG", str(tmp_path / "no-config.toml"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+
+
+def make_app(tmp_path: Path, actions: str = "", theme: str = "gputui-dark", sim: str = "incident") -> GpuTuiApp:
+    """One local simulated host ``h`` (8 GPUs), its audit log and ledger in tmp_path."""
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f'interval = 0.2\ntheme = "{theme}"\n'
+        "[thresholds]\nalert_hold_s = 1\n"  # the planted faults alert within a second, not ten
+        f'[actions]\naudit_log = "{tmp_path}/audit.jsonl"\nstate_dir = "{tmp_path}/state"\n{actions}\n'
+        f'[[hosts]]\nname = "h"\ntransport = "local"\nsim = "{sim}"\ngpus = 8\nsim_processes = "synthetic"\n'
+    )
+    return configured_app(path, cfg.load(path))
+
+
+def audit(tmp_path: Path) -> list[dict[str, Any]]:
+    path = tmp_path / "audit.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def triage(app: GpuTuiApp) -> TriageScreen:
+    screen = app.screen
+    assert isinstance(screen, TriageScreen), type(screen)
+    return screen
+
+
+def table_lines(screen: TriageScreen) -> list[str]:
+    table = screen.query_one("#triage-alerts", DataTable)
+    return [" ".join(str(c) for c in table.get_row_at(i)) for i in range(table.row_count)]
+
+
+def listed(screen: TriageScreen) -> list[Alert]:
+    """The alerts in the list, in its order (host lines left out)."""
+    return [screen.alert_at[k] for k in screen.order if k.startswith(ALERT_ROW)]
+
+
+def planted_gpus(screen: TriageScreen) -> set[int]:
+    return {a.gpu for a in listed(screen) if a.gpu is not None}
+
+
+async def wait_for_triage(pilot: Pilot[None], app: GpuTuiApp, gpus: set[int] = PLANTED) -> TriageScreen:
+    await wait_for(pilot, lambda: isinstance(app.screen, TriageScreen), "the triage screen to open by itself", AGENT_WAIT_S)
+    screen = triage(app)
+    await wait_for(pilot, lambda: planted_gpus(screen) >= gpus, f"alerts on GPUs {sorted(gpus)}", AGENT_WAIT_S)
+    return screen
+
+
+async def cursor_to(pilot: Pilot[None], screen: TriageScreen, wanted: Alert) -> None:
+    """Move the list's cursor down to ``wanted`` with the arrow keys, as an operator would."""
+    row = ALERT_ROW + wanted.key
+    assert row in screen.order, f"{wanted.key} is not in the list: {screen.order}"
+    table = screen.query_one("#triage-alerts", DataTable)
+    steps = screen.order.index(row) - table.cursor_row
+    await pilot.press(*(["down"] * steps if steps > 0 else ["up"] * -steps))
+    chosen = screen.selected_alert()
+    assert chosen is not None and chosen.key == wanted.key, (chosen, wanted)
+
+
+def gpu_alert(screen: TriageScreen, gpu: int, prefer_rule: str = "") -> Alert:
+    alerts = [a for a in listed(screen) if a.gpu == gpu]
+    assert alerts, f"no alert on GPU {gpu}: {[a.key for a in listed(screen)]}"
+    return next((a for a in alerts if a.rule == prefer_rule), alerts[0])
+
+
+async def remark(pilot: Pilot[None], app: GpuTuiApp, key: str, *typed: str) -> None:
+    """``a`` or ``s``, then type into the dialog's fields (tab between them) and enter."""
+    await pilot.press(key)
+    await wait_for(pilot, lambda: isinstance(app.screen, RemarkScreen), "the note dialog")
+    for i, text in enumerate(typed):
+        if i:
+            await pilot.press("tab")
+        await pilot.press(*("space" if c == " " else c for c in text))
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: isinstance(app.screen, TriageScreen), "the dialog to close")
+
+
+def non_ascii(app: GpuTuiApp) -> list[str]:
+    return [line for line in screen_lines(app) if not line.isascii()]
+
+
+# -- the demo: no config -------------------------------------------------------
+
+
+async def test_the_incident_demo_opens_on_triage_with_every_planted_fault() -> None:
+    app = demo_app(hosts=1, gpus=None, scenario="incident", seed=0, interval=0.2)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await wait_for_triage(pilot, app)
+        alerts = listed(screen)
+        assert alerts[0].severity is Severity.CRITICAL  # the worst first
+        assert [a.severity for a in alerts] == sorted((a.severity for a in alerts), reverse=True)
+        lines = table_lines(screen)
+        assert lines[0].startswith("gpu-01")  # the host's line, then its alerts
+        for a in alerts:
+            assert a.advice.strip(), f"{a.key} has no advice"
+            assert any(a.where in line and a.severity.word in line for line in lines), (a.key, lines)
+        # The selected alert in full, and what runs on its GPU.
+        detail = static_text(screen.query_one("#triage-detail", Static))
+        assert alerts[0].title in detail and alerts[0].advice[:40] in " ".join(detail.split())
+        heading = static_text(screen.query_one("#triage-procs-heading", Static))
+        assert f"Affected processes on {alerts[0].where}" in heading
+        title = static_text(screen.query_one("#triage-title", Static))
+        assert "critical" in title and "kept in memory only" in title
+
+        # An alert on a GPU that runs jobs: its processes, users and jobs, from the store's latest sample.
+        sample = app.store.hosts["gpu-01"].sample
+        assert sample is not None
+        running = {g.index: g.processes for g in sample.gpus if g.processes}
+        busy = next(a for a in alerts if a.gpu is not None and a.gpu in running)
+        assert busy.gpu is not None
+        await cursor_to(pilot, screen, busy)
+        table = screen.query_one("#triage-procs", DataTable)
+        await wait_for(pilot, lambda: table.row_count > 0, "the alert's GPU's processes")
+        shown = {str(row.key.value) for row in table.ordered_rows}
+        assert {key.split(":")[0] for key in shown} == {str(busy.gpu)}  # that GPU's processes only
+        row = " ".join(str(c) for c in table.get_row_at(0))
+        assert any(p.user and p.user in row for p in running[busy.gpu])
+
+        # The demo has no config: an action key says so, as the host screen does.
+        await pilot.press("D")
+        await pilot.pause()
+        assert isinstance(app.screen, TriageScreen)
+        assert any("actions need a config file" in str(n.message) for n in app._notifications)
+
+        # Leaving it: the overview counts the alerts; the triage is not forced back.
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, OverviewScreen), "escape to the overview")
+        ticks = app.board.ticks
+        await wait_for(pilot, lambda: app.board.ticks >= ticks + 2, "two more evaluations")
+        assert isinstance(app.screen, OverviewScreen)
+        assert "critical" in summary(app)
+        await pilot.press("t")
+        await wait_for(pilot, lambda: isinstance(app.screen, TriageScreen), "t to open the triage")
+
+
+async def test_enter_on_the_fallen_off_gpu_5_alert_opens_the_host_on_gpu_5() -> None:
+    app = demo_app(hosts=1, gpus=None, scenario="incident", seed=0, interval=0.2)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await wait_for_triage(pilot, app, LOST)
+        xid = gpu_alert(screen, 5, prefer_rule="xid")
+        await cursor_to(pilot, screen, xid)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, HostScreen), "the host screen")
+        host = app.screen
+        assert isinstance(host, HostScreen) and host.host == "gpu-01"
+
+        def cursor_gpu() -> str | None:
+            for table in host.query("#gpus").results(DataTable):
+                if table.row_count:
+                    return str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+            return None
+
+        await wait_for(pilot, lambda: cursor_gpu() == "5", "the cursor on GPU 5")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, TriageScreen), "escape back to the triage")
+
+
+async def test_a_healthy_demo_stays_on_the_overview() -> None:
+    app = demo_app(hosts=2, gpus=None, scenario="healthy", seed=0, interval=0.2)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: all(r.sample is not None for r in app.store.hosts.values()), "every host's first sample")
+        ticks = app.board.ticks
+        await wait_for(pilot, lambda: app.board.ticks >= ticks + 2, "two evaluations of the sampled fleet")
+        assert isinstance(app.screen, OverviewScreen)
+        assert app.board.shown == []
+        assert "no alerts" in summary(app)
+        await pilot.press("t")
+        await wait_for(pilot, lambda: isinstance(app.screen, TriageScreen), "t to open the triage")
+        assert "no active alerts" in static_text(app.screen.query_one("#triage-detail", Static))
+
+
+# -- a config: the audit log ---------------------------------------------------
+
+
+async def test_acknowledge_and_silence_change_the_list_and_are_recorded(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await wait_for_triage(pilot, app)
+        assert "kept in memory" not in static_text(screen.query_one("#triage-title", Static))
+        first = listed(screen)[0]
+        await cursor_to(pilot, screen, first)
+        await remark(pilot, app, "a", "on it, INC-7")
+        records = audit(tmp_path)
+        assert len(records) == 1
+        ack = records[0]
+        assert (ack["action"], ack["status"], ack["alert"], ack["note"]) == ("acknowledge", "recorded", first.key, "on it, INC-7")
+        assert ack["targets"] == [first.where] and ack["until"] is None and ack["operator"]["user"]
+        await wait_for(pilot, lambda: any("acked by" in line and first.where in line for line in table_lines(screen)), "acked")
+        assert first.key in {a.key for a in listed(screen)}  # still listed
+        assert [a.key for a in listed(screen) if a.host == first.host][-1] == first.key  # sunk below its host's others
+
+        other = next(a for a in listed(screen) if a.key != first.key)
+        await cursor_to(pilot, screen, other)
+        await remark(pilot, app, "s", "30m", "known, fixed at 9")
+        records = audit(tmp_path)
+        silence = records[-1]
+        assert (silence["action"], silence["status"], silence["alert"]) == ("silence", "recorded", other.key)
+        assert silence["note"] == "known, fixed at 9"
+        assert 1790 < silence["until"] - silence["t"] <= 1800
+        await wait_for(pilot, lambda: other.key not in {a.key for a in listed(screen)}, "the silenced alert to be hidden")
+        assert "1 silenced" in static_text(screen.query_one("#triage-title", Static))
+        assert app.board.silenced == 1
+
+        # A duration that is not one is said in the dialog, and nothing is recorded.
+        await pilot.press("s")
+        await wait_for(pilot, lambda: isinstance(app.screen, RemarkScreen), "the silence dialog")
+        await pilot.press("s", "o", "o", "n", "enter")
+        dialog = app.screen
+        await wait_for(pilot, lambda: "expected a duration" in static_text(dialog.query_one("#remark-status", Static)), "why")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, TriageScreen), "escape to close the dialog")
+        assert len(audit(tmp_path)) == 2
+
+
+async def test_a_drain_from_triage_goes_through_the_guard_and_is_refused_when_actions_are_off(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await wait_for_triage(pilot, app)
+        assert "actions off" in static_text(screen.query_one("#triage-title", Static))
+        ecc = gpu_alert(screen, 3)
+        await cursor_to(pilot, screen, ecc)
+        await pilot.press("D")
+        await wait_for(pilot, lambda: isinstance(app.screen, ActionScreen), "the action dialog")
+        dialog = app.screen
+        assert isinstance(dialog, ActionScreen)
+        assert "Drain: h:3" in static_text(dialog.query_one("#action-title", Static))
+        await pilot.press(*"ECC", "enter")
+        await wait_for(pilot, lambda: dialog.phase == "refused", "the refusal")
+        assert "refused: actions are off" in static_text(dialog.query_one("#action-status", Static))
+        records = audit(tmp_path)
+        assert [(r["action"], r["status"], r["targets"], r["reason"]) for r in records] == [("drain", "refused", ["h:3"], "ECC")]
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, TriageScreen), "the dialog to close")
+        await pilot.press("N")
+        await wait_for(pilot, lambda: isinstance(app.screen, ActionScreen), "the drain-node dialog")
+        assert "Drain node: h" in static_text(app.screen.query_one("#action-title", Static))
+
+
+async def test_on_the_console_the_triage_draws_only_ascii(tmp_path: Path) -> None:
+    app = make_app(tmp_path, theme="gputui-console")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await wait_for_triage(pilot, app)
+        assert app.ascii
+        await pilot.pause()
+        assert not non_ascii(app), non_ascii(app)
+        await cursor_to(pilot, screen, listed(screen)[0])
+        await remark(pilot, app, "a", "x")
+        await pilot.pause()
+        assert not non_ascii(app), non_ascii(app)
+        await pilot.press("s")
+        await wait_for(pilot, lambda: isinstance(app.screen, RemarkScreen), "the silence dialog")
+        await pilot.pause()
+        assert not non_ascii(app), non_ascii(app)
+        assert app.screen.query_one("#remark-for", Input).has_focus
+
+
+async def test_e_writes_the_incident_report(tmp_path: Path) -> None:
+    app = demo_app(hosts=1, gpus=None, scenario="incident", seed=0, interval=0.2)
+    reports = tmp_path / "home" / ".local" / "state" / "gputui" / "reports"
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await wait_for_triage(pilot, app, LOST)
+        alerts = list(app.board.alerts)
+        await pilot.press("E")
+        await wait_for(pilot, lambda: reports.is_dir() and any(reports.glob("incident-*.md")), "the report file")
+        [path] = list(reports.glob("incident-*.md"))
+        text = path.read_text()
+        for a in alerts:
+            assert a.title in text or a.key in text, a.key
+        assert any(str(path) in str(n.message) for n in app._notifications)
+        assert screen is app.screen
