@@ -9,7 +9,11 @@ hosts would be elsewhere):
 - CPU % of one core over the run, after the first frames arrived;
 - peak RSS;
 - the 50th and 99th percentile time of one overview refresh: re-reading the
-  store (filter, sort, counts) and drawing every visible line.
+  store (filter, sort, counts) and drawing every visible line;
+- the same for one health tick (the rules engine over the whole store, once a
+  second; the overview stays in front, the triage screen is not opened), and
+  the longest slice of it the event loop waited on (the engine gives the loop
+  a turn every 64 hosts).
 """
 
 from __future__ import annotations
@@ -22,8 +26,10 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Generator
 
-from gputui.fleet.store import HostState
+from gputui.fleet.store import FleetStore, HostState
+from gputui.health.model import Alert
 from gputui.ui.fleet_view import FleetView
 from gputui.ui.launch import demo_app
 from gputui.ui.overview import OverviewScreen
@@ -36,7 +42,30 @@ def percentile(values: list[float], q: float) -> float:
 
 async def measure(hosts: int, seconds: float) -> dict[str, object]:
     app = demo_app(hosts, 8, "fleet", 0, 1.0)
+    app.triage_first = False  # measure the overview, with the engine still ticking
     refresh_ms: list[float] = []
+    health_ms: list[float] = []  # CPU of one whole evaluation
+    slice_ms: list[float] = []  # the longest the loop waited on one slice of it
+    steps = app.board.steps
+    assert steps is not None
+
+    def timed_steps(store: FleetStore) -> Generator[None, None, list[Alert]]:
+        inner, total = steps(store), 0.0
+        while True:
+            started = time.perf_counter()
+            try:
+                next(inner)
+            except StopIteration as done:
+                took = time.perf_counter() - started
+                slice_ms.append(1000 * took)
+                health_ms.append(1000 * (total + took))
+                return done.value  # type: ignore[no-any-return]
+            took = time.perf_counter() - started
+            total += took
+            slice_ms.append(1000 * took)
+            yield
+
+    app.board.steps = timed_steps
     async with app.run_test(size=(200, 60)) as pilot:
         screen = app.screen
         assert isinstance(screen, OverviewScreen)
@@ -58,6 +87,8 @@ async def measure(hosts: int, seconds: float) -> dict[str, object]:
             await pilot.pause(0.2)
         first_all = time.monotonic()
         refresh_ms.clear()
+        health_ms.clear()
+        slice_ms.clear()
         cpu0, wall0 = time.process_time(), time.monotonic()
         await pilot.pause(seconds)
         cpu = time.process_time() - cpu0
@@ -75,6 +106,11 @@ async def measure(hosts: int, seconds: float) -> dict[str, object]:
         "refreshes": len(refresh_ms),
         "refresh_p50_ms": round(statistics.median(refresh_ms), 1) if refresh_ms else None,
         "refresh_p99_ms": round(percentile(refresh_ms, 0.99), 1) if refresh_ms else None,
+        "health_ticks": len(health_ms),
+        "health_p50_ms": round(statistics.median(health_ms), 1) if health_ms else None,
+        "health_p99_ms": round(percentile(health_ms, 0.99), 1) if health_ms else None,
+        "health_slice_p99_ms": round(percentile(slice_ms, 0.99), 1) if slice_ms else None,
+        "health_slice_max_ms": round(max(slice_ms), 1) if slice_ms else None,
     }
 
 

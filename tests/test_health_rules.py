@@ -501,3 +501,31 @@ async def test_the_incident_scenario_shows_the_gpu_held_while_idle() -> None:
     idle = one(alerts, "idle-holding")
     assert idle.gpu == 6
     assert idle.evidence["util"] == "0%"
+
+
+def test_the_dashboard_can_judge_a_large_fleet_in_slices_with_the_same_result() -> None:
+    """The app gives its event loop a turn between slices of hosts; the alerts are the same as in one pass."""
+    fleet = Fleet()
+    board = {"index": 0, "name": "NVIDIA H100 80GB HBM3", "temp_slowdown_c": 89, "temp_shutdown_c": 92}
+    for n in range(1, 150):
+        name = f"h{n:03d}"
+        fleet.store.add_host(name)
+        hot = gpu(temp_c=87 if n % 10 == 0 else 60)
+        hello = {"type": "hello", "v": PROTOCOL_VERSION, "t": T0, "agent_version": "0.1", "host": name, "gpus": [board]}
+        sample = {"type": "sample", "v": PROTOCOL_VERSION, "t": T0, "seq": 0, "gpus": [hot]}
+        for frame in (hello, sample):
+            parsed = parse_frame(json.dumps(frame))
+            assert isinstance(parsed, Hello | Sample)
+            fleet.store.apply(name, parsed)
+    whole = fleet.engine(hold_s=0).evaluate(fleet.store)
+    steps = fleet.engine(hold_s=0).evaluate_in_steps(fleet.store, hosts_per_step=64)
+    pauses = 0
+    while True:
+        try:
+            next(steps)
+            pauses += 1
+        except StopIteration as done:
+            sliced = done.value
+            break
+    assert pauses == 150 // 64
+    assert sliced == whole and len([a for a in whole if a.rule == "thermal"]) == 14

@@ -18,9 +18,10 @@ triage screen says so.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,7 @@ from gputui.health.model import Alert, Severity
 from gputui.ui.palette import Palette
 
 Evaluate = Callable[[FleetStore], list[Alert]]
+Steps = Callable[[FleetStore], Generator[None, None, list[Alert]]]
 
 
 def severity_style(severity: Severity, pal: Palette) -> Style:
@@ -80,8 +82,10 @@ class AlertBoard:
         audit: AuditLog | None = None,
         operator: Operator | None = None,
         clock: Callable[[], float] = time.time,
+        steps: Steps | None = None,
     ) -> None:
         self.evaluate = evaluate
+        self.steps = steps  # the same evaluation in slices, for tick_async
         self.audit = audit
         self._operator = operator
         self.clock = clock  # wall clock: alerts' ``since`` and silences' ``until`` are epoch seconds
@@ -113,6 +117,28 @@ class AlertBoard:
         except Exception as exc:  # a rule's bug must not take the dashboard down at 3 a.m.: say it instead
             self.error = f"health rules failed: {type(exc).__name__}: {exc}"
             return
+        self.took(alerts)
+
+    async def tick_async(self, store: FleetStore) -> None:
+        """``tick``, giving the event loop a turn between slices of hosts."""
+        if self.steps is None:
+            self.tick(store)
+            return
+        steps = self.steps(store)
+        try:
+            while True:
+                try:
+                    next(steps)
+                except StopIteration as done:
+                    alerts: list[Alert] = done.value
+                    break
+                await asyncio.sleep(0)
+        except Exception as exc:  # as in tick
+            self.error = f"health rules failed: {type(exc).__name__}: {exc}"
+            return
+        self.took(alerts)
+
+    def took(self, alerts: list[Alert]) -> None:
         self.error = None
         self.alerts = list(alerts)
         self.ticks += 1
@@ -183,6 +209,8 @@ def record_entry(action: str, alert: Alert, note: str, until: float | None, oper
     }
 
 
-def health_engine(thresholds: Thresholds, clock: Callable[[], float] = time.time) -> Evaluate:
-    """The rules engine's ``evaluate``, on the config's thresholds (hold and clear times included)."""
-    return HealthEngine(thresholds, clock=clock).evaluate
+def health_engine(thresholds: Thresholds, clock: Callable[[], float] = time.time) -> tuple[Evaluate, Steps]:
+    """The rules engine's ``evaluate``, whole and in slices, on the config's
+    thresholds (hold and clear times included)."""
+    engine = HealthEngine(thresholds, clock=clock)
+    return engine.evaluate, engine.evaluate_in_steps

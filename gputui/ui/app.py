@@ -73,8 +73,8 @@ class GpuTuiApp(App[None]):
         # Alerts: evaluated once a tick; acks and silences go to the actions' audit log (in memory in the demo).
         thresholds = config.thresholds if config is not None else Thresholds()
         # ``wall_clock``: a replay's alerts are judged at the recording's time, not today's.
-        evaluate = health or health_engine(thresholds, wall_clock)
-        self.board = AlertBoard(evaluate, self.actions.audit if self.actions else None, clock=wall_clock)
+        evaluate, steps = (health, None) if health is not None else health_engine(thresholds, wall_clock)
+        self.board = AlertBoard(evaluate, self.actions.audit if self.actions else None, clock=wall_clock, steps=steps)
         self.triage_first = triage_first  # open the triage screen the first time an alert is active
         self.store = store or FleetStore()
         self.runner = FleetRunner(links, self.store)
@@ -101,7 +101,7 @@ class GpuTuiApp(App[None]):
         self.tape.attach()
         self.push_screen(OverviewScreen(self.store, self.fleet_title))
         self.health_tick()  # a store that starts full (a replay, a snapshot) is judged before the first draw
-        self.set_interval(HEALTH_S, self.health_tick)
+        self.set_interval(HEALTH_S, self.health_tick_async)
         for problem in self.theme_problems:
             self.notify(problem, severity="warning", timeout=10)
 
@@ -208,12 +208,21 @@ class GpuTuiApp(App[None]):
         self.push_screen(ActionScreen(self.actions, Draft(kind, tuple(targets), detail)), done)
 
     def health_tick(self) -> None:
-        """Evaluate the rules; the first time an alert is active, show the triage screen (once).
+        """Evaluate the rules in one go (at start: judged before the first draw)."""
+        self.board.tick(self.store)
+        self.after_health_tick()
+
+    async def health_tick_async(self) -> None:
+        """The timer's tick: the rules over the store in slices, so input and redraws go on meanwhile."""
+        await self.board.tick_async(self.store)
+        self.after_health_tick()
+
+    def after_health_tick(self) -> None:
+        """The first time an alert is active, show the triage screen (once).
 
         Only over the overview: an operator already in a host, a dialog or
         the help is told with a notice instead of being pulled away.
         """
-        self.board.tick(self.store)
         if self.triage_first and self.board.shown:
             self.triage_first = False
             if isinstance(self.screen, OverviewScreen):
