@@ -252,6 +252,16 @@ async def test_acknowledge_and_silence_change_the_list_and_are_recorded(tmp_path
         await wait_for(pilot, lambda: isinstance(app.screen, TriageScreen), "escape to close the dialog")
         assert len(audit(tmp_path)) == 2
 
+    # Restarted mid-incident, the dashboard keeps the silence (it lives in the audit log);
+    # the acknowledgement ended with the session.
+    again = make_app(tmp_path)
+    async with again.run_test(size=SIZE) as pilot:
+        screen = await wait_for_triage(pilot, again, LOST)
+        await wait_for(pilot, lambda: again.board.silenced == 1, "the silenced alert to be active, and hidden", AGENT_WAIT_S)
+        assert other.key not in {a.key for a in listed(screen)}
+        assert "1 silenced" in static_text(screen.query_one("#triage-title", Static))
+        assert first.key not in again.board.acks
+
 
 async def test_a_drain_from_triage_goes_through_the_guard_and_is_refused_when_actions_are_off(tmp_path: Path) -> None:
     app = make_app(tmp_path)

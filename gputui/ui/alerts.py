@@ -98,6 +98,7 @@ class AlertBoard:
         self.host_worst: dict[str, Severity] = {}  # of the shown alerts
         self.error: str | None = None  # the engine failed on the last tick
         self.ticks = 0
+        self.silences.update(silences_in(audit, clock()) if audit is not None else {})
 
     @property
     def operator(self) -> Operator:
@@ -181,6 +182,23 @@ class AlertBoard:
         if self.audit is not None:
             audit_id = self.audit.append(record_entry(action, alert, note, until, self.operator))["id"]
         return Remark(action, alert.key, self.operator.label(), now, note, until, audit_id)
+
+
+def silences_in(audit: AuditLog, now: float) -> dict[str, Remark]:
+    """The silences the audit log holds that have not ended: a dashboard
+    restarted during an incident keeps them, instead of raising alerts the
+    operator had put aside. (Acknowledgements end when their alert clears,
+    which a restart cannot know, so they are not brought back.)"""
+    found: dict[str, Remark] = {}
+    for r in audit.records():
+        until, key = r.get("until"), r.get("alert")
+        if r.get("action") != "silence" or r.get("status") != "recorded" or not isinstance(key, str):
+            continue
+        if isinstance(until, (int, float)) and until > now:
+            who = r.get("operator") or {}
+            by = f"{who.get('user', '?')}@{who.get('host', '?')}" if isinstance(who, dict) else "?"
+            found[key] = Remark("silence", key, by, float(r.get("t") or now), str(r.get("note") or ""), until, r.get("id"))
+    return found
 
 
 def record_entry(action: str, alert: Alert, note: str, until: float | None, operator: Operator) -> dict[str, Any]:
