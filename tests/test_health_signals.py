@@ -6,17 +6,21 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pynvml
 import pytest
 
-from gputui.agent.kernel_log import MAX_EVENTS, parse_xids, to_events
+from gputui.agent import xid_events
+from gputui.agent.kernel_log import MAX_EVENTS, MAX_PER_KIND, parse_xids, to_events
 from gputui.agent.sampler import Sampler
 from gputui.fleet.store import FleetStore
 from gputui.frames import Sample, XidEvent, parse_frame
+from gputui.health.rules import field_errors
 from gputui.sim.driver import DriverState
 from gputui.sim.nvml import SimNvml
 
@@ -70,10 +74,39 @@ def test_a_dmesg_without_a_boot_time_still_reports_the_xid() -> None:
     assert events[0]["xid"] == 79 and events[0]["t"] == BOOT
 
 
-def test_only_the_most_recent_xids_are_kept() -> None:
+def xid_line(t: float, bus: str, xid: int) -> str:
+    return f"{t:.6f} h kernel: NVRM: Xid (PCI:0000:{bus}:00): {xid}, pid=1, name=x, words {t:g}"
+
+
+def test_only_the_most_recent_xids_of_a_kind_are_kept() -> None:
     storm = [f"[{i}.000000] NVRM: Xid (PCI:0000:18:00): 13, pid=1, name=x, Graphics Exception {i}" for i in range(300)]
     events = to_events(parse_xids(storm, boot_time=0.0), BUSES, now=1000.0)
-    assert len(events) == MAX_EVENTS and events[-1]["t"] == 299.0
+    assert [e["t"] for e in events] == [295.0, 296.0, 297.0, 298.0, 299.0]
+    assert len(events) == MAX_PER_KIND
+
+
+def test_a_burst_of_application_xids_does_not_push_out_an_older_critical_one() -> None:
+    now = 1_795_000_000.0
+    log = [xid_line(now - 1800, "3b", 95)]
+    log += [xid_line(now - 1700 + i, "86", 31) for i in range(60)]
+    events = to_events(parse_xids(log, now=now), BUSES, now=now)
+    assert [(e["xid"], e["gpu"]) for e in events] == [(95, 1)] + [(31, 2)] * MAX_PER_KIND
+    assert events[0]["t"] == now - 1800 and events[-1]["t"] == now - 1700 + 59
+    assert [e["t"] for e in events] == sorted(e["t"] for e in events)
+
+
+def test_over_the_overall_cap_application_xids_go_first_and_the_order_stays() -> None:
+    now = 1_795_000_000.0
+    critical = [xid_line(now - 7200, "18", 79), xid_line(now - 7100, "3b", 48), xid_line(now - 7000, "af", 64)]
+    buses = ("18", "3b", "86", "af")
+    app = [xid_line(now - 3600 + i, bus, xid) for i in range(5) for bus in buses for xid in (13, 31, 43, 45, 68)]
+    late = [xid_line(now - 10, "86", 94)]
+    events = to_events(parse_xids(critical + app + late, now=now), BUSES, now=now)
+    assert len(events) == MAX_EVENTS
+    kept = [(e["xid"], e["gpu"]) for e in events]
+    assert kept[:3] == [(79, 0), (48, 1), (64, 3)] and kept[-1] == (94, 2)
+    assert [e["t"] for e in events] == sorted(e["t"] for e in events)
+    assert events[3]["t"] > now - 3600  # the oldest application XIDs were the ones dropped
 
 
 # -- a running agent -------------------------------------------------------------
@@ -263,3 +296,99 @@ def test_an_xid_injected_in_process_comes_in_the_next_sample_once() -> None:
     for frame in samples("healthy", 3, gpus=8, setup=inject):
         got.append(frame.get("events", []))
     assert [[(e["xid"], e["gpu"]) for e in events] for events in got] == [[(94, 4)], [], []]
+
+
+# -- when the event API fails -------------------------------------------------------
+
+
+def sample_until(
+    sampler: Sampler, clock: ManualClock, predicate: Callable[[dict[str, Any]], bool], what: str, timeout: float = 10.0
+) -> dict[str, Any]:
+    """Samples, as the agent takes them, until one satisfies ``predicate``."""
+    deadline = time.monotonic() + timeout
+    pace = threading.Event()
+    while time.monotonic() < deadline:
+        clock.now += 1.0
+        frame = sampler.sample()
+        parse_frame(json.dumps(frame))
+        if predicate(frame):
+            return frame
+        pace.wait(0.01)  # not a synchronisation: the condition above is
+    raise AssertionError(f"no sample within {timeout}s with {what}")
+
+
+def xid_errors(frame: dict[str, Any]) -> list[str | None]:
+    return [(g.get("field_errors") or {}).get(xid_events.ERROR_KEY) for g in frame["gpus"]]
+
+
+@pytest.fixture
+def threaded(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[SimNvml, Sampler, ManualClock]]:
+    """A four-GPU host whose sampler waits for XIDs in a thread, as the agent does."""
+    monkeypatch.setattr(xid_events, "BACKOFF_S", 0.01)
+    monkeypatch.setattr(xid_events, "BACKOFF_MAX_S", 0.05)
+    clock = ManualClock()
+    sim = SimNvml("healthy", seed=3, gpus=4, processes="synthetic", clock=clock)
+    sampler = Sampler(sim, host="a", describe=sim.describe_process, clock=clock, events="thread")
+    sampler.hello(1.0)
+    yield sim, sampler, clock
+    sampler.close()
+    sim.close()
+
+
+def test_failing_event_waits_are_reported_then_cleared_and_xids_still_come(
+    threaded: tuple[SimNvml, Sampler, ManualClock],
+) -> None:
+    sim, sampler, clock = threaded
+    assert sampler.xids is not None and sampler.xids.thread is not None
+    sim.fail_event_wait(pynvml.NVML_ERROR_UNKNOWN)
+    broken = sample_until(sampler, clock, lambda f: all(xid_errors(f)), "the failing wait in every GPU's field_errors")
+    assert xid_errors(broken) == ["event wait: Unknown Error"] * 4
+    parsed = parse_frame(json.dumps(broken))
+    assert isinstance(parsed, Sample)
+    finding = field_errors(parsed.gpus[0])  # the dashboard's "nvml" rule
+    assert finding is not None and "xid_events" in finding.title
+    assert sampler.xids.thread.is_alive()  # still listening, backing off
+    sim.fail_event_wait(None)
+    sample_until(sampler, clock, lambda f: not any(xid_errors(f)), "the error cleared")
+    sim.inject_xid(2, 48)
+    hit = sample_until(sampler, clock, lambda f: bool(f.get("events")), "the XID after the failures")
+    assert [(e["xid"], e["gpu"], e["source"]) for e in hit["events"]] == [(48, 2, "nvml")]
+    assert "field_errors" not in hit["gpus"][0]
+    sim.inject_xid(0, 94)
+    again = sample_until(sampler, clock, lambda f: bool(f.get("events")), "a second XID")
+    assert [(e["xid"], e["gpu"]) for e in again["events"]] == [(94, 0)]
+
+
+def test_the_event_thread_stops_promptly_while_it_backs_off(threaded: tuple[SimNvml, Sampler, ManualClock]) -> None:
+    sim, sampler, clock = threaded
+    assert sampler.xids is not None and sampler.xids.thread is not None
+    sampler.xids.backoff_s = sampler.xids.backoff_max_s = 30.0
+    sim.fail_event_wait(pynvml.NVML_ERROR_UNKNOWN)
+    sample_until(sampler, clock, lambda f: all(xid_errors(f)), "the failing wait reported")
+    started = time.monotonic()
+    sampler.xids.close()
+    assert not sampler.xids.thread.is_alive() and time.monotonic() - started < 1.0
+    assert sampler.xids.set is None  # freed
+
+
+def test_a_gpu_lost_mid_run_leaves_the_event_set_and_the_others_xids_still_come() -> None:
+    clock = ManualClock()
+    sim = SimNvml("healthy", seed=3, gpus=4, processes="synthetic", clock=clock)
+    sampler = Sampler(sim, host="a", describe=sim.describe_process, clock=clock)  # inline: one pump a sample
+    try:
+        sampler.hello(1.0)
+        sampler.sample()
+        assert sampler.xids is not None and sorted(sampler.xids.gpus.values()) == [0, 1, 2, 3]
+        sim.gpus[1].lost = True  # every wait on a set with GPU 1 now answers GPU_IS_LOST
+        clock.now += 1.0
+        after = sampler.sample()
+        assert after["gpus"][1]["lost"] and sorted(sampler.xids.gpus.values()) == [0, 2, 3]
+        assert sampler.xids.errors() == {1: "not listening: GPU is lost"}
+        assert xid_errors(after) == [None] * 4  # the lost GPU says more; the others listen again
+        sim.inject_xid(2, 48)
+        clock.now += 1.0
+        hit = sampler.sample()
+        assert [(e["xid"], e["gpu"]) for e in hit["events"]] == [(48, 2)]
+    finally:
+        sampler.close()
+        sim.close()

@@ -17,16 +17,19 @@ from pathlib import Path
 
 import pytest
 
+from gputui.agent import PROTOCOL_VERSION
 from gputui.agent.sampler import Sampler
+from gputui.cli import build_parser
 from gputui.fleet.runner import FleetRunner
 from gputui.fleet.store import FleetStore, HostState
-from gputui.frames import Sample, parse_frame
+from gputui.frames import Sample, XidEvent, parse_frame
+from gputui.record import cli as record_cli
 from gputui.record import format as fmt
 from gputui.record.format import Entry, RecordingError
 from gputui.record.player import ReplayPlayer
 from gputui.record.reader import Recording
-from gputui.record.recorder import Recorder
-from gputui.record.writer import ChunkBuilder, RecordingFile
+from gputui.record.recorder import Recorder, default_path, recordings_dir
+from gputui.record.writer import EVENTS_KEPT_PER_XID, ChunkBuilder, PendingChunk, RecordingFile
 from gputui.sim.nvml import SimNvml
 from gputui.transport.demo import DemoFleet
 from gputui.transport.demo_feed import host_names, scenario_for
@@ -403,3 +406,210 @@ def test_replay_info_reports_damage_and_refuses_non_recordings(tmp_path: Path) -
     assert refused.stderr.startswith(f"gputui: {junk}: not a gputui recording")
     start = gputui("replay", str(path), "--start", "2h")
     assert start.returncode == 2 and "'2h' is outside the recording (0:" in start.stderr
+
+
+# -- XIDs across keyframes, seeding, file names, rebuilds -----------------------
+
+
+def hello_frame(host: str, t: float, gpus: int = 2) -> dict[str, object]:
+    boards = [{"index": i, "name": "H100", "temp_slowdown_c": 89, "temp_shutdown_c": 92} for i in range(gpus)]
+    return {"type": "hello", "v": PROTOCOL_VERSION, "t": t, "agent_version": "0.1", "host": host, "gpus": boards}
+
+
+def sample_frame(t: float, seq: int, events: list[dict[str, object]] | None = None, gpus: int = 2) -> dict[str, object]:
+    frame: dict[str, object] = {"type": "sample", "v": PROTOCOL_VERSION, "t": t, "seq": seq}
+    frame["gpus"] = [{"index": i, "util_pct": 80, "temp_c": 60} for i in range(gpus)]
+    if events is not None:
+        frame["events"] = events
+    return frame
+
+
+def xid(number: int, gpu: int, t: float, source: str = "nvml") -> dict[str, object]:
+    return {"xid": number, "gpu": gpu, "t": t, "source": source}
+
+
+def storm_frames(seconds: int = 300) -> list[tuple[float, bytes]]:
+    """An XID 95 on GPU 0 at +10 s, then a job faulting in a loop: an XID 13 on GPU 1 every second from +20 s to +59 s."""
+    out = [(EPOCH, json.dumps(hello_frame("gpu-01", EPOCH)).encode())]
+    for s in range(1, seconds + 1):
+        events = [xid(95, 0, EPOCH + s)] if s == 10 else [xid(13, 1, EPOCH + s)] if 20 <= s < 60 else None
+        out.append((EPOCH + s, json.dumps(sample_frame(EPOCH + s, s, events)).encode()))
+    return out
+
+
+def write_frames(path: Path, lines: list[tuple[float, bytes]], host: str = "gpu-01") -> None:
+    builder = ChunkBuilder(20.0)
+    builder.add_host(host)
+    out = RecordingFile(path, "storm", builder.hosts)
+    for t, line in lines:
+        if builder.due(t) and (chunk := builder.cut()) is not None:
+            out.write(chunk)
+        builder.frame(host, t, line)
+    if (chunk := builder.cut()) is not None:
+        out.write(chunk)
+    out.close()
+
+
+def live_store(lines: list[tuple[float, bytes]], until_t: float, host: str = "gpu-01") -> FleetStore:
+    """What the dashboard's store held at ``until_t``, fed the same frames."""
+    now = [0.0]
+    store = FleetStore(clock=lambda: now[0])
+    store.add_host(host)
+    for t, line in lines:
+        if t > until_t:
+            break
+        now[0] = t
+        store.apply(host, parse_frame(line))
+    return store
+
+
+def kept(events: list[XidEvent]) -> list[XidEvent]:
+    """``events`` as a keyframe keeps them: the newest few of each GPU and XID, in their order."""
+    out: list[XidEvent] = []
+    for e in reversed(events):
+        if sum(1 for o in out if (o.gpu, o.xid) == (e.gpu, e.xid)) < EVENTS_KEPT_PER_XID:
+            out.append(e)
+    return out[::-1]
+
+
+@pytest.mark.parametrize("offset", [40.5, 250.0])
+def test_an_xid_storm_does_not_push_an_earlier_xid_out_of_a_seek(tmp_path: Path, offset: float) -> None:
+    path = tmp_path / "storm.gtrec"
+    lines = storm_frames()
+    write_frames(path, lines)
+    rec = Recording.open(path)
+    at = EPOCH + offset  # 40.5: the keyframe's latest sample (+39 s) carries an XID 13 itself
+    assert any(e.kind == fmt.KEY_EVENTS for e in rec.chunk(rec.chunk_for(at)).keyframe)
+    player = ReplayPlayer(rec)
+    player.seek(rec.ended_at)
+    player.seek(at)  # rebuilt from the keyframe before ``at``
+    live = live_store(lines, at)
+    got, want = player.store.hosts["gpu-01"], live.hosts["gpu-01"]
+    assert [(e.xid, e.gpu) for e in got.events].count((95, 0)) == 1, "the critical XID survives the storm"
+    # What live had just before the keyframe, bounded as a keyframe keeps it, then what arrived since.
+    before = list(live_store(lines, rec.chunks[rec.chunk_for(at)].t_first - 1e-3).hosts["gpu-01"].events)
+    since = [e for e in want.events if e not in before]
+    assert list(got.events) == kept(before) + since, "the same XIDs as live, in order, none twice"
+    assert got.sample == want.sample and got.sample is not None and len(got.gpus()) == 2
+    assert got.hello == want.hello
+    assert got.last_frame_at == want.last_frame_at == EPOCH + int(offset)
+
+
+def test_a_keyframe_drops_xids_older_than_a_day(tmp_path: Path) -> None:
+    path = tmp_path / "old.gtrec"
+    day = 24 * 3600
+    lines = [(EPOCH, json.dumps(hello_frame("gpu-01", EPOCH)).encode())]
+    lines.append((EPOCH + 1, json.dumps(sample_frame(EPOCH + 1, 1, [xid(79, 0, EPOCH - day - 5, "kernel")])).encode()))
+    lines.append((EPOCH + 2, json.dumps(sample_frame(EPOCH + 2, 2, [xid(95, 1, EPOCH + 2)])).encode()))
+    lines += [(EPOCH + s, json.dumps(sample_frame(EPOCH + s, s)).encode()) for s in range(3, 60)]
+    write_frames(path, lines)
+    rec = Recording.open(path)
+    player = ReplayPlayer(rec)
+    player.seek(rec.ended_at)
+    player.seek(rec.ended_at - 1)  # rebuilt from the last keyframe
+    assert [(e.xid, e.gpu) for e in player.store.hosts["gpu-01"].events] == [(95, 1)]
+
+
+async def test_a_recording_started_from_the_dashboard_keeps_the_xids_it_already_knew(tmp_path: Path) -> None:
+    mono = [100.0]
+    store = FleetStore(clock=lambda: mono[0])
+    store.add_host("gpu-01", ("rack-a",))
+    wall0 = EPOCH - 300  # the dashboard ran for 5 min before ctrl+r
+    samples = [(0, None), (5, [xid(95, 0, wall0 + 5)]), (6, [xid(95, 0, wall0 + 4.5, "kernel")])]  # the same XID twice
+    samples += [(10 + i, [xid(13, 1, wall0 + 10 + i)]) for i in range(8)] + [(30, [xid(79, 1, wall0 + 30)]), (31, None)]
+    store.apply("gpu-01", parse_frame(json.dumps(hello_frame("gpu-01", wall0))))
+    for seq, (s, events) in enumerate(samples):
+        mono[0] = 100.0 + s
+        store.apply("gpu-01", parse_frame(json.dumps(sample_frame(wall0 + s, seq, events))))
+    known = list(store.hosts["gpu-01"].events)
+    assert len(known) == 10, "the store took the kernel log's copy of the XID 95 as the same one"
+    mono[0] = 100.0 + 300
+    wall = [EPOCH]
+    path = tmp_path / "ctrl-r.gtrec"
+    recorder = Recorder.start(FleetRunner([], store), path, "live", clock=lambda: wall[0])
+    for i in range(1, 4):
+        wall[0] = EPOCH + i
+        recorder.line("gpu-01", json.dumps(sample_frame(EPOCH + i, 100 + i)).encode())
+    await recorder.close()
+    rec = Recording.open(path)
+    player = ReplayPlayer(rec)
+    for at, seq in ((rec.started_at, 101), (rec.ended_at, 103)):
+        player.seek(at)
+        got = player.store.hosts["gpu-01"]
+        assert list(got.events) == kept(known), f"at {at - EPOCH:+.0f} s"
+        assert got.sample is not None and got.sample.events == [] and len(got.gpus()) == 2
+        assert got.tags == ("rack-a",)
+        assert got.sample.seq == seq
+
+
+async def test_two_recordings_in_the_same_second_get_two_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    first_path = default_path(EPOCH + 0.2)
+    first = RecordingFile(first_path, "first", {})
+    first.write(PendingChunk(b"", 0, EPOCH, EPOCH + 1, frozenset()))
+    first.close()
+    before = first_path.read_bytes()
+    second_path = default_path(EPOCH + 0.7)  # ctrl+r, ctrl+r within the same second
+    assert second_path == first_path.with_name(first_path.stem + "-2.gtrec")
+    with pytest.raises(FileExistsError):
+        RecordingFile(first_path, "clobber", {})
+    # Two dashboards that both chose the same name: the one that comes second takes the next free one.
+    recorder = Recorder(FleetRunner([], FleetStore()), first_path, "second")
+    assert recorder.path == second_path and recorder.path.parent == recordings_dir()
+    await recorder.close()
+    assert first_path.read_bytes() == before
+    assert Recording.open(first_path).meta["title"] == "first"
+    assert Recording.open(second_path).meta["title"] == "second"
+    assert default_path(EPOCH).name == first_path.stem + "-3.gtrec"
+
+
+async def test_an_output_file_made_meanwhile_is_not_overwritten(tmp_path: Path) -> None:
+    path = tmp_path / "taken.gtrec"
+    path.write_bytes(b"someone else's")
+    closed: list[bool] = []
+
+    async def closing() -> None:
+        closed.append(True)
+
+    with pytest.raises(FileExistsError):
+        await record_cli.record_fleet([], FleetStore(), path, "t", 1.0, closing)
+    assert closed == [True] and path.read_bytes() == b"someone else's"
+
+
+def test_record_o_refuses_a_file_that_appears_after_the_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "raced.gtrec"
+
+    def sources(args: object) -> tuple[list[object], FleetStore, None, str]:
+        path.write_bytes(b"written meanwhile")  # between the exists() check and the open
+        return [], FleetStore(), None, "t"
+
+    monkeypatch.setattr(record_cli, "_sources", sources)
+    args = build_parser().parse_args(["record", "--demo", "--duration", "1", "-o", str(path)])
+    assert record_cli.run(args) == 2
+    assert f"gputui: {path} exists: a recording is never overwritten" in capsys.readouterr().err
+    assert path.read_bytes() == b"written meanwhile"
+
+
+def test_on_rebuild_is_told_after_a_seek_back_or_far_forward(tmp_path: Path) -> None:
+    path = tmp_path / "long.gtrec"
+    write_sim_recording(path, hosts=2, seconds=300)
+    rec = Recording.open(path)
+    player = ReplayPlayer(rec)
+    seen: list[tuple[float, int | None]] = []
+
+    def rebuilt() -> None:
+        sample = player.store.hosts["gpu-01"].sample
+        seen.append((player.now(), sample.seq if sample else None))
+
+    player.on_rebuild.append(rebuilt)
+    start = rec.started_at
+    player.seek(start + 60)  # from the start: a short step plays on
+    player.seek(start + 90)
+    assert seen == []
+    player.seek(start + 45)  # backwards
+    want = expected_at(rec, start + 45)["gpu-01"][1]
+    assert want is not None and seen == [(start + 45, want.seq)], "told once the store shows +45 s"
+    player.seek(start + 280)  # far forwards
+    assert len(seen) == 2 and seen[-1][0] == start + 280

@@ -19,7 +19,11 @@ import subprocess
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-MAX_EVENTS = 50
+MAX_EVENTS = 50  # in all, however many GPUs and kinds
+MAX_PER_KIND = 5  # of one XID number on one GPU: the newest
+# XIDs a user's program causes (an illegal address, an MMU fault, a timeout):
+# a burst of them must not push out a GPU's own fault, so they go first.
+APPLICATION_XIDS = frozenset((13, 31, 43, 45, 68))
 MAX_TEXT = 200
 COMMAND_TIMEOUT_S = 5.0
 JOURNAL_ARGV = ["journalctl", "-k", "-o", "short-unix", "--no-pager", "--since", "-24h"]
@@ -120,10 +124,32 @@ def parse_xid_line(line: str, boot_time: Optional[float] = None, now: Optional[f
 
 
 def parse_xids(lines: Sequence[str], boot_time: Optional[float] = None, now: Optional[float] = None) -> List[Dict[str, Any]]:
-    """Every XID in ``lines``, oldest first, the most recent :data:`MAX_EVENTS`."""
+    """The XIDs in ``lines``, in the log's order (oldest first), kept by :func:`keep`."""
     now = time.time() if now is None else now
     found = [x for x in (parse_xid_line(line, boot_time, now) for line in lines) if x is not None]
-    return found[-MAX_EVENTS:]
+    return keep(found)
+
+
+def keep(found: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """The newest :data:`MAX_PER_KIND` of each XID number on each bus, and of
+    those at most :data:`MAX_EVENTS`, the oldest application XIDs dropped
+    first, then the oldest others; in the order given."""
+    seen: Dict[Tuple[Optional[str], int], int] = {}
+    kept: List[int] = []
+    for i in range(len(found) - 1, -1, -1):
+        kind = (found[i]["bus"], found[i]["xid"])
+        seen[kind] = seen.get(kind, 0) + 1
+        if seen[kind] <= MAX_PER_KIND:
+            kept.append(i)
+    kept.reverse()
+    excess = len(kept) - MAX_EVENTS
+    if excess > 0:
+        app = [i for i in kept if found[i]["xid"] in APPLICATION_XIDS]
+        other = [i for i in kept if found[i]["xid"] not in APPLICATION_XIDS]
+        dropped = set(app[:excess])
+        dropped.update(other[: excess - len(dropped)])
+        kept = [i for i in kept if i not in dropped]
+    return [found[i] for i in kept]
 
 
 def gpu_for_bus(buses: Sequence[Optional[str]]) -> Dict[str, int]:

@@ -18,7 +18,7 @@ from gputui.agent.gpu_reader import GpuReader
 from gputui.agent.kernel_log import parse_xids, to_events
 from gputui.agent.nvml_calls import NvmlCaller, text
 from gputui.agent.procfs import ProcReader
-from gputui.agent.xid_events import XidWatcher
+from gputui.agent.xid_events import ERROR_KEY, XidWatcher
 
 Frame = Dict[str, Any]
 Describe = Callable[[int, float], Optional[Dict[str, Any]]]
@@ -129,6 +129,7 @@ class Sampler:
         events = self._events()
         if events:
             frame["events"] = events
+        self._event_errors(gpus)
         self.seq += 1
         return frame
 
@@ -155,6 +156,17 @@ class Sampler:
             self.xids.pump()
             events.extend(self.xids.drain())
         return events
+
+    def _event_errors(self, gpus: List[Dict[str, Any]]) -> None:
+        """A GPU whose XIDs cannot be heard now says so in its ``field_errors``
+        (``xid_events``), so the dashboard shows it; a lost GPU already says more."""
+        if self.xids is None:
+            return
+        for index, message in self.xids.errors().items():
+            if 0 <= index < len(gpus) and not gpus[index].get("lost"):
+                errors = gpus[index].get("field_errors") or {}
+                errors[ERROR_KEY] = message
+                gpus[index]["field_errors"] = errors
 
     def _follow_ledger(self, summary: Optional[Dict[str, Any]]) -> None:
         """A drain or undrain changes compute modes: read them in this sample

@@ -86,6 +86,12 @@ class HealthEngine:
         self._tracked: dict[str, _Tracked] = {}
         self._hosts: dict[str, _HostMemory] = {}
 
+    def reset(self) -> None:
+        """Forget everything judged so far: a replay that jumps in time starts
+        over from the store as it now is, as an operator opening it there would."""
+        self._tracked.clear()
+        self._hosts.clear()
+
     # -- what happened between evaluations ------------------------------------------
     def observe(self, store: FleetStore) -> None:
         """Take each host's new sample (XIDs, counters). Cheap when nothing changed, so
@@ -97,8 +103,7 @@ class HealthEngine:
             sample = record.sample
             if sample is None or sample is memory.sample:
                 continue
-            memory.sample = sample
-            self._take_events(memory, sample.events)
+            memory.sample = sample  # its XIDs are in record.events, de-duplicated by the store: not taken twice
             for g in sample.gpus:
                 for counter, value in counter_values(g).items():
                     self._count(memory, (g.index, counter), value, now)
@@ -128,6 +133,7 @@ class HealthEngine:
         memory = self._hosts.get(name, _HostMemory())
         xid_from = now - self.thresholds.xid_window_minutes * 60.0
         memory.events = {k: e for k, e in memory.events.items() if e.t >= xid_from}
+        xids_now = [e for e in memory.events.values() if e.t <= now]  # a replay's clock can be behind what it read
         counter_from = now - self.thresholds.counter_window_minutes * 60.0
         climbs: dict[tuple[int, str], int] = {}
         for key, counter in memory.counters.items():
@@ -135,7 +141,7 @@ class HealthEngine:
                 counter.rises.popleft()
             if counter.rises:
                 climbs[key] = sum(by for _, by in counter.rises)
-        xids = sorted(memory.events.values(), key=lambda e: e.t)
+        xids = sorted(xids_now, key=lambda e: e.t)
         return Context(self.thresholds, now, mono_now, xids, memory.last_xid, climbs)
 
     # -- evaluation --------------------------------------------------------------------

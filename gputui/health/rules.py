@@ -33,19 +33,21 @@ LOST_XID = 79
 
 
 def counter_values(g: GpuSample) -> dict[str, int]:
-    """The cumulative error counters whose rise some rule watches; absent when the GPU does not say."""
+    """The cumulative error counters whose rise some rule watches; absent when the GPU does not say.
+
+    Each counter is watched under its own name, never one standing in for
+    another: a read that fails once must not look like a reset (the value
+    "drops" to the other counter) followed by a huge rise (it comes back)."""
     out: dict[str, int] = {}
     if g.ecc is not None:
-        corrected = g.ecc.aggregate_corrected if g.ecc.aggregate_corrected is not None else g.ecc.volatile_corrected
-        if corrected is not None:
-            out["ecc_corrected"] = corrected
+        if g.ecc.aggregate_corrected is not None:
+            out["ecc_corrected_agg"] = g.ecc.aggregate_corrected
+        if g.ecc.volatile_corrected is not None:
+            out["ecc_corrected_vol"] = g.ecc.volatile_corrected
     if g.pcie_replays is not None:
         out["pcie_replays"] = g.pcie_replays
     if g.nvlink is not None:
-        crc = [v for v in (g.nvlink.crc_flit, g.nvlink.crc_data) if v is not None]
-        if crc:
-            out["nvlink_crc"] = sum(crc)
-        for name in ("replay", "recovery"):
+        for name in ("crc_flit", "crc_data", "replay", "recovery"):
             value = getattr(g.nvlink, name)
             if value is not None:
                 out[f"nvlink_{name}"] = value
@@ -319,7 +321,9 @@ def climbing(index: int, ctx: Context) -> list[Finding]:
     if not ctx.climbs:  # nothing rose on this host: the usual case, and a thousand hosts are judged each second
         return []
     window = f"{ctx.thresholds.counter_window_minutes:g} min"
-    rise = {name: ctx.climbs.get((index, name), 0) for name in ("pcie_replays", "nvlink_crc", "nvlink_replay", "nvlink_recovery")}
+    names = ("pcie_replays", "nvlink_crc_flit", "nvlink_crc_data", "nvlink_replay", "nvlink_recovery")
+    rise = {name: ctx.climbs.get((index, name), 0) for name in names}
+    rise["nvlink_crc"] = rise.pop("nvlink_crc_flit") + rise.pop("nvlink_crc_data")
     out = []
     if rise["pcie_replays"]:
         out.append(
@@ -345,7 +349,8 @@ def climbing(index: int, ctx: Context) -> list[Finding]:
                 {k.removeprefix("nvlink_"): f"+{v} in {window}" for k, v in link.items()},
             )
         )
-    corrected = ctx.climbs.get((index, "ecc_corrected"), 0)
+    # The lifetime counter where the board has one, else the one since the last reset.
+    corrected = ctx.climbs.get((index, "ecc_corrected_agg"), 0) or ctx.climbs.get((index, "ecc_corrected_vol"), 0)
     if corrected:
         out.append(
             Finding(

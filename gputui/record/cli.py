@@ -71,15 +71,20 @@ def _sources(args: argparse.Namespace) -> tuple[list[Link], FleetStore, Closing,
 def _record(args: argparse.Namespace) -> int:
     from gputui.config import ConfigError
 
-    if args.output.exists():
-        print(f"gputui: {args.output} exists: a recording is never overwritten; choose another name", file=sys.stderr)
+    exists = f"gputui: {args.output} exists: a recording is never overwritten; choose another name"
+    if args.output.exists():  # said before connecting to anything; the file is still created exclusively
+        print(exists, file=sys.stderr)
         return 2
     try:
         links, store, closing, title = _sources(args)
     except (ValueError, ConfigError) as exc:
         print(f"gputui: {exc}", file=sys.stderr)
         return 2
-    info = asyncio.run(record_fleet(links, store, args.output, title, args.duration, closing))
+    try:
+        info = asyncio.run(record_fleet(links, store, args.output, title, args.duration, closing))
+    except FileExistsError:  # created by someone else since the check above
+        print(exists, file=sys.stderr)
+        return 2
     print(f"wrote {info.describe()}")
     return 0
 
@@ -91,7 +96,12 @@ async def record_fleet(
     from gputui.record.recorder import Recorder
 
     runner = FleetRunner(links, store)
-    recorder = Recorder.start(runner, path, title)
+    try:
+        recorder = Recorder.start(runner, path, title, unique=False)  # a name the operator chose: never another
+    except BaseException:
+        if closing is not None:
+            await closing()
+        raise
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

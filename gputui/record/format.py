@@ -16,6 +16,7 @@ written (the dashboard was killed) and tell exactly where damage begins.
 A chunk's payload is text lines, one entry a line, tab-separated::
 
     H <host> <{"tags": [...], "group": ...}>   a host exists (keyframe)
+    e <host> <t> <sample frame>                the host's recent XIDs before the chunk (keyframe, see below)
     k <host> <t> <raw frame>                   the host's latest hello/sample/error before the chunk
     d <host> <t> <reason>                      the host was down before the chunk
     F <host> <t> <raw frame>                   a frame arrived at t
@@ -23,10 +24,20 @@ A chunk's payload is text lines, one entry a line, tab-separated::
 
 Hosts and reasons are JSON strings (so they hold no tab or newline); raw
 frames are the bytes the host sent, which never hold a newline (they were
-split on it). The keyframe (H, k, d) comes first, so a seek can start at any
+split on it). The keyframe (H, e, k, d) comes first, so a seek can start at any
 chunk. xz rather than zlib: zlib's 32 KB window cannot reach back to the same
 host's previous sample when 64 hosts interleave; xz's 8 MiB dictionary can,
 which is most of the gain a delta encoding would give, with none of its code.
+
+An XID is sent once, in the sample that follows it, so a keyframe that held
+only each host's latest sample would lose every earlier XID for anyone who
+seeks past it. The ``e`` entry keeps them: a sample frame written by the
+recorder, with no GPUs and only the host's recent XIDs (the newest few of
+each GPU and XID, of the last day, oldest first, without those of the
+latest sample, which its ``k`` entry carries). A player applies it before
+the host's other keyframe entries, so the real latest sample still ends up
+as the host's sample. Files written before the ``e`` entry kept whole
+XID-bearing samples as extra ``k`` entries instead; they read as before.
 """
 
 from __future__ import annotations
@@ -51,7 +62,8 @@ XZ_PRESET = 6
 MAX_BLOCK_BYTES = 1 << 30  # a length above this is damage, not data
 
 # Entry kinds
-HOST, KEY_FRAME, KEY_DOWN, FRAME, DOWN = "H", "k", "d", "F", "D"
+HOST, KEY_EVENTS, KEY_FRAME, KEY_DOWN, FRAME, DOWN = "H", "e", "k", "d", "F", "D"
+KEYFRAME_KINDS = (HOST, KEY_EVENTS, KEY_FRAME, KEY_DOWN)
 
 
 class RecordingError(Exception):

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gputui.fleet.store import FleetStore
-from gputui.frames import FrameError, parse_frame
+from gputui.frames import FrameError, Sample, parse_frame
 from gputui.record import format as fmt
 from gputui.record.format import Entry, RecordingError
 from gputui.record.reader import Recording
@@ -43,6 +43,27 @@ def apply_entry(store: FleetStore, entry: Entry) -> None:
         # worded with the agent's fatal message: do not let mark_down add it twice.
         store.hosts[entry.host].fatal = None
         store.mark_down(entry.host, _reason(entry.data))
+
+
+def apply_key_entry(store: FleetStore, entry: Entry) -> None:
+    """A keyframe's frame (``k`` or ``e``) into the store. Its XIDs that the store already
+    holds are left out: a keyframe entered after a damaged chunk repeats what was played
+    before it, and the store takes two XIDs from the event API as two."""
+    if entry.kind not in (fmt.KEY_FRAME, fmt.KEY_EVENTS):
+        apply_entry(store, entry)
+        return
+    try:
+        frame = parse_frame(entry.data)
+    except FrameError as exc:
+        if entry.kind == fmt.KEY_FRAME:
+            apply_entry(store, entry)  # marked bad, as it was live
+        else:
+            raise RecordingError(f"{entry.host}'s XIDs before {fmt.clock_time(entry.t)} cannot be read: {exc}") from None
+        return
+    record = store.add_host(entry.host)
+    if isinstance(frame, Sample) and frame.events and record.events:
+        frame = frame.model_copy(update={"events": [e for e in frame.events if e not in record.events]})
+    store.apply(entry.host, frame)
 
 
 def _reason(data: bytes) -> str:
@@ -76,6 +97,9 @@ class ReplayPlayer:
         self.problems: list[str] = recording.problems()
         self.wake = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
+        # Called after the store was cleared and rebuilt from a keyframe (a seek back, or far
+        # forward), once it shows the seek's time: whatever remembers past frames starts again.
+        self.on_rebuild: list[Callable[[], None]] = []
         self._rebuild(0)  # the fleet as the recording found it (a ctrl+r recording starts mid-session)
 
     # -- the clock -------------------------------------------------------------
@@ -126,10 +150,14 @@ class ReplayPlayer:
         rec = self.recording
         t = min(rec.ended_at, max(rec.started_at, t))
         now = self.now()
-        if not (now <= t <= now + REBUILD_AFTER_S):
+        rebuild = not (now <= t <= now + REBUILD_AFTER_S)
+        if rebuild:
             self._rebuild(rec.chunk_for(t))
         self._apply_until(t, limit=None)
         self._rebase(t)
+        if rebuild:
+            for listener in list(self.on_rebuild):
+                listener()
 
     def seek_by(self, seconds: float) -> None:
         self.seek(self.now() + seconds)
@@ -157,13 +185,19 @@ class ReplayPlayer:
             if entry.kind == fmt.HOST:
                 facts = _facts(entry.data)
                 self.store.add_host(entry.host, tuple(facts.get("tags") or ()), facts.get("group"))
-        for entry in sorted((e for e in keyframe if e.kind != fmt.HOST), key=lambda e: e.t):
-            self._apply(entry)
+        # Each host's earlier XIDs first: the latest sample, applied after, is then the host's sample.
+        for entry in [e for e in keyframe if e.kind == fmt.KEY_EVENTS]:
+            try:
+                self._apply(entry, apply_key_entry)
+            except RecordingError as exc:
+                self._note(str(exc))
+        for entry in sorted((e for e in keyframe if e.kind not in (fmt.HOST, fmt.KEY_EVENTS)), key=lambda e: e.t):
+            self._apply(entry, apply_key_entry)
 
-    def _apply(self, entry: Entry) -> None:
+    def _apply(self, entry: Entry, how: Callable[[FleetStore, Entry], None] = apply_entry) -> None:
         self.pinned = entry.t
         try:
-            apply_entry(self.store, entry)
+            how(self.store, entry)
         finally:
             self.pinned = None
 

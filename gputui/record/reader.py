@@ -45,7 +45,7 @@ class Damage:
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
-    keyframe: list[Entry]  # H, k, d: the state just before the chunk
+    keyframe: list[Entry]  # H, e, k, d: the state just before the chunk
     body: list[Entry]  # F, D in arrival order
 
 
@@ -186,7 +186,7 @@ class Recording:
             entries = fmt.decode_entries(lzma.decompress(self.data[start : start + header.length]))
         except (lzma.LZMAError, RecordingError) as exc:
             raise RecordingError(f"{self.path}: chunk at byte {info.offset} cannot be decoded: {exc}") from None
-        keyed = (fmt.HOST, fmt.KEY_FRAME, fmt.KEY_DOWN)
+        keyed = fmt.KEYFRAME_KINDS
         chunk = Chunk([e for e in entries if e.kind in keyed], [e for e in entries if e.kind not in keyed])
         self._cache = (i, chunk)
         return chunk

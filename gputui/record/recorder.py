@@ -28,8 +28,17 @@ def recordings_dir() -> Path:
 
 
 def default_path(now: float | None = None) -> Path:
+    """``<recordings>/20260101-120304.gtrec``, or ``...-2.gtrec``, ``-3``... when that name is taken
+    (two recordings started in the same second). Only a hint: the recorder creates the file
+    exclusively, and under :func:`recordings_dir` takes the next free name if another got there first."""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(time.time() if now is None else now))
-    return recordings_dir() / f"{stamp}.gtrec"
+    folder = recordings_dir()
+    path = folder / f"{stamp}.gtrec"
+    n = 2
+    while path.exists():
+        path = folder / f"{stamp}-{n}.gtrec"
+        n += 1
+    return path
 
 
 def seed_from_store(builder: ChunkBuilder, store: FleetStore, wall_now: float) -> None:
@@ -48,7 +57,11 @@ def seed_from_store(builder: ChunkBuilder, store: FleetStore, wall_now: float) -
         if record.hello is not None:
             state.frames[b"hello"] = (round(seen, 6), record.hello.model_dump_json(by_alias=True).encode())
         if record.sample is not None:
-            state.frames[b"sample"] = (round(seen, 6), record.sample.model_dump_json(by_alias=True).encode())
+            # Its XIDs are in record.events (de-duplicated there): they are seeded from there, once.
+            sample = record.sample.model_copy(update={"events": []})
+            state.frames[b"sample"] = (round(seen, 6), sample.model_dump_json(by_alias=True).encode())
+        # The XIDs the dashboard already knows, oldest first: each was sent once, before the recording.
+        state.keep_events(round(seen, 6), list(record.events), None)
         if record.down_since is not None:
             down = wall_now - (mono_now - record.down_since)
             state.down = (round(max(down, seen), 6), record.error or "down")
@@ -64,19 +77,26 @@ class Recorder:
         title: str,
         clock: Callable[[], float] = time.time,
         chunk_seconds: float = CHUNK_SECONDS,
+        unique: bool | None = None,
     ) -> None:
+        """``path`` is never overwritten: FileExistsError, or with ``unique`` the next free name
+        (``path-2``...; see :attr:`path`). ``unique`` defaults to whether ``path`` is in
+        :func:`recordings_dir`, where gputui chooses the names (ctrl+r)."""
         self.runner = runner
         self.clock = clock
         self.builder = ChunkBuilder(chunk_seconds)
         seed_from_store(self.builder, runner.store, clock())
-        self.file = RecordingFile(path, title, self.builder.hosts, runner.store.stale_after)
+        if unique is None:
+            unique = path.parent == recordings_dir()
+        self.file = RecordingFile(path, title, self.builder.hosts, runner.store.stale_after, unique=unique)
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gputui-record")
         self.error: str | None = None  # the first write that failed (disk full...), for the operator
         self.closed = False
 
     @classmethod
     def start(cls, runner: FleetRunner, path: Path, title: str, **options: Any) -> Recorder:
-        """Open ``path`` and listen to every link of ``runner`` from now on (options: ``clock``, ``chunk_seconds``)."""
+        """Open ``path`` and listen to every link of ``runner`` from now on
+        (options: ``clock``, ``chunk_seconds``, ``unique``)."""
         recorder = cls(runner, path, title, **options)
         runner.taps.append(recorder)
         return recorder

@@ -18,25 +18,61 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from gputui.agent import PROTOCOL_VERSION
+from gputui.fleet.store import _seen as seen_before
+from gputui.frames import FrameError, Sample, XidEvent, parse_frame
 from gputui.record import format as fmt
 
-EVENT_SAMPLES_KEPT = 20  # per host, in every keyframe
+EVENTS_KEPT_PER_XID = 5  # per host, GPU and XID, in every keyframe: a storm of one XID cannot push out another
+EVENTS_KEPT_S = 24 * 3600.0  # XIDs older than this (by their own time) leave the keyframes
 CHUNK_SECONDS = 20.0  # longer: each keyframe (a hello and a sample per host) costs less; shorter: faster seeks
 CHUNK_MAX_BYTES = 16 << 20  # raw bytes: a large fleet cuts chunks sooner, so a seek stays cheap
 _TYPE = re.compile(rb'"type"\s*:\s*"(hello|sample|error)"')
 
 
+@dataclass(frozen=True, slots=True)
+class KeptEvent:
+    """An XID kept for the keyframes: when it arrived, and the sample that carried it (None: seeded)."""
+
+    order: int  # arrival order on its host: a keyframe gives them back in the order the store took them
+    t: float
+    frame: tuple[float, bytes] | None
+    event: XidEvent
+
+
 @dataclass
 class HostState:
-    """What a keyframe needs of one host: its latest frames of each kind, and whether it is down."""
+    """What a keyframe needs of one host: its latest frames of each kind, its recent XIDs, and whether it is down."""
 
     tags: tuple[str, ...] = ()
     group: str | None = None
     frames: dict[bytes, tuple[float, bytes]] = field(default_factory=dict)  # frame type -> (t, raw line)
     down: tuple[float, str] | None = None
-    # Samples that carried XIDs: an XID is sent once, so a keyframe without
-    # them would lose the host's recent XIDs for anyone who seeks past them.
-    event_samples: deque[tuple[float, bytes]] = field(default_factory=lambda: deque(maxlen=EVENT_SAMPLES_KEPT))
+    # An XID is sent once, so a keyframe without the host's recent XIDs would
+    # lose them for anyone who seeks past them. Kept per (GPU, XID), so that
+    # a storm of one (a job faulting in a loop) cannot push out another.
+    events: dict[tuple[int | None, int], deque[KeptEvent]] = field(default_factory=dict)
+    events_taken: int = 0
+
+    def keep_events(self, t: float, events: list[XidEvent], frame: tuple[float, bytes] | None) -> None:
+        """Keep ``events`` (arrived at ``t`` in ``frame``), skipping those the store would skip as repeats."""
+        for event in events:
+            kept = self.events.setdefault((event.gpu, event.xid), deque(maxlen=EVENTS_KEPT_PER_XID))
+            if seen_before(deque(k.event for k in kept), event):
+                continue
+            kept.append(KeptEvent(self.events_taken, t, frame, event))
+            self.events_taken += 1
+
+    def recent_events(self, now: float) -> list[KeptEvent]:
+        """The kept XIDs of the last :data:`EVENTS_KEPT_S` before ``now``, in arrival order (older ones are dropped)."""
+        since = now - EVENTS_KEPT_S
+        for key in list(self.events):
+            kept = self.events[key]
+            while kept and kept[0].event.t < since:
+                kept.popleft()
+            if not kept:
+                del self.events[key]
+        return sorted((k for kept in self.events.values() for k in kept if k.event.t >= since), key=lambda k: k.order)
 
 
 @dataclass(frozen=True)
@@ -75,8 +111,17 @@ class ChunkBuilder:
             state.frames[match.group(1)] = (t, line)
             state.down = None
             if match.group(1) == b"sample" and b'"events"' in line:
-                state.event_samples.append((t, line))
+                self._events(state, t, line)
         self._add(host, fmt.encode_entry(fmt.FRAME, host, t, line), t)
+
+    @staticmethod
+    def _events(state: HostState, t: float, line: bytes) -> None:
+        try:
+            frame = parse_frame(line)
+        except FrameError:
+            return  # the store rejects it too: it carries nothing
+        if isinstance(frame, Sample) and frame.events:
+            state.keep_events(t, frame.events, (t, line))
 
     def down(self, host: str, t: float, reason: str) -> None:
         state = self._state(host, t)
@@ -114,12 +159,28 @@ class ChunkBuilder:
         for name, state in self.hosts.items():
             facts = json.dumps({"tags": list(state.tags), "group": state.group}).encode()
             lines.append(fmt.encode_entry(fmt.HOST, name, 0.0, facts))
-            latest = set(state.frames.values())
-            for t, raw in sorted(latest | {e for e in state.event_samples if e not in latest}):
+            latest_sample = state.frames.get(b"sample")
+            events = [k for k in state.recent_events(self.t_first) if k.frame is None or k.frame != latest_sample]
+            if events:  # before the latest sample, which carries its own XIDs
+                lines.append(fmt.encode_entry(fmt.KEY_EVENTS, name, events[-1].t, events_frame(events)))
+            for t, raw in sorted(state.frames.values()):
                 lines.append(fmt.encode_entry(fmt.KEY_FRAME, name, t, raw))
             if state.down is not None:
                 lines.append(fmt.encode_entry(fmt.KEY_DOWN, name, state.down[0], fmt.encode_reason(state.down[1])))
         return b"".join(lines)
+
+
+def events_frame(events: list[KeptEvent]) -> bytes:
+    """The ``e`` entry's frame: a sample with no GPUs that carries only ``events``."""
+    frame = {
+        "type": "sample",
+        "v": PROTOCOL_VERSION,
+        "t": events[-1].t,
+        "seq": 0,
+        "gpus": [],
+        "events": [k.event.model_dump(mode="json", exclude_none=True) for k in events],
+    }
+    return json.dumps(frame, separators=(",", ":")).encode()
 
 
 @dataclass
@@ -142,13 +203,27 @@ class Written:
         )
 
 
+def _create(path: Path, unique: bool) -> tuple[Path, BinaryIO]:
+    """Open a new file at ``path`` (or the next free name with ``unique``); never one that exists."""
+    n = 1
+    while True:
+        candidate = path if n == 1 else path.with_name(f"{path.stem}-{n}{path.suffix}")
+        try:
+            return candidate, candidate.open("xb")  # exclusive: two recorders cannot both get it
+        except FileExistsError:
+            if not unique:
+                raise
+            n += 1
+
+
 class RecordingFile:
     """The file on disk. Not thread-safe: one thread writes it (a recorder's single worker)."""
 
-    def __init__(self, path: Path, title: str, hosts: dict[str, HostState], stale_after: int = 3) -> None:
+    def __init__(self, path: Path, title: str, hosts: dict[str, HostState], stale_after: int = 3, unique: bool = False) -> None:
+        """Create ``path``; a recording is never overwritten: when it exists, FileExistsError, or with
+        ``unique`` (a name gputui chose) the first free ``<stem>-2``, ``<stem>-3``... (``self.path``)."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self.out: BinaryIO = path.open("wb")
+        self.path, self.out = _create(path, unique)
         self.index: list[list[float | int]] = []
         self.info = Written(path, time.time())
         meta = {

@@ -137,6 +137,7 @@ class SimXids:
         self.lock = threading.Lock()
         self.sets: List[SimEventSet] = []
         self.logged: List[Dict[str, Any]] = []  # without a driver state
+        self.wait_failure: Optional[int] = None  # what every wait answers, when set
         driver = self.own_driver()
         # Stable across restarts of the host's agents: from the driver state,
         # else the same for every process in the same hour.
@@ -253,6 +254,14 @@ class EventApi:
             raise pynvml.NVMLError(pynvml.NVML_ERROR_UNINITIALIZED)
         if eventSet.freed:
             raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
+        failure = self.xids.wait_failure
+        if failure is not None:
+            raise pynvml.NVMLError(failure)
+        with eventSet.cond:
+            registered = list(eventSet.registered)
+        if any(self.gpus[index].lost for index in registered):
+            # A GPU of the set fell off the bus: the driver says so to every wait on it.
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_GPU_IS_LOST)
         data = eventSet.wait(timeoutms)
         if data is None:
             raise pynvml.NVMLError(pynvml.NVML_ERROR_TIMEOUT)
@@ -263,6 +272,11 @@ class EventApi:
 
     def nvmlEventSetFree(self, eventSet: SimEventSet) -> None:
         self.xids.free(eventSet)
+
+    def fail_event_wait(self, code: Optional[int]) -> None:
+        """From now on every event wait answers ``code`` (an NVML_ERROR_*
+        value), as a driver in trouble does; None makes waits work again."""
+        self.xids.wait_failure = code
 
     def inject_xid(self, gpu: int, xid: int) -> None:
         """Make an XID happen now (in process; from another process, see

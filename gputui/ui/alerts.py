@@ -71,6 +71,7 @@ class Remark:
     note: str = ""
     until: float | None = None  # silence: when it ends
     audit_id: str | None = None  # None: kept in memory only (no audit log)
+    severity: Severity = Severity.CRITICAL  # the alert's when it was said: a worse one is news again
 
 
 class AlertBoard:
@@ -148,9 +149,15 @@ class AlertBoard:
     def refilter(self) -> None:
         """Drop ended silences and acknowledgements of cleared alerts; count what is shown."""
         now = self.clock()
-        active = {a.key for a in self.alerts}
-        self.acks = {k: r for k, r in self.acks.items() if k in active}  # an ack ends when its alert clears
-        self.silences = {k: r for k, r in self.silences.items() if r.until is not None and r.until > now}
+        active = {a.key: a.severity for a in self.alerts}
+        # An ack ends when its alert clears; an ack or a silence also ends when
+        # the alert turns worse than it was (a pending remap that failed).
+        self.acks = {k: r for k, r in self.acks.items() if k in active and active[k] <= r.severity}
+        self.silences = {
+            k: r
+            for k, r in self.silences.items()
+            if r.until is not None and r.until > now and active.get(k, r.severity) <= r.severity
+        }
         self.shown = [a for a in self.alerts if a.key not in self.silences]
         self.silenced = len(self.alerts) - len(self.shown)
         counts = Counter(a.severity for a in self.shown)
@@ -181,7 +188,7 @@ class AlertBoard:
         audit_id = None
         if self.audit is not None:
             audit_id = self.audit.append(record_entry(action, alert, note, until, self.operator))["id"]
-        return Remark(action, alert.key, self.operator.label(), now, note, until, audit_id)
+        return Remark(action, alert.key, self.operator.label(), now, note, until, audit_id, alert.severity)
 
 
 def silences_in(audit: AuditLog, now: float) -> dict[str, Remark]:
@@ -197,7 +204,9 @@ def silences_in(audit: AuditLog, now: float) -> dict[str, Remark]:
         if isinstance(until, (int, float)) and until > now:
             who = r.get("operator") or {}
             by = f"{who.get('user', '?')}@{who.get('host', '?')}" if isinstance(who, dict) else "?"
-            found[key] = Remark("silence", key, by, float(r.get("t") or now), str(r.get("note") or ""), until, r.get("id"))
+            severity = next((s for s in Severity if s.word == r.get("severity")), Severity.CRITICAL)
+            note = str(r.get("note") or "")
+            found[key] = Remark("silence", key, by, float(r.get("t") or now), note, until, r.get("id"), severity)
     return found
 
 
@@ -227,8 +236,6 @@ def record_entry(action: str, alert: Alert, note: str, until: float | None, oper
     }
 
 
-def health_engine(thresholds: Thresholds, clock: Callable[[], float] = time.time) -> tuple[Evaluate, Steps]:
-    """The rules engine's ``evaluate``, whole and in slices, on the config's
-    thresholds (hold and clear times included)."""
-    engine = HealthEngine(thresholds, clock=clock)
-    return engine.evaluate, engine.evaluate_in_steps
+def health_engine(thresholds: Thresholds, clock: Callable[[], float] = time.time) -> HealthEngine:
+    """The rules engine on the config's thresholds (hold and clear times included)."""
+    return HealthEngine(thresholds, clock=clock)

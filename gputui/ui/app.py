@@ -17,6 +17,7 @@ from gputui.config import Config, ConfigError, Host, Thresholds
 from gputui.config_write import append_host, set_theme
 from gputui.fleet.runner import FleetRunner
 from gputui.fleet.store import FleetStore
+from gputui.health.engine import HealthEngine
 from gputui.record.player import ReplayPlayer
 from gputui.transport.base import Link
 from gputui.ui.action_screen import ActionDesk, ActionScreen, Draft
@@ -73,8 +74,13 @@ class GpuTuiApp(App[None]):
         # Alerts: evaluated once a tick; acks and silences go to the actions' audit log (in memory in the demo).
         thresholds = config.thresholds if config is not None else Thresholds()
         # ``wall_clock``: a replay's alerts are judged at the recording's time, not today's.
-        evaluate, steps = (health, None) if health is not None else health_engine(thresholds, wall_clock)
-        self.board = AlertBoard(evaluate, self.actions.audit if self.actions else None, clock=wall_clock, steps=steps)
+        audit = self.actions.audit if self.actions else None
+        self.engine: HealthEngine | None = None
+        if health is not None:  # tests give their own
+            self.board = AlertBoard(health, audit, clock=wall_clock)
+        else:
+            self.engine = health_engine(thresholds, wall_clock)
+            self.board = AlertBoard(self.engine.evaluate, audit, clock=wall_clock, steps=self.engine.evaluate_in_steps)
         self.triage_first = triage_first  # open the triage screen the first time an alert is active
         self.store = store or FleetStore()
         self.runner = FleetRunner(links, self.store)
@@ -216,6 +222,12 @@ class GpuTuiApp(App[None]):
         """The timer's tick: the rules over the store in slices, so input and redraws go on meanwhile."""
         await self.board.tick_async(self.store)
         self.after_health_tick()
+
+    def health_restart(self) -> None:
+        """A replay jumped: judge the fleet afresh, as if opened at the new moment."""
+        if self.engine is not None:
+            self.engine.reset()
+        self.health_tick()
 
     def after_health_tick(self) -> None:
         """The first time an alert is active, show the triage screen (once).

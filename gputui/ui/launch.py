@@ -80,7 +80,9 @@ def replay_app(path: Path, speed: float = 1.0, start: str | None = None) -> GpuT
         recording.close()
 
     title = f"REPLAY {path.name}: {recording.meta.get('title', '')}"
-    return GpuTuiApp(player.store, [], title=title, on_exit=close, replay=player, wall_clock=player.now)
+    app = GpuTuiApp(player.store, [], title=title, on_exit=close, replay=player, wall_clock=player.now)
+    player.on_rebuild.append(app.health_restart)  # after a jump, alerts are judged afresh at the new moment
+    return app
 
 
 def run_replay(path: Path, speed: float = 1.0, start: str | None = None) -> int:

@@ -231,7 +231,7 @@ class TapeDeck:
                 self.app.notify(f"cannot record to {path}: {exc}", severity="error", timeout=15, markup=False)
                 return
             self._watch_screens()
-            self.app.notify(f"recording the fleet to {path} (ctrl+r stops)", timeout=10, markup=False)
+            self.app.notify(f"recording the fleet to {self.recorder.path} (ctrl+r stops)", timeout=10, markup=False)
         else:
             recorder, self.recorder = self.recorder, None
             info = await recorder.close()
