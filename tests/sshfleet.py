@@ -16,6 +16,7 @@ instead, and the harness says so.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import secrets
@@ -23,6 +24,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -285,6 +287,20 @@ class SshFleet:
         if self.lock is not None:
             self.lock.close()  # releases the flock
             self.lock = None
+
+
+@contextlib.contextmanager
+def running_fleet(root: Path) -> Iterator[SshFleet]:
+    """A started fleet for a test module, stopped afterwards, and checked to
+    leave no network namespace behind."""
+    fleet = SshFleet(root)
+    try:
+        fleet.start()
+        yield fleet
+    finally:
+        fleet.stop()
+    left = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert fleet.run not in left, f"namespaces left behind: {left}"
 
 
 def keygen(path: Path) -> None:

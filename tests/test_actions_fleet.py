@@ -30,7 +30,7 @@ from gputui.fleet.store import FleetStore
 from gputui.frames import Sample
 from gputui.transport.from_config import links_for
 from tests.slurm_cluster import SlurmCluster
-from tests.sshfleet import SshFleet
+from tests.sshfleet import SshFleet, running_fleet
 from tests.waiting import wait_until_gone
 
 HOSTS = ["gt-a", "gt-b", "gt-c"]
@@ -43,12 +43,8 @@ CLI_TIMEOUT_S = 120.0
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshFleet]:
-    f = SshFleet(tmp_path_factory.mktemp("actfleet"))
-    try:
-        f.start()
+    with running_fleet(tmp_path_factory.mktemp("actfleet")) as f:
         yield f
-    finally:
-        f.stop()
 
 
 @pytest.fixture(scope="module")

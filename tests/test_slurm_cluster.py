@@ -9,19 +9,13 @@ from pathlib import Path
 import pytest
 
 from tests.slurm_cluster import SlurmCluster, parse_show_node
-from tests.sshfleet import SshFleet
+from tests.sshfleet import SshFleet, running_fleet
 
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshFleet]:
-    f = SshFleet(tmp_path_factory.mktemp("sshfleet"))
-    try:
-        f.start()
+    with running_fleet(tmp_path_factory.mktemp("sshfleet")) as f:
         yield f
-    finally:
-        f.stop()
-    left = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    assert f.run not in left, f"namespaces left behind: {left}"
 
 
 @pytest.fixture(scope="module")

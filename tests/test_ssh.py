@@ -22,19 +22,13 @@ from gputui.snapshot import collect
 from gputui.transport import bundle
 from gputui.transport.from_config import links_for
 from gputui.transport.ssh import AgentBundle, SshLink, SshShared
-from tests.sshfleet import SshFleet
+from tests.sshfleet import SshFleet, running_fleet
 
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshFleet]:
-    f = SshFleet(tmp_path_factory.mktemp("sshfleet"))
-    try:
-        f.start()
+    with running_fleet(tmp_path_factory.mktemp("sshfleet")) as f:
         yield f
-    finally:
-        f.stop()
-    left = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    assert f.run not in left, f"namespaces left behind: {left}"
 
 
 def load(fleet: SshFleet, tmp_path: Path, names: list[str], **kw: object) -> cfg.Config:

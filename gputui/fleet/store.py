@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -120,7 +120,7 @@ class FleetStore:
             record.sample = frame
             self._remember(record, frame)
             for event in frame.events:
-                if not _seen(record.events, event):
+                if not xid_logged(record.events, event):
                     record.events.append(event)
         elif isinstance(frame, ErrorFrame):
             record.error = frame.message
@@ -175,7 +175,7 @@ class FleetStore:
         return out
 
 
-def _seen(events: deque[XidEvent], new: XidEvent) -> bool:
+def xid_logged(events: Sequence[XidEvent], new: XidEvent) -> bool:
     """Whether ``new`` is an XID already logged: the same one from the other
     source (the kernel log read at an agent's start repeats what the event
     API reported before), or the same kernel-log line sent again by an agent

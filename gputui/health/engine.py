@@ -10,9 +10,10 @@ and why:
   hysteresis to numeric conditions), so a value hovering at a threshold
   does not flap. Severity rises at once and falls only after ``clear_s``.
   XIDs and lost GPUs are events, not levels: they alert at once.
-* per host, the XIDs seen (the store's own bounded log of the host,
-  plus those carried by each sample it observed), for the XID window;
 * per GPU, the error counters and when they rose, for "climbing" rules.
+
+XIDs are read from the store's own log of each host (bounded and
+de-duplicated across the event API and the kernel log), not copied here.
 
 The alerts of a host that is not live (stale, down, reconnecting) are kept
 as last seen rather than cleared: its data says nothing new either way,
@@ -23,18 +24,17 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 
 from gputui.config import Thresholds
-from gputui.fleet.store import FleetStore, HostState
+from gputui.fleet.store import FleetStore, HostRecord, HostState
 from gputui.frames import Sample, XidEvent
 from gputui.health.finding import Context, Finding
 from gputui.health.model import Alert
 from gputui.health.rules import counter_values, host_findings
 
 ALWAYS_JUDGED = frozenset({"xid", "stale", "down"})  # judged whatever the host's state
-MAX_EVENTS_PER_HOST = 512
 HOSTS_PER_STEP = 64  # about 5 ms of rules at 8 GPUs a host
 
 
@@ -62,8 +62,6 @@ class _Counter:
 @dataclass
 class _HostMemory:
     sample: Sample | None = None  # the last sample observed
-    events: dict[tuple[int, int | None, float, str], XidEvent] = field(default_factory=dict)
-    last_xid: dict[int | None, XidEvent] = field(default_factory=dict)  # per GPU, kept past the window
     counters: dict[tuple[int, str], _Counter] = field(default_factory=dict)
 
 
@@ -94,30 +92,18 @@ class HealthEngine:
 
     # -- what happened between evaluations ------------------------------------------
     def observe(self, store: FleetStore) -> None:
-        """Take each host's new sample (XIDs, counters). Cheap when nothing changed, so
-        ``gputui check`` calls it on every store change to miss no sample."""
+        """Take each host's new sample's error counters. Cheap when nothing changed,
+        so ``gputui check`` calls it on every store change to miss no sample."""
         now = self.clock()
         for name, record in store.hosts.items():
             memory = self._hosts.setdefault(name, _HostMemory())
-            self._take_events(memory, record.events)  # the store's own log, bounded and de-duplicated
             sample = record.sample
             if sample is None or sample is memory.sample:
                 continue
-            memory.sample = sample  # its XIDs are in record.events, de-duplicated by the store: not taken twice
+            memory.sample = sample
             for g in sample.gpus:
                 for counter, value in counter_values(g).items():
                     self._count(memory, (g.index, counter), value, now)
-
-    @staticmethod
-    def _take_events(memory: _HostMemory, events: Iterable[XidEvent]) -> None:
-        for e in events:
-            memory.events.setdefault((e.xid, e.gpu, e.t, e.source), e)
-            last = memory.last_xid.get(e.gpu)
-            if last is None or e.t >= last.t:
-                memory.last_xid[e.gpu] = e  # a lost GPU's alert cites it however old
-        if len(memory.events) > MAX_EVENTS_PER_HOST:  # an XID storm: keep the newest
-            newest = sorted(memory.events.items(), key=lambda kv: kv[1].t)[-MAX_EVENTS_PER_HOST:]
-            memory.events = dict(newest)
 
     @staticmethod
     def _count(memory: _HostMemory, key: tuple[int, str], value: int, now: float) -> None:
@@ -129,11 +115,9 @@ class HealthEngine:
             counter.rises.append((now, value - counter.value))
         counter.value = value  # lower: the GPU was reset, counting starts again
 
-    def _context(self, name: str, now: float, mono_now: float) -> Context:
-        memory = self._hosts.get(name, _HostMemory())
-        xid_from = now - self.thresholds.xid_window_minutes * 60.0
-        memory.events = {k: e for k, e in memory.events.items() if e.t >= xid_from}
-        xids_now = [e for e in memory.events.values() if e.t <= now]  # a replay's clock can be behind what it read
+    def _context(self, record: HostRecord, now: float, mono_now: float) -> Context:
+        memory = self._hosts.get(record.name, _HostMemory())
+        xids, last_xid = self._xids(record, now)
         counter_from = now - self.thresholds.counter_window_minutes * 60.0
         climbs: dict[tuple[int, str], int] = {}
         for key, counter in memory.counters.items():
@@ -141,8 +125,18 @@ class HealthEngine:
                 counter.rises.popleft()
             if counter.rises:
                 climbs[key] = sum(by for _, by in counter.rises)
-        xids = sorted(xids_now, key=lambda e: e.t)
-        return Context(self.thresholds, now, mono_now, xids, memory.last_xid, climbs)
+        return Context(self.thresholds, now, mono_now, xids, last_xid, climbs)
+
+    def _xids(self, record: HostRecord, now: float) -> tuple[list[XidEvent], dict[int | None, XidEvent]]:
+        """The host's XIDs within the window, oldest first, and each GPU's newest
+        one however old (a lost GPU's alert cites it). Only XIDs up to ``now``:
+        a replay's clock can be behind frames the store has already read."""
+        if not record.events:
+            return [], {}  # the usual case, on every host, every second
+        xid_from = now - self.thresholds.xid_window_minutes * 60.0
+        seen = sorted((e for e in record.events if e.t <= now), key=lambda e: e.t)
+        last_xid = {e.gpu: e for e in seen}  # sorted: the newest of each GPU wins
+        return [e for e in seen if e.t >= xid_from], last_xid
 
     # -- evaluation --------------------------------------------------------------------
     def evaluate(self, store: FleetStore) -> list[Alert]:
@@ -166,7 +160,7 @@ class HealthEngine:
         for n, (name, record) in enumerate(list(store.hosts.items()), 1):
             if record.state(mono_now) is not HostState.LIVE:
                 not_live.add(name)
-            for finding in host_findings(record, self._context(name, now, mono_now)):
+            for finding in host_findings(record, self._context(record, now, mono_now)):
                 seen[finding.key(name)] = (name, finding)
             if n % hosts_per_step == 0:
                 yield

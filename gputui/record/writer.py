@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from gputui.agent import PROTOCOL_VERSION
-from gputui.fleet.store import _seen as seen_before
+from gputui.fleet.store import xid_logged
 from gputui.frames import FrameError, Sample, XidEvent, parse_frame
 from gputui.record import format as fmt
 
@@ -58,7 +58,7 @@ class HostState:
         """Keep ``events`` (arrived at ``t`` in ``frame``), skipping those the store would skip as repeats."""
         for event in events:
             kept = self.events.setdefault((event.gpu, event.xid), deque(maxlen=EVENTS_KEPT_PER_XID))
-            if seen_before(deque(k.event for k in kept), event):
+            if xid_logged([k.event for k in kept], event):
                 continue
             kept.append(KeptEvent(self.events_taken, t, frame, event))
             self.events_taken += 1
