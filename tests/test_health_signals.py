@@ -367,7 +367,7 @@ def test_the_event_thread_stops_promptly_while_it_backs_off(threaded: tuple[SimN
     sample_until(sampler, clock, lambda f: all(xid_errors(f)), "the failing wait reported")
     started = time.monotonic()
     sampler.xids.close()
-    assert not sampler.xids.thread.is_alive() and time.monotonic() - started < 1.0
+    assert not sampler.xids.thread.is_alive() and time.monotonic() - started < 10.0  # not the 30 s backoff
     assert sampler.xids.set is None  # freed
 
 
