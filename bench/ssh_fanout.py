@@ -9,6 +9,7 @@ It brings up the test fleet of ``tests/sshfleet.py`` with N extra simulated
   percentiles);
 - the dashboard process's CPU % of one core over the steady-state window
   (the sshd and agent processes are other processes and not counted);
+- the TCP connections the jump host holds meanwhile (one, shared);
 - bytes per host per second on the wire, read from each host's own network
   interface (so SSH framing, encryption and compression are all included),
   with SSH compression on and off.
@@ -40,6 +41,15 @@ def tx_bytes(namespace: str | None) -> int:
         return 0
     out = subprocess.run(["ip", "-n", namespace, "-s", "-j", "link", "show"], capture_output=True, text=True, check=True)
     return sum(int(link["stats64"]["tx"]["bytes"]) for link in json.loads(out.stdout) if link["ifname"] != "lo")
+
+
+def jump_connections(fleet: SshFleet) -> int:
+    """Established TCP connections to the jump host's sshd, counted on the jump host."""
+    jump = fleet.hosts["gt-jump"]
+    if jump.namespace is None:
+        return 0
+    argv = ["ip", "netns", "exec", jump.namespace, "ss", "-Htn", "state", "established", f"( sport = :{jump.port} )"]
+    return len(subprocess.run(argv, capture_output=True, text=True, check=True).stdout.splitlines())
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -85,6 +95,7 @@ async def measure(fleet: SshFleet, names: list[str], root: Path, seconds: float,
         cpu = time.process_time() - cpu0
         wall = time.monotonic() - wall0
         rates = [(tx_bytes(fleet.hosts[n].namespace) - tx0[n]) / wall for n in names]
+        bastion = jump_connections(fleet)
     finally:
         await runner.stop()
     return {
@@ -98,6 +109,7 @@ async def measure(fleet: SshFleet, names: list[str], root: Path, seconds: float,
         "dashboard_cpu_pct_of_one_core": round(100 * cpu / wall, 1),
         "wire_bytes_per_host_per_s_mean": round(statistics.mean(rates)),
         "wire_bytes_per_host_per_s_max": round(max(rates)),
+        "connections_to_jump_host": bastion,
     }
 
 

@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -48,17 +48,16 @@ def fingerprint(pub: Path) -> str:
     return out.split()[1]
 
 
-async def wait_state(store: FleetStore, name: str, state: HostState, timeout: float = 30.0) -> None:
-    """Wait until the host is in ``state``; staleness comes with time, so re-check as time passes."""
+async def wait_host(store: FleetStore, done: Callable[[], bool], what: Callable[[], str], timeout: float = 30.0) -> None:
+    """Wait until ``done()``; staleness comes with time, so re-check as time passes too.
+    ``what()`` says, on failure, what did not happen and how things stand."""
     changed = asyncio.Event()
     store.listeners.append(changed.set)
     deadline = time.monotonic() + timeout
     try:
-        while store.hosts[name].state(store.clock()) is not state:
+        while not done():
             left = deadline - time.monotonic()
-            assert left > 0, (
-                f"{name} not {state.value} after {timeout}s: {store.hosts[name].state(store.clock())}, {store.hosts[name].error}"
-            )
+            assert left > 0, f"after {timeout}s: {what()}"
             changed.clear()
             try:
                 await asyncio.wait_for(changed.wait(), timeout=min(left, 0.1))
@@ -66,6 +65,17 @@ async def wait_state(store: FleetStore, name: str, state: HostState, timeout: fl
                 pass
     finally:
         store.listeners.remove(changed.set)
+
+
+async def wait_state(store: FleetStore, name: str, state: HostState, timeout: float = 30.0) -> None:
+    """Wait until the host is in ``state``."""
+    record = store.hosts[name]
+    await wait_host(
+        store,
+        lambda: record.state(store.clock()) is state,
+        lambda: f"{name} not {state.value} but {record.state(store.clock()).value}: {record.error}",
+        timeout,
+    )
 
 
 def agent_pids(remote_dir: str) -> list[int]:
@@ -408,3 +418,90 @@ async def test_keys_from_ssh_agent(fleet: SshFleet, tmp_path: Path, monkeypatch:
         assert record.state(store.clock()) is HostState.LIVE, record.error
     finally:
         os.kill(agent_pid, signal.SIGTERM)
+
+
+def jump_connections(fleet: SshFleet) -> list[str]:
+    """Established TCP connections to the jump host's sshd, as the jump host sees them."""
+    jump = fleet.hosts["gt-jump"]
+    assert jump.namespace is not None
+    argv = ["ip", "netns", "exec", jump.namespace, "ss", "-Htnp", "state", "established", f"( sport = :{jump.port} )"]
+    return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.splitlines()
+
+
+async def wait_jump_connections(fleet: SshFleet, count: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while len(seen := jump_connections(fleet)) != count:
+        assert time.monotonic() < deadline, f"{len(seen)} connections to the jump host, not {count}: {seen}"
+        await asyncio.sleep(0.1)  # polling the kernel's table, with a deadline
+
+
+async def wait_reconnected(store: FleetStore, name: str, connects: int, timeout: float = 30.0) -> None:
+    """Wait until the host has connected again since ``connects`` and is live."""
+    record = store.hosts[name]
+    await wait_host(
+        store,
+        lambda: record.connects > connects and record.state(store.clock()) is HostState.LIVE,
+        lambda: f"{name} not back: {record.connects} connects, {record.state(store.clock()).value}, {record.error}",
+        timeout,
+    )
+
+
+async def test_hosts_behind_one_jump_host_share_one_connection_to_it(fleet: SshFleet, tmp_path: Path) -> None:
+    if not fleet.namespaces:
+        pytest.fail("the jump-host tests need network namespaces")
+    names = ["gt-a", "gt-b", "gt-c"]
+    store = FleetStore()
+    runner = FleetRunner(links_for(load(fleet, tmp_path, names)), store)
+    runner.start()
+    try:
+        for name in names:
+            await wait_state(store, name, HostState.LIVE)
+        # One handshake with the bastion, not one per host (sshd's MaxStartups would drop them).
+        connections = jump_connections(fleet)
+        assert len(connections) == 1, connections
+        # The bastion drops that one connection: every host behind it reconnects, again over one.
+        sshd_pid = int(connections[0].split("pid=")[1].split(",")[0])
+        before = {name: store.hosts[name].connects for name in names}
+        os.kill(sshd_pid, signal.SIGKILL)
+        for name in names:
+            await wait_reconnected(store, name, before[name])
+        await wait_jump_connections(fleet, 1)
+    finally:
+        await runner.stop()
+    await wait_jump_connections(fleet, 0)  # the last host to go closed it
+
+
+async def test_a_silent_jump_host_costs_one_attempt_not_one_per_host(fleet: SshFleet, tmp_path: Path) -> None:
+    if not fleet.namespaces:
+        pytest.fail("the jump-host tests need network namespaces")
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def tarpit(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)  # takes the TCP connection, never says a word of SSH
+
+    server = await asyncio.start_server(tarpit, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    jump = fleet.hosts["gt-jump"]
+    ssh_config = tmp_path / "ssh_config"
+    ssh_config.write_text(
+        fleet.ssh_config.read_text().replace(
+            f"HostName {jump.address}\n  Port {jump.port}\n", f"HostName 127.0.0.1\n  Port {port}\n", 1
+        )
+    )
+    names = ["gt-a", "gt-b", "gt-c", "gt-nopy"]
+    text = fleet.config_toml(names, connect_timeout=2.0).replace(
+        f'config_file = "{fleet.ssh_config}"', f'config_file = "{ssh_config}"\nmax_handshakes = 1'
+    )
+    (tmp_path / "fleet.toml").write_text(text)
+    try:
+        store = FleetStore()
+        await collect(links_for(cfg.load(tmp_path / "fleet.toml")), store, 20)
+    finally:
+        server.close()
+        for writer in accepted:
+            writer.close()
+    # Four hosts, room for one handshake at a time: the three queued behind
+    # the first joined its attempt instead of each waiting out their own.
+    assert len(accepted) == 1
+    for name in names:
+        assert store.hosts[name].error == "jump host gt-jump: no answer within 2s", store.hosts[name].error

@@ -17,14 +17,17 @@ import asyncio
 import shlex
 from collections import deque
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import asyncssh
 
 from gputui.config import Host, Ssh
 from gputui.transport import bundle
 from gputui.transport.base import LinkError
+from gputui.transport.jump_pool import JumpPool, Lease
 from gputui.transport.lines import split_lines
 from gputui.transport.ssh_keys import HostKeyGate, refusal
 from gputui.transport.ssh_resolve import config_paths, proxy_jumps
@@ -56,6 +59,7 @@ class SshShared:
     handshakes: asyncio.Semaphore
     interval: float
     state_dir: str | None = None  # the hosts' ledger folder, when the config names one
+    jumps: JumpPool = field(default_factory=JumpPool)  # one connection per jump chain
 
     @classmethod
     def create(cls, settings: Ssh, interval: float, state_dir: str | None = None) -> SshShared:
@@ -76,7 +80,7 @@ class SshLink:
         self.uploaded = False  # whether the last connect had to upload the bundle
         self.stderr_tail: deque[str] = deque(maxlen=5)
         self.stderr_task: asyncio.Task[None] | None = None
-        self.hops: list[asyncssh.SSHClientConnection] = []
+        self.leases: list[Lease] = []  # the shared jump-host connections this link uses
         self.route: list[str] = []  # jump hosts, then the host: how the last connection went
 
     # -- connecting ---------------------------------------------------------
@@ -120,13 +124,33 @@ class SshLink:
         except (OSError, ValueError) as exc:  # asyncssh's ConfigParseError is a ValueError
             raise LinkError(f"ssh_config: {exc}") from None
         self.route = [host for _, host, _ in hops] + [target]
+        tunnel: asyncssh.SSHClientConnection | None = None
+        for depth, (user, host, port) in enumerate(hops):
+            # Waiting on a hop another host is opening takes no handshake slot:
+            # hosts queued behind the cap join that open instead of starting
+            # their own once the bastion has failed for the first wave.
+            open_hop = partial(self._open_capped, f"jump host {host}", host, port, user, tunnel, config_paths)
+            lease = await self.shared.jumps.acquire(self._hop_key(hops[: depth + 1], config_paths), open_hop)
+            self.leases.append(lease)
+            tunnel = lease.conn
+        return await self._open_capped(self.name, target, self.host.port, self.host.user, tunnel, config_paths)
+
+    async def _open_capped(self, *args: Any) -> asyncssh.SSHClientConnection:
+        """``_open`` within the cap on concurrent handshakes; a hop's open runs
+        in the pool's own task, so it holds its slot however long it takes."""
         async with self.shared.handshakes:
-            tunnel: asyncssh.SSHClientConnection | None = None
-            for hop in hops:
-                user, host, port = hop
-                tunnel = await self._open(f"jump host {host} (for {self.name})", host, port, user, tunnel, config_paths)
-                self.hops.append(tunnel)
-            return await self._open(self.name, target, self.host.port, self.host.user, tunnel, config_paths)
+            return await self._open(*args)
+
+    @property
+    def hops(self) -> list[asyncssh.SSHClientConnection]:
+        """The jump-host connections in use, first hop first."""
+        return [lease.conn for lease in self.leases]
+
+    def _hop_key(self, chain: list[tuple[str | None, str, int | None]], config_paths: list[str]) -> tuple[object, ...]:
+        """Hosts share a hop connection only when it would be opened the same way."""
+        s = self.shared.settings
+        accept_new = s.accept_new if self.host.accept_new is None else self.host.accept_new
+        return (tuple(chain), accept_new, tuple(self.host.identity_files), tuple(config_paths))
 
     async def _open(
         self,
@@ -301,9 +325,9 @@ class SshLink:
             raise LinkError(f"no frame for {quiet:.0f}s: the agent hangs; restarting it") from None
 
     async def lines(self) -> AsyncIterator[bytes]:
-        self.conn = await self._connect()
         self.uploaded = False
         try:
+            self.conn = await self._connect()
             started = await self._start_agent(self.conn)
             if started is None:
                 from gputui.transport.smi_fallback import smi_lines  # nvidia-smi, with fewer fields
@@ -355,12 +379,28 @@ class SshLink:
         if self.stderr_task is not None:
             self.stderr_task.cancel()
             self.stderr_task = None
-        conns = [c for c in (self.conn, *reversed(self.hops)) if c is not None]
-        self.conn, self.process, self.hops = None, None, []
-        for conn in conns:
-            conn.close()
-            try:
-                async with asyncio.timeout(3.0):
-                    await conn.wait_closed()
-            except TimeoutError:
-                pass
+        conn, leases = self.conn, self.leases
+        self.conn, self.process, self.leases = None, None, []
+        last_users: list[asyncssh.SSHClientConnection] = []
+        try:
+            if conn is not None:
+                await self._close_conn(conn)  # first what runs through the hops
+        finally:
+            for lease in reversed(leases):  # the last hop rides on the one before
+                if self.shared.jumps.release(lease):
+                    last_users.append(lease.conn)  # this link was its last user
+        try:
+            for hop in last_users:  # one after the other: each rides on the next
+                await self._close_conn(hop)
+        finally:
+            for hop in last_users:  # cancelled on the way: close the rest at once
+                hop.close()
+
+    @staticmethod
+    async def _close_conn(conn: asyncssh.SSHClientConnection) -> None:
+        conn.close()
+        try:
+            async with asyncio.timeout(3.0):
+                await conn.wait_closed()
+        except TimeoutError:
+            pass
