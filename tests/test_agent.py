@@ -136,17 +136,23 @@ def test_incident_scenario_shows_its_four_problems(incident: tuple[SimNvml, Samp
     assert all(g["throttle"] == [] or "hw_thermal_slowdown" not in g["throttle"] for g in healthy)
 
 
-def test_at_most_five_nvml_calls_per_gpu_per_sample(clock: ManualClock) -> None:
-    sim, sampler = make("healthy", clock)
+@pytest.mark.parametrize("scenario", ["healthy", "mixed"])  # mixed: driver 535, no batched power field
+def test_at_most_five_nvml_calls_per_gpu_per_sample(clock: ManualClock, scenario: str) -> None:
+    sim, sampler = make(scenario, clock)
     sampler.hello(1.0)
     sampler.sample()  # the first sample is complete and costs more, once
     per_sample = []
+    handles = [sim.nvmlDeviceGetHandleByIndex(i) for i in range(sim.nvmlDeviceGetCount())]
+    truth = [[sim.nvmlDeviceGetPowerUsage(h) / 1000.0 for h in handles]]  # the board's power at each sample, in W
     for _ in range(30):
         clock.now += 1
         before = sim.calls
         frame = sampler.sample()
         assert frame["nvml_calls"] == sim.calls - before  # the frame's count is the truth
         per_sample.append(frame["nvml_calls"] / len(frame["gpus"]))
+        truth.append([sim.nvmlDeviceGetPowerUsage(h) / 1000.0 for h in handles])  # not counted: after the frame
+        for g in frame["gpus"]:  # power in every frame, a second old at worst
+            assert any(g["power_w"] == pytest.approx(t[g["index"]], abs=0.051) for t in truth[-2:]), (g["index"], truth[-2:])
     assert max(per_sample) <= 5
     sim.close()
 

@@ -156,10 +156,15 @@ class GpuReader:
             out["mem_total_mib"] = int(mem.total // MIB)
         out["temp_c"] = q("nvmlDeviceGetTemperature", n.NVML_TEMPERATURE_GPU)
         out["mem_temp_c"] = _int(f.get("mem_temp_c"))
+        # Without the batched power field (drivers 535 and older) power costs
+        # a call of its own: it takes turns with the slot, so a sample still
+        # costs five calls, and power is read every other sample.
+        power_by_call = not self.batch.has("power_mw") and not self.caller.unavailable(self.index, "nvmlDeviceGetPowerUsage")
+        slot_turn = not power_by_call or seq % 2 == 1
         if f.get("power_mw") is not None:
             out["power_w"] = _w(f["power_mw"])
-        elif not self.batch.has("power_mw"):
-            out["power_w"] = _w(q("nvmlDeviceGetPowerUsage"))
+        elif power_by_call and (not slot_turn or not self.primed):
+            self.slow["power_w"] = _w(q("nvmlDeviceGetPowerUsage"))
         # Old drivers answer the power-cap counter but not the thermal ones:
         # only with the thermal counters do counters tell the whole story.
         counters_give_throttle = self.batch.has("thr_hw_thermal") and self.batch.has("thr_sw_thermal")
@@ -178,7 +183,8 @@ class GpuReader:
                 self.due.setdefault("throttle", seq)
             if not self.batch.has("power_limit_mw"):
                 self.due.setdefault("power_limit", seq)
-            self._run_slot(seq)
+            if slot_turn:
+                self._run_slot(seq)
         out.update(self.slow)
         self._derive(out, f, now)
         if counters_give_throttle and self.counters_at is not None:
