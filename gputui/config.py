@@ -14,7 +14,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from gputui.agent.act_request import MAX_TERM_WAIT_S
 from gputui.sim.scenarios import SCENARIOS
+
+# They separate a target's parts (gpu-07:0,1) and the words of a command line.
+HOST_NAME_SEPARATORS = ":,"
 
 
 class ConfigError(Exception):
@@ -89,7 +93,9 @@ class Actions(_Strict):
     )
     max_gpus: int = Field(8, ge=1, description="most GPUs one action may touch without --force")
     max_hosts: int = Field(1, ge=1, description="most hosts one action may touch without --force")
-    term_wait_s: float = Field(10.0, gt=0, le=600, description="how long kill waits for SIGTERM to work")
+    term_wait_s: float = Field(
+        10.0, gt=0, le=MAX_TERM_WAIT_S, description="how long kill waits for SIGTERM to work (the hosts allow 300 s at most)"
+    )
     audit_log: str = Field("~/.local/state/gputui/audit.jsonl", min_length=1)
     policy: list[PolicyRule] = Field(default_factory=list)
 
@@ -116,6 +122,18 @@ class Host(_Strict):
     remote_dir: str | None = None
     backend: Backend | None = Field(None, description="enforcement backend for actions (default: the group's, then [actions])")
     slurm_node: str | None = Field(None, min_length=1, description="the host's Slurm NodeName (default: its name)")
+
+    @field_validator("name")
+    @classmethod
+    def _targetable_name(cls, value: str) -> str:
+        bad = sorted({c for c in value if c in HOST_NAME_SEPARATORS or c.isspace() or not c.isprintable()})
+        if bad:
+            shown = ", ".join(repr(c) for c in bad)
+            raise ValueError(
+                f"{value!r} contains {shown}: a host name may be any text without ':', ',', spaces or control "
+                "characters, since actions name their targets as HOST:0,1 (e.g. gpu-07, gpu_07, gpu-07.lab)"
+            )
+        return value
 
     @field_validator("sim")
     @classmethod

@@ -251,3 +251,11 @@ def test_the_streaming_agent_reapplies_nvml_drains_after_a_reboot(tmp_path: Path
         assert sample.gpus[1].compute_mode == "prohibited"
     finally:
         agent.close()
+
+
+def test_the_reserve_step_says_until_as_a_local_time_and_how_far_off(tmp_path: Path) -> None:
+    until = time.time() + 7200
+    answer = act(tmp_path, request("preview", "reserve", gpus=["1"], until=until, **{"for": "bob"}))
+    assert answer["ok"], answer["error"]
+    local = time.strftime("%Y-%m-%d %H:%M %Z", time.localtime(until))
+    assert answer["steps"] == [f"reserve GPU 1 ({answer['gpus'][0]['uuid']}) for bob until {local} (in 2h)"]

@@ -143,3 +143,24 @@ def test_an_unwritable_audit_log_stops_the_action(tmp_path: Path) -> None:
     r = gputui(config, "drain", "a:0", "--reason", "test", "--yes")
     assert r.returncode == 1
     assert "cannot write the audit log" in r.stderr
+
+
+def test_until_refuses_a_duration_too_short_to_reach_the_hosts_or_beyond_a_year() -> None:
+    with pytest.raises(ValueError, match="'0s' is too soon"):
+        parse_until("0s", now=1000.0)
+    assert parse_until("366d", now=0.0) == 366 * 86400
+    for far in ("367d", "99999999d", "9" * 400 + "s"):
+        with pytest.raises(ValueError, match="too far away: at most a year"):
+            parse_until(far)
+
+
+def test_times_no_clock_can_show_are_shown_as_they_are() -> None:
+    from gputui.actions.render import relative, when
+
+    assert when(1e20) == "1e+20 (not a time)" and when(float("nan")) == "nan (not a time)"
+    assert (relative(7190), relative(90061), relative(-600), relative(20)) == (
+        "in 2h",
+        "in 1d 1h",
+        "10m ago",
+        "in under a minute",
+    )

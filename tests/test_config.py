@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -240,3 +241,21 @@ def test_snapshot_without_config_flag_reads_the_file_gputui_config_names(tmp_pat
     assert result.returncode == 2, result.stderr
     assert f"{path}: intervall: unknown key" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("name", ["gpu:07", "gpu,07", "gpu 07", "gpu\t07"])
+def test_a_host_name_that_could_not_be_targeted_is_refused(tmp_path: Path, name: str) -> None:
+    quoted = json.dumps(name)  # a TOML basic string, \t and all
+    text = f'[[hosts]]\nname = "gpu-01"\n\n[[hosts]]\nname = {quoted}\n'
+    path = write(tmp_path, text)
+    message = error_for(path)
+    assert message.startswith(f"{path}: hosts[1] ({name}).name: {name!r} contains ")
+    assert "a host name may be any text without ':', ',', spaces or control characters" in message
+
+
+def test_the_kill_grace_is_held_to_what_the_hosts_accept(tmp_path: Path) -> None:
+    from gputui.agent.act_request import MAX_TERM_WAIT_S
+
+    assert config.load(write(tmp_path, f"[actions]\nterm_wait_s = {MAX_TERM_WAIT_S}\n")).actions.term_wait_s == MAX_TERM_WAIT_S
+    message = error_for(write(tmp_path, "[actions]\nterm_wait_s = 400.0\n"))
+    assert "actions.term_wait_s: input should be less than or equal to 300" in message

@@ -4,7 +4,8 @@ policy → preview on every host → confirmation → apply → audit.
 Nothing reaches a host's apply phase unless the policy allowed it and every
 host's preview succeeded; every outcome (refused, dry run, cancelled,
 applied, failed) is written to the audit log. The apply phase is preceded
-by a "started" record, so an action interrupted halfway is still on record.
+by a "started" record, so an action interrupted halfway is still on record;
+an apply cancelled while the hosts work (Ctrl-C) is recorded "interrupted".
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from gputui.actions.remote import HostCaller
 from gputui.config import Config, Host
 
 MAX_PARALLEL_HOSTS = 32
+INTERRUPTED_WHILE_APPLYING = (
+    "interrupted while the hosts were applying: some may have done it, others not; look (preview again) before retrying"
+)
 
 
 @dataclass
@@ -52,7 +56,7 @@ class Plan:
 
 @dataclass
 class Outcome:
-    status: str  # refused | dry-run | cancelled | applied | failed | partial
+    status: str  # refused | dry-run | cancelled | applied | failed | partial (and "interrupted" in the log)
     message: str
     audit_id: str
     plan: Plan
@@ -103,7 +107,11 @@ class Guard:
             req = self._host_request(plan.request, step, "apply", started)
             step.result = await self.caller.ask(step.host, req, self._timeout(plan.request))
 
-        await _bounded([one(s) for s in plan.steps])
+        try:
+            await _bounded([one(s) for s in plan.steps])
+        except asyncio.CancelledError:
+            self._record(plan, "interrupted", INTERRUPTED_WHILE_APPLYING, ref=started)
+            raise
         good = [s for s in plan.steps if s.result is not None and s.result.ok]
         bad = [s for s in plan.steps if s not in good]
         if not bad:
@@ -131,8 +139,12 @@ class Guard:
         await _bounded([one(s) for s in steps])
         return steps
 
+    def _term_wait(self, request: ActionRequest) -> float:
+        """The kill's grace: the request's (0 included), else the config's."""
+        return self.config.actions.term_wait_s if request.term_wait_s is None else request.term_wait_s
+
     def _timeout(self, request: ActionRequest) -> float:
-        wait = request.term_wait_s or self.config.actions.term_wait_s
+        wait = self._term_wait(request)
         return 2 * self.config.ssh.connect_timeout_s + wait * 2 + 30.0
 
     def _host_request(self, request: ActionRequest, step: HostStep, phase: str, audit_id: str | None) -> dict[str, Any]:
@@ -154,7 +166,7 @@ class Guard:
             "ticket": request.ticket,
             "for": request.holder or (self.operator.user if request.kind == "reserve" else None),
             "until": request.until,
-            "term_wait_s": request.term_wait_s or self.config.actions.term_wait_s,
+            "term_wait_s": self._term_wait(request),
             "kill_after": request.kill_after,
             "expect_version": preview.ledger_version if phase == "apply" else None,
             "audit_id": audit_id,

@@ -8,15 +8,45 @@ this text.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import shlex
+import time
 
 from gputui.actions.guard import HostStep, Outcome, Plan
+from gputui.actions.model import Affected, GpuState
+
+LEDGER_STATES = ("free", "reserved", "drained")
 
 
 def when(epoch: float | None) -> str:
+    """A local time with its zone; a value no clock can show is shown as it is."""
     if epoch is None:
         return "-"
-    return dt.datetime.fromtimestamp(epoch).astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    try:
+        return dt.datetime.fromtimestamp(epoch).astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    except (OverflowError, OSError, ValueError):
+        return f"{epoch!r} (not a time)"
+
+
+def until_words(epoch: float | None, now: float | None = None) -> str:
+    """``2026-12-01 08:00 CET (in 2h 5m)``: the local time, and how far off it is."""
+    if epoch is None:
+        return "no end"
+    return f"{when(epoch)} ({relative(epoch - (time.time() if now is None else now))})"
+
+
+def relative(seconds: float) -> str:
+    """``in 2h 5m``, ``in 3d 4h`` or ``10m ago``, to the minute."""
+    if not math.isfinite(seconds):
+        return "never"
+    minutes = round(abs(seconds) / 60)
+    if minutes == 0:
+        return "in under a minute" if seconds >= 0 else "just now"
+    days, rest = divmod(minutes, 1440)
+    hours, mins = divmod(rest, 60)
+    parts = [f"{days}d" if days else "", f"{hours}h" if hours else "", f"{mins}m" if mins and not days else ""]
+    words = " ".join(p for p in parts if p)
+    return f"in {words}" if seconds > 0 else f"{words} ago"
 
 
 def plan_lines(plan: Plan) -> list[str]:
@@ -24,9 +54,9 @@ def plan_lines(plan: Plan) -> list[str]:
     lines = [f"{r.kind} {' '.join(t.label() for t in r.targets)}  by {plan.operator.label()}"]
     lines.append(f"  reason: {r.reason!r}" + (f"  ticket: {r.ticket}" if r.ticket else ""))
     if r.kind == "reserve":
-        lines.append(f"  for: {r.holder or plan.operator.user}  until: {when(r.until)}")
+        lines.append(f"  for: {r.holder or plan.operator.user}  until: {until_words(r.until)}")
     if r.kind == "kill":
-        lines.append(f"  SIGTERM, wait {r.term_wait_s or 0:.0f}s" + (", then SIGKILL" if r.kill_after else ", no SIGKILL"))
+        lines.append(f"  {kill_words(r.term_wait_s, r.kill_after)}")
     if r.force:
         lines.append("  --force: past the blast-radius limit")
     for step in plan.steps:
@@ -42,21 +72,43 @@ def step_lines(step: HostStep) -> list[str]:
     if p.ledger_version is not None:
         head += f", ledger v{p.ledger_version}"
     lines = [head]
-    for g in p.gpus:
-        holder = f" ({g.holder})" if g.holder else ""
-        lines.append(f"  GPU {g.index} {g.uuid or ''}  now {g.state}{holder}")
+    lines += [gpu_line(g, p.affected) for g in p.gpus]
     lines += [f"  will run: {shlex.join(cmd)}" for cmd in p.commands]
     lines += [f"  will: {s}" for s in p.steps]
-    for a in p.affected:
-        job = f", Slurm job {a.job}" if a.job else ""
-        gpu = f"GPU {a.gpu}" if a.gpu is not None else "no GPU"
-        lines.append(f"  affects: pid {a.pid} user {a.user or '?'} {gpu}{job}: {a.command or '?'}")
+    lines += [affects_line(a) for a in p.affected]
     if not p.affected and p.ok:
         lines.append("  affects: no running process")
     lines += [f"  note: {n}" for n in p.notes]
     if not p.ok:
         lines.append(f"  refused: {p.error}")
     return lines
+
+
+def kill_words(term_wait_s: float | None, kill_after: bool) -> str:
+    if not term_wait_s and kill_after:
+        return "SIGTERM, then SIGKILL at once"
+    return f"SIGTERM, wait {term_wait_s or 0:g}s" + (", then SIGKILL" if kill_after else ", no SIGKILL")
+
+
+def gpu_line(g: GpuState, affected: list[Affected]) -> str:
+    """A GPU as the host answered: what runs on it (from ``affected``), and its ledger state.
+
+    The ledger's "free" means nobody holds the GPU, not that nothing runs on it."""
+    holder = f" ({g.holder})" if g.holder else ""
+    if g.state not in LEDGER_STATES:  # kill: "busy", held by the process's user
+        return f"  GPU {g.index} {g.uuid or ''}  {g.state}{holder}"
+    pids = [a.pid for a in affected if a.gpu == g.index]
+    use = f"busy: {len(pids)} process{'es' if len(pids) > 1 else ''} (pid {', '.join(map(str, pids))}); " if pids else ""
+    return f"  GPU {g.index} {g.uuid or ''}  {use}ledger: {g.state}{holder}"
+
+
+def affects_line(a: Affected) -> str:
+    job = f", Slurm job {a.job}" if a.job else ""
+    gpu = f"GPU {a.gpu}" if a.gpu is not None else "no GPU"
+    if a.user is None and a.command is None and a.pid_start is None:
+        unseen = "user and command unknown: the host's /proc has no such pid (exited, another PID namespace, or simulated)"
+        return f"  affects: pid {a.pid} {gpu}{job}: {unseen}"
+    return f"  affects: pid {a.pid} user {a.user or 'unknown'} {gpu}{job}: {a.command or '(command unknown)'}"
 
 
 def outcome_lines(outcome: Outcome) -> list[str]:

@@ -12,7 +12,7 @@ import time
 from typing import Any, Dict, List, Optional
 
 from gputui.agent.act_host import Gpu, HostGpus, am_root, mode_name
-from gputui.agent.act_request import Refused, Request
+from gputui.agent.act_request import Refused, Request, local_time
 from gputui.agent.ledger import Txn
 
 Response = Dict[str, Any]
@@ -30,9 +30,24 @@ def gpu_states(txn: Txn, gpus: List[Gpu]) -> List[Dict[str, Any]]:
     return out
 
 
+def until_words(until: float, now: Optional[float] = None) -> str:
+    """``2026-12-01 08:00 CET (in 2h 5m)``: the host's local time, and how far off it is."""
+    stamp = local_time(until)
+    if stamp.endswith("(not a time)"):
+        return stamp
+    ahead = until - (time.time() if now is None else now)
+    minutes = round(abs(ahead) / 60)
+    days, rest = divmod(minutes, 1440)
+    hours, mins = divmod(rest, 60)
+    parts = ["%dd" % days if days else "", "%dh" % hours if hours else "", "%dm" % mins if mins and not days else ""]
+    words = " ".join(p for p in parts if p)
+    off = ("in %s" % words if ahead > 0 else "%s ago" % words) if minutes else "in under a minute"
+    return "%s (%s)" % (stamp, off)
+
+
 def _held(entry: Dict[str, Any]) -> str:
     until = entry.get("until")
-    when = "" if until is None else " until %s" % time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(until))
+    when = " until %s" % until_words(until) if isinstance(until, (int, float)) else ""
     return "reserved for %s by %s%s (%s)" % (entry.get("for"), entry.get("by"), when, entry.get("reason"))
 
 
@@ -62,7 +77,7 @@ def _plan_reserve(req: Request, hg: HostGpus, txn: Txn, resp: Response, gpus: Li
             raise Refused("%s is %s" % (g.label(), _held(entry)), conflict=True)
         verb = "extend the reservation of" if entry is not None else "reserve"
         resp["steps"].append(
-            "%s %s for %s %s" % (verb, g.label(), req.holder, "until %s" % req.until if req.until else "with no end")
+            "%s %s for %s %s" % (verb, g.label(), req.holder, "until %s" % until_words(req.until) if req.until else "with no end")
         )
     if req.backend == "slurm":
         resp["notes"].append(

@@ -35,10 +35,7 @@ def plan(req: Request, hg: HostGpus, resp: Response) -> List[Gpu]:
     resp["affected"] = [hg.describe(on[0], pid)]
     who = resp["affected"][0]
     resp["gpus"] = [{"index": g.index, "uuid": g.uuid, "state": "busy", "holder": who["user"]} for g in on]
-    how = "SIGKILL if still running after %g s" % req.term_wait_s if req.kill_after else "no SIGKILL (not asked)"
-    resp["steps"].append(
-        "send SIGTERM to pid %d (%s, user %s), wait up to %g s; %s" % (pid, who["command"], who["user"], req.term_wait_s, how)
-    )
+    resp["steps"].append("send SIGTERM to pid %d (%s, user %s), %s" % (pid, who["command"], who["user"], _then(req)))
     if req.apply:
         if req.pid_start is None:
             raise Refused("apply of kill needs 'pid_start', the start time its preview returned")
@@ -48,6 +45,14 @@ def plan(req: Request, hg: HostGpus, resp: Response) -> List[Gpu]:
                 True,
             )
     return on
+
+
+def _then(req: Request) -> str:
+    """What follows SIGTERM; a grace of 0 (with ``kill_after``) is SIGKILL at once."""
+    if req.kill_after and req.term_wait_s == 0:
+        return "then SIGKILL at once if it is still running"
+    how = "SIGKILL if still running after %g s" % req.term_wait_s if req.kill_after else "no SIGKILL (not asked)"
+    return "wait up to %g s; %s" % (req.term_wait_s, how)
 
 
 def gone(pid: int, start: int) -> bool:

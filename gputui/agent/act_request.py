@@ -23,8 +23,18 @@ KNOWN_FIELDS = frozenset(
         "ticket", "for", "until", "term_wait_s", "kill_after", "expect_version", "audit_id",
     }
 )  # fmt: skip
+# The longest a kill waits for SIGTERM: the config's [actions] term_wait_s and
+# the CLI's --grace are held to it too, so that what the console accepts the host does.
 MAX_TERM_WAIT_S = 300.0
 _NODE_NAME = re.compile(r"^[A-Za-z0-9._\-\[\],]+$")
+
+
+def local_time(epoch: float) -> str:
+    """This host's local time, with its zone; a value no clock can show, as it is."""
+    try:
+        return time.strftime("%Y-%m-%d %H:%M %Z", time.localtime(epoch))
+    except (OverflowError, OSError, ValueError):
+        return "%r (not a time)" % epoch
 
 
 class Refused(Exception):
@@ -125,7 +135,7 @@ class Request:
         if until is not None and not _number(until):
             raise Refused("'until' must be epoch seconds or null")
         if until is not None and until <= time.time():
-            raise Refused("'until' (%s) is in the past" % until)
+            raise Refused("'until' (%s) is in the past" % local_time(until))
         self.until: Optional[float] = None if until is None else float(until)
         wait = obj.get("term_wait_s", 10.0)
         if wait is None:
