@@ -20,13 +20,23 @@ from gputui.transport.ssh_resolve import resolve
 
 
 def run(path: Path, timeout: float) -> tuple[int, str]:
+    """The exit status and the report: 2 when the config cannot be read (the report is the error),
+    1 when it has a problem only a running dashboard would find (a theme) or a host failed."""
     try:
         config = cfg.load(path)
     except cfg.ConfigError as exc:
         return 2, str(exc)
-    lines = [f"{path}: valid ({len(config.hosts)} hosts, {len(config.groups)} groups)"]
+    problems = [f"{path}: {p}" for p in dashboard_problems(config)]
+    verdict = "valid" if not problems else f"{len(problems)} problem{'s' if len(problems) > 1 else ''}"
+    lines = [*problems, f"{path}: {verdict} ({len(config.hosts)} hosts, {len(config.groups)} groups)"]
     if not config.hosts:
-        return 0, "\n".join([*lines, "no hosts to try"])
+        return (1 if problems else 0), "\n".join([*lines, "no hosts to try"])
+    failed = try_hosts(config, timeout, lines)
+    return (1 if failed or problems else 0), "\n".join(lines)
+
+
+def try_hosts(config: cfg.Config, timeout: float, lines: list[str]) -> int:
+    """Try every host once and add a line for each to ``lines``; the number that failed."""
     ssh_paths = []
     ssh_cfg = Path(config.ssh.config_file or "~/.ssh/config").expanduser()
     if ssh_cfg.exists():
@@ -62,4 +72,12 @@ def run(path: Path, timeout: float) -> tuple[int, str]:
     for row in rows:
         lines.append("  ".join(c.ljust(w) for c, w in zip(row[:4], widths, strict=True)) + "  " + row[4])
     lines.append(f"{len(config.hosts) - failed} of {len(config.hosts)} hosts answered")
-    return (1 if failed else 0), "\n".join(lines)
+    return failed
+
+
+def dashboard_problems(config: cfg.Config) -> list[str]:
+    """What the schema lets through but the dashboard would not honour: a theme it does not have."""
+    from gputui.ui.themes import theme_names, unknown_theme  # Textual's theme list: only for this command
+
+    problem = unknown_theme(config.theme, theme_names())
+    return [problem] if problem else []

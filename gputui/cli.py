@@ -2,23 +2,88 @@
 
 Textual is imported only by the commands that draw a screen, so ``gputui
 agent`` and ``gputui snapshot`` start fast and work where no UI can.
+
+Exit status: 2 for a usage or config error (3 for ``gputui check``, which
+follows the Nagios convention: a usage error there is UNKNOWN, not CRITICAL).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from gputui import __version__
 from gputui.config import ACTION_NAMES
 from gputui.sim.scenarios import scenario_names
 
+if TYPE_CHECKING:
+    from gputui.config import Thresholds
+    from gputui.fleet.store import FleetStore
+    from gputui.transport.base import Link
+
 DEMO_SCENARIOS = ["fleet", *scenario_names()]
+# The bounds of the config's `interval` (gputui/config.py, Config.interval: a pydantic Field,
+# not a constant to import); tests/test_cli_args.py fails if the two part.
+INTERVAL_MIN_S = 0.1
+INTERVAL_MAX_S = 60.0
+Closing = Callable[[], Awaitable[None]] | None
+
+
+class CommandParser(argparse.ArgumentParser):
+    """argparse's parser, but a usage error exits ``usage_status``: 2, or 3 (UNKNOWN) for ``gputui check``.
+
+    Subparsers are of the same class, so ``sub.add_parser(..., usage_status=3)`` sets it per command.
+    """
+
+    def __init__(self, *args: Any, usage_status: int = 2, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.usage_status = usage_status
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(self.usage_status, f"{self.prog}: error: {message}\n")
+
+
+def number_arg(text: str) -> float:
+    """A number on the command line; argparse's message when it is not one."""
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
+def interval_arg(text: str) -> float:
+    """``--interval``: seconds between samples, within the config's bounds (0 would spin)."""
+    value = number_arg(text)
+    if not INTERVAL_MIN_S <= value <= INTERVAL_MAX_S:  # NaN fails this too
+        raise argparse.ArgumentTypeError(
+            f"must be between {INTERVAL_MIN_S:g} and {INTERVAL_MAX_S:g} seconds (as the config's interval), got {text}"
+        )
+    return value
+
+
+def positive_seconds_arg(text: str) -> float:
+    """A length of time that must be more than nothing and finite."""
+    value = number_arg(text)
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
+def config_needed(path: Path) -> str:
+    """Why a command that reads hosts cannot start: no --config, and nothing at the default path."""
+    how = "named by $GPUTUI_CONFIG" if os.environ.get("GPUTUI_CONFIG") else "the default; $GPUTUI_CONFIG is not set"
+    return (
+        f"no config file: looked for {path} ({how}) and it does not exist; "
+        "give --config FILE with your hosts, or --demo for a simulated fleet"
+    )
 
 
 def _add_demo_args(p: argparse.ArgumentParser, hosts: int) -> None:
@@ -31,11 +96,16 @@ def _add_demo_args(p: argparse.ArgumentParser, hosts: int) -> None:
         help="what the simulated GPUs do; 'fleet' mixes healthy, mixed and incident hosts (default)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed: the same seed gives the same fleet")
-    p.add_argument("--interval", type=float, default=1.0, help="seconds between samples")
+    p.add_argument(
+        "--interval",
+        type=interval_arg,
+        default=1.0,
+        help=f"seconds between samples, {INTERVAL_MIN_S:g} to {INTERVAL_MAX_S:g} (default 1)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="gputui", description="Terminal dashboard for GPU cluster operations.")
+    p = CommandParser(prog="gputui", description="Terminal dashboard for GPU cluster operations.")
     p.add_argument("--version", action="version", version=f"gputui {__version__}")
     p.add_argument("--config", type=Path, help="config file (default: $GPUTUI_CONFIG or ~/.config/gputui/config.toml)")
     p.add_argument(
@@ -44,7 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="open the dashboard with every action refused, whatever the config allows",
     )
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    # Every command's parser is a CommandParser (argparse makes them of the parent's class); typed as
+    # argparse's own for the modules that add commands.
+    sub = cast("argparse._SubParsersAction[argparse.ArgumentParser]", p.add_subparsers(dest="command", metavar="COMMAND"))
     sub.add_parser("agent", help="run the agent on this host (see `gputui agent --help`)", add_help=False)
     demo = sub.add_parser("demo", help="open the dashboard on a simulated fleet")
     _add_demo_args(demo, hosts=12)
@@ -82,13 +154,30 @@ def main(argv: list[str] | None = None) -> int:
         return 128 + signal.SIGPIPE
 
 
+def parse(argv: list[str]) -> argparse.Namespace:
+    """The arguments; a usage error exits with the status of the command it is in (see CommandParser)."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # said by the command's own parser, so that `gputui check --bogus` exits 3 as check's errors do
+        _command_parser(parser, args.command).error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
+def _command_parser(parser: argparse.ArgumentParser, command: str | None) -> argparse.ArgumentParser:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+            found: argparse.ArgumentParser = action.choices[command]
+            return found
+    return parser
+
+
 def _main(argv: list[str] | None = None) -> int:
     args_list = sys.argv[1:] if argv is None else argv
     if args_list[:1] == ["agent"]:
         from gputui.agent.main import main as agent_main
 
         return agent_main(args_list[1:])
-    args = build_parser().parse_args(args_list)
+    args = parse(args_list)
     if args.command == "snapshot":
         return _snapshot(args)
     if args.command == "check":
@@ -96,12 +185,7 @@ def _main(argv: list[str] | None = None) -> int:
 
         return check_cli.run(args)
     if args.command == "check-config":
-        from gputui import check_config
-        from gputui.config import default_path
-
-        status, report = check_config.run(args.check_config or args.config or default_path(), args.timeout)
-        print(report, file=sys.stdout if status != 2 else sys.stderr)
-        return status
+        return _check_config(args.check_config or args.config, args.timeout)
     if args.command in ("record", "replay"):
         from gputui.record import cli as record_cli
 
@@ -111,10 +195,7 @@ def _main(argv: list[str] | None = None) -> int:
 
         return action_cli.run(args, args.config)
     if args.command == "bundle":
-        from gputui.transport import bundle
-
-        print(f"{args.output} sha256:{bundle.write(args.output)}")
-        return 0
+        return _bundle(args.output)
     if args.command == "demo":
         from gputui.ui.launch import run_demo
 
@@ -124,43 +205,42 @@ def _main(argv: list[str] | None = None) -> int:
     return run_configured(args.config, read_only=args.ui_read_only)
 
 
-def _snapshot(args: argparse.Namespace) -> int:
-    from gputui import config as cfg
-    from gputui import snapshot
-    from gputui.fleet.store import FleetStore
-    from gputui.transport.base import Link
+def _check_config(path: Path | None, timeout: float) -> int:
+    """``gputui check-config``: the report on stdout; a config that cannot be read is an error on stderr."""
+    from gputui import check_config
+    from gputui.config import default_path
 
-    store = FleetStore()
-    links: list[Link]
-    closing: Callable[[], Awaitable[None]] | None = None
-    thresholds = None
-    if args.snap_config is None:
-        args.snap_config = args.config  # `gputui --config F snapshot` too
-    if args.demo or (args.snap_config is None and not cfg.default_path().exists()):
-        if not args.demo:
-            print("no config found: showing a simulated fleet (use --config FILE for real hosts)", file=sys.stderr)
-        from gputui.transport.demo import DemoFleet
-
-        try:
-            fleet = DemoFleet(args.hosts, args.gpus, args.scenario, args.seed, args.interval)
-        except ValueError as exc:
-            print(f"gputui: {exc}", file=sys.stderr)
-            return 2
-        links = list(fleet.links())
-        closing = fleet.close
+    status, report = check_config.run(path or default_path(), timeout)
+    if status == 2:
+        print(f"gputui: {report}", file=sys.stderr)
     else:
-        from gputui.transport.from_config import links_for
+        print(report)
+    return status
 
-        try:
-            config = cfg.load(args.snap_config or cfg.default_path())
-        except cfg.ConfigError as exc:
-            print(f"gputui: {exc}", file=sys.stderr)
-            return 2
-        links = links_for(config)
-        store.stale_after = config.thresholds.stale_after_intervals
-        thresholds = config.thresholds
-        for h in config.hosts:
-            store.add_host(h.name, tuple(h.tags), h.group)
+
+def _bundle(output: Path) -> int:
+    from gputui.transport import bundle
+
+    try:
+        digest = bundle.write(output)
+    except OSError as exc:
+        folder = output.parent
+        why = f"the folder {folder} does not exist" if not folder.is_dir() else exc.strerror or str(exc)
+        print(f"gputui: cannot write {output}: {why}", file=sys.stderr)
+        return 2
+    print(f"{output} sha256:{digest}")
+    return 0
+
+
+def _snapshot(args: argparse.Namespace) -> int:
+    from gputui import snapshot
+    from gputui.config import ConfigError
+
+    try:
+        links, store, closing, thresholds = _snapshot_sources(args)
+    except (ValueError, ConfigError) as exc:
+        print(f"gputui: {exc}", file=sys.stderr)
+        return 2
 
     async def look() -> None:
         await snapshot.collect(links, store, args.timeout)
@@ -170,3 +250,29 @@ def _snapshot(args: argparse.Namespace) -> int:
     asyncio.run(look())
     print(snapshot.render(store, args.format, thresholds))
     return 0 if all(r.sample is not None for r in store.hosts.values()) else 1
+
+
+def _snapshot_sources(args: argparse.Namespace) -> tuple[list[Link], FleetStore, Closing, Thresholds | None]:
+    """The links to read, an empty store, what closes the demo, and the config's thresholds.
+
+    ValueError or ConfigError says why not: a bad demo argument, a bad config, or no config and no --demo.
+    """
+    from gputui import config as cfg
+    from gputui.fleet.store import FleetStore
+
+    store = FleetStore()
+    if args.demo:
+        from gputui.transport.demo import DemoFleet
+
+        fleet = DemoFleet(args.hosts, args.gpus, args.scenario, args.seed, args.interval)
+        return list(fleet.links()), store, fleet.close, None
+    from gputui.transport.from_config import links_for
+
+    path = args.snap_config or args.config  # `gputui --config F snapshot` too
+    if path is None and not cfg.default_path().exists():
+        raise ValueError(config_needed(cfg.default_path()))
+    config = cfg.load(path or cfg.default_path())
+    store.stale_after = config.thresholds.stale_after_intervals
+    for h in config.hosts:
+        store.add_host(h.name, tuple(h.tags), h.group)
+    return links_for(config), store, None, config.thresholds

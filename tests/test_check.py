@@ -159,3 +159,43 @@ def test_a_reader_that_stops_early_gets_no_traceback() -> None:
     assert first.startswith(b"gputui check: CRITICAL")
     assert "Traceback" not in err and "BrokenPipeError" not in err, err
     assert status in (2, 141)  # 2 when the pipe took it all before it closed
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["--format", "nagio"], "argument --format: invalid choice: 'nagio'"),
+        (["--demo", "--bogus"], "unrecognized arguments: --bogus"),
+        (["--demo", "--hosts"], "argument --hosts: expected one argument"),
+        (["--demo", "--interval", "0"], "argument --interval: must be between 0.1 and 60 seconds"),
+    ],
+)
+def test_a_usage_error_is_unknown_not_critical(args: list[str], error: str) -> None:
+    """Nagios reads exit 2 as CRITICAL: a mistyped plugin command line must page as UNKNOWN (3)."""
+    result = check(*args)
+    assert result.returncode == 3, result.stderr
+    assert result.stdout == ""
+    assert result.stderr.startswith("usage: gputui check ")
+    assert f"gputui check: error: {error}" in result.stderr
+
+
+def test_no_config_and_no_demo_is_unknown_naming_where_it_looked(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "gputui", "check", "--format", "nagios"],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env={**env(), "XDG_CONFIG_HOME": str(tmp_path)},
+    )
+    assert result.returncode == 3
+    assert result.stdout.startswith(f"GPUTUI UNKNOWN - no config file: looked for {tmp_path / 'gputui' / 'config.toml'} ")
+    assert "--demo for a simulated fleet" in result.stdout
+
+
+@pytest.mark.parametrize("fmt", ["table", "json", "nagios"])
+def test_an_output_that_cannot_be_written_is_unknown_in_one_line(fmt: str) -> None:
+    argv = [sys.executable, "-m", "gputui", "check", "--demo", "--scenario", "incident", "--hosts", "1", "--format", fmt]
+    with open("/dev/full", "w") as full:
+        result = subprocess.run(argv, stdout=full, stderr=subprocess.PIPE, text=True, timeout=90, env=env())
+    assert result.returncode == 3
+    assert result.stderr == "gputui check: cannot write the result: No space left on device\n"

@@ -23,10 +23,32 @@ from gputui.agent.kernel_log import read_host_kernel_log
 from gputui.agent.ledger import DEFAULT_STATE_DIR, LedgerView, existing_state_dir
 from gputui.agent.sampler import Frame, Sampler, error_frame
 
+# Seconds between samples. The dashboard's config allows 0.1 to 60 (gputui/config.py, Config.interval,
+# which this module cannot import: a GPU host has no pydantic); the agent also runs faster for the tests,
+# down to MIN_INTERVAL_S, but never at 0, which would spin.
+MIN_INTERVAL_S = 0.01
+MAX_INTERVAL_S = 60.0
+
+
+def interval_arg(text: str) -> float:
+    """``--interval``: a usage error outside MIN_INTERVAL_S..MAX_INTERVAL_S (NaN included)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("not a number: %r" % text) from None
+    if not MIN_INTERVAL_S <= value <= MAX_INTERVAL_S:
+        raise argparse.ArgumentTypeError("must be between %g and %g seconds, got %s" % (MIN_INTERVAL_S, MAX_INTERVAL_S, text))
+    return value
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gputui agent", description="Stream GPU telemetry as NDJSON frames.")
-    p.add_argument("--interval", type=float, default=1.0, help="seconds between samples (default 1.0)")
+    p.add_argument(
+        "--interval",
+        type=interval_arg,
+        default=1.0,
+        help="seconds between samples, %g to %g (default 1.0)" % (MIN_INTERVAL_S, MAX_INTERVAL_S),
+    )
     p.add_argument("--once", action="store_true", help="write hello and one sample, then exit")
     p.add_argument("--count", type=int, default=0, help="exit after this many samples (0: run until stopped)")
     p.add_argument("--sim", metavar="SCENARIO", help="simulated GPUs instead of NVML (see `gputui demo --help`)")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -76,7 +77,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "check",
         help="run the health rules once and print the alerts; exit 0 ok, 1 warning, 2 critical, 3 unknown",
         description="Run the health rules once against the config's hosts (or a simulated fleet) "
-        "and exit 0 ok, 1 warning, 2 critical, 3 unknown (a host unreachable and nothing critical).",
+        "and exit 0 ok, 1 warning, 2 critical, 3 unknown (a host unreachable and nothing critical, "
+        "a usage error, or the check itself failed).",
+        usage_status=int(Status.UNKNOWN),  # gputui.cli.CommandParser: a usage error must not page as CRITICAL (2)
     )
     where = p.add_mutually_exclusive_group()
     where.add_argument("--demo", action="store_true", help="a simulated fleet instead of the config's hosts")
@@ -112,8 +115,26 @@ def run(args: argparse.Namespace) -> int:
         return _unknown(args.check_format, f"check failed: {type(exc).__name__}: {exc}")
     unreachable = [name for name, r in store.hosts.items() if r.sample is None]
     outcome = Outcome(alerts, len(store.hosts), unreachable, time.time())
-    print(render(outcome, args.check_format))
-    return int(outcome.status)
+    return _say(render(outcome, args.check_format), int(outcome.status))
+
+
+def _say(text: str, status: int, err: bool = False) -> int:
+    """Print the result and return ``status``; UNKNOWN (one line on stderr) if it cannot be written.
+
+    A reader that has gone (BrokenPipeError) is left to the caller, which exits as SIGPIPE would.
+    """
+    stream = sys.stderr if err else sys.stdout
+    try:
+        print(text, file=stream)
+        stream.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        # What is still buffered would fail again at exit, with a traceback: send it nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+        print(f"gputui check: cannot write the result: {exc.strerror or exc}", file=sys.stderr)
+        return int(Status.UNKNOWN)
+    return status
 
 
 Sources = tuple[Thresholds, FleetStore, list[Link], Callable[[], Awaitable[None]] | None]
@@ -124,6 +145,10 @@ def _sources(args: argparse.Namespace) -> Sources:
     from gputui import config as cfg
 
     path = args.check_file or args.config
+    if not args.demo and path is None and not cfg.default_path().exists():
+        from gputui.cli import config_needed
+
+        raise ValueError(config_needed(cfg.default_path()))
     store = FleetStore()
     if args.demo:  # thresholds from `gputui --config F check --demo`, if given
         from gputui.transport.demo import DemoFleet
@@ -150,13 +175,12 @@ def _sources(args: argparse.Namespace) -> Sources:
 
 def _unknown(fmt_name: str, message: str) -> int:
     outcome_line = f"GPUTUI UNKNOWN - {message.splitlines()[0] if message else 'no result'}"
+    unknown = int(Status.UNKNOWN)
     if fmt_name == "json":
-        print(json.dumps({"schema": SCHEMA, "status": "unknown", "exit_code": 3, "error": message}, indent=2))
-    elif fmt_name == "nagios":
-        print(outcome_line.replace("|", "/"))
-    else:
-        print(f"gputui check: {message}", file=sys.stderr)
-    return int(Status.UNKNOWN)
+        return _say(json.dumps({"schema": SCHEMA, "status": "unknown", "exit_code": 3, "error": message}, indent=2), unknown)
+    if fmt_name == "nagios":
+        return _say(outcome_line.replace("|", "/"), unknown)
+    return _say(f"gputui check: {message}", unknown, err=True)
 
 
 # -- output ---------------------------------------------------------------------------

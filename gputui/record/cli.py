@@ -13,6 +13,7 @@ from typing import Any
 
 from gputui.fleet.runner import FleetRunner
 from gputui.fleet.store import FleetStore
+from gputui.record.player import SPEEDS
 from gputui.record.writer import Written
 from gputui.transport.base import Link
 
@@ -21,7 +22,7 @@ Closing = Callable[[], Awaitable[None]] | None
 
 def add_parsers(sub: Any) -> None:
     """``record`` and ``replay`` on the ``gputui`` command's subparsers."""
-    from gputui.cli import _add_demo_args
+    from gputui.cli import _add_demo_args, positive_seconds_arg
 
     rec = sub.add_parser("record", help="record every host's frames to a file, for `gputui replay`")
     where = rec.add_mutually_exclusive_group()
@@ -29,12 +30,22 @@ def add_parsers(sub: Any) -> None:
     where.add_argument("--config", dest="record_config", type=Path, help="config file with the hosts to record")
     _add_demo_args(rec, hosts=12)
     rec.add_argument("-o", "--output", type=Path, required=True, help="the recording to write (.gtrec); never overwritten")
-    rec.add_argument("--duration", type=float, default=None, help="seconds to record (default: until Ctrl-C)")
+    rec.add_argument("--duration", type=positive_seconds_arg, default=None, help="seconds to record (leave it out: until Ctrl-C)")
     rep = sub.add_parser("replay", help="open the dashboard on a recording (play, pause, speed, seek)")
     rep.add_argument("recording", type=Path)
-    rep.add_argument("--speed", type=float, default=1.0, help="0.5 to 16 (default 1)")
+    rep.add_argument("--speed", type=speed_arg, default=1.0, help=f"{SPEEDS[0]:g} to {SPEEDS[-1]:g} (default 1)")
     rep.add_argument("--start", default=None, help="where to start: 90, 5m, +1h2m (from the start), 12:03:41 (clock)")
     rep.add_argument("--info", action="store_true", help="print what the recording holds and what is damaged; no UI")
+
+
+def speed_arg(text: str) -> float:
+    """``replay --speed``: within the player's range, never clamped in silence."""
+    from gputui.cli import number_arg
+
+    value = number_arg(text)
+    if not SPEEDS[0] <= value <= SPEEDS[-1]:  # NaN fails this too
+        raise argparse.ArgumentTypeError(f"must be between {SPEEDS[0]:g} and {SPEEDS[-1]:g}, got {text}")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,18 +59,22 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _sources(args: argparse.Namespace) -> tuple[list[Link], FleetStore, Closing, str]:
-    """The links to record, as the dashboard would make them; ValueError or ConfigError says why not."""
+    """The links to record, as the dashboard would make them; ValueError or ConfigError says why not
+    (a bad demo argument, a bad config, or no config and no --demo: never a simulated fleet unasked)."""
     from gputui import config as cfg
+    from gputui.cli import config_needed
 
     store = FleetStore()
     config_path = args.record_config or args.config
-    if args.demo or (config_path is None and not cfg.default_path().exists()):
+    if args.demo:
         from gputui.transport.demo import DemoFleet
 
         fleet = DemoFleet(args.hosts, args.gpus, args.scenario, args.seed, args.interval)
         return list(fleet.links()), store, fleet.close, f"demo: {args.hosts} hosts ({args.scenario}, seed {args.seed})"
     from gputui.transport.from_config import links_for
 
+    if config_path is None and not cfg.default_path().exists():
+        raise ValueError(config_needed(cfg.default_path()))
     path = config_path or cfg.default_path()
     config = cfg.load(path)
     store.stale_after = config.thresholds.stale_after_intervals

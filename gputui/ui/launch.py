@@ -1,15 +1,25 @@
-"""Opening the dashboard: on the demo fleet, or on the configured hosts."""
+"""Opening the dashboard: on the demo fleet, or on the configured hosts.
+
+The dashboard draws on a terminal and reads its keys from one: with stdin or
+stdout redirected it would write escape codes into a file and wait for keys
+that never come, so it refuses to start there (exit 2) and names the
+commands that print instead.
+"""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TextIO
+
+from textual.markup import escape
 
 from gputui import config as cfg
 from gputui.fleet.store import FleetStore
 from gputui.transport.demo import DemoFleet
 from gputui.transport.from_config import LinkFactory
 from gputui.ui.app import GpuTuiApp
+from gputui.ui.themes import unknown_theme
 
 
 def demo_app(hosts: int, gpus: int | None, scenario: str, seed: int, interval: float) -> GpuTuiApp:
@@ -24,6 +34,32 @@ def run_demo(hosts: int, gpus: int | None, scenario: str, seed: int, interval: f
     except ValueError as exc:
         print(f"gputui: {exc}", file=sys.stderr)
         return 2
+    return run_app(app)
+
+
+def no_terminal() -> str | None:
+    """Why the dashboard cannot run here, or None when stdin, stdout and stderr are all a terminal.
+
+    Textual reads keys from stdin and draws on stderr; stdout is asked for too, since with it redirected
+    the operator wanted text (`gputui snapshot`), not a screen.
+    """
+    streams: list[tuple[str, TextIO | None]] = [("stdin", sys.stdin), ("stdout", sys.stdout), ("stderr", sys.stderr)]
+    missing = [name for name, stream in streams if stream is None or stream.closed or not stream.isatty()]
+    if not missing:
+        return None
+    which = ", ".join(missing[:-1]) + (" and " if len(missing) > 1 else "") + missing[-1]
+    return (
+        f"gputui: the dashboard needs a terminal, but {which} {'is' if len(missing) == 1 else 'are'} not one; "
+        "to print the fleet instead use `gputui snapshot` (every host once) or `gputui check` (the alerts)"
+    )
+
+
+def run_app(app: GpuTuiApp) -> int:
+    """Run the dashboard until it quits; 2, with the reason on stderr, where there is no terminal to run on."""
+    problem = no_terminal()
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return 2
     app.run()
     return 0
 
@@ -34,7 +70,7 @@ def configured_app(path: Path, config: cfg.Config, read_only: bool = False) -> G
     for h in config.hosts:
         store.add_host(h.name, tuple(h.tags), h.group)
     make = LinkFactory(config)
-    return GpuTuiApp(
+    app = GpuTuiApp(
         store,
         [make(h) for h in config.hosts],
         title=f"gputui: {path.name}",
@@ -46,21 +82,23 @@ def configured_app(path: Path, config: cfg.Config, read_only: bool = False) -> G
         read_only=read_only,
         triage_first=True,
     )
+    problem = unknown_theme(config.theme, app.available_themes)
+    if problem is not None:  # shown once, as a notification, with the theme files' own problems
+        app.theme_problems.append(escape(f"{path}: {problem}; showing {app.theme}"))
+    return app
 
 
 def run_configured(path: Path | None, read_only: bool = False) -> int:
     """``read_only``: every action is refused (and audited), whatever the config allows."""
     path = path or cfg.default_path()
     if not path.exists():
-        GpuTuiApp(welcome=(path, None)).run()
-        return 0
+        return run_app(GpuTuiApp(welcome=(path, None)))
     try:
         config = cfg.load(path)
     except cfg.ConfigError as exc:
         print(f"gputui: {exc}", file=sys.stderr)
         return 2
-    configured_app(path, config, read_only).run()
-    return 0
+    return run_app(configured_app(path, config, read_only))
 
 
 def replay_app(path: Path, speed: float = 1.0, start: str | None = None) -> GpuTuiApp:
@@ -100,5 +138,4 @@ def run_replay(path: Path, speed: float = 1.0, start: str | None = None) -> int:
     if not app.tape.replay.recording.chunks:
         print(f"gputui: {path}: nothing in it can be replayed", file=sys.stderr)
         return 1
-    app.run()
-    return 0
+    return run_app(app)

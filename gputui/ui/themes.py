@@ -26,7 +26,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from textual.app import App
 from textual.color import Color, ColorParseError
-from textual.theme import Theme
+from textual.theme import BUILTIN_THEMES, Theme
 
 from gputui.config import default_path, describe
 
@@ -99,13 +99,14 @@ def load_theme(path: Path) -> GpuTheme:
     return GpuTheme(**spec.model_dump())
 
 
-def register_themes(app: App[Any]) -> list[str]:
-    """Register every theme found; return one message per problem (file, key, what is wrong)."""
+def load_themes() -> tuple[list[GpuTheme], list[str]]:
+    """Every theme file that loads, and one message per problem (file, key, what is wrong)."""
+    themes: list[GpuTheme] = []
     problems: list[str] = []
     for folder in theme_dirs():
         for path in sorted(folder.glob("*.toml")):
             try:
-                app.register_theme(load_theme(path))
+                themes.append(load_theme(path))
             except tomllib.TOMLDecodeError as exc:
                 problems.append(f"{path}: not valid TOML: {exc}")
             except UnicodeDecodeError:
@@ -114,9 +115,29 @@ def register_themes(app: App[Any]) -> list[str]:
                 problems.extend(f"{path}: {describe(e, {})}" for e in exc.errors())
             except OSError as exc:
                 problems.append(f"{path}: cannot read: {exc.strerror}")
+    return themes, problems
+
+
+def register_themes(app: App[Any]) -> list[str]:
+    """Register every theme found; return one message per problem (file, key, what is wrong)."""
+    themes, problems = load_themes()
+    for theme in themes:
+        app.register_theme(theme)
     if DEFAULT_THEME not in app.available_themes:
         app.register_theme(GpuTheme(name=DEFAULT_THEME, primary="#4FC3F7", dark=True))
     return problems
+
+
+def theme_names() -> set[str]:
+    """The themes the dashboard can show, found without starting it: Textual's own and every file that loads."""
+    return {*BUILTIN_THEMES, DEFAULT_THEME, *(theme.name for theme in load_themes()[0])}
+
+
+def unknown_theme(configured: str, available: Collection[str]) -> str | None:
+    """The config's ``theme`` key in the operator's words when no such theme exists, else None."""
+    if configured in available:
+        return None
+    return f"theme: unknown theme {configured!r}; available: {', '.join(sorted(available))}"
 
 
 def theme_is_ascii(app: App[Any], name: str | None = None) -> bool:
