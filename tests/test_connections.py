@@ -50,8 +50,9 @@ async def test_connections_show_state_and_a_host_can_be_added(tmp_path: Path) ->
         await pilot.press("enter")
         await wait_for(pilot, lambda: "gpu-new" in store.hosts, "the new host in the fleet")
         await wait_for(pilot, lambda: store.hosts["gpu-new"].state(store.clock()) is HostState.DOWN, "gpu-new to fail")
+        # The table catches up with the store on its own refresh.
         await wait_for(pilot, lambda: table.row_count == 2, "a second row")
-        assert "cannot connect to 127.0.0.1" in row(table, "gpu-new")
+        await wait_for(pilot, lambda: "cannot connect to 127.0.0.1" in row(table, "gpu-new"), "gpu-new's error on its row")
     text = path.read_text()
     assert text.startswith(CONFIG)
     assert [h.name for h in cfg.load(path).hosts] == ["sim-01", "gpu-new"]

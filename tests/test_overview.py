@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+import pytest
+from textual.command import CommandPalette
 from textual.widgets import Input, Static
 
 from gputui.agent.sampler import Sampler
@@ -181,14 +183,14 @@ def screen_text(app: GpuTuiApp) -> str:
     return html.unescape("".join(re.findall(r">([^<]*)</text>", body))).replace("\xa0", " ")
 
 
-async def test_on_the_linux_console_nothing_outside_ascii_is_drawn(monkeypatch: object, tmp_path: object) -> None:
-    import pytest
-
-    assert isinstance(monkeypatch, pytest.MonkeyPatch)
+@pytest.mark.parametrize("size", [SIZE, (80, 24)])  # 80 columns: lines cut short, the list scrolls sideways
+async def test_on_the_linux_console_nothing_outside_ascii_is_drawn(
+    monkeypatch: pytest.MonkeyPatch, size: tuple[int, int]
+) -> None:
     monkeypatch.setenv("TERM", "linux")
     store = frozen_store(10)
     app = GpuTuiApp(store, [], title="fleet")
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=size) as pilot:
         assert app.theme == "gputui-console" and app.ascii
         seen = {}
         seen["overview"] = screen_text(app)
@@ -203,10 +205,21 @@ async def test_on_the_linux_console_nothing_outside_ascii_is_drawn(monkeypatch: 
             seen[f"host tab {tab}"] = screen_text(app)
         await pilot.press("escape", "c")
         seen["connections"] = screen_text(app)
+        await pilot.press("escape", "A")
+        await pilot.pause()
+        seen["audit"] = screen_text(app)
+        await pilot.press("escape", "t")
+        await pilot.pause()
+        seen["triage"] = screen_text(app)
+        await pilot.press("escape", "ctrl+p")  # the palette (tests/test_themes.py looks at it closer)
+        await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette), "the palette")
+        await pilot.pause()
+        seen["palette"] = screen_text(app)
     for name, text in seen.items():
         odd = sorted({c for c in text if ord(c) > 127})
         assert not odd, f"{name} shows {odd}"
     assert "gpu-01" in seen["overview"] and "Keys" in seen["help"]
+    assert "Audit log" in seen["audit"] and "Triage" in seen["triage"]
 
 
 async def test_switching_theme_saves_it_to_the_config(tmp_path: object) -> None:
@@ -245,3 +258,55 @@ async def test_the_palette_sets_the_chart_span_on_the_host_screen() -> None:
         await pilot.press("enter")
         panel = app.screen.query_one(UtilizationPanel)
         await wait_for(pilot, lambda: panel.span[0] == "1 h", "the 1 h span")
+
+
+# -- what the operator must see at 80 columns, and the filter's way out -------------
+
+
+async def test_lost_gpus_alerts_and_the_filter_are_on_screen_at_80_columns() -> None:
+    store = frozen_store(8)  # gpu-03 runs the incident scenario: one GPU fallen off the bus
+    app = GpuTuiApp(store, [], title="a fleet with a rather long name: training, inference and the rest")
+    async with app.run_test(size=(80, 24)) as pilot:
+        view = app.screen.query_one(FleetView)
+        await pilot.press("slash", *"A100", "enter")
+        await wait_for(pilot, lambda: view.needle == "A100" and view.has_focus, "the filter kept")
+        shown = len(set(view.names))
+        assert 0 < shown < 8
+        text = screen_text(app)
+        assert "alerts: 1 critical" in text, text[:400]
+        assert "1 GPU lost" in text
+        assert f"filter 'A100': {shown} of 8 hosts" in text
+
+
+async def test_a_filter_that_matches_nothing_says_so_and_escape_clears_a_kept_filter() -> None:
+    store = frozen_store(4)
+    app = GpuTuiApp(store, [])
+    async with app.run_test(size=SIZE) as pilot:
+        view = app.screen.query_one(FleetView)
+        await pilot.press("slash", *"zzz", "enter")
+        await wait_for(pilot, lambda: view.needle == "zzz" and view.has_focus, "the filter kept")
+        assert view.names == []
+        await pilot.pause()
+        text = screen_text(app)
+        assert "no hosts match 'zzz'" in line(view, 0)  # in the list itself
+        assert text.count("no hosts match 'zzz'") == 2  # and on the summary's second line
+        assert "esc Clear filter" in text  # the footer says how out
+        await pilot.press("escape")  # the box is closed: esc drops the kept filter
+        await wait_for(pilot, lambda: view.needle == "", "escape to clear the kept filter")
+        assert len(view.names) == 4 and view.has_focus
+        await pilot.pause()
+        text = screen_text(app)
+        assert "no hosts match" not in text and "Clear filter" not in text
+
+
+async def test_the_hottest_gpu_reads_in_the_themes_unit() -> None:
+    store = frozen_store(3)
+    hottest = max(g.temp_c or 0 for g in store.hosts["gpu-01"].gpus())
+    app = GpuTuiApp(store, [])
+    async with app.run_test(size=SIZE) as pilot:
+        view = app.screen.query_one(FleetView)
+        assert f"{hottest} °C" in line(view, 0)  # as the host screen's Thermal tab writes it
+        app.theme = "gputui-console"
+        await pilot.pause()
+        view.reload()
+        assert f"{hottest} C " in line(view, 0) and "°" not in line(view, 0)

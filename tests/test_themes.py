@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from textual.color import Color
 from gputui import config as cfg
 from gputui.config_write import set_theme
 from gputui.ui.app import GpuTuiApp
+from gputui.ui.launch import configured_app
 from gputui.ui.palette import Palette
 from gputui.ui.themes import (
     CONSOLE_THEME,
@@ -24,6 +27,8 @@ from gputui.ui.themes import (
     pick_theme,
     register_themes,
     theme_is_ascii,
+    theme_names,
+    unknown_theme,
 )
 
 THEMES = Path(__file__).resolve().parent.parent / "themes"
@@ -252,3 +257,100 @@ def test_set_theme_refuses_a_broken_file_and_leaves_it(tmp_path: Path, text: str
         set_theme(path, "gputui-light")
     assert path.read_bytes() == text.encode()
     assert os.listdir(tmp_path) == ["config.toml"]  # no temp file left behind
+
+
+def test_check_config_reports_an_unknown_theme_and_fails(tmp_path: Path) -> None:
+    path = tmp_path / "fleet.toml"
+    path.write_text('theme = "nope-theme"\n', encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k != "XDG_CONFIG_HOME"}
+    argv = [sys.executable, "-m", "gputui", "check-config", "--config", str(path)]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    first, second, *_ = result.stdout.splitlines()
+    assert first.startswith(f"{path}: theme: unknown theme 'nope-theme'; available: ")
+    assert {"gputui-dark", "gputui-light", "gputui-high-contrast", "gputui-console", "nord"} <= set(
+        first.split("available: ")[1].split(", ")
+    )
+    assert second == f"{path}: 1 problem (0 hosts, 0 groups)"
+    assert "valid" not in result.stdout
+
+    path.write_text('theme = "nord"\n', encoding="utf-8")  # Textual's own themes are there too
+    fine = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
+    assert fine.returncode == 0, fine.stdout + fine.stderr
+    assert fine.stdout.startswith(f"{path}: valid (0 hosts, 0 groups)")
+
+
+def test_a_user_theme_file_counts_as_available() -> None:
+    user = Path(os.environ["GPUTUI_CONFIG"]).parent / "themes"
+    user.mkdir()
+    (user / "mine.toml").write_text('name = "mine"\nprimary = "#FF8800"\n')
+    assert {"mine", "gputui-dark", "textual-dark"} <= theme_names()
+    assert unknown_theme("mine", theme_names()) is None
+
+
+async def test_the_dashboard_says_once_that_the_configured_theme_is_unknown(tmp_path: Path) -> None:
+    path = tmp_path / "fleet.toml"
+    config = cfg.parse({"theme": "nope-theme"}, str(path))
+    app = configured_app(path, config)
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        await pilot.pause()
+        assert app.theme == "gputui-dark"
+        said = [str(n.message) for n in app._notifications if "nope-theme" in str(n.message)]
+        assert len(said) == 1, said
+        assert said[0].startswith(f"{path}: theme: unknown theme 'nope-theme'; available: ")
+        assert said[0].endswith("; showing gputui-dark")
+
+
+# -- the console theme on the screens the every-screen check in test_overview.py missed --
+# That check ran at 160 columns, where no summary line is cut (Textual cuts with "…"), and
+# never opened the command palette (Textual's 🔎 icon, "…" placeholder and half-block
+# borders, and our own "°C"). Here: 80 columns, the palette, its theme list, and the
+# host tabs whose summary lines are the longest.
+
+
+def odd_characters(text: str) -> list[str]:
+    return sorted({c for c in text if ord(c) > 127})
+
+
+async def test_on_the_console_the_palette_and_cut_summary_lines_are_ascii(monkeypatch: pytest.MonkeyPatch) -> None:
+    from textual.command import CommandPalette
+    from textual.widgets import OptionList
+
+    from tests.test_host_panels import Host
+    from tests.test_overview import screen_text
+    from tests.waiting import wait_for
+
+    monkeypatch.setenv("TERM", "linux")
+    host = Host(samples=20)  # the incident host: a lost GPU, one held at 0 %, throttling
+    app = GpuTuiApp(host.store, [], title="console")
+    seen: dict[str, str] = {}
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert app.ascii
+
+        async def palette(typed: str, expect: str) -> None:
+            await pilot.press("ctrl+p")
+            await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette), "the palette")
+            await pilot.press(*typed)
+            options = app.screen.query_one(OptionList)
+            await wait_for(pilot, lambda: any(expect in str(o.prompt) for o in options.options), f"{expect!r} listed")
+            await pilot.pause()
+            seen[f"palette {typed!r}"] = screen_text(app)
+
+        await palette("", "Heat map")  # everything it offers, before typing
+        await palette("heat map", "temperature C")
+        await pilot.press("escape")
+        await palette("theme", "Theme")
+        app.search_themes()  # what the "Theme" command opens
+        await wait_for(pilot, lambda: len(app.screen_stack) > 3, "the theme list")
+        await pilot.pause()
+        seen["theme list"] = screen_text(app)
+        await pilot.press("escape", "escape", "enter")
+        for tab in "1234":
+            await pilot.press(tab)
+            await pilot.pause()
+            seen[f"host tab {tab}"] = screen_text(app)
+    for name, text in seen.items():
+        assert not odd_characters(text), f"{name} shows {odd_characters(text)}"
+    assert "temperature C" in seen["palette 'heat map'"]
+    assert "idle-holding" in seen["host tab 3"] and "processes" in seen["host tab 4"]

@@ -320,3 +320,136 @@ async def test_e_writes_the_incident_report(tmp_path: Path) -> None:
             assert a.title in text or a.key in text, a.key
         assert any(str(path) in str(n.message) for n in app._notifications)
         assert screen is app.screen
+
+
+# -- K only on a process the operator picked; a lost GPU points to N -----------------
+
+
+def notices(app: GpuTuiApp) -> list[str]:
+    return [str(n.message) for n in app._notifications]
+
+
+def screen_words(app: GpuTuiApp) -> str:
+    return " ".join(screen_lines(app))
+
+
+async def test_k_kills_only_a_process_picked_in_the_selected_alerts_list(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await wait_for_triage(pilot, app)
+        sample = app.store.hosts["h"].sample
+        assert sample is not None
+        running = {g.index for g in sample.gpus if g.processes}
+        busy = next(a for a in listed(screen) if a.gpu in running)
+        await cursor_to(pilot, screen, busy)
+        procs = screen.query_one("#triage-procs", DataTable)
+        await pilot.press("tab")  # the process on this alert's GPU, under the list's cursor
+        await wait_for(pilot, lambda: procs.has_focus and procs.row_count == 1, "the alert's process list")
+        await pilot.press("shift+tab")
+        # Up to the host's line: every process of the host is listed, none of them picked.
+        table = screen.query_one("#triage-alerts", DataTable)
+        await pilot.press(*["up"] * table.cursor_row)
+        assert screen.selected_alert() is None and screen.selected_host() == "h"
+        await wait_for(pilot, lambda: procs.row_count > 2, "the host's processes")
+        await pilot.press("K")
+        await pilot.pause()
+        assert isinstance(app.screen, TriageScreen), "K opened a kill dialog for a process nobody picked"
+        await wait_for(pilot, lambda: any("select a process" in n for n in notices(app)), "why K did nothing")
+        assert "tab: pick a process here, then K kills it" in static_text(screen.query_one("#triage-procs-heading", Static))
+        # Picked in the list: that process, and no other.
+        await pilot.press("tab", "down", "down")
+        await wait_for(pilot, lambda: procs.cursor_row == 2, "a process picked")
+        pid = str(procs.coordinate_to_cell_key(procs.cursor_coordinate).row_key.value).split(":")[1]
+        await pilot.press("K")
+        await wait_for(pilot, lambda: isinstance(app.screen, ActionScreen), "the kill dialog")
+        assert f"Kill process: h:pid={pid}" in static_text(app.screen.query_one("#action-title", Static))
+
+
+async def test_d_on_a_lost_gpu_points_to_draining_the_node(tmp_path: Path) -> None:
+    app = make_app(tmp_path, actions='enabled = true\nbackend = "ledger"')
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await wait_for_triage(pilot, app, LOST)
+        await cursor_to(pilot, screen, gpu_alert(screen, 5, prefer_rule="lost"))
+        await pilot.press("D")
+        await wait_for(pilot, lambda: isinstance(app.screen, ActionScreen), "the drain dialog")
+        dialog = app.screen
+        assert isinstance(dialog, ActionScreen)
+        assert "N drains the node" in screen_words(app)  # before any typing
+        await pilot.press(*"xid", "space", *"79", "enter")
+        await wait_for(pilot, lambda: dialog.phase == "refused", "the host's refusal", AGENT_WAIT_S)
+        words = screen_words(app)
+        assert "NVML cannot reach it" in words and "N drains the node" in words
+        # The host screen, opened on that GPU from the alert, says the same.
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, TriageScreen), "the dialog to close")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, HostScreen), "the host screen")
+        host = app.screen
+        assert isinstance(host, HostScreen)
+        await wait_for(pilot, lambda: host.selected_gpus() == [5], "the cursor on GPU 5")
+        await pilot.press("D")
+        await wait_for(pilot, lambda: isinstance(app.screen, ActionScreen), "the drain dialog")
+        await pilot.pause()
+        assert "N drains the node" in screen_words(app)
+
+
+# -- what opens the triage by itself, and how it reads ---------------------------------
+
+
+def fake_alert(severity: Severity, n: int, gpu: int | None = 0, title: str = "", advice: str = "") -> Alert:
+    return Alert(
+        key=f"test:gpu-01:{n}",
+        rule="test",
+        severity=severity,
+        host="gpu-01",
+        gpu=gpu,
+        title=title or f"alert number {n}",
+        advice=advice or "what to do about it",
+        since=1_700_000_000.0,
+    )
+
+
+def fake_app(alerts: list[Alert], theme: str = "gputui-dark") -> GpuTuiApp:
+    """The overview on a frozen store, with a health engine that says exactly ``alerts`` (a list the test changes)."""
+    from tests.test_overview import frozen_store
+
+    return GpuTuiApp(frozen_store(1), [], theme=theme, triage_first=True, health=lambda store: list(alerts))
+
+
+async def test_info_alerts_alone_never_take_the_screen() -> None:
+    alerts = [fake_alert(Severity.INFO, 1, gpu=None, title="persistence mode off on 8 GPUs")]
+    app = fake_app(alerts)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.board.ticks >= 3, "three evaluations")
+        assert isinstance(app.screen, OverviewScreen)
+        alerts.append(fake_alert(Severity.WARNING, 2))
+        await wait_for(pilot, lambda: isinstance(app.screen, TriageScreen), "a warning to open the triage")
+
+
+@pytest.mark.parametrize(("theme", "unit"), [("gputui-dark", "°C"), ("gputui-console", "C")])
+async def test_the_triage_writes_temperatures_in_the_themes_unit(theme: str, unit: str) -> None:
+    hot = fake_alert(Severity.WARNING, 1, title="GPU 0 running hot at 88 C, 3 C below its slowdown point")
+    hot = Alert(**{**hot.__dict__, "evidence": {"temp": "88 C", "slowdown at": "91 C"}})
+    app = fake_app([hot], theme)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, TriageScreen), "the triage")
+        screen = triage(app)
+        row = next(line for line in table_lines(screen) if "running hot" in line)
+        detail = static_text(screen.query_one("#triage-detail", Static))
+        assert f"at 88 {unit}, 3 {unit} below" in row
+        assert f"temp 88 {unit}" in detail and f"slowdown at 91 {unit}" in detail
+
+
+async def test_on_a_40x15_terminal_the_alert_list_keeps_its_rows() -> None:
+    long = "drain it and check the node's cooling, fans, inlet temperature and the BMC log before it throttles"
+    app = fake_app([fake_alert(Severity.CRITICAL, n, gpu=n, advice=long) for n in range(6)])
+    async with app.run_test(size=(40, 15)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, TriageScreen), "the triage")
+        screen = triage(app)
+        await pilot.pause()
+        table = screen.query_one("#triage-alerts", DataTable)
+        assert table.region.bottom <= 15 - 1  # above the footer
+        rows_seen = table.scrollable_content_region.height - 1  # less the header
+        assert rows_seen >= 4, f"{rows_seen} alert rows visible"
+        procs = screen.query_one("#triage-procs", DataTable)
+        assert procs.region.height >= 1 and procs.region.bottom <= 15 - 1

@@ -258,3 +258,90 @@ def test_snapshot_host_screen(snap_compare: Callable[..., bool], monkeypatch: py
         assert screen.host == "node-3"
 
     assert snap_compare(frozen_app(monkeypatch), terminal_size=SIZE, run_before=open_incident_host)
+
+
+# -- small things the operator reads ---------------------------------------------------
+
+
+async def test_the_welcome_footer_shows_only_keys_that_work_there() -> None:
+    from tests.test_overview import screen_text
+
+    app = GpuTuiApp(welcome=(Path("/nonexistent/config.toml"), None))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, WelcomeScreen), "the welcome screen")
+        await pilot.pause()
+        text = screen_text(app)
+        assert "Quit" in text
+        for word in ("Connections", "Audit log", "Triage"):
+            assert word not in text, f"the welcome footer offers {word!r}, which does nothing there"
+
+
+async def palette_text(pilot: Pilot[None], typed: str) -> str:
+    from textual.command import CommandPalette
+    from textual.widgets import OptionList
+
+    from tests.test_overview import screen_text
+
+    app = pilot.app
+    assert isinstance(app, GpuTuiApp)
+    await pilot.press("ctrl+p")
+    await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette), "the palette")
+    await pilot.press(*typed)
+    options = app.screen.query_one(OptionList)
+    await wait_for(pilot, lambda: options.option_count > 0 and "Theme" in str(options.get_option_at_index(0).prompt), "hits")
+    await pilot.pause()
+    return screen_text(app)
+
+
+async def test_the_palette_says_where_a_theme_choice_goes(tmp_path: Path) -> None:
+    from tests.test_overview import frozen_store
+
+    async with GpuTuiApp(frozen_store(2), []).run_test(size=SIZE) as pilot:  # the demo: no config file
+        text = await palette_text(pilot, "theme gputui-light")
+        assert "for this session: there is no config file" in text and "saved to the config" not in text
+    config = tmp_path / "config.toml"
+    config.write_text('theme = "gputui-dark"\n')
+    async with GpuTuiApp(frozen_store(2), [], config_path=config).run_test(size=SIZE) as pilot:
+        assert "saved to the config" in await palette_text(pilot, "theme gputui-light")
+
+
+def one_process_store() -> FleetStore:
+    """One host whose frame lists exactly one process."""
+    store = FleetStore(clock=lambda: 50.0)
+    sim = SimNvml("healthy", seed=0, processes="synthetic", clock=lambda: 0.0)
+    sampler = Sampler(sim, host="solo", describe=sim.describe_process, clock=FakeClock(0.0))
+    store.add_host("solo")
+    store.apply("solo", parse_frame(json.dumps(sampler.hello(1.0))))
+    sample = sampler.sample()
+    first = next(g for g in sample["gpus"] if g.get("processes"))
+    for g in sample["gpus"]:
+        g["processes"] = first["processes"][:1] if g is first else []
+    store.apply("solo", parse_frame(json.dumps(sample)))
+    return store
+
+
+async def test_one_process_is_one_process() -> None:
+    app = GpuTuiApp(one_process_store(), [])
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_host(pilot)
+        await pilot.press("4")
+        summary_line = screen.query_one("#proc-summary", Static)
+        await wait_for(pilot, lambda: static_text(summary_line).startswith("1 process "), "the processes tab's count")
+
+
+@pytest.mark.parametrize("samples", [8, 120])  # the first seconds, and a full minute and more
+async def test_the_newest_utilisation_samples_are_on_screen_at_100_columns(samples: int) -> None:
+    from tests.test_host_panels import Host, cells, open_screen, screen_lines
+
+    host = Host(samples=samples)
+    app = GpuTuiApp(host.store, [])
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await open_screen(pilot, host)
+        table = screen.query_one("#gpus", DataTable)
+
+        def whole_sparkline_seen() -> bool:
+            spark = cells(table, "0")[-1].rstrip()
+            return bool(spark.strip()) and spark in "".join(screen_lines(app))
+
+        # The column is fitted on the next tick to the room the other columns leave.
+        await wait_for(pilot, whole_sparkline_seen, f"{samples} samples: GPU 0's whole sparkline on screen", 5.0)

@@ -103,8 +103,9 @@ class ActionScreen(ModalScreen[Outcome | None]):
 
     # -- layout ----------------------------------------------------------------
     def compose(self) -> ComposeResult:
+        """The form and the preview scroll; the status, confirmation and buttons stay in sight below them."""
         kind = self.draft.kind
-        with Vertical(id="action-box"):
+        with VerticalScroll(id="action-box"):
             yield Static(Text(self.draft.label(), style="bold"), id="action-title")
             yield from _field("reason", "reason (required, for the audit log)")
             yield from _field("ticket", "ticket id (optional)")
@@ -112,24 +113,24 @@ class ActionScreen(ModalScreen[Outcome | None]):
                 yield from _field("holder", "user or team", value=getpass.getuser(), label="for")
                 yield from _field("until", UNTIL_HINT)
             if kind == "kill":
-                yield Checkbox("SIGKILL if SIGTERM is ignored", id="kill-after")
-            with VerticalScroll(id="action-scroll"):
-                yield Static(id="action-preview")
-            yield Static(id="action-status")
-            yield Input(id="confirm")
-            with Horizontal(id="action-buttons"):
-                yield Button("Preview", id="preview", variant="primary")
-                yield Button("Dry run", id="dry-run")
-                yield Button("Apply", id="apply", variant="error", disabled=True)
-                yield Button("Cancel", id="cancel")
+                yield StateCheckbox("SIGKILL if SIGTERM is ignored", id="kill-after")
+            yield Static(id="action-preview")
+            with Vertical(id="action-foot"):  # docked at the box's bottom: never scrolled away
+                yield Static(id="action-status")
+                yield Input(id="confirm")
+                with Horizontal(id="action-buttons"):
+                    yield Button("Preview", id="preview", variant="primary")
+                    yield Button("Dry run", id="dry-run")
+                    yield Button("Apply", id="apply", variant="error", disabled=True)
+                    yield Button("Cancel", id="cancel")
 
     def on_mount(self) -> None:
         if ascii_mode(self.app):
-            asciify_scrollbars(self.query_one("#action-scroll", VerticalScroll))
+            asciify_scrollbars(self.query_one("#action-box", VerticalScroll))
             for box in self.query(Checkbox):
                 box.BUTTON_LEFT, box.BUTTON_RIGHT = "[", "]"
         self.query_one("#confirm", Input).display = False
-        self.query_one("#action-scroll").display = False
+        self.query_one("#action-preview").display = False
         self.query_one("#reason", Input).focus()
         self.sync_buttons()
 
@@ -141,13 +142,18 @@ class ActionScreen(ModalScreen[Outcome | None]):
         self.query_one("#action-status", Static).update(Text(text, style=getattr(self.pal, style)))
 
     def show_lines(self, lines: list[str], tail: list[str] | None = None, tail_style: str = "text") -> None:
+        """The preview, read from its first line; with an outcome (``tail``), scrolled to that."""
         text = Text("\n".join(lines), style=self.pal.text)
         if tail:
             text.append("\n\n" + "\n".join(tail), style=getattr(self.pal, tail_style))
-        self.query_one("#action-preview", Static).update(text)
-        scroll = self.query_one("#action-scroll", VerticalScroll)
-        scroll.display = True
-        scroll.scroll_end(animate=False)
+        shown = self.query_one("#action-preview", Static)
+        shown.update(text)
+        shown.display = True
+        box = self.query_one("#action-box", VerticalScroll)
+        if tail:
+            box.scroll_end(animate=False)
+        else:
+            box.call_after_refresh(box.scroll_to_widget, shown, animate=False, top=True)  # once it is laid out
 
     def sync_buttons(self) -> None:
         """Which buttons work in this phase; Apply only once the confirmation matches."""
@@ -280,7 +286,7 @@ class ActionScreen(ModalScreen[Outcome | None]):
         if word is None:
             self.say("preview above. Apply to go ahead, Cancel (esc) to leave it", "warn")
             self.sync_buttons()
-            self.query_one("#action-scroll", VerticalScroll).focus()
+            self.query_one("#action-box", VerticalScroll).focus()  # the arrows scroll the preview
             return
         box = self.query_one("#confirm", Input)
         box.placeholder = f"type {word} to go ahead"
@@ -323,6 +329,26 @@ class ActionScreen(ModalScreen[Outcome | None]):
         guard = self.desk.built
         assert guard is not None, "no guard: nothing was previewed"
         return step(guard)
+
+
+class StateCheckbox(Checkbox):
+    """A checkbox that shows its state without colour: ``[X] ...: yes`` or ``[ ] ...: no``.
+
+    Textual's checkbox draws the same ``X`` both ways and tells them apart by
+    colour alone, which the Linux console and a colour-blind operator lose.
+    """
+
+    def __init__(self, words: str, *, id: str) -> None:
+        self.words = words
+        super().__init__(self.state_label(False), id=id)
+        self.BUTTON_INNER = " "
+
+    def state_label(self, value: bool) -> str:
+        return f"{self.words}: {'yes' if value else 'no'}"
+
+    def _watch_value(self, value: bool) -> None:
+        self.BUTTON_INNER = "X" if value else " "
+        self.label = self.state_label(value)
 
 
 def _field(name: str, placeholder: str, value: str = "", label: str | None = None) -> ComposeResult:

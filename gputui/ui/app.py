@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from functools import partial
 from pathlib import Path
+from typing import Any
 
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding
-from textual.screen import ModalScreen
+from textual.command import CommandPalette
+from textual.screen import ModalScreen, Screen
+from textual.scrollbar import ScrollBar, ScrollBarRender
+from textual.theme import ThemeProvider
 
 from gputui.actions.guard import Outcome
 from gputui.actions.model import Target
@@ -18,21 +22,24 @@ from gputui.config_write import append_host, set_theme
 from gputui.fleet.runner import FleetRunner
 from gputui.fleet.store import FleetStore
 from gputui.health.engine import HealthEngine
+from gputui.health.model import Severity
 from gputui.record.player import ReplayPlayer
 from gputui.transport.base import Link
 from gputui.ui.action_screen import ActionDesk, ActionScreen, Draft
 from gputui.ui.alerts import AlertBoard, Evaluate, health_engine
 from gputui.ui.audit_screen import AuditScreen
-from gputui.ui.commands import FleetCommands
+from gputui.ui.commands import FleetCommands, FleetPalette
 from gputui.ui.connections import ConnectionsScreen
 from gputui.ui.help_screen import HelpScreen
 from gputui.ui.overview import OverviewScreen
+from gputui.ui.panels.base import AsciiScrollBarRender
 from gputui.ui.replay_bar import TAPE_BINDINGS, TapeDeck
 from gputui.ui.themes import console_terminal, pick_theme, register_themes, theme_is_ascii
 from gputui.ui.triage_screen import TriageScreen
 from gputui.ui.welcome import WelcomeScreen
 
 HEALTH_S = 1.0  # the health engine runs once a second, over the whole store in one pass
+WELCOME_HIDES = {"connections", "audit", "triage"}  # app keys that need a fleet
 ASCII_KEYS = {"up": "up", "down": "down", "enter": "enter", "escape": "esc", "question_mark": "?", "slash": "/"}
 
 
@@ -81,7 +88,7 @@ class GpuTuiApp(App[None]):
         else:
             self.engine = health_engine(thresholds, wall_clock)
             self.board = AlertBoard(self.engine.evaluate, audit, clock=wall_clock, steps=self.engine.evaluate_in_steps)
-        self.triage_first = triage_first  # open the triage screen the first time an alert is active
+        self.triage_first = triage_first  # open the triage screen the first time a warning or worse is active
         self.store = store or FleetStore()
         self.runner = FleetRunner(links, self.store)
         self.fleet_title = title
@@ -95,8 +102,7 @@ class GpuTuiApp(App[None]):
         self.configured_theme = theme
         self.ready = False  # theme changes before this are not the operator's
         self.theme = pick_theme(theme, self.available_themes)
-        self.ascii = theme_is_ascii(self)
-        self.set_class(self.ascii, "-ascii")
+        self.draw_ascii(theme_is_ascii(self))
 
     def on_mount(self) -> None:
         self.ready = True
@@ -137,10 +143,17 @@ class GpuTuiApp(App[None]):
     def watch_theme(self, name: str) -> None:
         """Follow a theme change: ASCII drawing for the console theme, and the
         operator's choice saved to the config (never the automatic console one)."""
-        self.ascii = theme_is_ascii(self, name)
-        self.set_class(self.ascii, "-ascii")
+        self.draw_ascii(theme_is_ascii(self, name))
         if self.ready and name != self.configured_theme:
             self.save_theme(name)
+
+    def draw_ascii(self, ascii: bool) -> None:
+        """ASCII only (the console theme), or not: the CSS class the stylesheet keys on, and every
+        scrollbar, of every screen, drawn with spaces instead of eighth blocks (Textual's documented
+        way: the ``ScrollBar.renderer`` class variable)."""
+        self.ascii = ascii
+        self.set_class(ascii, "-ascii")
+        ScrollBar.renderer = AsciiScrollBarRender if ascii else ScrollBarRender
 
     def save_theme(self, name: str) -> None:
         if self.config_path is None or (console_terminal() and self.ascii):
@@ -230,17 +243,21 @@ class GpuTuiApp(App[None]):
         self.health_tick()
 
     def after_health_tick(self) -> None:
-        """The first time an alert is active, show the triage screen (once).
+        """The first time a warning or a critical alert is active, show the triage screen (once).
 
+        Info alerts (persistence mode off, an application XID) are counted on
+        the overview and listed in the triage, but never take the screen.
         Only over the overview: an operator already in a host, a dialog or
         the help is told with a notice instead of being pulled away.
         """
-        if self.triage_first and self.board.shown:
+        urgent = [a for a in self.board.shown if a.severity >= Severity.WARNING]
+        if self.triage_first and urgent:
             self.triage_first = False
             if isinstance(self.screen, OverviewScreen):
                 self.action_triage()
             else:
-                self.notify(f"{len(self.board.shown)} active alerts: t opens the triage", severity="warning", timeout=10)
+                words = f"{len(urgent)} active alert{'s' * (len(urgent) != 1)}"
+                self.notify(f"{words}: t opens the triage", severity="warning", timeout=10)
 
     def action_triage(self) -> None:
         """The triage screen over the overview (any screen between is closed); never over a dialog."""
@@ -254,7 +271,27 @@ class GpuTuiApp(App[None]):
         self.push_screen(TriageScreen(self.store, self.board, refresh, self.idle_holding_s))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if self.welcome is not None and action in WELCOME_HIDES:
+            return False  # nothing to connect to, audit or triage yet: not in the welcome screen's footer
         return self.tape.allows(action)
+
+    def action_command_palette(self) -> None:
+        """Textual's palette, in ASCII on the console (ctrl+p)."""
+        if self.use_command_palette and not isinstance(self.screen, CommandPalette):
+            self.push_screen(FleetPalette())
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        """Textual's own commands, with "Keys" opening gputui's help (``?``), drawn in ASCII
+        on the console, instead of Textual's key panel."""
+        for command in super().get_system_commands(screen):
+            if command.title == "Keys":
+                yield SystemCommand("Keys", "every key of every screen (?)", self.action_help)
+            else:
+                yield command
+
+    def search_themes(self) -> None:
+        """The palette's "Theme" command: the theme list, in ASCII on the console."""
+        self.push_screen(FleetPalette([ThemeProvider], placeholder="Search for themes...", id=None))
 
     def action_replay(self, command: str) -> None:
         self.tape.command(command)

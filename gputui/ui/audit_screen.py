@@ -149,6 +149,6 @@ class AuditScreen(Screen[None]):
         hosts = len({key.split(":")[0] for key in rows})
         words = "no host reports a reserved or drained GPU"
         if rows:
-            words = f"{len(rows)} entries on {hosts} host{'s' * (hosts != 1)}"
+            words = f"{len(rows)} entr{'ies' if len(rows) != 1 else 'y'} on {hosts} host{'s' * (hosts != 1)}"
         heading = f"Ledgers, from each host's latest sample: {words}"
         self.query_one("#ledger-heading", Static).update(Text(heading, style=pal.header))

@@ -1,6 +1,11 @@
 """Command palette (ctrl+p): jump to a host, change metric, sort, grouping,
 theme, open the triage, the connections or the audit log. Every command is also a key; the palette is for
-when the key is not remembered or the host is one of a thousand."""
+when the key is not remembered or the host is one of a thousand.
+
+:class:`FleetPalette` is Textual's palette drawn in ASCII on the Linux
+console: no magnifier icon, no ellipsis, scrollbars of spaces (its block
+borders are replaced in gputui.tcss).
+"""
 
 from __future__ import annotations
 
@@ -8,10 +13,22 @@ from collections.abc import Callable, Iterator
 from functools import partial
 from typing import TYPE_CHECKING
 
-from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.command import (
+    CommandInput,
+    CommandList,
+    CommandPalette,
+    DiscoveryHit,
+    Hit,
+    Hits,
+    Provider,
+    ProviderSource,
+    SearchIcon,
+)
 
 from gputui.ui.fleet_order import GROUPINGS, SORTS
-from gputui.ui.heatmap import METRIC_TITLES, METRICS
+from gputui.ui.heatmap import ASCII_TITLES, METRIC_TITLES, METRICS
+from gputui.ui.palette import ascii_mode
+from gputui.ui.panels.base import asciify_scrollbars
 from gputui.ui.panels.utilization import SPANS
 
 if TYPE_CHECKING:
@@ -30,17 +47,19 @@ class FleetCommands(Provider):
 
     def commands(self) -> Iterator[Command]:
         app = self.fleet_app
+        titles = ASCII_TITLES if ascii_mode(app) else METRIC_TITLES
         for name in app.store.hosts:
             yield f"Open host {name}", partial(app.open_host, name), "show this host's GPUs and processes"
         for metric in METRICS:
-            yield f"Heat map: {METRIC_TITLES[metric]}", partial(app.set_view, metric=metric), "colour the overview by it"
+            yield f"Heat map: {titles[metric]}", partial(app.set_view, metric=metric), "colour the overview by it"
         for sort in SORTS:
             yield f"Sort hosts by {sort}", partial(app.set_view, sort=sort), "order of the overview"
         for grouping in GROUPINGS:
             yield f"Group hosts by {grouping}", partial(app.set_view, grouping=grouping), "headings in the overview"
+        saved = "saved to the config" if app.config_path is not None else "for this session: there is no config file"
         for theme in sorted(app.available_themes):
             if theme.startswith("gputui"):
-                yield f"Theme: {theme}", partial(setattr, app, "theme", theme), "saved to the config"
+                yield f"Theme: {theme}", partial(setattr, app, "theme", theme), saved
         yield "Connections", app.action_connections, "how each host is reached, retry, add a host"
         yield "Triage: active alerts", app.action_triage, "worst first by host: acknowledge, silence, act, report (t)"
         yield "Audit log and ledgers", app.action_audit, "what was done (hash-chained record), what is reserved or drained"
@@ -58,3 +77,23 @@ class FleetCommands(Provider):
             score = matcher.match(text)
             if score > 0:
                 yield Hit(score, matcher.highlight(text), callback, help=help_text)
+
+
+class FleetPalette(CommandPalette):
+    """Textual's command palette; on the Linux console, in ASCII only."""
+
+    def __init__(
+        self,
+        providers: ProviderSource | None = None,
+        placeholder: str = "Search for commands...",
+        id: str | None = "--command-palette",
+    ) -> None:
+        super().__init__(providers, placeholder=placeholder, id=id)
+
+    def on_mount(self) -> None:
+        if not ascii_mode(self.app):
+            return
+        self.query_one(SearchIcon).icon = ">"
+        box = self.query_one(CommandInput)
+        box.placeholder = box.placeholder.replace("\u2026", "...")
+        asciify_scrollbars(self.query_one(CommandList))

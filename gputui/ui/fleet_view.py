@@ -20,6 +20,7 @@ from textual.binding import Binding
 from textual.geometry import Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
+from textual.scrollbar import ScrollBarRender
 from textual.strip import Strip
 
 from gputui.fleet.store import FleetStore, HostRecord, HostState
@@ -27,20 +28,21 @@ from gputui.health.model import Severity
 from gputui.render import age_words
 from gputui.ui.fleet_order import Row, arrange
 from gputui.ui.heatmap import CELL_W, Ramp, cell
-from gputui.ui.palette import Palette
+from gputui.ui.palette import Palette, ascii_mode
 from gputui.ui.panels.allocation import ledger_of
+from gputui.ui.panels.base import AsciiScrollBarRender
 
 NAME_W = 14
 STATE_W = 11
 AGE_W = 5
-SUMMARY_W = 30
+SUMMARY_W = 31
 
 
 def header_text(gpus: int, metric_title: str) -> str:
     width = max(gpus, 1) * CELL_W + 1
     label = f"GPUs: {metric_title}"
     cells = label.ljust(width) if len(label) < width else (label[: width - 1] + " ")
-    return f"  {'HOST':<{NAME_W}}{'STATE':<{STATE_W}}{'AGE':>{AGE_W}}  {cells}{'BUSY':>5} {'MEM':>5} {'TMAX':>5} {'POWER':>7}"
+    return f"  {'HOST':<{NAME_W}}{'STATE':<{STATE_W}}{'AGE':>{AGE_W}}  {cells}{'BUSY':>5} {'MEM':>5} {'TMAX':>6} {'POWER':>7}"
 
 
 class FleetView(ScrollView, can_focus=True):
@@ -70,6 +72,8 @@ class FleetView(ScrollView, can_focus=True):
         self.grouping = "none"
         self.palette: Palette | None = None
         self.ramp: Ramp | None = None
+        self.deg = " °C"  # " C" on the Linux console, as on the host screen
+        self.ascii_bars = False
         self.gpu_columns = 0
         self.ledger_words: dict[str, tuple[object, str]] = {}  # host -> (the ledger it was worked out from, words)
         self.alert_hosts: Mapping[str, Severity] = {}  # host -> its worst shown alert (the app's last evaluation)
@@ -98,6 +102,13 @@ class FleetView(ScrollView, can_focus=True):
         self.cursor = min(self.cursor, max(0, len(self.rows) - 1))
         self.palette = Palette.of(self.app)
         self.ramp = Ramp.of(self.app)
+        ascii = ascii_mode(self.app)
+        self.deg = " C" if ascii else " °C"
+        if ascii != self.ascii_bars:  # the Linux console: scrollbars of spaces, not eighth blocks
+            self.ascii_bars = ascii
+            bars = AsciiScrollBarRender if ascii else ScrollBarRender
+            self.vertical_scrollbar.renderer = bars  # type: ignore[misc]
+            self.horizontal_scrollbar.renderer = bars  # type: ignore[misc]
         self.refresh()
 
     @property
@@ -110,6 +121,9 @@ class FleetView(ScrollView, can_focus=True):
         pal, ramp = self.palette, self.ramp
         base = pal.base if pal else None
         index = y + int(self.scroll_offset.y)
+        if pal is not None and index == 0 and not self.rows and self.needle:
+            line = Strip([Segment(f"  no hosts match '{self.needle}': esc clears the filter", pal.base + pal.warn)])
+            return line.crop(0, self.size.width).extend_cell_length(self.size.width, base)
         if pal is None or ramp is None or index >= len(self.rows):
             return Strip.blank(self.size.width, base)
         row = self.rows[index]
@@ -169,7 +183,7 @@ class FleetView(ScrollView, can_focus=True):
         segs = [
             Segment(f"{busy:>2}/{len(r.gpus()):<2} ", pal.text),
             Segment(f"{(100 * used / total if total else 0):>4.0f}% ", pal.text),
-            Segment(f"{max(temps):>4}C " if temps else "  N/A ", pal.text),
+            Segment(f"{f'{max(temps)}{self.deg}':>6} " if temps else "   N/A ", pal.text),
             Segment(f"{sum(power):>6.0f}W" if power else "    N/A", pal.text),
         ]
         if lost:

@@ -41,6 +41,16 @@ GPU_ACTIONS = (("R", "reserve", "Reserve"), ("X", "release", "Release"), ("D", "
 NODE_ACTIONS = (("N", "drain-node", "Drain node"), ("M", "resume-node", "Resume node"))
 
 
+def lost_hint(kind: str, record: HostRecord | None, gpus: list[int]) -> str:
+    """What the action dialog says up front when a chosen GPU is lost: the host cannot reach it
+    through NVML and will refuse, so point to the node (the lost-GPU alert's own advice)."""
+    lost = sorted({g.index for g in record.gpus() if g.lost} & set(gpus)) if record is not None else []
+    if not lost or kind in ("drain-node", "resume-node", "kill"):
+        return ""
+    which = f"GPU {lost[0]} is" if len(lost) == 1 else f"GPUs {', '.join(str(i) for i in lost)} are"
+    return f"{which} lost (NVML cannot reach it): the host will refuse to {kind} it. N drains the node"
+
+
 class HostScreen(Screen[None]):
     BINDINGS = [
         Binding("escape,backspace", "app.pop_screen", "Back"),
@@ -122,6 +132,7 @@ class HostScreen(Screen[None]):
         else:
             gpus = self.selected_gpus()
             targets = [Target(self.host, tuple(str(i) for i in gpus))] if gpus else []
+            detail = lost_hint(kind, self.store.hosts.get(self.host), gpus)
         app = self.app
         opener = getattr(app, "open_action", None)
         if opener is not None:

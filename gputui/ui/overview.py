@@ -2,7 +2,11 @@
 
 ``m`` cycles the metric the heat map shows, ``s`` the sort order, ``g`` the
 grouping (config group, tag), and ``/`` filters by host name, tag, group,
-GPU model or user.
+GPU model or user (``Enter`` keeps the filter, ``Esc`` clears it, kept or not).
+
+The two lines on top: the fleet (title, hosts, GPUs, the order), then what
+needs a look (alerts, lost GPUs, the filter and how many hosts it shows),
+kept short enough for an 80-column terminal.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ def _next(options: tuple[str, ...], current: str) -> str:
 
 class OverviewScreen(Screen[None]):
     BINDINGS = [
+        Binding("escape", "clear_filter", "Clear filter", key_display="esc"),
         Binding("m", "cycle_metric", "Metric"),
         Binding("s", "cycle_sort", "Sort"),
         Binding("g", "cycle_grouping", "Group"),
@@ -73,18 +78,29 @@ class OverviewScreen(Screen[None]):
         self.query_one("#summary", Static).update(self.summary())
 
     def summary(self) -> Text:
+        """Two lines: the fleet (title, hosts, GPUs, order), then what needs a look
+        (alerts, lost GPUs, the filter), short enough for 80 columns."""
         pal = Palette.of(self.app)
-        counts = self.store.counts()
+        gpus = self.gpu_counts()
+        return Text("\n").join([self.fleet_line(pal, gpus), self.attention_line(pal, gpus[2])])
+
+    def gpu_counts(self) -> tuple[int, int, int]:
+        """(GPUs, busy, lost) over the fleet."""
         gpus = busy = lost = 0
         for record in self.store.hosts.values():
             for g in record.gpus():
                 gpus += 1
                 busy += bool(g.processes)
                 lost += g.lost
+        return gpus, busy, lost
+
+    def fleet_line(self, pal: Palette, gpu_counts: tuple[int, int, int]) -> Text:
+        """ "demo   hosts 3: 3 live  0 stale ...   GPUs 24: 7 busy 16 idle 1 lost   sort name" """
+        counts = self.store.counts()
+        gpus, busy, lost = gpu_counts
         bold = pal.text + Style(bold=True)
         text = Text.assemble(
             (self.title_text, pal.header),
-            self.alert_words(pal),
             "   hosts ",
             (str(len(self.store.hosts)), bold),
             ": ",
@@ -95,31 +111,46 @@ class OverviewScreen(Screen[None]):
             (f"{counts[HostState.DOWN]} down", pal.bad if counts[HostState.DOWN] else pal.dim),
             "  ",
             (f"{counts[HostState.CONNECTING]} connecting", pal.dim),
-            "   |   GPUs ",
+            "   GPUs ",
             (str(gpus), bold),
             f": {busy} busy  {gpus - busy - lost} idle",
         )
         if lost:
             text.append(f"  {lost} lost", pal.bad)
         view = self.view
-        text.append(f"   |   sort {view.sort}", pal.dim)
+        text.append(f"   sort {view.sort}", pal.dim)
         if view.grouping != "none":
             text.append(f", by {view.grouping}", pal.dim)
+        return text
+
+    def attention_line(self, pal: Palette, lost: int) -> Text:
+        """ "alerts: 2 critical 1 warning   1 GPU lost   filter 'h100': 9 of 64 hosts   (1 silenced)" """
+        text = self.alert_words(pal)
+        if lost:
+            text.append("   " if text else "")
+            text.append(f"{lost} GPU{'s' * (lost != 1)} lost", pal.bad)
+        view = self.view
         if view.needle:
-            text.append(f", filter '{view.needle}' ({len(view.names)} shown)", pal.warn)
+            text.append("   " if text else "")
+            shown = len(set(view.names))
+            if shown:
+                text.append(f"filter '{view.needle}': {shown} of {len(self.store.hosts)} hosts", pal.warn)
+            else:
+                text.append(f"no hosts match '{view.needle}'", pal.warn)
+        board = getattr(self.app, "board", None)
+        if board is not None and board.silenced and not board.error:
+            text.append(f"   ({board.silenced} silenced)", pal.dim)
         return text
 
     def alert_words(self, pal: Palette) -> Text:
-        """ "   alerts: 2 critical 3 warning (1 silenced)": the app's last evaluation, read, not redone."""
+        """ "alerts: 2 critical 3 warning": the app's last evaluation, read, not redone."""
         board = getattr(self.app, "board", None)
         if board is None or (board.ticks == 0 and board.error is None):
             return Text()  # not evaluated yet: no word rather than a wrong "no alerts"
         if board.error:
-            return Text("   health rules failed: t for details", pal.bad)
-        text = Text("   alerts: " if board.shown else "   ")
+            return Text("health rules failed: t for details", pal.bad)
+        text = Text("alerts: " if board.shown else "")
         text.append_text(count_words(board.counts, pal, least=Severity.WARNING))
-        if board.silenced:
-            text.append(f" ({board.silenced} silenced)", pal.dim)
         return text
 
     def action_cycle_metric(self) -> None:
@@ -139,6 +170,7 @@ class OverviewScreen(Screen[None]):
         box.display = True
         box.value = self.view.needle
         box.focus()
+        self.refresh_bindings()
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "filter":
@@ -149,15 +181,23 @@ class OverviewScreen(Screen[None]):
         if event.input.id == "filter":
             event.input.display = False
             self.view.focus()
+            self.refresh_bindings()
 
-    def key_escape(self) -> None:
+    def action_clear_filter(self) -> None:
+        """Esc: close the filter box, or drop a filter kept with Enter."""
         box = self.query_one("#filter", Input)
-        if box.display:
-            box.value = ""
-            box.display = False
-            self.view.needle = ""
-            self.view.focus()
-            self.update_view()
+        box.value = ""
+        box.display = False
+        self.view.needle = ""
+        self.view.focus()
+        self.update_view()
+        self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "clear_filter":  # shown in the footer only while there is a filter to clear
+            views, boxes = self.query(FleetView).results(), self.query("#filter").results(Input)
+            return any(view.needle for view in views) or any(box.display for box in boxes)
+        return True
 
     def on_fleet_view_opened(self, message: FleetView.Opened) -> None:
         from gputui.ui.host_screen import HostScreen

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,3 +42,12 @@ class Palette:
 def ascii_mode(app: App[Any]) -> bool:
     """Whether to draw with ASCII only (the Linux console theme)."""
     return bool(getattr(app, "ascii", False))
+
+
+DEGREES = re.compile(r"(?<=\d) C\b")
+
+
+def celsius(text: str, ascii: bool) -> str:
+    """The health engine's plain "92 C" in the unit every screen of the theme shows:
+    "92 °C", or "92 C" on the Linux console."""
+    return text if ascii else DEGREES.sub(" °C", text)

@@ -15,7 +15,10 @@ process of the host for a host-level alert, with users and Slurm jobs.
 
 From an alert: ``enter`` opens its host with its GPU selected; ``D`` ``R``
 ``N`` and ``K`` open the same guarded action dialog as the host screen
-(:meth:`GpuTuiApp.open_action`), so refusals read and are audited the same;
+(:meth:`GpuTuiApp.open_action`), so refusals read and are audited the same
+(``K`` only on a process picked in the alert's process list, never on a
+cursor left there from another alert; ``D`` on a lost GPU says up front that
+the host will refuse and that ``N`` drains the node);
 ``a`` acknowledges, ``s`` silences (both recorded in the audit log), ``E``
 writes the incident report.
 """
@@ -29,6 +32,7 @@ from pathlib import Path
 
 from rich.style import Style
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -46,12 +50,15 @@ from gputui.frames import ProcessInfo
 from gputui.health.model import Alert, Severity
 from gputui.render import age_words, fmt
 from gputui.ui.alerts import AlertBoard, Remark, count_words, severity_style
-from gputui.ui.palette import Palette, ascii_mode
+from gputui.ui.host_screen import HostScreen, lost_hint
+from gputui.ui.palette import Palette, ascii_mode, celsius
 from gputui.ui.panels.allocation import short, until_words
 from gputui.ui.panels.base import asciify_scrollbars
 from gputui.ui.table_sync import Cell, sync_rows
 
 REFRESH_S = 1.0
+DETAIL_MAX_H, DETAIL_MIN_H = 8, 2  # the selected alert's pane, its top border included
+OTHER_ROWS = 11  # title, alert list (6), processes (heading, header, 1 row), footer
 ALERT_COLUMNS = ("Severity", "Where", "Since", "Alert", "Advice")  # the long ones last: the screen cuts them
 PROC_COLUMNS = ("PID", "User", "GPU", "GPU mem", "Job", "Command")
 REPORT_DIR = "~/.local/state/gputui/reports"
@@ -186,6 +193,7 @@ class TriageScreen(Screen[None]):
         self.alert_at: dict[str, Alert] = {}  # row key -> alert
         self.host_at: dict[str, str] = {}  # row key -> host
         self.process_at: dict[str, tuple[int, ProcessInfo]] = {}  # process row key -> (GPU, process)
+        self.procs_of: str | None = None  # the alert row whose processes the process list shows
 
     def compose(self) -> ComposeResult:
         yield Static(id="triage-title")
@@ -203,6 +211,11 @@ class TriageScreen(Screen[None]):
         self.update_view()
         self.alert_table.focus()
         self.set_interval(REFRESH_S, self.update_view)
+
+    def on_resize(self, event: events.Resize) -> None:
+        """On a short terminal the detail gives way, so the alert list keeps its rows."""
+        detail = self.query_one("#triage-detail", Static)
+        detail.styles.max_height = max(DETAIL_MIN_H, min(DETAIL_MAX_H, event.size.height - OTHER_ROWS))
 
     @property
     def alert_table(self) -> DataTable[Cell]:
@@ -228,8 +241,10 @@ class TriageScreen(Screen[None]):
         return self.host_at.get(key) if key is not None else None
 
     def selected_process(self) -> tuple[int, ProcessInfo] | None:
+        """The process the operator picked: under the cursor of the selected alert's process
+        list, while that list has the focus (never a cursor left there from another alert)."""
         table = self.proc_table
-        if not table.row_count:
+        if not table.row_count or not table.has_focus or self.procs_of != self.cursor_key():
             return None
         key = str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
         return self.process_at.get(key)
@@ -319,9 +334,11 @@ class TriageScreen(Screen[None]):
         ack = self.board.acks.get(a.key)
         plain = pal.dim if ack is not None else pal.text
         acked = f"  acked by {ack.by.split('@')[0]}" if ack is not None else ""  # who and the note: in the detail below
-        title = Text(short(a.title, 56 - len(acked)), plain).append(acked, pal.dim)
+        ascii = ascii_mode(self.app)
+        title = Text(short(celsius(a.title, ascii), 56 - len(acked)), plain).append(acked, pal.dim)
+        advice = Text(short(celsius(a.advice, ascii), 40), plain)
         word = Text(a.severity.word, pal.dim if ack is not None else severity_style(a.severity, pal))
-        return (word, Text(a.where, plain), Text(since_words(a.since, now), plain), title, Text(short(a.advice, 40), plain))
+        return (word, Text(a.where, plain), Text(since_words(a.since, now), plain), title, advice)
 
     def show_detail(self) -> None:
         """The selected alert in full, and the processes on its GPU (or host)."""
@@ -345,13 +362,14 @@ class TriageScreen(Screen[None]):
 
     def alert_detail(self, a: Alert, pal: Palette) -> Text:
         now = self.board.clock()
+        ascii = ascii_mode(self.app)
         text = Text.assemble((a.severity.word.upper(), severity_style(a.severity, pal)), "  ", (a.where, pal.header))
-        text.append(f"  {a.title}", Style(bold=True))
+        text.append(f"  {celsius(a.title, ascii)}", Style(bold=True))
         text.append("\nwhat to do: ", pal.accent)
-        text.append(a.advice)
+        text.append(celsius(a.advice, ascii))
         if a.evidence:
             text.append("\nevidence: ", pal.accent)
-            text.append("   ".join(f"{k} {v}" for k, v in a.evidence.items()))
+            text.append(celsius("   ".join(f"{k} {v}" for k, v in a.evidence.items()), ascii))
         text.append(f"\nsince {since_words(a.since, now)}   rule {a.rule}   key {a.key}", pal.dim)
         ack = self.board.acks.get(a.key)
         if ack is not None:
@@ -368,7 +386,13 @@ class TriageScreen(Screen[None]):
                     for p in g.processes:
                         found[f"{g.index}:{p.pid}"] = (g.index, p)
         self.process_at = found
-        sync_rows(self.proc_table, {key: proc_row(gpu, p) for key, (gpu, p) in found.items()})
+        table = self.proc_table
+        sync_rows(table, {key: proc_row(gpu, p) for key, (gpu, p) in found.items()})
+        if self.procs_of != self.cursor_key():  # another alert's processes: nothing is picked in them yet
+            self.procs_of = self.cursor_key()
+            table.move_cursor(row=0, animate=False)
+            if table.has_focus:
+                self.alert_table.focus()
         if host is None:
             heading.update("")
             return
@@ -386,8 +410,10 @@ class TriageScreen(Screen[None]):
             now = self.store.clock()
             if record.state(now) is not HostState.LIVE:
                 text.append(f"   from data {age_words(record.age_s(now))} old: the host is {record.state(now).value}", pal.warn)
-        if found:
-            text.append("   K kills the process under the cursor (tab: to this table)", pal.dim)
+        if found and table.has_focus:
+            text.append("   K kills the highlighted process", pal.dim)
+        elif found:
+            text.append("   tab: pick a process here, then K kills it", pal.dim)
         heading.update(text)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -402,8 +428,6 @@ class TriageScreen(Screen[None]):
 
     def action_open(self) -> None:
         """The alert's host, with its GPU selected (the host's first GPU for a host-level alert)."""
-        from gputui.ui.host_screen import HostScreen
-
         host = self.selected_host()
         if host is None or host not in self.store.hosts:
             self.notify("no alert selected", severity="warning")
@@ -413,31 +437,46 @@ class TriageScreen(Screen[None]):
         self.app.push_screen(HostScreen(self.store, host, idle_holding_s=self.idle_holding_s, gpu=gpu))
 
     def action_act(self, kind: str) -> None:
-        """The guarded action dialog on the alert's GPU, its host, or the selected process."""
+        """The guarded action dialog on the alert's GPU, its host, or the process picked in its list."""
         alert, host = self.selected_alert(), self.selected_host()
         if host is None:
             self.notify("no alert selected", severity="warning")
             return
-        detail, why = "", ""
         if kind == "kill":
-            picked = self.selected_process()
-            targets = [] if picked is None else [Target(host, pid=picked[1].pid)]
-            if picked is not None:
-                gpu, p = picked
-                detail = f"pid {p.pid} on GPU {gpu}, user {p.user or '?'}: {(p.command or '?')[:60]}"
-            why = "no process on this alert's GPU: nothing to kill"
+            targets, detail, why = self.kill_target(host)
         elif kind in ("drain-node", "resume-node"):
-            targets = [Target(host)]
+            targets, detail, why = [Target(host)], "", ""
         else:
-            gpu_index = alert.gpu if alert is not None else None
-            targets = [Target(host, (str(gpu_index),))] if gpu_index is not None else []
-            why = "this alert is about the whole host: enter opens it to pick GPUs, N drains the node"
+            targets, detail, why = self.gpu_target(kind, host, alert)
         opener = getattr(self.app, "open_action", None)
         if not targets and getattr(self.app, "actions", None) is not None:
             self.notify(why, severity="warning")  # the demo's own notice (no config) comes from open_action
             return
         if opener is not None:
             opener(kind, targets, detail, self.action_done)
+
+    def kill_target(self, host: str) -> tuple[list[Target], str, str]:
+        """``K``: (targets, the dialog's detail, why there is none): only a process of the
+        selected alert that the operator picked in its process list."""
+        if not self.process_at:
+            return [], "", "no process on this alert's GPU: nothing to kill"
+        picked = self.selected_process()
+        if picked is None:
+            return [], "", "select a process in the alert's process list first (tab moves there)"
+        gpu, p = picked
+        detail = f"pid {p.pid} on GPU {gpu}, user {p.user or '?'}: {(p.command or '?')[:60]}"
+        return [Target(host, pid=p.pid)], detail, ""
+
+    def gpu_target(self, kind: str, host: str, alert: Alert | None) -> tuple[list[Target], str, str]:
+        """``D`` ``R``: the alert's GPU. A lost GPU cannot be reached to act on: the dialog says
+        so up front and points to the node (the lost alert's own advice)."""
+        gpu = alert.gpu if alert is not None else None
+        if gpu is None:
+            return [], "", "this alert is about the whole host: enter opens it to pick GPUs, N drains the node"
+        return [Target(host, (str(gpu),))], lost_hint(kind, self.store.hosts.get(host), [gpu]), ""
+
+    def on_descendant_focus(self) -> None:
+        self.show_detail()  # the process list's hint follows the focus
 
     def action_done(self, outcome: Outcome | None) -> None:
         """The dialog closed: how it ended, with its audit id (as the host screen says it)."""

@@ -222,7 +222,7 @@ class ProcessesPanel(HostPanel):
             direction = "Z to A" if self.reverse else "A to Z"
         else:
             direction = "largest first" if column.largest_first != self.reverse else "smallest first"
-        text = Text.assemble((f"{total} processes", pal.header), f"   sorted by {column.label} ({direction})")
+        text = Text.assemble((f"{total} process{'es' * (total != 1)}", pal.header), f"   sorted by {column.label} ({direction})")
         if self.user_filter:
             text.append(f"   user '{self.user_filter}': {shown} of {total} shown", pal.warn)
         text.append("   o: sort column  O: reverse  u: user  click a header to sort", pal.dim)

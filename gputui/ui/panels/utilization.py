@@ -22,12 +22,17 @@ from gputui.ui.table_sync import Cell, sync_rows
 
 SPANS: tuple[tuple[str, float], ...] = (("1 min", 60.0), ("10 min", 600.0), ("1 h", 3600.0))
 DEFAULT_SPAN = 1  # 10 min: enough to see a job start or stop, short enough to fill soon
-SPARK_SAMPLES = 60
+SPARK_SAMPLES = 60  # at most; fewer when the terminal has no room for them
+SPARK_MIN = 15
 COLUMNS = ("GPU", "SM util", "Mem util", "Memory used / total", "PCIe rx", "PCIe tx", f"Util, last {SPARK_SAMPLES} samples")
 
 
 def kib_s(value: float | None) -> str:
     return fmt(value, "{:,.0f} KiB/s")
+
+
+def spark_label(samples: int) -> str:
+    return f"Util, last {samples} samples" if samples >= 22 else f"last {samples} samples"
 
 
 class UtilizationPanel(HostPanel):
@@ -37,6 +42,7 @@ class UtilizationPanel(HostPanel):
         super().__init__(id=id)
         self.span_index = DEFAULT_SPAN
         self.last_view: HostView | None = None
+        self.spark_w = SPARK_SAMPLES  # samples the sparkline column shows: what fits beside the other columns
 
     @property
     def span(self) -> tuple[str, float]:
@@ -61,13 +67,35 @@ class UtilizationPanel(HostPanel):
 
     def show(self, view: HostView) -> None:
         self.last_view = view
+        table = self.query_one("#gpus", DataTable)
+        self.fill(table, view)
+        room = self.spark_room(table)
+        if room != self.spark_w:  # the terminal or the other columns changed width: fit the sparklines again
+            self.spark_w = room
+            table.columns[table.ordered_columns[-1].key].label = Text(spark_label(room))
+            self.fill(table, view)
+        self.show_chart(view)
+
+    def fill(self, table: DataTable[Cell], view: HostView) -> None:
+        """One row per GPU; the sparkline is the last ``spark_w`` samples, oldest on the left."""
         record = view.record
         rows: dict[str, tuple[Cell, ...]] = {}
         for g in view.gpus():
             hist = record.history.get(g.index)
-            spark = hist.series("util_pct", SPARK_SAMPLES * record.interval_s) if hist else []
-            rows[str(g.index)] = self.row(g, sparkline(spark, view.ascii, SPARK_SAMPLES), view)
-        sync_rows(self.query_one("#gpus", DataTable), rows)
+            spark = hist.series("util_pct", SPARK_SAMPLES * record.interval_s)[-self.spark_w :] if hist else []
+            rows[str(g.index)] = self.row(g, sparkline(spark, view.ascii, len(spark)), view)
+        sync_rows(table, rows)
+
+    def spark_room(self, table: DataTable[Cell]) -> int:
+        """How many sparkline samples fit on screen beside the other columns (SPARK_MIN..SPARK_SAMPLES)."""
+        width = table.scrollable_content_region.width
+        if width <= 0:
+            return self.spark_w  # not laid out yet
+        others = sum(column.get_render_width(table) for column in table.ordered_columns[:-1])
+        return max(SPARK_MIN, min(SPARK_SAMPLES, width - others - 2 * table.cell_padding))
+
+    def show_chart(self, view: HostView) -> None:
+        record = view.record
 
         name, span_s = self.span
         label = Text.assemble(
