@@ -25,7 +25,8 @@ from gputui.ui.app import GpuTuiApp
 from gputui.ui.host_screen import HostScreen
 from gputui.ui.launch import configured_app, demo_app
 from gputui.ui.overview import OverviewScreen
-from gputui.ui.triage_screen import ALERT_ROW, RemarkScreen, TriageScreen
+from gputui.ui.remark_dialog import RemarkScreen
+from gputui.ui.triage_screen import ALERT_ROW, TriageScreen
 from tests.test_host_panels import screen_lines
 from tests.test_ui import static_text, summary
 from tests.waiting import wait_for

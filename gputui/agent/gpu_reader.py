@@ -156,15 +156,7 @@ class GpuReader:
             out["mem_total_mib"] = int(mem.total // MIB)
         out["temp_c"] = q("nvmlDeviceGetTemperature", n.NVML_TEMPERATURE_GPU)
         out["mem_temp_c"] = _int(f.get("mem_temp_c"))
-        # Without the batched power field (drivers 535 and older) power costs
-        # a call of its own: it takes turns with the slot, so a sample still
-        # costs five calls, and power is read every other sample.
-        power_by_call = not self.batch.has("power_mw") and not self.caller.unavailable(self.index, "nvmlDeviceGetPowerUsage")
-        slot_turn = not power_by_call or seq % 2 == 1
-        if f.get("power_mw") is not None:
-            out["power_w"] = _w(f["power_mw"])
-        elif power_by_call and (not slot_turn or not self.primed):
-            self.slow["power_w"] = _w(q("nvmlDeviceGetPowerUsage"))
+        slot_turn = self._power(out, f, seq)
         # Old drivers answer the power-cap counter but not the thermal ones:
         # only with the thermal counters do counters tell the whole story.
         counters_give_throttle = self.batch.has("thr_hw_thermal") and self.batch.has("thr_sw_thermal")
@@ -194,6 +186,19 @@ class GpuReader:
         if out["mem_used_mib"] != self.last_mem_used:
             self.due["processes"] = seq + 1  # memory moved: a job came or went
         self.last_mem_used = out["mem_used_mib"]
+
+    def _power(self, out: Dict[str, Any], f: Dict[str, Optional[float]], seq: int) -> bool:
+        """Power from the batch; without the batched field (drivers 535 and
+        older) it costs a call of its own, which takes turns with the slot so
+        that a sample still costs five calls: power is then read every other
+        sample. True when this sample's turn is the slot's."""
+        by_call = not self.batch.has("power_mw") and not self.caller.unavailable(self.index, "nvmlDeviceGetPowerUsage")
+        slot_turn = not by_call or seq % 2 == 1
+        if f.get("power_mw") is not None:
+            out["power_w"] = _w(f["power_mw"])
+        elif by_call and (not slot_turn or not self.primed):
+            self.slow["power_w"] = _w(self._query("nvmlDeviceGetPowerUsage"))
+        return slot_turn
 
     def _derive(self, out: Dict[str, Any], f: Dict[str, Optional[float]], now: float) -> None:
         """ECC, remaps, PCIe rates and throttle reasons from the field batch."""

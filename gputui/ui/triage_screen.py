@@ -35,13 +35,11 @@ from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
 from textual.notifications import SeverityLevel
-from textual.screen import ModalScreen, Screen
-from textual.widgets import DataTable, Footer, Input, Label, Static
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
 
 from gputui.actions.audit import AuditError
-from gputui.actions.cli import parse_until
 from gputui.actions.guard import Outcome
 from gputui.actions.model import Target
 from gputui.fleet.allocation import DEFAULT_IDLE_HOLDING_S
@@ -49,11 +47,12 @@ from gputui.fleet.store import FleetStore, HostState
 from gputui.frames import ProcessInfo
 from gputui.health.model import Alert, Severity
 from gputui.render import age_words, fmt
-from gputui.ui.alerts import AlertBoard, Remark, count_words, severity_style
+from gputui.ui.alerts import AlertBoard, count_words, severity_style
 from gputui.ui.host_screen import HostScreen, lost_hint
 from gputui.ui.palette import Palette, ascii_mode, celsius
 from gputui.ui.panels.allocation import short, until_words
 from gputui.ui.panels.base import asciify_scrollbars
+from gputui.ui.remark_dialog import RemarkScreen, remark_words, remarks_section
 from gputui.ui.table_sync import Cell, sync_rows
 
 REFRESH_S = 1.0
@@ -62,7 +61,6 @@ OTHER_ROWS = 11  # title, alert list (6), processes (heading, header, 1 row), fo
 ALERT_COLUMNS = ("Severity", "Where", "Since", "Alert", "Advice")  # the long ones last: the screen cuts them
 PROC_COLUMNS = ("PID", "User", "GPU", "GPU mem", "Job", "Command")
 REPORT_DIR = "~/.local/state/gputui/reports"
-DEFAULT_SILENCE = "1h"
 HOST_ROW = "host:"  # row keys: "host:<name>" for a host's line, "alert:<key>" for an alert
 ALERT_ROW = "alert:"
 
@@ -104,62 +102,6 @@ def write_report(text: str, now: float, folder: str = REPORT_DIR) -> Path:
         except OSError as exc:
             problem = exc
     raise OSError(f"cannot write the report: {problem}")
-
-
-def remarks_section(board: AlertBoard) -> str:
-    """The operator's acknowledgements and silences, for the end of the report."""
-    lines = []
-    for remark in [*board.acks.values(), *board.silences.values()]:
-        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(remark.at))
-        what = "acknowledged" if remark.action == "acknowledge" else f"silenced until {until_words(remark.until or 0)}"
-        note = f": {remark.note}" if remark.note else ""
-        record = f" (audit {remark.audit_id})" if remark.audit_id else " (not recorded: no audit log)"
-        lines.append(f"- `{remark.key}` {what} by {remark.by} at {when}{note}{record}")
-    return "\n\n## Acknowledged and silenced\n\n" + "\n".join(lines) + "\n" if lines else ""
-
-
-class RemarkScreen(ModalScreen[tuple[float | None, str] | None]):
-    """Asks for an acknowledgement's note, or a silence's duration and note."""
-
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
-
-    def __init__(self, title: str, silence: bool, clock: Callable[[], float] = time.time) -> None:
-        super().__init__()
-        self.title_words = title
-        self.silence = silence
-        self.clock = clock
-
-    def compose(self) -> ComposeResult:
-        with Vertical(id="remark-box"):
-            yield Static(Text(self.title_words, style="bold"), id="remark-title")
-            if self.silence:
-                with Horizontal(classes="action-field"):
-                    yield Label("for", classes="action-label")
-                    yield Input(placeholder=f"{DEFAULT_SILENCE} (empty), 30m, 1d or 2026-12-01 08:00", id="remark-for")
-            with Horizontal(classes="action-field"):
-                yield Label("note", classes="action-label")
-                yield Input(placeholder="optional, for the record: who is on it, the ticket", id="remark-note")
-            yield Static(id="remark-status")
-            yield Static("enter: record it   esc: cancel", id="remark-hint")
-
-    def on_mount(self) -> None:
-        self.query_one("#remark-for" if self.silence else "#remark-note", Input).focus()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        until = None
-        if self.silence:
-            text = self.query_one("#remark-for", Input).value.strip() or DEFAULT_SILENCE
-            try:
-                until = parse_until(text, self.clock())
-            except ValueError as exc:
-                status = str(exc).replace("--until", "for")
-                self.query_one("#remark-status", Static).update(Text(status, style=Palette.of(self.app).bad))
-                self.query_one("#remark-for", Input).focus()
-                return
-        self.dismiss((until, self.query_one("#remark-note", Input).value))
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
 
 
 class TriageScreen(Screen[None]):
@@ -534,12 +476,6 @@ class TriageScreen(Screen[None]):
             self.notify(str(exc), severity="error", timeout=15, markup=False)
             return
         self.notify(f"incident report written: {path}", timeout=15, markup=False)
-
-
-def remark_words(remark: Remark) -> str:
-    did = "acknowledged" if remark.action == "acknowledge" else f"silenced until {until_words(remark.until or 0)}"
-    note = f": {remark.note}" if remark.note else ""
-    return f"{did} by {remark.by} at {until_words(remark.at)}{note}"
 
 
 def proc_row(gpu: int, p: ProcessInfo) -> tuple[Cell, ...]:
