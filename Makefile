@@ -4,12 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit screenshots bench clean system-deps
+.PHONY: demo test lint typecheck unit screenshots bench clean system-deps wheel offline
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e . --group dev
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -53,8 +53,16 @@ unit: $(STAMP)
 screenshots: $(STAMP)
 	$(BIN)/python scripts/screenshots.py
 
+# The wheel alone, and the offline bundle for air-gapped sites (README: Install). For other
+# targets: make offline OFFLINE_ARGS='--python 3.11 3.12 --platform manylinux2014_x86_64 manylinux2014_aarch64'
+wheel: $(STAMP)
+	$(BIN)/python scripts/offline.py --wheel-only
+
+offline: $(STAMP)
+	$(BIN)/python scripts/offline.py $(OFFLINE_ARGS)
+
 bench: $(STAMP)
 	$(BIN)/python bench/agent_cost.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist

@@ -139,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     from gputui.record import cli as record_cli
 
     record_cli.add_parsers(sub)
+    sub.add_parser("example-config", help="print the example config, every key explained: gputui example-config > FILE")
     bundle = sub.add_parser("bundle", help="write the agent bundle (zip) that runs on a GPU host")
     bundle.add_argument("-o", "--output", type=Path, required=True)
     return p
@@ -196,6 +197,10 @@ def _main(argv: list[str] | None = None) -> int:
         return action_cli.run(args, args.config)
     if args.command == "bundle":
         return _bundle(args.output)
+    if args.command == "example-config":
+        # Shipped as package data, so an installed gputui has it with no checkout at hand.
+        sys.stdout.write((Path(__file__).parent / "config.example.toml").read_text(encoding="utf-8"))
+        return 0
     if args.command == "demo":
         from gputui.ui.launch import run_demo
 

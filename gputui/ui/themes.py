@@ -88,9 +88,9 @@ def as_hex(value: str) -> str:
 
 
 def theme_dirs() -> list[Path]:
-    shipped = Path(__file__).resolve().parent.parent.parent / "themes"
-    installed = Path(__file__).resolve().parent / "themes"
-    return [d for d in (shipped, installed, default_path().parent / "themes") if d.is_dir()]
+    """gputui's own themes (package data; in a checkout, a link to the top-level themes/), then the user's."""
+    shipped = Path(__file__).resolve().parent.parent / "themes"
+    return [d for d in (shipped, default_path().parent / "themes") if d.is_dir()]
 
 
 def load_theme(path: Path) -> GpuTheme:

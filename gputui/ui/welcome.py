@@ -18,8 +18,8 @@ def welcome_text(path: Path, problem: str | None) -> str:
         f"[b]gputui[/b]: a terminal dashboard for GPU clusters.\n\n{head}"
         "To look around on a simulated fleet:\n\n"
         "    [b]gputui demo[/b]            (or: make demo)\n\n"
-        "To watch your own hosts, copy config.example.toml to\n"
-        f"    {shown}\n"
+        "To watch your own hosts, write the example config (every key explained) to\n"
+        f"    [b]gputui example-config > {shown}[/b]\n"
         "(or point $GPUTUI_CONFIG at it), list your hosts under [[hosts]], and run [b]gputui[/b].\n\n"
         "Press q to quit."
     )
