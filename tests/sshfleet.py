@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import pwd
 import secrets
 import shutil
 import signal
@@ -49,6 +50,14 @@ class SshHost:
     @property
     def remote_dir(self) -> str:
         return f".cache/gputui-test/{self.name}"
+
+
+def login_home() -> Path:
+    """The home folder the fleet's sshd gives its login user (root, from passwd), where remote_dir lives.
+
+    Not ``Path.home()``: that is this process's $HOME, which need not be root's.
+    """
+    return Path(pwd.getpwnam("root").pw_dir)
 
 
 @dataclass
@@ -283,7 +292,7 @@ class SshFleet:
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
         for link in self.made_links:
             subprocess.run(["ip", "link", "del", link], capture_output=True)
-        shutil.rmtree(Path.home() / ".cache" / "gputui-test", ignore_errors=True)
+        shutil.rmtree(login_home() / ".cache" / "gputui-test", ignore_errors=True)
         if self.lock is not None:
             self.lock.close()  # releases the flock
             self.lock = None

@@ -170,7 +170,9 @@ fi
 # pip reads no config or PIP_* setting of this machine: an index or constraint set there must not apply.
 while IFS= read -r name; do unset "$name"; done < <(env | sed -n 's/^\(PIP_[A-Za-z0-9_]*\)=.*/\1/p')
 export PIP_CONFIG_FILE=/dev/null PIP_NO_INDEX=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
-pip_wheel=$(ls "$here"/wheels/pip-*.whl | head -n 1)
+pip_wheels=("$here"/wheels/pip-*.whl)
+pip_wheel=${pip_wheels[0]}
+[ -f "$pip_wheel" ] || die "the bundle has no pip wheel in $here/wheels"
 "$prefix/bin/python" "$pip_wheel/pip" install --quiet --no-index --find-links "$here/wheels" --no-cache-dir \
     --no-warn-script-location --force-reinstall "gputui==$VERSION" pip ||
     die "pip could not install from $here/wheels (see above); $prefix may be incomplete: run install.sh again"
