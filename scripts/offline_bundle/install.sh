@@ -114,6 +114,19 @@ if [ -n "$python" ]; then
     fi
 fi
 
+# The first folder of a path that exists: whether it is writable decides whether the path can be made.
+existing_parent() {
+    local dir=$1
+    while [ ! -e "$dir" ]; do dir=$(dirname "$dir"); done
+    printf '%s' "$dir"
+}
+where=$(existing_parent "$prefix")
+[ -w "$where" ] || problems+=("cannot write $where for the environment $prefix: run as root, or pass --prefix DIR in a folder of yours")
+if [ "$link" = 1 ]; then
+    where=$(existing_parent "$bin_dir")
+    [ -w "$where" ] || problems+=("cannot write $where for the link $bin_dir/gputui: pass --bin-dir DIR of yours, or --no-link")
+fi
+
 if [ ${#problems[@]} -gt 0 ]; then
     for problem in "${problems[@]}"; do printf 'install.sh: %s\n' "$problem" >&2; done
     die "nothing was installed"
