@@ -29,6 +29,7 @@ import sys
 import tarfile
 import tempfile
 import tomllib
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -197,8 +198,6 @@ def write_tarball(folder: Path, tarball: Path, mtime: int) -> None:
 
 def runtime_requirements(wheel: Path) -> list[str]:
     """The wheel's Requires-Dist lines: shown in the manifest, and a dev dependency there is a packaging bug."""
-    import zipfile
-
     with zipfile.ZipFile(wheel) as zf:
         name = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
         metadata = zf.read(name).decode()

@@ -21,6 +21,7 @@ from gputui.agent.act_host import pid_start
 from gputui.agent.procfs import parse_cgroup
 from gputui.frames import Sample, parse_frame
 from gputui.transport import bundle
+from tests.other_user import NOBODY, python_for_nobody
 from tests.waiting import wait_until_gone
 
 HOST = "h1"
@@ -217,33 +218,20 @@ def test_drain_with_slurm_offers_drain_node_and_names_the_others(tmp_path: Path,
     assert 1 in [a["gpu"] for a in answer["affected"]]
 
 
-def python_for(user: list[str]) -> str:
-    """A Python 3 that the user ``user`` (a setpriv prefix) can run: the venv's base, else the system's."""
-    candidates: list[str | None] = [
-        getattr(sys, "_base_executable", sys.executable),
-        shutil.which("python3", path="/usr/bin:/bin"),
-    ]
-    for candidate in filter(None, candidates):
-        if subprocess.run([*user, candidate, "-I", "-S", "-c", "pass"], capture_output=True, timeout=30).returncode == 0:
-            return candidate
-    raise AssertionError(f"none of {candidates} runs as {user}: the test needs a python3 another user can run")
-
-
 def test_the_nvml_backend_says_it_needs_root(tmp_path: Path) -> None:
     if os.geteuid() != 0 or shutil.which("setpriv") is None:
         pytest.skip("needs root and setpriv to run the agent as another user")
     state = Path(tempfile.mkdtemp(prefix="gputui-nonroot-"))
     try:
         state.chmod(0o777)
-        nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
         # Nobody may be unable to read the checkout (a clone under /root, a mkdtemp folder): it runs the
         # agent as a GPU host does, from the bundle, with an interpreter of the system's.
         agent_zip = state / "agent.zip"
         bundle.write(agent_zip)
         agent_zip.chmod(0o644)
-        python = python_for(nobody)
+        python = python_for_nobody()
         sim = ["--sim", "healthy", "--seed", "0", "--gpus", "2"]
-        argv = [*nobody, python, "-I", "-S", str(agent_zip), "--act", *sim, "--state-dir", str(state), "--host-name", HOST]
+        argv = [*NOBODY, python, "-I", "-S", str(agent_zip), "--act", *sim, "--state-dir", str(state), "--host-name", HOST]
 
         def as_nobody(req: dict[str, Any]) -> dict[str, Any]:
             done = subprocess.run(argv, input=json.dumps(req), capture_output=True, text=True, timeout=60)

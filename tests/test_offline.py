@@ -31,6 +31,7 @@ from pathlib import Path
 import pytest
 
 from gputui import __version__
+from tests.other_user import NOBODY, python_for_nobody
 
 REPO = Path(__file__).resolve().parent.parent
 HERE_PY = f"{sys.version_info[0]}.{sys.version_info[1]}"
@@ -320,20 +321,7 @@ def test_a_bundle_for_a_python_gputui_cannot_run_on_is_refused_at_build(tmp_path
 
 
 def test_an_operator_without_root_installs_into_a_folder_of_theirs(built: Built) -> None:
-    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
-    python = next(
-        (
-            p
-            for p in (f"/usr/bin/python{HERE_PY}", getattr(sys, "_base_executable", sys.executable))
-            # install.sh looks the interpreter up as a shell does: it must be found, not only run.
-            if subprocess.run(
-                [*nobody, "sh", "-c", 'command -v "$1" && "$1" -c pass', "-", p], capture_output=True, timeout=30
-            ).returncode
-            == 0
-        ),
-        None,
-    )
-    assert python, f"no python{HERE_PY} that uid 65534 can run"
+    python = python_for_nobody(same_version=True)
     # Not under pytest's tmp_path: that is root's alone, and this user must read the bundle.
     shared = Path(tempfile.mkdtemp(prefix="gputui-offline-nonroot-"))
     try:
@@ -342,7 +330,7 @@ def test_an_operator_without_root_installs_into_a_folder_of_theirs(built: Built)
         env = {"PATH": "/usr/bin:/bin", "HOME": str(shared), "LANG": "C.UTF-8"}
 
         def as_nobody(*args: str) -> subprocess.CompletedProcess[str]:
-            return offline([*nobody, "./install.sh", "--python", python, *args], cwd=folder, env=env)
+            return offline([*NOBODY, "./install.sh", "--python", python, *args], cwd=folder, env=env)
 
         refused = as_nobody()  # the default, /opt/gputui, is root's
         assert refused.returncode == 1
@@ -352,7 +340,7 @@ def test_an_operator_without_root_installs_into_a_folder_of_theirs(built: Built)
         assert done.returncode == 0, done.stderr
         assert (shared / ".local" / "bin" / "gputui").is_symlink()  # the non-root default for the link
         assert (shared / "gputui").stat().st_uid == 65534
-        version = offline([*nobody, str(shared / ".local" / "bin" / "gputui"), "--version"], cwd=shared, env=env)
+        version = offline([*NOBODY, str(shared / ".local" / "bin" / "gputui"), "--version"], cwd=shared, env=env)
         assert version.stdout.strip() == f"gputui {__version__}"
     finally:
         shutil.rmtree(shared)
