@@ -29,9 +29,12 @@ def test_container_ids_from_docker_and_containerd() -> None:
 
 
 def test_facts_of_a_real_process_and_of_one_that_exited() -> None:
-    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()", "marker-arg"], stdin=subprocess.PIPE)
+    code = "import sys; sys.stdout.write('up'); sys.stdout.flush(); sys.stdin.read()"
+    child = subprocess.Popen([sys.executable, "-c", code, "marker-arg"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     reader = ProcReader()
     try:
+        # Read only once it runs: between fork and exec its cmdline is still empty (shown as "[python3]").
+        assert child.stdout is not None and child.stdout.read(2) == b"up"
         facts = reader.facts(child.pid, time.monotonic())
         assert facts is not None
         assert facts["user"] == pwd.getpwuid(os.getuid()).pw_name
@@ -41,6 +44,8 @@ def test_facts_of_a_real_process_and_of_one_that_exited() -> None:
         assert child.stdin is not None
         child.stdin.close()
         child.wait()
+        if child.stdout is not None:
+            child.stdout.close()
     assert reader.facts(child.pid, time.monotonic()) is None
 
 
@@ -65,3 +70,5 @@ def test_a_process_read_before_it_execs_is_read_again_once_it_has() -> None:
         assert child.stdin is not None
         child.stdin.close()
         child.wait()
+        if child.stdout is not None:
+            child.stdout.close()
