@@ -100,8 +100,12 @@ def project_version() -> str:
 
 
 def run(argv: list[str], what: str) -> None:
-    """Run one pip step; on failure show its output, since pip says best what it could not find."""
-    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    """Run one pip step; on failure show its output, since pip says best what it could not find.
+
+    SOURCE_DATE_EPOCH dates the wheel's entries too, so the same commit builds the same wheel.
+    """
+    env = dict(os.environ, SOURCE_DATE_EPOCH=str(source_date()))
+    done = subprocess.run(argv, capture_output=True, text=True, check=False, env=env)
     if done.returncode != 0:
         tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
         raise BuildError(f"{what} failed (exit {done.returncode}):\n{tail}")

@@ -151,6 +151,14 @@ def test_the_tarball_lists_its_wheels_and_their_sums(built: Built) -> None:
         assert any(m.startswith(f"wheels/{dependency}-") for m in members), dependency
 
 
+def test_the_same_checkout_builds_the_same_bytes(built: Built, tmp_path: Path) -> None:
+    """A site that rebuilds the bundle from the same commit can compare it with the one it was given."""
+    done = build(tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / built.wheel.name).read_bytes() == built.wheel.read_bytes()
+    assert (tmp_path / built.tarball.name).read_bytes() == built.tarball.read_bytes()
+
+
 def test_installed_gputui_runs_with_no_network_from_outside_the_checkout(installed: Installed) -> None:
     assert installed.gputui("--version").stdout.strip() == f"gputui {__version__}"
     where = offline(
