@@ -166,6 +166,7 @@ async def shoot() -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     await shoot_triage()
+    await shoot_welcome()
     for svg in sorted(OUT.glob("*.svg")):
         print(svg)
 
@@ -250,6 +251,14 @@ async def shoot_triage() -> None:
             screen.update_view()
             await pilot.pause()
             app.save_screenshot(str(OUT / name))
+
+
+async def shoot_welcome() -> None:
+    """``gputui`` with no config yet: what an operator sees first after installing."""
+    app = GpuTuiApp(welcome=(Path("~/.config/gputui/config.toml"), None))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        app.save_screenshot(str(OUT / "welcome.svg"))
 
 
 if __name__ == "__main__":

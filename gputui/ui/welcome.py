@@ -17,7 +17,7 @@ def welcome_text(path: Path, problem: str | None) -> str:
     return (
         f"[b]gputui[/b]: a terminal dashboard for GPU clusters.\n\n{head}"
         "To look around on a simulated fleet:\n\n"
-        "    [b]gputui demo[/b]            (or: make demo)\n\n"
+        "    [b]gputui demo[/b]\n\n"
         "To watch your own hosts, write the example config (every key explained) to\n"
         f"    [b]gputui example-config > {shown}[/b]\n"
         "(or point $GPUTUI_CONFIG at it), list your hosts under [[hosts]], and run [b]gputui[/b].\n\n"
