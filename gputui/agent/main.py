@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import socket
 import sys
 import threading
@@ -22,6 +21,7 @@ from gputui.agent import AGENT_VERSION, PROTOCOL_VERSION
 from gputui.agent.kernel_log import read_host_kernel_log
 from gputui.agent.ledger import DEFAULT_STATE_DIR, LedgerView, existing_state_dir
 from gputui.agent.sampler import Frame, Sampler, error_frame
+from gputui.agent.stop_signal import StopSignal
 
 # Seconds between samples. The dashboard's config allows 0.1 to 60 (gputui/config.py, Config.interval,
 # which this module cannot import: a GPU host has no pydantic); the agent also runs faster for the tests,
@@ -155,9 +155,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
         return act_main(args, open_nvml, host_name(args))
     writer = FrameWriter(sys.stdout)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = StopSignal()
     state_dir = args.state_dir or (None if args.sim else existing_state_dir())
     try:
         nvml = open_nvml(args, state_dir=args.state_dir)
@@ -190,7 +188,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             closer()
 
 
-def run(args: argparse.Namespace, sampler: Sampler, writer: FrameWriter, stop: threading.Event) -> int:
+def run(args: argparse.Namespace, sampler: Sampler, writer: FrameWriter, stop: StopSignal) -> int:
     try:
         writer.write(sampler.hello(args.interval))
     except sampler.caller.nvml.NVMLError as exc:

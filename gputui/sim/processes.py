@@ -80,8 +80,24 @@ class StandInProcesses:
             child.wait()
 
     def close(self) -> None:
-        for pid in list(self.children):
-            self.stop(pid)
+        """All lifelines are cut first, then the stand-ins are awaited together:
+        one by one, a loaded machine would make an agent's exit take seconds
+        per job."""
+        children = list(self.children.values())
+        self.children.clear()
+        for child in children:
+            if child.stdin is not None:
+                try:
+                    child.stdin.close()
+                except OSError:
+                    pass
+        deadline = time.monotonic() + 2.0
+        for child in children:
+            try:
+                child.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
 
 
 class SyntheticProcesses:
