@@ -13,9 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from gputui.agent import PROTOCOL_VERSION
-
-MAX_FRAME_BYTES = 1 << 20
+from gputui.agent import MAX_FRAME_BYTES, PROTOCOL_VERSION
 
 
 class FrameError(ValueError):

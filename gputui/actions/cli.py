@@ -33,7 +33,7 @@ from gputui.actions.identity import key_fingerprints
 from gputui.actions.model import ActionRequest, Operator
 from gputui.actions.render import outcome_lines, plan_lines, when
 from gputui.actions.targets import TargetError, parse_targets
-from gputui.agent.act_request import MAX_TERM_WAIT_S
+from gputui.agent.act_request import MAX_TERM_WAIT_S, words_problem
 from gputui.config import ACTION_NAMES
 
 HELP = {
@@ -175,8 +175,9 @@ def _request(args: argparse.Namespace, config: cfg.Config, inp: TextIO) -> Actio
     if grace == 0 and not kill_after:
         raise ValueError("--grace 0 means SIGKILL at once, so it needs --kill-after; or give SIGTERM some seconds")
     reason = args.reason if args.reason is not None else ask("reason (for the audit log): ", inp)
-    if not reason.strip():
-        print(f"gputui {args.command}: a reason is required", file=sys.stderr)
+    problem = words_problem(reason, args.ticket)
+    if problem:
+        print(f"gputui {args.command}: {problem}; nothing was done", file=sys.stderr)
         return None
     return ActionRequest(
         args.command,

@@ -18,6 +18,7 @@ from gputui.actions.audit import AuditLog
 from gputui.actions.model import PROTOCOL, TYPED_CONFIRM, ActionRequest, HostAnswer, Operator, Target
 from gputui.actions.policy import refusal
 from gputui.actions.remote import HostCaller
+from gputui.agent.act_request import MAX_REASON_CHARS, MAX_TICKET_CHARS
 from gputui.config import Config, Host
 
 MAX_PARALLEL_HOSTS = 32
@@ -178,8 +179,8 @@ class Guard:
             "operator": self.operator.as_dict(),
             "action": r.kind,
             "targets": [t.label() for t in r.targets],
-            "reason": r.reason,
-            "ticket": r.ticket,
+            "reason": _on_record(r.reason, MAX_REASON_CHARS),
+            "ticket": None if r.ticket is None else _on_record(r.ticket, MAX_TICKET_CHARS),
             "for": r.holder,
             "until": r.until,
             "force": r.force,
@@ -193,6 +194,14 @@ class Guard:
         if hosts:
             entry["hosts"] = hosts
         return self.audit.append(entry)
+
+
+def _on_record(text: str, cap: int) -> str:
+    """A refused over-long text is audited by its start and its length, so
+    that one paste cannot make the audit log carry megabytes."""
+    if len(text) <= cap:
+        return text
+    return f"{text[:cap]}... ({len(text)} characters in all)"
 
 
 def _summary(answer: HostAnswer) -> dict[str, Any]:

@@ -1,13 +1,14 @@
 """May this operator do this, there, now? Answered before any host is asked.
 
 The order of refusals is the order an operator fixes them in: actions off,
-then read-only, then the policy, then the blast radius (which ``--force``
+then read-only, then a reason or ticket that cannot go on record, then the policy, then the blast radius (which ``--force``
 lifts, and the audit records that it did).
 """
 
 from __future__ import annotations
 
 from gputui.actions.model import NODE_ACTIONS, ActionRequest, Operator
+from gputui.agent.act_request import words_problem
 from gputui.config import Config, PolicyRule
 
 
@@ -17,6 +18,9 @@ def refusal(request: ActionRequest, operator: Operator, config: Config, read_onl
         return "actions are off: set `enabled = true` under [actions] in the config to allow them"
     if read_only:
         return "gputui runs read-only (--read-only): no action may run"
+    words = words_problem(request.reason, request.ticket)
+    if words:
+        return words
     denied = _policy(request, operator, config)
     if denied:
         return denied

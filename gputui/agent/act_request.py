@@ -26,6 +26,12 @@ KNOWN_FIELDS = frozenset(
 # The longest a kill waits for SIGTERM: the config's [actions] term_wait_s and
 # the CLI's --grace are held to it too, so that what the console accepts the host does.
 MAX_TERM_WAIT_S = 300.0
+# A reason is a sentence for the record, a ticket an identifier. Without a cap,
+# a pasted log as a reason rode in every sample (the host went down on the
+# frame limit) and overflowed syslog's argument list; the console holds
+# requests to the same caps, so the host and the console refuse alike.
+MAX_REASON_CHARS = 200
+MAX_TICKET_CHARS = 64
 _NODE_NAME = re.compile(r"^[A-Za-z0-9._\-\[\],]+$")
 
 
@@ -35,6 +41,20 @@ def local_time(epoch: float) -> str:
         return time.strftime("%Y-%m-%d %H:%M %Z", time.localtime(epoch))
     except (OverflowError, OSError, ValueError):
         return "%r (not a time)" % epoch
+
+
+def words_problem(reason: str, ticket: Optional[str]) -> Optional[str]:
+    """Why a reason or ticket cannot go on record as given; None when it can."""
+    if not reason.strip():
+        return "a reason is required: say why, for the record"
+    if len(reason) > MAX_REASON_CHARS:
+        return "the reason is %d characters; at most %d are kept: say why in a sentence, put the detail in a ticket" % (
+            len(reason),
+            MAX_REASON_CHARS,
+        )
+    if ticket is not None and len(ticket) > MAX_TICKET_CHARS:
+        return "the ticket is %d characters; at most %d: give its identifier" % (len(ticket), MAX_TICKET_CHARS)
+    return None
 
 
 class Refused(Exception):
@@ -97,6 +117,9 @@ class Request:
             raise Refused("a reason is required: say why, it goes to the ledger and syslog")
         self.reason: str = reason
         self.ticket = _opt_str(obj, "ticket")
+        problem = words_problem(reason, self.ticket)
+        if problem is not None:
+            raise Refused(problem)
         self.audit_id = _opt_str(obj, "audit_id")
         version = obj.get("expect_version")
         if version is not None and not _int(version):

@@ -244,14 +244,31 @@ class Txn:
                 self.add_history(history_entry("expire", "gputui", why, True, gpus=[entry.get("index")], uuid=uuid))
 
 
+# The longest text a sample carries per field. Requests are held to shorter
+# reasons, but a ledger written by hand or by an older agent is not, and
+# every sample carries the summary: its size must not follow the file's.
+SUMMARY_TEXT_MAX = 200
+GPU_KEYS = ("state", "for", "by", "until", "reason", "since", "backend")
+NODE_KEYS = ("state", "by", "reason", "ticket", "since", "backend", "slurm_node", "audit_id")
+
+
+def _short(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > SUMMARY_TEXT_MAX:
+        return value[: SUMMARY_TEXT_MAX - 3] + "..."
+    return value
+
+
 def summary(data: Ledger) -> Optional[Dict[str, Any]]:
-    """What a sample frame carries: per GPU index and the node, without history."""
+    """What a sample frame carries: per GPU index and the node, without
+    history, each text cut to ``SUMMARY_TEXT_MAX`` (the ledger keeps it whole)."""
     gpus: Dict[str, Any] = {}
     for uuid, entry in data.get("gpus", {}).items():
-        keep = {k: entry.get(k) for k in ("state", "for", "by", "until", "reason", "since", "backend")}
-        keep["uuid"] = uuid
-        gpus[str(entry.get("index"))] = keep
+        keep = {k: _short(entry.get(k)) for k in GPU_KEYS}
+        keep["uuid"] = _short(uuid)
+        gpus[_short(str(entry.get("index")))] = keep
     node = data.get("node")
+    if isinstance(node, dict):
+        node = {k: _short(node.get(k)) for k in NODE_KEYS if k in node}
     if not gpus and not node:
         return None
     return {"version": data.get("version"), "gpus": gpus, "node": node}

@@ -17,7 +17,7 @@ import threading
 import time
 from typing import Any, Dict, List, Optional, TextIO
 
-from gputui.agent import AGENT_VERSION, PROTOCOL_VERSION
+from gputui.agent import AGENT_VERSION, MAX_FRAME_BYTES, PROTOCOL_VERSION
 from gputui.agent.kernel_log import read_host_kernel_log
 from gputui.agent.ledger import DEFAULT_STATE_DIR, LedgerView, existing_state_dir
 from gputui.agent.sampler import Frame, Sampler, error_frame
@@ -82,11 +82,27 @@ class FrameWriter:
 
     def write(self, frame: Frame) -> None:
         line = json.dumps(frame, separators=(",", ":")) + "\n"
+        if len(line) > MAX_FRAME_BYTES:
+            # The dashboard would cut the connection on this line and meet it
+            # again on every reconnect: say what was too big instead.
+            line = json.dumps(error_frame(oversized(frame, len(line))), separators=(",", ":")) + "\n"
         with self.lock:
             self.out.write(line)
             self.out.flush()
             self.bytes += len(line)
             self.frames += 1
+
+
+def oversized(frame: Frame, size: int) -> str:
+    """Which parts of a frame made it too big, largest first."""
+    parts = sorted(((len(json.dumps(v)), k) for k, v in frame.items()), reverse=True)
+    named = ", ".join("'%s' %d KiB" % (k, n // 1024) for n, k in parts[:3] if n >= 1024)
+    return "a %s frame of %d KiB was not sent (the limit is %d KiB): %s" % (
+        frame.get("type", "?"),
+        size // 1024,
+        MAX_FRAME_BYTES // 1024,
+        named or "no one part is large",
+    )
 
 
 def host_name(args: argparse.Namespace) -> str:

@@ -7,12 +7,14 @@ rather than with an unbounded ``readline``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from gputui.frames import MAX_FRAME_BYTES
+from gputui.agent import MAX_FRAME_BYTES
 from gputui.transport.base import LinkError
 
 READ_CHUNK = 64 * 1024
+TYPE_FIELD = re.compile(rb'^\{\s*"type"\s*:\s*"([a-z_]{1,20})"')
 
 
 async def split_lines(read: Callable[[int], Awaitable[bytes]], limit: int = MAX_FRAME_BYTES) -> AsyncIterator[bytes]:
@@ -31,4 +33,13 @@ async def split_lines(read: Callable[[int], Awaitable[bytes]], limit: int = MAX_
             start = end + 1
         del buf[:start]
         if len(buf) > limit:
-            raise LinkError(f"host sent a line of more than {limit} bytes: connection reset")
+            raise LinkError(oversized_line(bytes(buf[:200]), limit))
+
+
+def oversized_line(head: bytes, limit: int) -> str:
+    """What a line over the cap was, as far as its start tells: the frame's
+    type is the operator's first clue (a sample: the agent's data; none: not
+    the agent talking)."""
+    found = TYPE_FIELD.search(head)
+    what = f"a '{found.group(1).decode()}' frame" if found else "a line"
+    return f"host sent {what} of more than {limit // 1024} KiB (the frame limit): connection reset"

@@ -8,8 +8,8 @@ import sys
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
 
-from gputui.frames import MAX_FRAME_BYTES
 from gputui.transport.base import LinkError
+from gputui.transport.lines import split_lines
 
 
 def agent_argv(
@@ -50,7 +50,6 @@ class LocalLink:
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
-                limit=MAX_FRAME_BYTES + 1024,
             )
         except OSError as exc:
             raise LinkError(f"cannot start agent {self.argv[0]}: {exc.strerror}") from exc
@@ -58,13 +57,7 @@ class LocalLink:
         assert self.proc.stderr is not None
         drain = asyncio.ensure_future(self._drain_stderr(self.proc.stderr))
         try:
-            while True:
-                try:
-                    line = await self.proc.stdout.readline()
-                except ValueError as exc:  # a line over the limit
-                    raise LinkError(f"agent sent an oversized frame: {exc}") from exc
-                if not line:
-                    break
+            async for line in split_lines(self.proc.stdout.read):
                 yield line
             code = await self.proc.wait()
             await drain

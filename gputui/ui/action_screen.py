@@ -29,6 +29,7 @@ from gputui.actions.guard import Guard, Outcome, Plan
 from gputui.actions.identity import key_fingerprints
 from gputui.actions.model import ActionRequest, Operator, Target
 from gputui.actions.render import outcome_lines, plan_lines
+from gputui.agent.act_request import words_problem
 from gputui.config import Config
 from gputui.ui.palette import Palette, ascii_mode
 from gputui.ui.panels.base import asciify_scrollbars
@@ -176,11 +177,12 @@ class ActionScreen(ModalScreen[Outcome | None]):
     def request(self) -> ActionRequest | None:
         """The request from the form, or None (and why, on the status line)."""
         reason = self.query_one("#reason", Input).value
-        if not reason.strip():
-            self.say("a reason is required: say why, for the record", "bad")
-            self.query_one("#reason", Input).focus()
-            return None
         ticket = self.query_one("#ticket", Input).value.strip() or None
+        problem = words_problem(reason, ticket)
+        if problem:
+            self.say(problem, "bad")
+            self.query_one("#ticket" if problem.startswith("the ticket") else "#reason", Input).focus()
+            return None
         request = ActionRequest(self.draft.kind, list(self.draft.targets), reason, ticket=ticket)
         if self.draft.kind == "reserve":
             request.holder = self.query_one("#holder", Input).value.strip() or None
