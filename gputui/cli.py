@@ -257,6 +257,10 @@ def _snapshot(args: argparse.Namespace) -> int:
     return 0 if all(r.sample is not None for r in store.hosts.values()) else 1
 
 
+def no_hosts(path: Path) -> str:
+    return f"{path} lists no hosts: add a [[hosts]] table (name, and address or transport) for each GPU host"
+
+
 def _snapshot_sources(args: argparse.Namespace) -> tuple[list[Link], FleetStore, Closing, Thresholds | None]:
     """The links to read, an empty store, what closes the demo, and the config's thresholds.
 
@@ -276,7 +280,10 @@ def _snapshot_sources(args: argparse.Namespace) -> tuple[list[Link], FleetStore,
     path = args.snap_config or args.config  # `gputui --config F snapshot` too
     if path is None and not cfg.default_path().exists():
         raise ValueError(config_needed(cfg.default_path()))
-    config = cfg.load(path or cfg.default_path())
+    path = path or cfg.default_path()
+    config = cfg.load(path)
+    if not config.hosts:
+        raise ValueError(no_hosts(path))
     store.stale_after = config.thresholds.stale_after_intervals
     for h in config.hosts:
         store.add_host(h.name, tuple(h.tags), h.group)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 from gputui.actions.audit import AuditLog
+from gputui.actions.cli import NO_LOG
 
 
 def filled(tmp_path: Path, n: int = 4) -> AuditLog:
@@ -171,3 +173,18 @@ def test_list_takes_a_positive_count(tmp_path: Path) -> None:
     for bad in ("0", "-34", "x"):
         done = audit_cli(log, "list", "-n", bad)
         assert done.returncode == 2 and "argument -n: expected a number of records, 1 or more" in done.stderr
+
+
+def test_audit_verify_without_a_config_file_reads_the_default_log(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("GPUTUI_CONFIG", "XDG_CONFIG_HOME")}
+    env["HOME"] = str(tmp_path)  # no ~/.config/gputui/config.toml here
+    argv = [sys.executable, "-m", "gputui", "audit", "verify"]
+    none = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
+    default = tmp_path / ".local" / "state" / "gputui" / "audit.jsonl"
+    assert none.returncode == NO_LOG, none.stderr
+    assert str(default) in none.stderr and "no such file" not in none.stderr
+    log = AuditLog(default)
+    log.append({"action": "drain", "reason": "xid 79", "status": "applied"})
+    ok = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    assert "intact: 1 record" in ok.stdout

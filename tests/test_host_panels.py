@@ -356,6 +356,13 @@ async def test_processes_filter_by_user() -> None:
         await pilot.press("escape")
         await wait_for(pilot, lambda: set(shown_keys(table)) == set(everyone), "escape to clear the filter")
         assert isinstance(app.screen, HostScreen) and not box.display
+        part = user[1:3].upper()  # part of a name, in any case, finds it, as the overview's / does
+        partly = {k for k, u in everyone.items() if u and part.casefold() in u.casefold()}
+        assert theirs <= partly
+        await pilot.press("u", *part, "enter")
+        await wait_for(pilot, lambda: set(shown_keys(table)) == partly, f"the processes of users with {part!r} in the name")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: set(shown_keys(table)) == set(everyone), "escape to clear the filter")
         await pilot.press("escape")  # nothing left to clear: escape goes back, as everywhere
         await wait_for(pilot, lambda: isinstance(app.screen, OverviewScreen), "escape to leave the host")
 

@@ -12,6 +12,7 @@ from textual.widgets import Input, Static
 from gputui.agent.sampler import Sampler
 from gputui.fleet.store import FleetStore
 from gputui.frames import parse_frame
+from gputui.health.model import Severity
 from gputui.sim.nvml import SimNvml
 from gputui.transport.demo import host_names, scenario_for
 from gputui.ui.app import GpuTuiApp
@@ -310,3 +311,15 @@ async def test_the_hottest_gpu_reads_in_the_themes_unit() -> None:
         await pilot.pause()
         view.reload()
         assert f"{hottest} C " in line(view, 0) and "°" not in line(view, 0)
+
+
+def test_the_state_sort_puts_hosts_with_alerts_among_the_worst() -> None:
+    store = frozen_store(5)
+    names = host_names(5)
+    store.mark_down(names[4], "connection refused")
+    store.hosts[names[3]].last_frame_at = fixed() - 3600  # stale
+    alerts = {names[2]: Severity.CRITICAL, names[1]: Severity.WARNING}
+    order = [r.host for r in arrange(store, sort="state", alerts=alerts)]
+    # down, a critical alert, stale, a warning, then the quiet ones by name
+    assert order == [names[4], names[2], names[3], names[1], names[0]]
+    assert [r.host for r in arrange(store, sort="state")][:2] == [names[4], names[3]]

@@ -275,3 +275,18 @@ async def test_collect_marks_a_host_down_on_garbage_and_returns() -> None:
     assert record.error
     assert "malformed frame" in record.error and "connection reset" in record.error
     assert record.sample is None
+
+
+def test_a_config_without_hosts_is_an_error_that_says_what_is_missing(tmp_path: Path) -> None:
+    path = tmp_path / "empty.toml"
+    path.write_text("interval = 1.0\n", encoding="utf-8")
+    for fmt in ("table", "json"):
+        done = subprocess.run(
+            [sys.executable, "-m", "gputui", "snapshot", "--config", str(path), "--format", fmt],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 2
+        assert done.stdout == ""
+        assert f"{path} lists no hosts: add a [[hosts]] table" in done.stderr

@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import datetime as dt
 import math
+import os
 import re
 import sys
 import time
@@ -131,8 +132,13 @@ def parse_until(text: str, now: float | None = None) -> float:
 
 
 def run(args: argparse.Namespace, config_path: Path | None) -> int:
+    path = args.action_config or config_path
     try:
-        config = cfg.load(args.action_config or config_path or cfg.default_path())
+        if path is None and args.command == "audit" and "GPUTUI_CONFIG" not in os.environ and not cfg.default_path().exists():
+            # No config of one's own: the log is where the defaults put it.
+            config = cfg.parse({}, "the defaults")
+        else:
+            config = cfg.load(path or cfg.default_path())
     except cfg.ConfigError as exc:
         print(f"gputui: {exc}", file=sys.stderr)
         return 2

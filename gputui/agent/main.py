@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Optional, TextIO
 
 from gputui.agent import AGENT_VERSION, MAX_FRAME_BYTES, PROTOCOL_VERSION
 from gputui.agent.kernel_log import read_host_kernel_log
-from gputui.agent.ledger import DEFAULT_STATE_DIR, LedgerView, existing_state_dir
+from gputui.agent.ledger import DEFAULT_STATE_DIR, LedgerError, LedgerView, choose_state_dir, existing_state_dir
 from gputui.agent.sampler import Frame, Sampler, error_frame
 from gputui.agent.stop_signal import StopSignal
 
@@ -172,9 +172,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         return act_main(args, open_nvml, host_name(args))
     writer = FrameWriter(sys.stdout)
     stop = StopSignal()
-    state_dir = args.state_dir or (None if args.sim else existing_state_dir())
+    state_dir = streaming_state_dir(args)
     try:
-        nvml = open_nvml(args, state_dir=args.state_dir)
+        nvml = open_nvml(args, state_dir=state_dir if args.sim else None)
     except Exception as exc:
         writer.write(error_frame("cannot load NVML: %s" % exc, fatal=True))
         return 2
@@ -190,7 +190,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         nvml, host=args.host_name, source=source, describe=describe, ledger=summary, events=events, kernel_log=kernel_log
     )
     try:
-        return run(args, sampler, writer, stop)
+        return run(args, sampler, writer, stop, state_dir)
     except BrokenPipeError:
         # The reader is gone: exit quietly, without Python's flush warning.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -204,14 +204,14 @@ def main(argv: Optional[List[str]] = None) -> int:
             closer()
 
 
-def run(args: argparse.Namespace, sampler: Sampler, writer: FrameWriter, stop: StopSignal) -> int:
+def run(args: argparse.Namespace, sampler: Sampler, writer: FrameWriter, stop: StopSignal, state_dir: Optional[str]) -> int:
     try:
         writer.write(sampler.hello(args.interval))
     except sampler.caller.nvml.NVMLError as exc:
         writer.write(error_frame(init_failure(sampler.caller.nvml, exc), fatal=True))
         return 2
-    if args.state_dir or not args.sim:
-        for problem in reapply_drains(sampler, args, host_name(args)):
+    if state_dir:
+        for problem in reapply_drains(sampler, state_dir, host_name(args)):
             writer.write(error_frame(problem))
     if not args.once:
         threading.Thread(target=read_commands, args=(sys.stdin, writer), daemon=True).start()
@@ -250,12 +250,25 @@ def run(args: argparse.Namespace, sampler: Sampler, writer: FrameWriter, stop: S
     return 0
 
 
-def reapply_drains(sampler: Sampler, args: argparse.Namespace, host: str) -> List[str]:
+def streaming_state_dir(args: argparse.Namespace) -> Optional[str]:
+    """Where the streaming agent reads the ledger (and a simulated host shares
+    its driver state). A real host's agent only looks where a ledger may be; a
+    simulated one takes the folder its ``--act`` agents choose, so that what
+    they do shows in its samples, as on a real host, and the processes it runs
+    are the ones they see."""
+    if args.state_dir:
+        return str(args.state_dir)
+    if not args.sim:
+        return existing_state_dir()
+    try:
+        return choose_state_dir(None)[0]
+    except LedgerError:
+        return None  # nowhere to write: the simulated host runs without a ledger
+
+
+def reapply_drains(sampler: Sampler, state_dir: str, host: str) -> List[str]:
     """Compute modes are lost on reboot: put back PROHIBITED on GPUs the
     ledger has drained with the nvml backend. Problems, for error frames."""
-    state_dir = args.state_dir or existing_state_dir()
-    if not state_dir:
-        return []
     data = LedgerView(state_dir, host).read()
     if data is None:
         return []

@@ -4,8 +4,11 @@ On a real host two processes (the streaming agent and an ``--act`` agent)
 see one driver: a compute mode set by one is read by the other, and both
 list the same GPU processes. Simulated hosts get the same through
 ``<state-dir>/sim-driver-<host>.json``: compute modes by GPU UUID, written
-by whoever sets one, and the processes on each GPU, written by the
-streaming agent's simulator that runs the stand-ins. Writes are atomic and
+by whoever sets one, and the processes on each GPU, written by each
+streaming agent's simulator that runs stand-ins, under its own pid: a second
+agent of the same host (a ``snapshot`` next to the dashboard's) adds its
+list and takes back only its own, and the list of an agent that died
+unannounced is dropped once its pid is gone. Writes are atomic and
 under ``flock``; reads are cached by the file's identity, so asking every
 sample costs one ``stat``.
 
@@ -27,6 +30,18 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 Procs = Dict[str, List[Dict[str, int]]]
 MAX_LOGGED_XIDS = 200
+
+
+def _alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except ValueError:
+        return False
+    except PermissionError:  # another user's: alive
+        return True
+    except OSError:
+        return False
+    return True
 
 
 class DriverState:
@@ -61,8 +76,12 @@ class DriverState:
         return mode if isinstance(mode, int) else 0
 
     def processes(self, uuid: str) -> List[Dict[str, int]]:
-        procs = self.read().get("processes", {}).get(uuid, [])
-        return [p for p in procs if isinstance(p, dict) and isinstance(p.get("pid"), int)]
+        """The processes every live streaming agent runs on GPU ``uuid``."""
+        out: List[Dict[str, int]] = []
+        for writer, procs in self.read().get("processes_by", {}).items():
+            if isinstance(procs, dict) and _alive(writer):
+                out.extend(p for p in procs.get(uuid, []) if isinstance(p, dict) and isinstance(p.get("pid"), int))
+        return out
 
     @contextlib.contextmanager
     def _update(self) -> Iterator[Dict[str, Any]]:
@@ -86,8 +105,14 @@ class DriverState:
             data["compute_modes"] = modes
 
     def set_processes(self, procs: Procs) -> None:
+        """This process's stand-ins (none: it is leaving), beside the others'."""
         with self._update() as data:
-            data["processes"] = procs
+            by = {w: p for w, p in dict(data.get("processes_by", {})).items() if _alive(w)}
+            if procs:
+                by[str(os.getpid())] = procs
+            else:
+                by.pop(str(os.getpid()), None)
+            data["processes_by"] = by
 
     def push_xid(self, gpu: int, xid: int) -> None:
         """Make XID ``xid`` happen on GPU index ``gpu`` of the running host."""

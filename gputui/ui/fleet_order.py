@@ -6,14 +6,19 @@ grouping can be tested without a screen.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from gputui.fleet.store import FleetStore, HostRecord, HostState
+from gputui.health.model import Severity
 
 SORTS = ("name", "state", "util", "temp", "mem")
 GROUPINGS = ("none", "group", "tag")
-STATE_RANK = {HostState.DOWN: 0, HostState.STALE: 1, HostState.CONNECTING: 2, HostState.LIVE: 3}
+# "Worst first" interleaves what the link says and what the alerts say: a live
+# host with a critical alert is worse than a stale one, a warning than a host
+# still connecting.
+STATE_RANK = {HostState.DOWN: 0, HostState.STALE: 2, HostState.CONNECTING: 4, HostState.LIVE: 5}
+ALERT_RANK = {Severity.CRITICAL: 1, Severity.WARNING: 3, Severity.INFO: 5}
 
 
 @dataclass(frozen=True)
@@ -41,9 +46,10 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else -1.0
 
 
-def sort_key(sort: str, now: float) -> Callable[[HostRecord], tuple[object, ...]]:
+def sort_key(sort: str, now: float, alerts: Mapping[str, Severity] | None = None) -> Callable[[HostRecord], tuple[object, ...]]:
     if sort == "state":
-        return lambda r: (STATE_RANK[r.state(now)], r.name)
+        worst = alerts or {}
+        return lambda r: (min(STATE_RANK[r.state(now)], ALERT_RANK.get(worst.get(r.name, Severity.INFO), 5)), r.name)
     if sort == "util":
         return lambda r: (-_mean([g.util_pct for g in r.gpus() if g.util_pct is not None]), r.name)
     if sort == "temp":
@@ -53,9 +59,16 @@ def sort_key(sort: str, now: float) -> Callable[[HostRecord], tuple[object, ...]
     return lambda r: (r.name,)
 
 
-def arrange(store: FleetStore, needle: str = "", sort: str = "name", grouping: str = "none") -> list[Row]:
+def arrange(
+    store: FleetStore,
+    needle: str = "",
+    sort: str = "name",
+    grouping: str = "none",
+    alerts: Mapping[str, Severity] | None = None,
+) -> list[Row]:
+    """``alerts``: each host's worst alert now, for the "state" sort."""
     now = store.clock()
-    hosts = sorted((r for r in store.hosts.values() if matches(r, needle)), key=sort_key(sort, now))
+    hosts = sorted((r for r in store.hosts.values() if matches(r, needle)), key=sort_key(sort, now, alerts))
     if grouping == "none":
         return [Row(r.name, r.name) for r in hosts]
     groups: dict[str, list[HostRecord]] = {}

@@ -88,7 +88,7 @@ class FleetView(ScrollView, can_focus=True):
         The cursor stays on the same host when the order changes under it.
         """
         keep = self.selected
-        self.rows = arrange(self.store, self.needle, self.sort, self.grouping)
+        self.rows = arrange(self.store, self.needle, self.sort, self.grouping, self.alert_hosts)
         self.gpu_columns = max(
             (len(r.gpus()) or (len(r.hello.gpus) if r.hello else 0) for r in self.store.hosts.values()), default=0
         )

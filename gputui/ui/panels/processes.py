@@ -1,7 +1,7 @@
 """Tab 4, Processes: every process on the host's GPUs, sortable and filterable.
 
 ``o`` cycles the sort column and ``O`` reverses it (a click on a header sorts
-by that column, a second click reverses); ``u`` filters by user. Rows are
+by that column, a second click reverses); ``u`` filters by (part of) a user name. Rows are
 keyed ``gpu:pid`` and updated in place, and the cursor stays on the process
 it was on while rows come, go and move: an operator who selected a process
 to act on must not find another one under the cursor a second later:
@@ -167,7 +167,8 @@ class ProcessesPanel(HostPanel):
             for p in g.processes:
                 everything[f"{g.index}:{p.pid}"] = (g.index, p)
         needle = self.user_filter.casefold()
-        shown = {k: v for k, v in everything.items() if not needle or (v[1].user or "").casefold() == needle}
+        # Part of a name finds it, as the overview's / does: "bk" for bkumar.
+        shown = {k: v for k, v in everything.items() if not needle or needle in (v[1].user or "").casefold()}
         at = self.cursor_key(table)
         wall = time.time()
         sync_rows(table, {key: self.row(gpu, p, wall, view) for key, (gpu, p) in shown.items()})
