@@ -515,4 +515,23 @@ async def test_a_silent_jump_host_costs_one_attempt_not_one_per_host(fleet: SshF
     # the first joined its attempt instead of each waiting out their own.
     assert len(accepted) == 1
     for name in names:
-        assert store.hosts[name].error == "jump host gt-jump: no answer within 2s", store.hosts[name].error
+        assert store.hosts[name].error == "jump host gt-jump: no answer from 127.0.0.1:" + f"{port} within 2s", store.hosts[
+            name
+        ].error
+
+
+async def test_a_host_its_jump_host_cannot_reach_is_named_with_its_address_and_hop(fleet: SshFleet, tmp_path: Path) -> None:
+    if not fleet.namespaces:
+        pytest.fail("the jump-host tests need network namespaces")
+    a = fleet.hosts["gt-a"]
+    ssh_config = tmp_path / "ssh_config"
+    closed = f"Host gt-closed\n  HostName {a.address}\n  Port 2\n  User root\n  IdentityFile {fleet.client_key}\n"
+    ssh_config.write_text(fleet.ssh_config.read_text() + "\n" + closed + "  ProxyJump gt-jump\n")
+    text = fleet.config_toml([]).replace(f'config_file = "{fleet.ssh_config}"', f'config_file = "{ssh_config}"')
+    (tmp_path / "fleet.toml").write_text(text + '\n[[hosts]]\nname = "gt-closed"\n')
+    store = FleetStore()
+    await collect(links_for(cfg.load(tmp_path / "fleet.toml")), store, 20)
+    error = store.hosts["gt-closed"].error or ""
+    # Not "SSH error: Connection refused": which hop, which address, what it said.
+    assert error.startswith(f"jump host gt-jump cannot reach {a.address}:2: "), error
+    assert "refused" in error.lower(), error

@@ -116,7 +116,17 @@ def open_nvml(args: argparse.Namespace, state_dir: Optional[str] = None) -> Any:
         from gputui.sim.nvml import SimNvml
 
         processes = "attach" if args.act and state_dir else "synthetic" if args.act else args.sim_processes
-        return SimNvml(args.sim, seed=args.seed, gpus=args.gpus, processes=processes, state_dir=state_dir, host=host_name(args))
+        # A simulated kernel log outlives an agent only in a folder named for it:
+        # the default one is shared by every run of a host of that name.
+        return SimNvml(
+            args.sim,
+            seed=args.seed,
+            gpus=args.gpus,
+            processes=processes,
+            state_dir=state_dir,
+            host=host_name(args),
+            kernel_log=bool(args.state_dir),
+        )
     import pynvml
 
     return pynvml

@@ -90,9 +90,12 @@ class SimNvml(EventApi):
         host_no: int = 0,
         state_dir: Optional[str] = None,
         host: str = "sim",
+        kernel_log: bool = True,
     ) -> None:
         """``state_dir`` shares the driver state with other processes of the
-        same simulated ``host`` (see :mod:`gputui.sim.driver`); ``processes``
+        same simulated ``host`` (see :mod:`gputui.sim.driver`); with
+        ``kernel_log`` false the XIDs are not kept there for agents started
+        later (a host every run starts afresh); ``processes``
         is ``standin``, ``synthetic`` or ``attach`` (no processes of its own:
         it lists those the host's streaming agent wrote to the driver state)."""
         if scenario not in SCENARIOS:
@@ -116,7 +119,8 @@ class SimNvml(EventApi):
             self.gpus.append(SimGpu(i, board, role, gpu_seed, self.scenario.busy_fraction, uuid, serial))
         self.missing = {getattr(pynvml, n) for n in self.scenario.driver.missing_fields if hasattr(pynvml, n)}
         self.driver = DriverState(state_dir, host) if state_dir else None
-        self.xids = SimXids(roles, self.scenario.driver.version, host, clock, (state_dir, host) if state_dir else None)
+        shared = (state_dir, host) if state_dir and kernel_log else None
+        self.xids = SimXids(roles, self.scenario.driver.version, host, clock, shared)
         self.persistence = int(self.scenario.persistence)
         self.failing: Dict[Any, int] = {}
         self.attached = processes == "attach"

@@ -30,7 +30,7 @@ from gputui.transport.base import LinkError
 from gputui.transport.jump_pool import JumpPool, Lease
 from gputui.transport.lines import split_lines
 from gputui.transport.ssh_keys import HostKeyGate, refusal
-from gputui.transport.ssh_resolve import config_paths, proxy_jumps
+from gputui.transport.ssh_resolve import config_paths, proxy_jumps, resolve
 
 NO_PYTHON = "gputui:no-python3"
 NEEDS_UPLOAD = "gputui:upload"
@@ -68,6 +68,16 @@ class SshShared:
 
 def _expand(path: str) -> Path:
     return Path(path).expanduser()
+
+
+def _address(config_paths: list[str], target: str, port: int | None, user: str | None) -> str:
+    """host:port as ssh_config resolves ``target``: what an operator checks
+    first when a connection is refused or silent."""
+    try:
+        resolved = resolve(config_paths, target, port, user)
+    except (OSError, ValueError):
+        return f"{target}:{port or 22}"
+    return f"{resolved.hostname}:{resolved.port}"
 
 
 class SshLink:
@@ -129,11 +139,13 @@ class SshLink:
             # Waiting on a hop another host is opening takes no handshake slot:
             # hosts queued behind the cap join that open instead of starting
             # their own once the bastion has failed for the first wave.
-            open_hop = partial(self._open_capped, f"jump host {host}", host, port, user, tunnel, config_paths)
+            via = hops[depth - 1][1] if depth else None
+            open_hop = partial(self._open_capped, f"jump host {host}", host, port, user, tunnel, config_paths, via)
             lease = await self.shared.jumps.acquire(self._hop_key(hops[: depth + 1], config_paths), open_hop)
             self.leases.append(lease)
             tunnel = lease.conn
-        return await self._open_capped(self.name, target, self.host.port, self.host.user, tunnel, config_paths)
+        via = hops[-1][1] if hops else None
+        return await self._open_capped(self.name, target, self.host.port, self.host.user, tunnel, config_paths, via)
 
     async def _open_capped(self, *args: Any) -> asyncssh.SSHClientConnection:
         """``_open`` within the cap on concurrent handshakes; a hop's open runs
@@ -160,7 +172,9 @@ class SshLink:
         user: str | None,
         tunnel: asyncssh.SSHClientConnection | None,
         config_paths: list[str],
+        via: str | None = None,
     ) -> asyncssh.SSHClientConnection:
+        """``via``: the jump host the connection goes through, for the errors."""
         s = self.shared.settings
         # The host's name is on the row already; a jump host must be named.
         prefix = "" if what == self.name else f"{what}: "
@@ -173,6 +187,10 @@ class SshLink:
             opts["username"] = user
         if tunnel is not None:
             opts["tunnel"] = tunnel
+
+        def where(hop: bool = True) -> str:  # resolved only for an error's words
+            return _address(config_paths, target, port, user) + (f" via {via}" if via and hop else "")
+
         try:
             return await asyncssh.connect(target, **opts)  # type: ignore[arg-type]
         except asyncssh.HostKeyNotVerifiable:
@@ -185,11 +203,14 @@ class SshLink:
         except asyncssh.DisconnectError as exc:
             raise LinkError(f"{prefix}disconnected during handshake: {exc.reason}") from None
         except TimeoutError:
-            raise LinkError(f"{prefix}no answer within {s.connect_timeout_s:.0f}s") from None
+            raise LinkError(f"{prefix}no answer from {where()} within {s.connect_timeout_s:.0f}s") from None
+        except asyncssh.ChannelOpenError as exc:
+            # The hop answered but could not open the way on: its sshd's words.
+            raise LinkError(f"{prefix}jump host {via} cannot reach {where(hop=False)}: {exc.reason}") from None
         except OSError as exc:
-            raise LinkError(f"{prefix}cannot connect to {target}: {exc.strerror or exc}") from None
+            raise LinkError(f"{prefix}cannot connect to {where()}: {exc.strerror or exc}") from None
         except (asyncssh.Error, ValueError) as exc:
-            raise LinkError(f"{prefix}SSH error: {exc}") from None
+            raise LinkError(f"{prefix}SSH error with {where()}: {exc}") from None
 
     # -- preparing the remote side ----------------------------------------------
     def _remote_dir(self) -> str:
