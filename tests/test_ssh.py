@@ -515,9 +515,8 @@ async def test_a_silent_jump_host_costs_one_attempt_not_one_per_host(fleet: SshF
     # the first joined its attempt instead of each waiting out their own.
     assert len(accepted) == 1
     for name in names:
-        assert store.hosts[name].error == "jump host gt-jump: no answer from 127.0.0.1:" + f"{port} within 2s", store.hosts[
-            name
-        ].error
+        error = store.hosts[name].error
+        assert error == f"jump host gt-jump: no answer from 127.0.0.1:{port} within 2s", error
 
 
 async def test_a_host_its_jump_host_cannot_reach_is_named_with_its_address_and_hop(fleet: SshFleet, tmp_path: Path) -> None:
