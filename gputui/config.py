@@ -122,6 +122,12 @@ class Host(_Strict):
     remote_dir: str | None = None
     backend: Backend | None = Field(None, description="enforcement backend for actions (default: the group's, then [actions])")
     slurm_node: str | None = Field(None, min_length=1, description="the host's Slurm NodeName (default: its name)")
+    temp_slowdown_c: int | None = Field(
+        None,
+        ge=40,
+        le=130,
+        description="slowdown temperature for GPUs read through nvidia-smi that cannot say it (default: the model's)",
+    )
 
     @field_validator("name")
     @classmethod

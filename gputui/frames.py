@@ -89,6 +89,9 @@ class GpuStatic(_Model):
     power_default_w: float | None = None
     temp_slowdown_c: int | None = None
     temp_shutdown_c: int | None = None
+    # Where the two come from when not from NVML (nvidia-smi's T.Limit, the
+    # config, a model's default), for an alert to say how sure it is.
+    temp_limits_from: str | None = None
     mig_enabled: bool | None = None
     lost: bool = False
     error: str | None = None
@@ -142,6 +145,7 @@ class Hello(_Model):
     cuda_driver_version: str | None = None
     interval_s: float = 1.0
     gpus: list[GpuStatic]
+    missing_fields: list[str] = Field(default_factory=list)  # what the host's nvidia-smi could not be asked for
 
 
 class LedgerGpu(_Model):

@@ -185,7 +185,19 @@ class SshFleet:
             "from gputui.sim.nvidia_smi import main\nsys.exit(main())\n"
         )
         smi.chmod(0o755)
-        host.extra_config = f"SetEnv PATH={bin_dir} GPUTUI_SIM_SCENARIO=incident\n"
+        unknown = self.root / "nopy-smi-unknown"
+        host.extra_config = f"SetEnv PATH={bin_dir} GPUTUI_SIM_SCENARIO=incident GPUTUI_SIM_SMI_UNKNOWN_FILE={unknown}\n"
+
+    @contextlib.contextmanager
+    def older_nvidia_smi(self, unknown_fields: list[str]) -> Iterator[None]:
+        """gt-nopy's nvidia-smi, while within, is one that predates these query
+        fields (as after a driver downgrade): it refuses a query that names one."""
+        path = self.root / "nopy-smi-unknown"
+        path.write_text(",".join(unknown_fields))
+        try:
+            yield
+        finally:
+            path.unlink()
 
     def start_sshd(self, host: SshHost) -> None:
         if host.host_key is None:

@@ -137,6 +137,13 @@ def test_an_out_of_range_value_is_refused_with_its_key(tmp_path: Path) -> None:
     assert "70000" in message
 
 
+def test_a_hosts_slowdown_point_for_nvidia_smi_is_optional_and_checked(tmp_path: Path) -> None:
+    loaded = config.load(write(tmp_path, '[[hosts]]\nname = "gpu-01"\ntemp_slowdown_c = 87\n[[hosts]]\nname = "gpu-02"\n'))
+    assert [h.temp_slowdown_c for h in loaded.hosts] == [87, None]
+    message = error_for(write(tmp_path, '[[hosts]]\nname = "gpu-01"\ntemp_slowdown_c = 870\n', "bad.toml"))
+    assert "hosts[0] (gpu-01).temp_slowdown_c: " in message and "870" in message
+
+
 def test_invalid_toml_names_the_file_and_the_line(tmp_path: Path) -> None:
     path = write(tmp_path, 'interval = 1\n[[hosts]\nname = "gpu-01"\n')
     message = error_for(path)

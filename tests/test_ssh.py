@@ -18,10 +18,12 @@ import pytest
 from gputui import config as cfg
 from gputui.fleet.runner import FleetRunner
 from gputui.fleet.store import FleetStore, HostState
+from gputui.health.engine import HealthEngine
 from gputui.snapshot import collect
 from gputui.transport import bundle
 from gputui.transport.from_config import links_for
 from gputui.transport.ssh import AgentBundle, SshLink, SshShared
+from gputui.ui.connections import reads
 from tests.sshfleet import SshFleet, login_home, running_fleet
 
 
@@ -106,8 +108,41 @@ async def test_hosts_behind_the_jump_host_stream_frames(fleet: SshFleet, tmp_pat
     assert nopy.state(now) is HostState.LIVE, nopy.error
     assert nopy.hello is not None and nopy.hello.source == "nvidia-smi"
     assert nopy.gpus() and all(g.util_pct is not None or g.index == 5 for g in nopy.gpus())
-    assert all(g.throttle is None for g in nopy.gpus())  # nvidia-smi does not say: null, not "none"
+    assert all(g.throttle is not None and g.remapped_rows is None for g in nopy.gpus())  # what nvidia-smi says, and not
     assert elapsed < 20
+
+
+async def test_a_hot_gpu_on_a_host_read_through_nvidia_smi_alerts(fleet: SshFleet, tmp_path: Path) -> None:
+    """gt-nopy's GPU 2 runs past its slowdown point (incident scenario): the
+    thermal rule needs the slowdown point, which nvidia-smi's T.Limit gives."""
+    store = await gather_once(load(fleet, tmp_path, ["gt-nopy"]))
+    nopy = store.hosts["gt-nopy"]
+    assert nopy.hello is not None and nopy.hello.missing_fields == [], nopy.error
+    assert nopy.hello.gpus[2].temp_slowdown_c == 89 and nopy.hello.gpus[2].temp_limits_from == "nvidia-smi T.Limit"
+    alerts = {(a.rule, a.gpu): a for a in HealthEngine(hold_s=0).evaluate(store)}
+    assert ("thermal", 2) in alerts, sorted(alerts)
+    assert "thermal (SW)" in alerts["thermal", 2].evidence["throttle"]  # the reasons came too
+
+
+async def test_an_older_nvidia_smi_that_refuses_fields_still_gives_alerts(fleet: SshFleet, tmp_path: Path) -> None:
+    """Its nvidia-smi knows neither T.Limit nor the old name of the reasons:
+    the query is asked again without the one and with the other's new name,
+    the link remembers that, and the slowdown point is the model's default."""
+    config = load(fleet, tmp_path, ["gt-nopy"])
+    shared = SshShared.create(config.ssh, config.interval)
+    link = SshLink(config.hosts[0], shared)
+    store = FleetStore()
+    with fleet.older_nvidia_smi(["temperature.gpu.tlimit", "clocks_throttle_reasons.active"]):
+        await collect([link], store, 30.0, samples=2)
+    assert link.smi_refused == {"temperature.gpu.tlimit", "clocks_throttle_reasons.active"}
+    nopy = store.hosts["gt-nopy"]
+    assert nopy.hello is not None and nopy.hello.missing_fields == ["temperature.gpu.tlimit"], nopy.error
+    assert reads(nopy) == "reduced: nvidia-smi (lacks temperature.gpu.tlimit)"  # the connections view says so
+    hot = nopy.hello.gpus[2]
+    assert (hot.temp_slowdown_c, hot.temp_shutdown_c, hot.temp_limits_from) == (89, 92, "H100 default")
+    assert all(g.throttle is not None for g in nopy.gpus())  # from clocks_event_reasons.active
+    alerts = {(a.rule, a.gpu): a for a in HealthEngine(hold_s=0).evaluate(store)}
+    assert alerts["thermal", 2].evidence["limits from"] == "H100 default"
 
 
 async def test_the_bundle_is_uploaded_once_and_reused(fleet: SshFleet, tmp_path: Path) -> None:

@@ -198,6 +198,8 @@ def thermal(g: GpuSample, static: GpuStatic | None, th: Thresholds) -> Finding |
     if not (near_shutdown or slowed or warm):
         return None
     evidence = {"temp": fmt(temp, "{} C"), "slowdown at": fmt(slowdown, "{} C"), "shutdown at": fmt(shutdown, "{} C")}
+    if static is not None and static.temp_limits_from is not None:
+        evidence["limits from"] = static.temp_limits_from
     if reasons:
         evidence["throttle"] = throttle_words(reasons)
     what = "thermal slowdown" if slowed else "running hot"

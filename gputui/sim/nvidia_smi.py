@@ -5,6 +5,12 @@ It prints what the real tool prints for ``--query-gpu`` and
 separated by ", ", "[N/A]" or "[Not Supported]" where there is none), from
 the simulator. It is started through an absolute interpreter path, which is
 how a host can have it while ``python3`` is not on the PATH.
+
+As the real tool, it refuses the whole query when one field is not one it
+knows (``Field "x" is not a valid field to query.`` on stdout, exit status
+2). ``GPUTUI_SIM_SMI_UNKNOWN`` (a comma-separated list), or the file that
+``GPUTUI_SIM_SMI_UNKNOWN_FILE`` names, lists fields to treat so: an older
+nvidia-smi, which a test can put on a host without restarting its sshd.
 """
 
 import os
@@ -12,10 +18,24 @@ import sys
 import time
 from typing import Any, Dict, List, Optional
 
-from gputui.sim.nvml import SimNvml
+from gputui.sim.nvml import SimNvml, clocks_event_mask
 
 MIB = 1024 * 1024
 PSTATES = {0: "P0", 8: "P8"}
+# nvidia-smi's names for the clock-event (throttle) reasons and their NVML bits.
+REASON_BITS = {
+    "gpu_idle": 0x1,
+    "applications_clocks_setting": 0x2,
+    "sw_power_cap": 0x4,
+    "hw_slowdown": 0x8,
+    "sync_boost": 0x10,
+    "sw_thermal_slowdown": 0x20,
+    "hw_thermal_slowdown": 0x40,
+    "hw_power_brake_slowdown": 0x80,
+}
+# The old names, and the new ones (drivers 535 and later answer both).
+REASON_PREFIXES = ("clocks_throttle_reasons.", "clocks_event_reasons.")
+UNKNOWN_EXIT = 2
 
 
 def _na(value: Any) -> str:
@@ -44,8 +64,42 @@ def gpu_row(sim: SimNvml, index: int, fields: List[str]) -> str:
         "pstate": PSTATES.get(g.pstate, "P%d" % g.pstate),
         "compute_mode": "Default",
         "ecc.errors.uncorrected.volatile.total": g.ecc_vol_dbe,
+        # The margin to the slowdown point, as drivers with T.Limit report it.
+        "temperature.gpu.tlimit": g.board.slowdown_c - round(g.temp_c) if g.board.has_tlimit else None,
+        "temperature.memory": g.mem_temp_c if g.board.has_mem_temp else None,
     }
+    mask = clocks_event_mask(g)
+    for prefix in REASON_PREFIXES:
+        values[prefix + "active"] = "0x%016x" % mask
+        for name, bit in REASON_BITS.items():
+            values[prefix + name] = "Active" if mask & bit else "Not Active"
     return ", ".join(_na(values.get(f)) for f in fields)
+
+
+def known_gpu_fields() -> List[str]:
+    """The ``--query-gpu`` fields this stand-in answers, less those it is told it predates."""
+    sim_fields = [
+        "index", "uuid", "name", "pci.bus_id", "driver_version", "memory.total", "memory.used",
+        "utilization.gpu", "utilization.memory", "temperature.gpu", "power.draw", "power.limit",
+        "clocks.sm", "clocks.mem", "fan.speed", "pstate", "compute_mode",
+        "ecc.errors.uncorrected.volatile.total", "temperature.gpu.tlimit", "temperature.memory",
+    ]  # fmt: skip
+    for prefix in REASON_PREFIXES:
+        sim_fields += [prefix + "active"] + [prefix + name for name in REASON_BITS]
+    unknown = set(_unknown_fields())
+    return [f for f in sim_fields if f not in unknown]
+
+
+def _unknown_fields() -> List[str]:
+    text = os.environ.get("GPUTUI_SIM_SMI_UNKNOWN", "")
+    path = os.environ.get("GPUTUI_SIM_SMI_UNKNOWN_FILE")
+    if path:
+        try:
+            with open(path) as f:
+                text += "," + f.read()
+        except FileNotFoundError:
+            pass
+    return [f.strip() for f in text.replace("\n", ",").split(",") if f.strip()]
 
 
 def app_rows(sim: SimNvml, fields: List[str]) -> List[str]:
@@ -78,6 +132,11 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(row)
         return 0
     fields = opts.get("--query-gpu", "index").split(",")
+    known = known_gpu_fields()
+    for f in fields:
+        if f not in known:
+            print('Field "%s" is not a valid field to query.\n' % f)
+            return UNKNOWN_EXIT
     period = float(opts["-lms"]) / 1000.0 if "-lms" in opts else float(opts.get("-l", "0") or 0)
     try:
         while True:

@@ -70,6 +70,17 @@ class SimHandle:
         return hash(("SimHandle", self.index))
 
 
+def clocks_event_mask(g: SimGpu) -> int:
+    """The clock-event reasons bitmask; the stand-in nvidia-smi prints the same
+    one, so that the agent and the nvidia-smi fallback see one GPU alike."""
+    mask = 0 if g.job is not None else pynvml.nvmlClocksEventReasonGpuIdle
+    if g.throttling:
+        mask |= pynvml.nvmlClocksEventReasonSwThermalSlowdown | pynvml.nvmlClocksEventReasonHwThermalSlowdown
+    if g.power_w >= g.power_limit_w * 0.98:
+        mask |= pynvml.nvmlClocksEventReasonSwPowerCap
+    return mask
+
+
 def _error(code: int) -> pynvml.NVMLError:
     return pynvml.NVMLError(code)
 
@@ -353,13 +364,7 @@ class SimNvml(EventApi):
         return self.persistence
 
     def nvmlDeviceGetCurrentClocksEventReasons(self, handle: SimHandle) -> int:
-        g = self._gpu(handle)
-        mask = 0 if g.job is not None else pynvml.nvmlClocksEventReasonGpuIdle
-        if g.throttling:
-            mask |= pynvml.nvmlClocksEventReasonSwThermalSlowdown | pynvml.nvmlClocksEventReasonHwThermalSlowdown
-        if g.power_w >= g.power_limit_w * 0.98:
-            mask |= pynvml.nvmlClocksEventReasonSwPowerCap
-        return mask
+        return clocks_event_mask(self._gpu(handle))
 
     def nvmlDeviceGetComputeRunningProcesses(self, handle: SimHandle) -> List[Any]:
         g = self._gpu(handle)

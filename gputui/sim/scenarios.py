@@ -26,6 +26,7 @@ class Board(NamedTuple):
     has_mem_temp: bool
     pcie_gbps: float
     nvlinks: int = 0  # NVLink links (SXM boards); PCIe boards here have none
+    has_tlimit: bool = True  # nvidia-smi's T.Limit margin (temperature.gpu.tlimit); older boards print [N/A]
 
 
 class Driver(NamedTuple):
@@ -37,7 +38,9 @@ class Driver(NamedTuple):
 
 
 H100_SXM = Board("NVIDIA H100 80GB HBM3", 81559, 700.0, 72.0, 200.0, 89, 92, 1980, 345, 2619, False, True, 64.0, 18)
-A100_PCIE_40 = Board("NVIDIA A100-PCIE-40GB", 40960, 250.0, 35.0, 150.0, 89, 92, 1410, 210, 1215, True, False, 32.0)
+A100_PCIE_40 = Board(
+    "NVIDIA A100-PCIE-40GB", 40960, 250.0, 35.0, 150.0, 89, 92, 1410, 210, 1215, True, False, 32.0, has_tlimit=False
+)
 A100_PCIE_80 = Board("NVIDIA A100 80GB PCIe", 81920, 300.0, 45.0, 150.0, 89, 92, 1410, 210, 1512, True, True, 32.0)
 
 _ALWAYS_MISSING = frozenset(

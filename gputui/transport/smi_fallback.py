@@ -4,15 +4,26 @@
 interval; each round (the index going back to 0) becomes a sample frame, and
 the first round also gives a hello. The process list comes from
 ``--query-compute-apps`` every other interval. Whatever nvidia-smi cannot
-give (user, command, throttle reasons, remapped rows...) is null, and the
-source is marked ``nvidia-smi`` so the UI can say the host is reduced.
+give (user, command, remapped rows, NVLink...) is null, and the source is
+marked ``nvidia-smi`` so the UI can say the host is reduced.
+
+The health rules still need a slowdown point and the throttle reasons, so
+the query asks for them too (see :data:`OPTIONAL_FIELDS`). An older
+nvidia-smi refuses a whole query over one field it does not know, so a
+refused field is dropped, the query started again without it, and the
+host's link remembers the refusal so that a reconnect does not ask again;
+the hello lists what is missing. A slowdown point nvidia-smi cannot give
+comes from the host's ``temp_slowdown_c`` in the config, else from
+:data:`MODEL_LIMITS`. The extra fields cost about 16 B/s on the compressed
+wire for 8 GPUs at 1 s (about 90 B/s before), well inside 1 KB/s.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import asyncssh
 
@@ -25,9 +36,43 @@ GPU_FIELDS = (
     "utilization.gpu", "utilization.memory", "temperature.gpu", "power.draw", "power.limit",
     "clocks.sm", "clocks.mem", "fan.speed", "pstate", "compute_mode", "ecc.errors.uncorrected.volatile.total",
 )  # fmt: skip
+# Fields some nvidia-smi versions do not know. Only the bitmask of the clock-event
+# reasons is asked for: it says everything the per-reason "Active"/"Not Active"
+# fields say in 18 characters instead of about 70 a GPU each interval.
+TLIMIT = "temperature.gpu.tlimit"
+MEM_TEMP = "temperature.memory"
+REASONS = "clocks_throttle_reasons.active"
+OPTIONAL_FIELDS = (TLIMIT, MEM_TEMP, REASONS)
+# A refused field's other name: drivers from 535 call the reasons clock events
+# (and still answer the old name), so a future one may answer the new name only.
+OTHER_NAMES = {REASONS: "clocks_event_reasons.active"}
 APP_FIELDS = ("gpu_uuid", "pid", "used_memory")
 SOURCE = "nvidia-smi"
 MAX_GPUS = 64
+REFUSED = re.compile(r'Field\s+["\u201c\u201d]?([^"\u201c\u201d\s]+)["\u201c\u201d]?\s+is not a valid field to query')
+
+# NVML's clock-event reason bits, by the names the agent gives them (gputui.agent.fields.THROTTLE_BITS).
+REASON_BITS = (
+    (0x4, "sw_power_cap"),
+    (0x8, "hw_slowdown"),
+    (0x10, "sync_boost"),
+    (0x20, "sw_thermal_slowdown"),
+    (0x40, "hw_thermal_slowdown"),
+    (0x80, "hw_power_brake"),
+)
+
+# (slowdown, shutdown) in C by model, for GPUs whose nvidia-smi has no T.Limit.
+# These are defaults, not the board's own numbers: what ``nvidia-smi -q`` shows
+# as "GPU Slowdown Temp" and "GPU Shutdown Temp" on common data-centre boards
+# of each model. A site whose boards differ sets ``temp_slowdown_c`` on the host.
+MODEL_LIMITS: dict[str, tuple[int, int]] = {
+    "GH200": (89, 92),
+    "H200": (89, 92),
+    "H100": (89, 92),
+    "A100": (89, 92),
+    "V100": (87, 90),
+    "T4": (93, 96),
+}
 
 
 def value(text: str) -> str | None:
@@ -52,14 +97,64 @@ def _int(text: str | None) -> int | None:
     return None if n is None else int(n)
 
 
-def parse_gpu_line(line: str) -> dict[str, str | None]:
+def parse_gpu_line(line: str, fields: Sequence[str] = GPU_FIELDS) -> dict[str, str | None]:
+    """One CSV line as field -> value, keyed by the names in ``fields`` (the
+    optional fields under their names here, whichever name was asked for)."""
     parts = [value(p) for p in line.split(",")]
-    if len(parts) != len(GPU_FIELDS):
-        raise LinkError(f"nvidia-smi printed {len(parts)} fields where {len(GPU_FIELDS)} were asked for: {line[:120]!r}")
-    return dict(zip(GPU_FIELDS, parts, strict=True))
+    if len(parts) != len(fields):
+        raise LinkError(f"nvidia-smi printed {len(parts)} fields where {len(fields)} were asked for: {line[:120]!r}")
+    return dict(zip(fields, parts, strict=True))
 
 
-def hello_frame(rows: list[dict[str, str | None]], host: str, interval: float) -> dict[str, object]:
+def model_limits(name: str | None) -> tuple[str, tuple[int, int]] | None:
+    """The model's default limits, matched on whole words of the name so
+    that "T4" is not found inside another model's name."""
+    words = set(re.split(r"[^A-Za-z0-9]+", (name or "").upper()))
+    for model, limits in MODEL_LIMITS.items():
+        if model in words:
+            return model, limits
+    return None
+
+
+def temp_limits(row: dict[str, str | None], configured_slowdown_c: int | None) -> dict[str, object]:
+    """A GPU's slowdown and shutdown points, and where they come from.
+
+    T.Limit is the margin to the GPU's nearest slowdown threshold (NVML's
+    margin temperature), so temperature plus margin is where it starts to
+    slow down: the GPU's own number, preferred to the config's, which is
+    preferred to the model's default. Only the model table gives a shutdown
+    point: nvidia-smi's query has none."""
+    temp, margin = _int(row.get("temperature.gpu")), _int(row.get(TLIMIT))
+    model = model_limits(row.get("name"))
+    shutdown = model[1][1] if model else None
+    if temp is not None and margin is not None:
+        return {"temp_slowdown_c": temp + margin, "temp_shutdown_c": shutdown, "temp_limits_from": "nvidia-smi T.Limit"}
+    if configured_slowdown_c is not None:
+        return {"temp_slowdown_c": configured_slowdown_c, "temp_shutdown_c": shutdown, "temp_limits_from": "config"}
+    if model is not None:
+        return {"temp_slowdown_c": model[1][0], "temp_shutdown_c": shutdown, "temp_limits_from": f"{model[0]} default"}
+    return {}
+
+
+def throttle_reasons(mask_text: str | None) -> list[str] | None:
+    """The active clock-event reasons by name, [] for none; None when not known
+    (not asked for, or the GPU does not say), which the rules do not read as none."""
+    if mask_text is None:
+        return None
+    try:
+        mask = int(mask_text, 16)
+    except ValueError:
+        return None
+    return sorted(name for bit, name in REASON_BITS if mask & bit)
+
+
+def hello_frame(
+    rows: list[dict[str, str | None]],
+    host: str,
+    interval: float,
+    slowdown_c: int | None = None,
+    missing: Sequence[str] = (),
+) -> dict[str, object]:
     gpus = [
         {
             "index": _int(r["index"]),
@@ -68,13 +163,14 @@ def hello_frame(rows: list[dict[str, str | None]], host: str, interval: float) -
             "pci_bus_id": r["pci.bus_id"],
             "mem_total_mib": _int(r["memory.total"]),
             "power_default_w": number(r["power.limit"]),
+            **temp_limits(r, slowdown_c),
         }
         for r in rows
     ]
     return {
         "type": "hello", "v": PROTOCOL_VERSION, "t": round(time.time(), 3), "agent_version": "nvidia-smi",
         "host": host, "source": SOURCE, "driver_version": rows[0]["driver_version"] if rows else None,
-        "interval_s": interval, "gpus": gpus,
+        "interval_s": interval, "gpus": gpus, "missing_fields": sorted(missing),
     }  # fmt: skip
 
 
@@ -91,12 +187,14 @@ def sample_frame(rows: list[dict[str, str | None]], seq: int, apps: dict[str, li
                 "mem_used_mib": _int(r["memory.used"]),
                 "mem_total_mib": _int(r["memory.total"]),
                 "temp_c": _int(r["temperature.gpu"]),
+                "mem_temp_c": _int(r.get(MEM_TEMP)),
                 "power_w": number(r["power.draw"]),
                 "power_limit_w": number(r["power.limit"]),
                 "sm_clock_mhz": _int(r["clocks.sm"]),
                 "mem_clock_mhz": _int(r["clocks.mem"]),
                 "fan_pct": _int(r["fan.speed"]),
                 "pstate": r["pstate"],
+                "throttle": throttle_reasons(r.get(REASONS)),
                 "compute_mode": mode.lower().replace(" ", "_") if mode else None,
                 "ecc": {"volatile_uncorrected": _int(r["ecc.errors.uncorrected.volatile.total"])},
                 "processes": apps.get(r["uuid"] or "", []),
@@ -120,9 +218,11 @@ class SmiRounds:
     when it has as many GPUs as the first one had, or when the index goes
     back, so that a sample is sent as soon as it is complete."""
 
-    def __init__(self, host: str, interval: float) -> None:
+    def __init__(self, host: str, interval: float, slowdown_c: int | None = None, missing: Sequence[str] = ()) -> None:
         self.host = host
         self.interval = interval
+        self.slowdown_c = slowdown_c
+        self.missing = tuple(missing)
         self.rows: list[dict[str, str | None]] = []
         self.expected: int | None = None
         self.last_index = -1
@@ -146,7 +246,7 @@ class SmiRounds:
         out: list[dict[str, object]] = []
         if self.expected is None:
             self.expected = len(self.rows)
-            out.append(hello_frame(self.rows, self.host, self.interval))
+            out.append(hello_frame(self.rows, self.host, self.interval, self.slowdown_c, self.missing))
         out.append(sample_frame(self.rows, self.seq, self.apps))
         self.seq += 1
         self.rows = []
@@ -162,23 +262,74 @@ class SmiRounds:
         return frame
 
 
-async def smi_lines(conn: asyncssh.SSHClientConnection, host: str, interval: float) -> AsyncIterator[bytes]:
+def query_fields(refused: set[str]) -> tuple[list[str], list[str], list[str]]:
+    """What to ask for (the names nvidia-smi is to be sent), the names the
+    rows are keyed by, and the optional fields missing, given those refused."""
+    asked, keys, missing = list(GPU_FIELDS), list(GPU_FIELDS), []
+    for field in OPTIONAL_FIELDS:
+        name = field if field not in refused else OTHER_NAMES.get(field)
+        if name is None or name in refused:
+            missing.append(field)
+            continue
+        asked.append(name)
+        keys.append(field)
+    return asked, keys, missing
+
+
+def refuse(refused: set[str], line: str) -> bool:
+    """Note the field nvidia-smi refused in ``line``; False when it is not an
+    optional one (or the words are not understood): then every optional field
+    is given up, so that the retry is the plain query that always worked."""
+    match = REFUSED.search(line)
+    field = match.group(1) if match else None
+    optional = set(OPTIONAL_FIELDS) | set(OTHER_NAMES.values())
+    if field in optional and field not in refused:
+        refused.add(field)
+        return True
+    before = len(refused)
+    refused.update(optional)
+    return len(refused) > before
+
+
+async def smi_lines(
+    conn: asyncssh.SSHClientConnection,
+    host: str,
+    interval: float,
+    slowdown_c: int | None = None,
+    refused: set[str] | None = None,
+) -> AsyncIterator[bytes]:
+    """``slowdown_c``: the configured slowdown point, for GPUs whose nvidia-smi
+    has no T.Limit. ``refused``: the fields this host's nvidia-smi refused,
+    kept by the caller across connections and added to here."""
     ms = max(100, int(interval * 1000))
-    query = f"nvidia-smi --query-gpu={','.join(GPU_FIELDS)} --format=csv,noheader,nounits -lms {ms}"
     apps_query = f"nvidia-smi --query-compute-apps={','.join(APP_FIELDS)} --format=csv,noheader,nounits"
-    proc = await conn.create_process(query, encoding=None)
-    rounds = SmiRounds(host, interval)
-    async for raw in split_lines(proc.stdout.read):
-        try:
-            row = parse_gpu_line(raw.decode("utf-8", "replace").strip())
-        except LinkError:
-            continue  # an error line for one GPU (a lost one, say): skip it, keep the rest
-        for frame in rounds.add(row):
-            if frame["type"] == "sample" and frame["seq"] % 2 == 0:  # type: ignore[operator]
-                result = await conn.run(apps_query, check=False)
-                rounds.apps = parse_apps(str(result.stdout or ""))
-                frame = rounds.with_apps(frame)
-            yield json.dumps(frame).encode()
-    err = await proc.stderr.read()
-    detail = err.decode("utf-8", "replace").strip()[:200] if isinstance(err, bytes) else ""
-    raise LinkError(f"no python3 3.8+ on the host, and nvidia-smi ended: {detail or 'no output'}")
+    refused = set() if refused is None else refused
+    while True:
+        asked, keys, missing = query_fields(refused)
+        query = f"nvidia-smi --query-gpu={','.join(asked)} --format=csv,noheader,nounits -lms {ms}"
+        proc = await conn.create_process(query, encoding=None)
+        rounds = SmiRounds(host, interval, slowdown_c, missing)
+        refusal = None
+        async for raw in split_lines(proc.stdout.read):
+            text = raw.decode("utf-8", "replace").strip()
+            if rounds.expected is None and "is not a valid field to query" in text:
+                refusal = text
+                break
+            try:
+                row = parse_gpu_line(text, keys)
+            except LinkError:
+                continue  # an error line for one GPU (a lost one, say): skip it, keep the rest
+            for frame in rounds.add(row):
+                if frame["type"] == "sample" and frame["seq"] % 2 == 0:  # type: ignore[operator]
+                    result = await conn.run(apps_query, check=False)
+                    rounds.apps = parse_apps(str(result.stdout or ""))
+                    frame = rounds.with_apps(frame)
+                yield json.dumps(frame).encode()
+        if refusal is not None:
+            proc.close()
+            if refuse(refused, refusal):
+                continue  # again, without the refused field
+            raise LinkError(f"no python3 3.8+ on the host, and nvidia-smi refused its query: {refusal[:200]}")
+        err = await proc.stderr.read()
+        detail = err.decode("utf-8", "replace").strip()[:200] if isinstance(err, bytes) else ""
+        raise LinkError(f"no python3 3.8+ on the host, and nvidia-smi ended: {detail or 'no output'}")

@@ -92,6 +92,7 @@ class SshLink:
         self.stderr_task: asyncio.Task[None] | None = None
         self.leases: list[Lease] = []  # the shared jump-host connections this link uses
         self.route: list[str] = []  # jump hosts, then the host: how the last connection went
+        self.smi_refused: set[str] = set()  # query fields this host's nvidia-smi does not know
 
     # -- connecting ---------------------------------------------------------
     def _known_hosts(self) -> Path:
@@ -353,7 +354,8 @@ class SshLink:
             if started is None:
                 from gputui.transport.smi_fallback import smi_lines  # nvidia-smi, with fewer fields
 
-                async for line in smi_lines(self.conn, self.name, self.shared.interval):
+                smi = smi_lines(self.conn, self.name, self.shared.interval, self.host.temp_slowdown_c, self.smi_refused)
+                async for line in smi:
                     yield line
                 return
             first, rest = started

@@ -27,7 +27,9 @@ def reads(r: HostRecord) -> str:
     if r.hello is None:
         return "-"
     if r.hello.source == "nvidia-smi":
-        return "reduced: nvidia-smi"
+        # An older nvidia-smi lacks fields the rules use: say which, as alerts may then lean on defaults.
+        lacking = f" (lacks {', '.join(r.hello.missing_fields)})" if r.hello.missing_fields else ""
+        return f"reduced: nvidia-smi{lacking}"
     return "simulated" if r.hello.source.startswith("sim:") else "agent (NVML)"
 
 
