@@ -313,12 +313,19 @@ async def test_e_writes_the_incident_report(tmp_path: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         screen = await wait_for_triage(pilot, app, LOST)
         alerts = list(app.board.alerts)
+        acked = listed(screen)[0]
+        await cursor_to(pilot, screen, acked)
+        await remark(pilot, app, "a", "on it, INC-7")
         await pilot.press("E")
         await wait_for(pilot, lambda: reports.is_dir() and any(reports.glob("incident-*.md")), "the report file")
         [path] = list(reports.glob("incident-*.md"))
         text = path.read_text()
         for a in alerts:
             assert a.title in text or a.key in text, a.key
+        # The alert's row says who is on it, with the note, and the record says so too.
+        row = next(line for line in text.splitlines() if line.startswith("|") and acked.title in line)
+        assert "acknowledged by" in row and "on it, INC-7" in row, row
+        assert f"`{acked.key}` acknowledged by" in text
         assert any(str(path) in str(n.message) for n in app._notifications)
         assert screen is app.screen
 

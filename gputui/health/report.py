@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from gputui.fleet.store import FleetStore, HostRecord
 from gputui.frames import ProcessInfo
@@ -43,7 +43,10 @@ def summary_line(store: FleetStore, alerts: Sequence[Alert]) -> str:
     return line + (f"; {no_data} without data" if no_data else "")
 
 
-def alerts_markdown(alerts: Sequence[Alert], now: float) -> list[str]:
+def alerts_markdown(alerts: Sequence[Alert], now: float, remarks: Mapping[str, str] | None = None) -> list[str]:
+    """``remarks``: an operator's word on an alert, by key, shown with its title
+    (whoever reads the report must see who is already on it)."""
+    said = remarks or {}
     if not alerts:
         return ["No active alerts.", ""]
     out = ["| Severity | Where | Alert | Since | What to do | Evidence |", "|---|---|---|---|---|---|"]
@@ -51,7 +54,8 @@ def alerts_markdown(alerts: Sequence[Alert], now: float) -> list[str]:
         severity = f"**{a.severity.word}**" if a.severity is Severity.CRITICAL else a.severity.word
         evidence = "; ".join(f"{k}: {v}" for k, v in a.evidence.items())
         out.append(
-            f"| {severity} | {cell(a.where)} | {cell(a.title)} | {cell(clock_words(a.since, now))} "
+            f"| {severity} | {cell(a.where)} | {cell(a.title + (f' ({said[a.key]})' if a.key in said else ''))} "
+            f"| {cell(clock_words(a.since, now))} "
             f"| {cell(a.advice)} | {cell(evidence)} |"
         )
     return [*out, ""]
@@ -113,14 +117,20 @@ def process_table(record: HostRecord) -> list[str]:
 
 
 def markdown_report(
-    store: FleetStore, alerts: Sequence[Alert], now: float, *, every_host: bool = False, title: str = "GPU incident report"
+    store: FleetStore,
+    alerts: Sequence[Alert],
+    now: float,
+    *,
+    every_host: bool = False,
+    title: str = "GPU incident report",
+    remarks: Mapping[str, str] | None = None,
 ) -> str:
     """The report; ``now`` is the wall clock. Affected hosts come first, worst first, with
     their processes; other hosts get their GPU table (``every_host``) or a line each."""
     mono_now = store.clock()
     stamp = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(now))
     out = [f"# {title}, {stamp}", "", summary_line(store, alerts), "", "## Alerts", ""]
-    out += alerts_markdown(alerts, now)
+    out += alerts_markdown(alerts, now, remarks)
     by_host: dict[str, list[Alert]] = {}
     for a in alerts:  # worst first, so hosts come in the order of their worst alert
         by_host.setdefault(a.host, []).append(a)

@@ -469,7 +469,8 @@ class TriageScreen(Screen[None]):
         from gputui.health.report import markdown_report
 
         now = self.board.clock()
-        text = markdown_report(self.store, list(self.board.alerts), now) + remarks_section(self.board)
+        said = {key: remark_words(r) for key, r in {**self.board.acks, **self.board.silences}.items()}
+        text = markdown_report(self.store, list(self.board.alerts), now, remarks=said) + remarks_section(self.board)
         try:
             path = write_report(text, now)
         except OSError as exc:
