@@ -183,8 +183,12 @@ def test_kill_a_process_that_honours_sigterm(tmp_path: Path, streaming: Streamin
 def test_a_process_ignoring_sigterm_is_killed_only_when_asked(tmp_path: Path, streaming: Streaming) -> None:
     (pid,) = streaming.pids(1)  # every stand-in on GPU 1 ignores SIGTERM
     _, refused = preview_then_apply(tmp_path, "kill", pid=pid, term_wait_s=0.5)
-    assert not refused["ok"]
-    assert refused["error"] == "still running after 0.5 s: SIGTERM was not honoured; ask again with SIGKILL (--kill-after)"
+    assert not refused["ok"] and not refused["conflict"]
+    assert refused["error"] == (
+        f"timed out: pid {pid} still running 0.5 s after SIGTERM (SIGTERM was not honoured); "
+        "no SIGKILL was sent: ask again with SIGKILL (--kill-after)"
+    )
+    assert refused["done"] == [f"sent SIGTERM to pid {pid}"]  # it was done, not refused
     assert os.path.exists(f"/proc/{pid}")
     started = time.monotonic()
     _, killed = preview_then_apply(tmp_path, "kill", pid=pid, term_wait_s=0.5, kill_after=True)

@@ -129,7 +129,8 @@ def _leave_a_record(req: Request, ledger: Optional[LedgerFile], resp: Response) 
         gpus = [a["gpu"] for a in resp["affected"] if req.action == "kill"] or [g["index"] for g in resp["gpus"]]
         why = ledger.record_failure(_entry(req, False, resp["error"], gpus))
         if why is not None:
-            resp["notes"].append("this refusal is not in the ledger's history: %s" % why)
+            what = "failure" if resp["done"] else "refusal"  # something was done before it went wrong
+            resp["notes"].append("this %s is not in the ledger's history: %s" % (what, why))
     failed = syslog(_summary(req, resp))
     if failed is not None:
         resp["notes"].append(failed)

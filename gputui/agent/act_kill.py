@@ -92,14 +92,16 @@ def apply(req: Request, resp: Response) -> None:
         resp["done"].append("pid %d ended after SIGTERM (%.1f s)" % (pid, time.monotonic() - t0))
         return
     if not req.kill_after:
+        # SIGTERM went out: this timed out, it was not refused.
         raise Refused(
-            "still running after %g s: SIGTERM was not honoured; ask again with SIGKILL (--kill-after)" % req.term_wait_s
+            "timed out: pid %d still running %g s after SIGTERM (SIGTERM was not honoured); "
+            "no SIGKILL was sent: ask again with SIGKILL (--kill-after)" % (pid, req.term_wait_s)
         )
     _signal(pid, signal.SIGKILL)
     resp["done"].append("still running after %g s: sent SIGKILL to pid %d" % (req.term_wait_s, pid))
     if not _wait_gone(pid, start, AFTER_KILL_S):
         raise Refused(
-            "pid %d is still there %g s after SIGKILL (state %s): it may be stuck in the kernel"
+            "timed out: pid %d is still there %g s after SIGKILL (state %s): it may be stuck in the kernel"
             % (pid, AFTER_KILL_S, pid_state(pid))
         )
     resp["done"].append("pid %d ended after SIGKILL (%.1f s in all)" % (pid, time.monotonic() - t0))
