@@ -29,6 +29,8 @@ class ProcessInfo(_Model):
     user: str | None = None
     command: str | None = None
     gpu_mem_mib: int | None = None
+    sm_pct: int | None = None  # its share of the GPU's SMs (NVML's process utilisation samples)
+    mem_bw_pct: int | None = None  # its share of memory bandwidth
     cpu_pct: float | None = None
     rss_mib: float | None = None
     started_at: float | None = None

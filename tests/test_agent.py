@@ -267,3 +267,21 @@ def test_nvml_start_failures_say_what_to_check() -> None:
     assert "NVIDIA driver installed" in missing
     unloaded = init_failure(pynvml, pynvml.NVMLError(pynvml.NVML_ERROR_DRIVER_NOT_LOADED))
     assert "not loaded" in unloaded
+
+
+def test_each_process_has_its_share_of_the_sms_and_memory_bandwidth(clock: ManualClock) -> None:
+    sim, sampler = make("healthy", clock)
+    try:
+        sampler.hello(1.0)
+        first = roundtrip(sampler.sample())
+        busy = [g for g in first.gpus if g.processes]
+        assert busy, "the healthy scenario runs jobs"
+        for g in busy:  # one job per simulated GPU: it has the whole GPU's utilisation
+            (p,) = g.processes
+            assert (p.sm_pct, p.mem_bw_pct) == (g.util_pct, g.mem_util_pct)
+        for _ in range(12):
+            clock.now += 1
+            frame = roundtrip(sampler.sample())
+            assert all(p.sm_pct is not None and p.mem_bw_pct is not None for g in frame.gpus for p in g.processes)
+    finally:
+        sim.close()

@@ -367,6 +367,24 @@ async def test_processes_filter_by_user() -> None:
         await wait_for(pilot, lambda: isinstance(app.screen, OverviewScreen), "escape to leave the host")
 
 
+async def test_each_process_shows_its_sm_and_memory_bandwidth_share() -> None:
+    host = Host(samples=10)
+    app = GpuTuiApp(host.store, [])
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_screen(pilot, host)
+        table = await show_tab(pilot, screen, "4", "procs")
+        procs = {f"{g.index}:{p.pid}": p for g in host.store.hosts[HOST].gpus() for p in g.processes}
+        assert procs and all(p.sm_pct is not None for p in procs.values())
+        labels = [str(c.label) for c in table.columns.values()]
+        sm, bw = labels.index("SM"), labels.index("Mem BW")
+        for key, p in procs.items():
+            row = cells(table, key)
+            assert (row[sm], row[bw]) == (f"{p.sm_pct}%", f"{p.mem_bw_pct}%"), key
+        # The idle GPU holding memory shows a job that uses no SM.
+        idle = [p for p in procs.values() if p.gpu_mem_mib and p.sm_pct is not None and p.sm_pct <= 5]
+        assert idle, "the incident host has a job holding memory while idle"
+
+
 # -- ASCII -------------------------------------------------------------------------
 
 

@@ -3,8 +3,8 @@
 The budget is at most five NVML calls per GPU per sample. Four are spent
 every sample (the batched field values, utilisation, memory, temperature);
 the fifth is one "slot" shared by the values that change slowly or rarely
-matter second by second (processes, clocks, P-state, fan, compute mode,
-persistence mode),
+matter second by second (processes, their SM and memory-bandwidth shares,
+clocks, P-state, fan, compute mode, persistence mode),
 each given a refresh period, the most overdue going first. The process list
 jumps the queue when memory use changes, since that is how a job arriving or
 leaving shows first.
@@ -12,7 +12,7 @@ leaving shows first.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from gputui.agent.fields import NVLINK_FIELDS, THROTTLE_BITS, THROTTLE_COUNTERS, FieldBatch
 from gputui.agent.nvml_calls import GpuLost, NvmlCaller, text
@@ -23,6 +23,9 @@ MIN_RATE_INTERVAL_S = 0.2
 # slot task -> refresh period in samples
 SLOT_PERIODS = {
     "processes": 2,
+    # NVML keeps the samples since the last ask: one call every few samples
+    # gives each process's average over the whole time, not a glimpse.
+    "process_util": 4,
     "throttle": 2,  # only on drivers without the throttle time counters
     "power_limit": 10,  # only on drivers without the power-limit field
     "sm_clock": 10,
@@ -66,6 +69,8 @@ class GpuReader:
         self.counters_at: Optional[float] = None
         self.last_mem_used: Optional[float] = None
         self.nvml_processes: List[Any] = []
+        self.process_util: Dict[int, Tuple[Optional[int], Optional[int]]] = {}  # pid -> (SM %, memory %)
+        self.util_seen_us = 0  # the newest process-utilisation sample taken
         self.primed = False
         self.mem_v2: Any = getattr(caller.nvml, "nvmlMemory_v2", None)
 
@@ -185,6 +190,11 @@ class GpuReader:
             out["power_limit_w"] = _w(f["power_limit_mw"])
         if out["mem_used_mib"] != self.last_mem_used:
             self.due["processes"] = seq + 1  # memory moved: a job came or went
+        if not self.nvml_processes:
+            self.due.pop("process_util", None)  # nothing runs: nothing to share out
+            self.process_util = {}
+        elif "process_util" not in self.due:
+            self.due["process_util"] = seq + 1
         self.last_mem_used = out["mem_used_mib"]
 
     def _power(self, out: Dict[str, Any], f: Dict[str, Optional[float]], seq: int) -> bool:
@@ -278,6 +288,27 @@ class GpuReader:
             procs = self._query("nvmlDeviceGetComputeRunningProcesses_v2")
         self.nvml_processes = list(procs) if procs is not None else []
 
+    def _slot_process_util(self) -> None:
+        """Each process's share of the SM and of memory bandwidth, averaged
+        over NVML's samples since the last call. No sample since then (NVML's
+        NOT_FOUND) means no kernel ran: 0."""
+        samples = self.caller.query(
+            self.index, "nvmlDeviceGetProcessUtilization", self.handle, self.util_seen_us, empty=PROCESS_UTIL_EMPTY
+        )
+        if samples is None:
+            self.process_util = {}
+            return
+        by_pid: Dict[int, List[Any]] = {}
+        for s in samples:
+            if int(s.timeStamp) > self.util_seen_us or not self.util_seen_us:
+                by_pid.setdefault(int(s.pid), []).append(s)
+        self.util_seen_us = max([self.util_seen_us, *(int(s.timeStamp) for s in samples)])
+        self.process_util = {
+            pid: (_mean_pct([s.smUtil for s in got]), _mean_pct([s.memUtil for s in got])) for pid, got in by_pid.items()
+        }
+        for p in self.nvml_processes:
+            self.process_util.setdefault(int(p.pid), (0, 0))
+
     def _slot_throttle(self) -> None:
         mask = self._query("nvmlDeviceGetCurrentClocksEventReasons")
         if mask is None:
@@ -323,6 +354,9 @@ class GpuReader:
             used = getattr(p, "usedGpuMemory", None)
             entry = dict(facts)
             entry["gpu_mem_mib"] = None if used is None else int(used // MIB)
+            shares = self.process_util.get(int(p.pid))
+            if shares is not None:  # unknown: left out, to keep frames small
+                entry["sm_pct"], entry["mem_bw_pct"] = shares
             out.append(entry)
         return out
 
@@ -334,15 +368,24 @@ _STATIC_KEYS = (
 
 _PRIORITY = {
     "processes": 0,
-    "throttle": 1,
-    "power_limit": 2,
-    "sm_clock": 3,
-    "pstate": 4,
-    "mem_clock": 5,
-    "fan": 6,
-    "compute_mode": 7,
-    "persistence_mode": 8,
+    "process_util": 1,
+    "throttle": 2,
+    "power_limit": 3,
+    "sm_clock": 4,
+    "pstate": 5,
+    "mem_clock": 6,
+    "fan": 7,
+    "compute_mode": 8,
+    "persistence_mode": 9,
 }
+# nvmlDeviceGetProcessUtilization's "no samples": NOT_FOUND, or (through
+# pynvml's size probe) an NVMLError carrying SUCCESS when the count is 0.
+PROCESS_UTIL_EMPTY = (6, 0)
+
+
+def _mean_pct(values: List[Any]) -> Optional[int]:
+    known = [int(v) for v in values if v is not None]
+    return round(sum(known) / len(known)) if known else None
 
 
 def _int(v: Optional[float]) -> Optional[int]:

@@ -55,11 +55,12 @@ class NvmlCaller:
     def unavailable(self, gpu: int, name: str) -> bool:
         return (gpu, name) in self._unavailable
 
-    def query(self, gpu: int, name: str, *args: Any) -> Optional[Any]:
+    def query(self, gpu: int, name: str, *args: Any, empty: Tuple[int, ...] = ()) -> Optional[Any]:
         """Call a per-device function; ``None`` when the device cannot answer.
 
         Raises :class:`GpuLost` when the device is gone, so that the caller
-        can mark the whole GPU and move on to the next one.
+        can mark the whole GPU and move on to the next one. Error codes in
+        ``empty`` are the function's way of saying "nothing": ``[]``.
         """
         if (gpu, name) in self._unavailable:
             return None
@@ -73,6 +74,8 @@ class NvmlCaller:
             code = getattr(exc, "value", None)
             if code == self._lost:
                 raise GpuLost() from exc
+            if code in empty:
+                return []
             reason = self._permanent.get(code)
             if reason is not None:
                 self._unavailable.add((gpu, name))

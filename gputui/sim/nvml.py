@@ -375,6 +375,22 @@ class SimNvml(EventApi):
             return []
         return [self._process_info(job.pid, job.mem_mib)]
 
+    def nvmlDeviceGetProcessUtilization(self, handle: SimHandle, last_seen_us: int) -> List[Any]:
+        """One sample per job since ``last_seen_us``: the job is the GPU's only
+        process, so its shares are the GPU's utilisation. NOT_FOUND when no
+        sample is newer, as the driver says it."""
+        g = self._gpu(handle)
+        if g.mig:
+            raise _error(pynvml.NVML_ERROR_NOT_SUPPORTED)
+        stamp = int(time.time() * 1e6)
+        job = g.job
+        if job is None or job.pid is None or stamp <= last_seen_us:
+            raise _error(pynvml.NVML_ERROR_NOT_FOUND)
+        sample = pynvml.c_nvmlProcessUtilizationSample_t(
+            pid=job.pid, timeStamp=stamp, smUtil=round(g.util), memUtil=round(g.mem_util), encUtil=0, decUtil=0
+        )
+        return [sample]
+
     @staticmethod
     def _process_info(pid: int, mem_mib: int) -> Any:
         info = {
