@@ -79,3 +79,22 @@ async def test_the_help_fits_a_narrow_terminal(size: tuple[int, int]) -> None:
         await pilot.press("end")
         await pilot.pause()
         assert any(LAST in row for row in screen_rows(app))
+
+
+async def test_the_triage_help_lists_tab_the_way_to_the_process_list() -> None:
+    from gputui.ui.triage_screen import TriageScreen
+
+    app = demo_app(hosts=1, gpus=None, scenario="incident", seed=0, interval=0.2)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, TriageScreen), "the triage on the incident")
+        triage = app.screen
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), "the help")
+        await pilot.pause()
+        text = static_text(app.screen.query_one("#help-text", Static))
+        assert "  tab" in text and "Alerts / processes" in text, text
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is triage, "back on the triage")
+        before = app.focused
+        await pilot.press("tab")
+        await wait_for(pilot, lambda: app.focused is not before, "tab to move the focus")

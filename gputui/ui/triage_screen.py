@@ -117,6 +117,10 @@ class TriageScreen(Screen[None]):
         Binding("R", "act('reserve')", "Reserve", key_display="R", show=False),
         Binding("N", "act('drain-node')", "Drain node", key_display="N"),
         Binding("K", "act('kill')", "Kill", key_display="K"),
+        # Textual's own focus keys, bound here so that help lists them: the
+        # way from the alerts to the alert's process list (for K) and back.
+        Binding("tab", "app.focus_next", "Alerts / processes", show=False),
+        Binding("shift+tab", "app.focus_previous", "Alerts / processes", show=False),
     ]
 
     def __init__(
