@@ -30,7 +30,7 @@ from gputui.ui.overview import OverviewScreen
 from gputui.ui.panels.allocation import AllocationPanel
 from gputui.ui.panels.base import ASCII_BARS, BARS, AsciiScrollBarRender, HostPanel, HostView, sparkline
 from gputui.ui.panels.processes import ProcessesPanel
-from gputui.ui.panels.util_chart import points
+from gputui.ui.panels.util_chart import UtilChart, points
 from tests.waiting import wait_for
 
 SIZE = (150, 40)
@@ -198,6 +198,31 @@ async def test_utilization_sparkline_per_gpu_and_span_key() -> None:
         for expected in ("last 1 h", "last 1 min", "last 10 min"):
             await pilot.press("s")
             await wait_for_text(pilot, label, expected)
+
+
+async def test_m_turns_the_chart_to_memory_temperature_and_power_with_gaps_kept() -> None:
+    host = Host(samples=90)
+    app = GpuTuiApp(host.store, [])
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_screen(pilot, host)
+        label = screen.query_one("#util-span", Static)
+        chart = screen.query_one(UtilChart)
+        hot = host.store.hosts[HOST].static(2)
+        assert hot is not None and hot.temp_shutdown_c
+        for title in ("Memory used %", "Temperature C", "Power W", "Utilization %"):
+            await pilot.press("m")
+            await wait_for_text(pilot, label, title)
+            await pilot.pause()
+            drawn, _, _, _, y_top = chart.drawn  # type: ignore[misc]
+            series = {i: (values, step) for i, values, step in drawn}
+            if title == "Temperature C":
+                assert y_top >= hot.temp_shutdown_c  # the shutdown point is on the chart
+                temps = series[2][0]
+                assert max(v for v in temps if v is not None) > 80  # the hot GPU's history
+            if title == "Power W":
+                assert y_top > 100
+            lost = series.get(5)
+            assert lost is None or all(v is None for v in lost[0][-30:])  # the lost GPU is a gap, not 0
 
 
 # -- thermal -----------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Utilisation of every GPU of a host over a span, as a plotext line chart.
+"""One metric of every GPU of a host over a span, as a plotext line chart.
 
 Each sample is a dot (plotext's scatter: lines between points cost plotext
 ten times as much, and the chart is rebuilt every second), so a gap in the
@@ -72,9 +72,16 @@ class UtilChart(PlotextPlot):
         self.ascii = False
         self.drawn: object = None  # what the chart last drew, to skip identical redraws
 
-    def draw(self, series: dict[int, tuple[list[float | None], float]], span_s: float, ascii: bool) -> None:
-        """``series``: GPU index -> (values oldest first, seconds per value)."""
-        key = (tuple((i, tuple(v), s) for i, (v, s) in sorted(series.items())), span_s, ascii, self.size.width)
+    def draw(
+        self,
+        series: dict[int, tuple[list[float | None], float]],
+        span_s: float,
+        ascii: bool,
+        y_top: float = 100.0,
+    ) -> None:
+        """``series``: GPU index -> (values oldest first, seconds per value);
+        ``y_top``: the top of the y axis (100 for percentages)."""
+        key = (tuple((i, tuple(v), s) for i, (v, s) in sorted(series.items())), span_s, ascii, self.size.width, y_top)
         if key == self.drawn:
             return
         self.drawn = key
@@ -89,8 +96,8 @@ class UtilChart(PlotextPlot):
                 plt.scatter(xs, ys, marker=marker, color=gpu_colour(index))
         minutes = span_s / 60.0
         plt.xlim(-minutes, 0.0)
-        plt.ylim(0.0, 100.0)
-        plt.yticks([0, 25, 50, 75, 100])
+        plt.ylim(0.0, y_top)
+        plt.yticks([round(y_top * f) for f in (0.0, 0.25, 0.5, 0.75, 1.0)])
         ticks = [-minutes * f for f in (1.0, 0.75, 0.5, 0.25, 0.0)]
         plt.xticks(ticks, [tick_label(t) for t in ticks])
         self.refresh()

@@ -2,8 +2,10 @@
 
 A table with one row per GPU (SM and memory utilisation, memory, PCIe
 traffic and a sparkline of the last samples) above a chart of every GPU's
-utilisation over a span that ``s`` cycles. Both come from the store's
-history, where a missing value is a gap, drawn as a gap, never as 0.
+utilisation over a span that ``s`` cycles; ``m`` turns the chart to memory
+used, temperature or power, so that "since when" is one key away. Both come
+from the store's history, where a missing value is a gap, drawn as a gap,
+never as 0.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
+from gputui.fleet.store import HostRecord
 from gputui.frames import GpuSample
 from gputui.render import fmt
 from gputui.ui.panels.base import HostPanel, HostView, sparkline
@@ -21,10 +24,34 @@ from gputui.ui.panels.util_chart import UtilChart, gpu_colour
 from gputui.ui.table_sync import Cell, sync_rows
 
 SPANS: tuple[tuple[str, float], ...] = (("1 min", 60.0), ("10 min", 600.0), ("1 h", 3600.0))
+# (history metric, the chart's title): the metrics the history keeps.
+CHART_METRICS: tuple[tuple[str, str], ...] = (
+    ("util_pct", "Utilization % per GPU"),
+    ("mem_pct", "Memory used % per GPU"),
+    ("temp_c", "Temperature C per GPU"),
+    ("power_w", "Power W per GPU"),
+)
 DEFAULT_SPAN = 1  # 10 min: enough to see a job start or stop, short enough to fill soon
 SPARK_SAMPLES = 60  # at most; fewer when the terminal has no room for them
 SPARK_MIN = 15
 COLUMNS = ("GPU", "SM util", "Mem util", "Memory used / total", "PCIe rx", "PCIe tx", f"Util, last {SPARK_SAMPLES} samples")
+
+
+def chart_top(metric: str, record: HostRecord, series: dict[int, tuple[list[float | None], float]]) -> float:
+    """The y axis's top: 100 for percentages; for temperature the GPUs'
+    shutdown point (so the distance to it shows), for power their maximum
+    limit, either raised to the highest value drawn."""
+    if metric in ("util_pct", "mem_pct"):
+        return 100.0
+    drawn = max((v for values, _ in series.values() for v in values if v is not None), default=0.0)
+    statics = [record.static(i) for i in series]
+    if metric == "temp_c":
+        limits = [float(s.temp_shutdown_c) for s in statics if s is not None and s.temp_shutdown_c]
+        top = max(limits, default=100.0)
+    else:
+        watts = [s.power_max_w for s in statics if s is not None and s.power_max_w]
+        top = max(watts, default=drawn or 100.0)
+    return float(max(top, drawn, 1.0))
 
 
 def kib_s(value: float | None) -> str:
@@ -36,11 +63,12 @@ def spark_label(samples: int) -> str:
 
 
 class UtilizationPanel(HostPanel):
-    BINDINGS = [Binding("s", "cycle_span", "Span")]
+    BINDINGS = [Binding("s", "cycle_span", "Span"), Binding("m", "cycle_metric", "Chart metric")]
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.span_index = DEFAULT_SPAN
+        self.metric_index = 0
         self.last_view: HostView | None = None
         self.spark_w = SPARK_SAMPLES  # samples the sparkline column shows: what fits beside the other columns
 
@@ -59,6 +87,11 @@ class UtilizationPanel(HostPanel):
 
     def action_cycle_span(self) -> None:
         self.set_span((self.span_index + 1) % len(SPANS))
+
+    def action_cycle_metric(self) -> None:
+        self.metric_index = (self.metric_index + 1) % len(CHART_METRICS)
+        if self.last_view is not None:
+            self.show_chart(self.last_view)
 
     def set_span(self, index: int) -> None:
         self.span_index = index % len(SPANS)
@@ -98,16 +131,17 @@ class UtilizationPanel(HostPanel):
         record = view.record
 
         name, span_s = self.span
+        metric, title = CHART_METRICS[self.metric_index]
         label = Text.assemble(
-            ("Utilization % per GPU", view.pal.header),
+            (title, view.pal.header),
             f", last {name}",
-            ("   s: 1 min / 10 min / 1 h   line colours as in the GPU column", view.pal.dim),
+            ("   s: 1 min / 10 min / 1 h   m: util / memory / temp / power   colours as in the GPU column", view.pal.dim),
         )
         self.query_one("#util-span", Static).update(label)
         series: dict[int, tuple[list[float | None], float]] = {}
         for index, hist in record.history.items():
-            series[index] = (hist.series("util_pct", span_s), hist.step_s(span_s))
-        self.query_one(UtilChart).draw(series, span_s, view.ascii)
+            series[index] = (hist.series(metric, span_s), hist.step_s(span_s))
+        self.query_one(UtilChart).draw(series, span_s, view.ascii, chart_top(metric, record, series))
 
     def row(self, g: GpuSample, spark: str, view: HostView) -> tuple[Cell, ...]:
         pal = view.pal
