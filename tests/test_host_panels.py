@@ -14,6 +14,7 @@ import json
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.text import Text
@@ -213,8 +214,9 @@ async def test_m_turns_the_chart_to_memory_temperature_and_power_with_gaps_kept(
             await pilot.press("m")
             await wait_for_text(pilot, label, title)
             await pilot.pause()
-            drawn, _, _, _, y_top = chart.drawn  # type: ignore[misc]
-            series = {i: (values, step) for i, values, step in drawn}
+            key: Any = chart.drawn
+            drawn, y_top = key[0], float(key[-1])
+            series: dict[int, tuple[Any, float]] = {i: (values, step) for i, values, step in drawn}
             if title == "Temperature C":
                 assert y_top >= hot.temp_shutdown_c  # the shutdown point is on the chart
                 temps = series[2][0]
