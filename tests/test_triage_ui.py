@@ -277,11 +277,15 @@ async def test_a_drain_from_triage_goes_through_the_guard_and_is_refused_when_ac
         dialog = app.screen
         assert isinstance(dialog, ActionScreen)
         assert "Drain: h:3" in static_text(dialog.query_one("#action-title", Static))
-        await pilot.press(*"ECC", "enter")
+        # The alert is the reason, pre-filled and selected: typing replaces it, End adds to it.
+        given = f"{ecc.title} (h:3)"
+        assert dialog.query_one("#reason", Input).value == given
+        await pilot.press("end", *"; INC-7", "enter")
         await wait_for(pilot, lambda: dialog.phase == "refused", "the refusal")
         assert "refused: actions are off" in static_text(dialog.query_one("#action-status", Static))
         records = audit(tmp_path)
-        assert [(r["action"], r["status"], r["targets"], r["reason"]) for r in records] == [("drain", "refused", ["h:3"], "ECC")]
+        expected = [("drain", "refused", ["h:3"], given + "; INC-7")]
+        assert [(r["action"], r["status"], r["targets"], r["reason"]) for r in records] == expected
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, TriageScreen), "the dialog to close")
         await pilot.press("N")

@@ -83,6 +83,7 @@ class Draft:
     kind: str
     targets: tuple[Target, ...]
     detail: str = ""  # kill: which process, in words
+    reason: str = ""  # the form's reason to start from (an alert's title), the operator's to edit
 
     def label(self) -> str:
         where = " ".join(t.label() for t in self.targets)
@@ -108,7 +109,7 @@ class ActionScreen(ModalScreen[Outcome | None]):
         kind = self.draft.kind
         with VerticalScroll(id="action-box"):
             yield Static(Text(self.draft.label(), style="bold"), id="action-title")
-            yield from _field("reason", "reason (required, for the audit log)")
+            yield from _field("reason", "reason (required, for the audit log)", value=self.draft.reason)
             yield from _field("ticket", "ticket id (optional)")
             if kind == "reserve":
                 yield from _field("holder", "user or team", value=getpass.getuser(), label="for")

@@ -215,16 +215,22 @@ class GpuTuiApp(App[None]):
             self.push_screen(AuditScreen(self.store, self.actions.audit if self.actions else None))
 
     def open_action(
-        self, kind: str, targets: list[Target], detail: str = "", done: Callable[[Outcome | None], None] | None = None
+        self,
+        kind: str,
+        targets: list[Target],
+        detail: str = "",
+        done: Callable[[Outcome | None], None] | None = None,
+        reason: str = "",
     ) -> None:
-        """The action dialog for ``targets``; ``done`` gets the outcome when it closes."""
+        """The action dialog for ``targets``; ``done`` gets the outcome when it closes;
+        ``reason`` pre-fills the form's."""
         if self.actions is None:
             self.notify("actions need a config file: the demo fleet is simulated in-process", severity="warning")
             return
         if not targets:
             self.notify("nothing selected: move the cursor to a GPU or process first", severity="warning")
             return
-        self.push_screen(ActionScreen(self.actions, Draft(kind, tuple(targets), detail)), done)
+        self.push_screen(ActionScreen(self.actions, Draft(kind, tuple(targets), detail, reason)), done)
 
     def health_tick(self) -> None:
         """Evaluate the rules in one go (at start: judged before the first draw)."""

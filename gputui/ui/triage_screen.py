@@ -42,6 +42,7 @@ from textual.widgets import DataTable, Footer, Static
 from gputui.actions.audit import AuditError
 from gputui.actions.guard import Outcome
 from gputui.actions.model import Target
+from gputui.agent.act_request import MAX_REASON_CHARS
 from gputui.fleet.allocation import DEFAULT_IDLE_HOLDING_S
 from gputui.fleet.store import FleetStore, HostState
 from gputui.frames import ProcessInfo
@@ -399,7 +400,9 @@ class TriageScreen(Screen[None]):
             self.notify(why, severity="warning")  # the demo's own notice (no config) comes from open_action
             return
         if opener is not None:
-            opener(kind, targets, detail, self.action_done)
+            # From an alert, the alert is the reason: pre-filled, the operator's to edit.
+            reason = f"{alert.title} ({alert.where})"[:MAX_REASON_CHARS] if alert is not None and kind != "kill" else ""
+            opener(kind, targets, detail, self.action_done, reason)
 
     def kill_target(self, host: str) -> tuple[list[Target], str, str]:
         """``K``: (targets, the dialog's detail, why there is none): only a process of the
