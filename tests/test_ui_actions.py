@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Button, DataTable, Static, TabbedContent
+from textual.widgets import Button, Checkbox, DataTable, Static, TabbedContent
 
 from gputui import config as cfg
 from gputui.fleet.allocation import Alloc, GpuAllocation
@@ -262,3 +262,42 @@ def test_the_fleet_line_counts_held_gpus_once_per_ledger_version() -> None:
     assert view.held_words(record_with({"version": 4, "gpus": {}})) == ""
     assert view.held_words(record_with({"version": 5, "node": {"state": "drained"}})) == "node drained"
     assert view.held_words(record_with({"error": "ledger-gt-a.json: not JSON"})) == "ledger unreadable"
+
+
+async def test_marked_processes_are_killed_in_one_guarded_step(tmp_path: Path) -> None:
+    from gputui.ui.panels.processes import ProcessesPanel
+    from tests.waiting import wait_until_gone
+
+    app = make_app(tmp_path, "enabled = true")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_allocation(pilot, app)
+        await wait_for(
+            pilot, lambda: sum(len(g.processes) for g in app.store.hosts["a"].gpus()) >= 2, "a job on each GPU", AGENT_WAIT_S
+        )
+        await pilot.press("4")
+        panel = screen.query_one(ProcessesPanel)
+        table = panel.query_one("#procs", DataTable)
+        await wait_for(pilot, lambda: table.row_count >= 2, "the processes listed")
+        user = panel.selected_processes()[0][1].user
+        await pilot.press("U")  # every process of that user: here, all of them
+        await wait_for(pilot, lambda: len(panel.marked) == table.row_count, "the user's processes marked")
+        pids = sorted(p.pid for _, p in panel.selected_processes())
+        assert len(pids) >= 2 and all(p.user == user for _, p in panel.selected_processes())
+        dialog = await start(pilot, "K", "runaway")
+        assert all(f"a:pid={pid}" in static_text(dialog.query_one("#action-title", Static)) for pid in pids)
+        await pilot.press("tab", "tab", "space", "shift+tab", "shift+tab")  # SIGKILL if SIGTERM is ignored (one job does)
+        assert dialog.query_one("#kill-after", Checkbox).value
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: dialog.phase != "asking", "the host's preview", AGENT_WAIT_S)
+        assert dialog.phase == "preview", status(dialog) + preview(dialog)
+        await pilot.press(*"a")  # one confirmation for them all: the host's name
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: dialog.phase == "done", "the host's answer", AGENT_WAIT_S)
+        assert status(dialog).startswith("applied:"), status(dialog) + preview(dialog)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is screen, "the dialog to close")
+        assert panel.marked == set()  # applied: the marks are spent
+    wait_until_gone(pids, timeout=30)
+    record = audit(tmp_path)[-1]
+    assert record["status"] == "applied" and sorted(record["targets"]) == sorted(f"a:pid={pid}" for pid in pids)
+    assert set(record["hosts"]) == {f"a:pid={pid}" for pid in pids}  # each target on record, with its answer

@@ -104,12 +104,28 @@ class Guard:
             raise ValueError("a refused plan cannot be applied")
         started = self._record(plan, "started", "applying")["id"]
 
-        async def one(step: HostStep) -> None:
-            req = self._host_request(plan.request, step, "apply", started)
-            step.result = await self.caller.ask(step.host, req, self._timeout(plan.request))
+        async def on_host(steps: list[HostStep]) -> None:
+            """A host's targets one after another: each apply moves the host's
+            ledger on (a failure is recorded too), so the next expects the
+            version the last one left, as its answer says or, after a failure,
+            as a fresh preview finds: only someone else's change between the
+            preview and the apply is a conflict."""
+            expect: int | None = None
+            for n, step in enumerate(steps):
+                if n and expect is None:
+                    again = self._host_request(plan.request, step, "preview", None)
+                    expect = (await self.caller.ask(step.host, again, self._timeout(plan.request))).ledger_version
+                req = self._host_request(plan.request, step, "apply", started)
+                if expect is not None:
+                    req["expect_version"] = expect
+                step.result = await self.caller.ask(step.host, req, self._timeout(plan.request))
+                expect = step.result.ledger_version if step.result.ok else None
 
+        by_host: dict[str, list[HostStep]] = {}
+        for step in plan.steps:
+            by_host.setdefault(step.host.name, []).append(step)
         try:
-            await _bounded([one(s) for s in plan.steps])
+            await _bounded([on_host(steps) for steps in by_host.values()])
         except asyncio.CancelledError:
             self._record(plan, "interrupted", INTERRUPTED_WHILE_APPLYING, ref=started)
             raise

@@ -122,11 +122,14 @@ class HostScreen(Screen[None]):
         """Open the action dialog on what is selected: GPUs, the process, or the node."""
         detail = ""
         if kind == "kill":
-            picked = self.query_one(ProcessesPanel).selected_process()
-            targets = [] if picked is None else [Target(self.host, pid=picked[1].pid)]
-            if picked is not None:
-                gpu, p = picked
+            picked = self.query_one(ProcessesPanel).selected_processes()
+            targets = [Target(self.host, pid=p.pid) for _, p in picked]
+            if len(picked) == 1:
+                gpu, p = picked[0]
                 detail = f"pid {p.pid} on GPU {gpu}, user {p.user or '?'}: {(p.command or '?')[:60]}"
+            elif picked:
+                users = sorted({p.user or "?" for _, p in picked})
+                detail = f"{len(picked)} processes of {', '.join(users)}"
         elif kind in ("drain-node", "resume-node"):
             targets = [Target(self.host)]
         else:
@@ -157,6 +160,7 @@ class HostScreen(Screen[None]):
         self.notify(f"{outcome.status}: {outcome.message} (audit {outcome.audit_id})", severity=severity, markup=False)
         if outcome.status == "applied":
             self.query_one(AllocationPanel).clear_marks()
+            self.query_one(ProcessesPanel).clear_marks()
         self.update_view()
 
     def focus_and_draw(self) -> None:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -54,6 +55,13 @@ SORTABLE = tuple(c.key for c in COLUMNS if c.value is not None)
 DEFAULT_SORT = "gpu"
 
 
+def alike(by: str, p: ProcessInfo) -> str | None:
+    """What ``U`` and ``J`` group processes by: the user, or the Slurm job (else the container)."""
+    if by == "user":
+        return p.user
+    return (p.slurm_job and f"slurm {p.slurm_job}") or (p.container and f"ctr {p.container}") or None
+
+
 def job_words(p: ProcessInfo) -> str:
     return (p.slurm_job and f"slurm {p.slurm_job}") or (p.container and f"ctr {p.container}") or ""
 
@@ -81,6 +89,9 @@ class ProcessesPanel(HostPanel):
         Binding("o", "cycle_sort", "Sort column"),
         Binding("O", "reverse_sort", "Reverse sort", key_display="O"),
         Binding("u", "filter_user", "Filter by user"),
+        Binding("space", "toggle_mark", "Mark", key_display="space"),
+        Binding("U", "mark_alike('user')", "Mark the user's", key_display="U"),
+        Binding("J", "mark_alike('job')", "Mark the job's", key_display="J"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
 
@@ -90,6 +101,7 @@ class ProcessesPanel(HostPanel):
         self.reverse = False
         self.user_filter = ""
         self.last_view: HostView | None = None
+        self.marked: set[str] = set()  # "gpu:pid" rows marked: K takes them all, in one guarded step
 
     def compose(self) -> ComposeResult:
         yield Static(id="proc-summary")
@@ -125,6 +137,39 @@ class ProcessesPanel(HostPanel):
         key = str(event.column_key.value)
         if key in SORTABLE:
             self.sort_by(key, toggle=True)
+
+    def action_toggle_mark(self) -> None:
+        key = self.cursor_key(self.query_one("#procs", DataTable))
+        if key is not None:
+            self.marked ^= {key}
+            self.redraw()
+
+    def action_mark_alike(self, by: str) -> None:
+        """Mark every process of the user (or the Slurm job or container) under
+        the cursor; when they all are, unmark them."""
+        picked = self.selected_process()
+        if picked is None or self.last_view is None:
+            return
+        same = alike(by, picked[1])
+        if same is None:
+            self.app.notify(f"this process has no {by} to go by", severity="warning")
+            return
+        keys = {f"{g.index}:{p.pid}" for g in self.last_view.gpus() for p in g.processes if alike(by, p) == same}
+        self.marked = self.marked - keys if keys <= self.marked else self.marked | keys
+        self.redraw()
+
+    def clear_marks(self) -> None:
+        self.marked.clear()
+        self.redraw()
+
+    def selected_processes(self) -> list[tuple[int, ProcessInfo]]:
+        """The marked processes still listed, or the one under the cursor when none is."""
+        if self.last_view is not None and self.marked:
+            found = [(g.index, p) for g in self.last_view.gpus() for p in g.processes if f"{g.index}:{p.pid}" in self.marked]
+            if found:
+                return found
+        picked = self.selected_process()
+        return [] if picked is None else [picked]
 
     def action_filter_user(self) -> None:
         box = self.query_one("#proc-filter", Input)
@@ -206,8 +251,11 @@ class ProcessesPanel(HostPanel):
             return Text(value, style=style, justify="right")
 
         running = age_words(wall - p.started_at) if p.started_at else NA
+        pid = num(str(p.pid))
+        if f"{gpu}:{p.pid}" in self.marked:  # the same digits (the sort reads them), reversed
+            pid.stylize(view.pal.warn + Style(reverse=True, bold=True))
         return (
-            num(str(p.pid)),
+            pid,
             fmt(p.user),
             num(str(gpu)),
             num(fmt(p.gpu_mem_mib, "{:,} MiB")),
@@ -230,5 +278,7 @@ class ProcessesPanel(HostPanel):
         text = Text.assemble((f"{total} process{'es' * (total != 1)}", pal.header), f"   sorted by {column.label} ({direction})")
         if self.user_filter:
             text.append(f"   user '{self.user_filter}': {shown} of {total} shown", pal.warn)
-        text.append("   o: sort column  O: reverse  u: user  click a header to sort", pal.dim)
+        if self.marked:
+            text.append(f"   {len(self.marked)} marked: K kills them in one step", pal.warn)
+        text.append("   o/O: sort  u: user  space/U/J: mark one / the user's / the job's", pal.dim)
         return text
