@@ -45,8 +45,14 @@ TAPE_BINDINGS = [
 
 
 class ReplayBar(Static):
-    """One line at the bottom of a screen: REPLAY (time, position, speed) or REC (file, size)."""
+    """One line at the bottom of a screen: REPLAY (time, position, speed) or REC (file, size).
 
+    Cut with an ellipsis where the line is too short, but not on the Linux console,
+    which has no such character: the rules are unscoped so they can key on the app's
+    ``-ascii`` class.
+    """
+
+    SCOPED_CSS = False
     DEFAULT_CSS = """
     ReplayBar {
         height: 1;
@@ -54,6 +60,9 @@ class ReplayBar(Static):
         background: $panel;
         text-wrap: nowrap;
         text-overflow: ellipsis;
+    }
+    App.-ascii ReplayBar {
+        text-overflow: clip;
     }
     """
 
@@ -120,12 +129,18 @@ def recording_text(recorder: Recorder, pal: Palette) -> Text:
 
 
 class GoToScreen(ModalScreen[float | None]):
-    """Asks where to go in the recording; answers its time, or None."""
+    """Asks where to go in the recording; answers its time, or None.
+
+    Its box has round corners, and ASCII ones on the Linux console (unscoped rules,
+    to key on the app's ``-ascii`` class, which a theme switch sets or clears).
+    """
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    SCOPED_CSS = False
     DEFAULT_CSS = """
     GoToScreen { align: center middle; }
     #goto-box { width: 72; height: auto; border: round $primary; background: $surface; padding: 1 2; }
+    App.-ascii #goto-box { border: ascii $primary; }
     """
 
     def __init__(self, player: ReplayPlayer) -> None:
