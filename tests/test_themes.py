@@ -12,6 +12,9 @@ import pytest
 from rich.color import Color as RichColor
 from rich.color import ColorSystem
 from textual.color import Color
+from textual.command import CommandPalette
+from textual.pilot import Pilot
+from textual.widgets import OptionList
 
 from gputui import config as cfg
 from gputui.config_write import set_theme
@@ -24,6 +27,7 @@ from gputui.ui.themes import (
     ascii_themes,
     console_terminal,
     load_theme,
+    offered_themes,
     pick_theme,
     register_themes,
     theme_is_ascii,
@@ -267,24 +271,32 @@ def test_check_config_reports_an_unknown_theme_and_fails(tmp_path: Path) -> None
     result = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
     assert result.returncode == 1, result.stdout + result.stderr
     first, second, *_ = result.stdout.splitlines()
-    assert first.startswith(f"{path}: theme: unknown theme 'nope-theme'; available: ")
-    assert {"gputui-dark", "gputui-light", "gputui-high-contrast", "gputui-console", "nord"} <= set(
-        first.split("available: ")[1].split(", ")
-    )
+    assert first == f"{path}: theme: unknown theme 'nope-theme'; available: {', '.join(SHIPPED)}"
     assert second == f"{path}: 1 problem (0 hosts, 0 groups)"
     assert "valid" not in result.stdout
 
-    path.write_text('theme = "nord"\n', encoding="utf-8")  # Textual's own themes are there too
+    path.write_text('theme = "gputui-light"\n', encoding="utf-8")
     fine = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
     assert fine.returncode == 0, fine.stdout + fine.stderr
     assert fine.stdout.startswith(f"{path}: valid (0 hosts, 0 groups)")
+
+
+def test_check_config_neither_accepts_nor_lists_textuals_own_themes(tmp_path: Path) -> None:
+    """nord and the like are not offered (they draw braille and blocks on the console): a config naming one is told so."""
+    path = tmp_path / "fleet.toml"
+    path.write_text('theme = "nord"\n', encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k != "XDG_CONFIG_HOME"}
+    argv = [sys.executable, "-m", "gputui", "check-config", "--config", str(path)]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stdout.splitlines()[0] == f"{path}: theme: unknown theme 'nord'; available: {', '.join(SHIPPED)}"
 
 
 def test_a_user_theme_file_counts_as_available() -> None:
     user = Path(os.environ["GPUTUI_CONFIG"]).parent / "themes"
     user.mkdir()
     (user / "mine.toml").write_text('name = "mine"\nprimary = "#FF8800"\n')
-    assert {"mine", "gputui-dark", "textual-dark"} <= theme_names()
+    assert theme_names() == {"mine", *SHIPPED}  # and none of Textual's own
     assert unknown_theme("mine", theme_names()) is None
 
 
@@ -354,3 +366,131 @@ async def test_on_the_console_the_palette_and_cut_summary_lines_are_ascii(monkey
         assert not odd_characters(text), f"{name} shows {odd_characters(text)}"
     assert "temperature C" in seen["palette 'heat map'"]
     assert "idle-holding" in seen["host tab 3"] and "processes" in seen["host tab 4"]
+
+
+# -- which themes are offered: gputui's and the user's, never Textual's own --
+# Textual's themes (textual-dark, nord, ...) carry no ASCII flag and draw braille
+# charts and block sparklines on the Linux console; they were in the "Theme" list.
+
+
+def user_theme(name: str = "mine") -> None:
+    user = Path(os.environ["GPUTUI_CONFIG"]).parent / "themes"
+    user.mkdir(exist_ok=True)
+    (user / f"{name}.toml").write_text(f'name = "{name}"\nprimary = "#FF8800"\n')
+
+
+async def listed(pilot: Pilot[None], app: GpuTuiApp, typed: str = "") -> list[str]:
+    """The first line of every option the palette on top shows once ``typed`` is in."""
+    from tests.waiting import wait_for
+
+    await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette) and bool(app.screen.query(OptionList)), "the palette")
+    await pilot.press(*typed)
+    options = app.screen.query_one(OptionList)
+    await wait_for(pilot, lambda: options.option_count > 0, "something listed")
+    await pilot.pause()
+    return [str(option.prompt).split("\n")[0] for option in options.options]
+
+
+async def test_the_theme_list_offers_gputui_and_user_themes_only() -> None:
+    user_theme()
+    app = welcome_app()
+    async with app.run_test() as pilot:
+        app.search_themes()  # what the palette's "Theme" command opens
+        offered = await listed(pilot, app)
+    assert offered == sorted([*SHIPPED, "mine"])
+    assert offered == offered_themes(app)
+
+
+async def test_the_palette_offers_the_users_themes_and_not_textuals() -> None:
+    user_theme()
+    app = welcome_app()
+    async with app.run_test() as pilot:
+        await pilot.press("ctrl+p")
+        offered = [o for o in await listed(pilot, app, "theme") if o.startswith("Theme: ")]
+    assert sorted(offered) == [f"Theme: {name}" for name in sorted([*SHIPPED, "mine"])]
+
+
+async def test_the_dashboard_calls_textuals_own_themes_unknown(tmp_path: Path) -> None:
+    path = tmp_path / "fleet.toml"
+    app = configured_app(path, cfg.parse({"theme": "nord"}, str(path)))
+    assert set(app.available_themes) == set(SHIPPED)
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        assert app.theme == "gputui-dark"
+        said = [str(n.message) for n in app._notifications if "nord" in str(n.message)]
+    assert said == [f"{path}: theme: unknown theme 'nord'; available: {', '.join(SHIPPED)}; showing gputui-dark"]
+
+
+async def choose_theme(pilot: Pilot[None], app: GpuTuiApp, name: str) -> None:
+    """As an operator does: the palette's theme list, the name typed, enter."""
+    from tests.waiting import wait_for
+
+    app.search_themes()
+    assert (await listed(pilot, app, name))[0] == name
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: app.theme == name and not isinstance(app.screen, CommandPalette), f"the {name} theme")
+    await pilot.pause()
+
+
+async def test_on_the_console_every_theme_switch_and_back_stays_ascii(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each theme offered, chosen on the host screen and then the console theme again:
+    every screen is ASCII once more, whatever the other theme drew."""
+    from tests.test_host_panels import Host
+    from tests.test_overview import screen_text
+    from tests.waiting import wait_for
+
+    monkeypatch.setenv("TERM", "linux")
+    user_theme()
+    host = Host(samples=20)
+    app = GpuTuiApp(host.store, [], title="console")
+    seen: dict[str, str] = {}
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert app.theme == CONSOLE_THEME
+        others = [name for name in offered_themes(app) if name != CONSOLE_THEME]
+        assert others == ["gputui-dark", "gputui-high-contrast", "gputui-light", "mine"]
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.screen.id != "_default" and bool(app.screen.query("#host-tabs")), "host")
+        for other in others:
+            await choose_theme(pilot, app, other)
+            assert not app.ascii
+            await choose_theme(pilot, app, CONSOLE_THEME)
+            assert app.ascii
+            for tab in "1234":
+                await pilot.press(tab)
+                await pilot.pause()
+                seen[f"{other} and back: host tab {tab}"] = screen_text(app)
+            await pilot.press("escape")
+            await pilot.pause()
+            seen[f"{other} and back: overview"] = screen_text(app)
+            await pilot.press("question_mark")
+            await pilot.pause()
+            seen[f"{other} and back: help"] = screen_text(app)
+            app.search_themes()
+            await listed(pilot, app)
+            seen[f"{other} and back: theme list"] = screen_text(app)
+            await pilot.press("escape", "escape", "enter")
+            await pilot.pause()
+    odd = {name: odd_characters(text) for name, text in seen.items() if odd_characters(text)}
+    assert not odd, f"not ASCII: {odd}"
+
+
+async def test_a_theme_switch_redraws_the_host_screens_chart_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the console, choosing the console theme again must not leave the other theme's
+    braille chart up until the next tick; the switches here leave no time for one."""
+    from tests.test_host_panels import Host
+    from tests.test_overview import screen_text
+    from tests.waiting import wait_for
+
+    monkeypatch.setenv("TERM", "linux")
+    app = GpuTuiApp(Host(samples=20).store, [], title="console")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.screen.id != "_default" and bool(app.screen.query("#host-tabs")), "host")
+        await pilot.pause()
+        assert not odd_characters(screen_text(app))
+        app.theme = "gputui-dark"  # no await from here on: no timer can run in between
+        dark = screen_text(app)
+        app.theme = CONSOLE_THEME
+        console = screen_text(app)
+    assert {"⣀", "▇"} & set(dark), "the dark theme draws braille and blocks at once"
+    assert not odd_characters(console), odd_characters(console)

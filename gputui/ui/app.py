@@ -6,14 +6,13 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.command import CommandPalette
 from textual.screen import ModalScreen, Screen
 from textual.scrollbar import ScrollBar, ScrollBarRender
-from textual.theme import ThemeProvider
 
 from gputui.actions.guard import Outcome
 from gputui.actions.model import Target
@@ -28,7 +27,7 @@ from gputui.transport.base import Link
 from gputui.ui.action_screen import ActionDesk, ActionScreen, Draft
 from gputui.ui.alerts import AlertBoard, Evaluate, health_engine
 from gputui.ui.audit_screen import AuditScreen
-from gputui.ui.commands import FleetCommands, FleetPalette
+from gputui.ui.commands import FleetCommands, FleetPalette, ThemeCommands
 from gputui.ui.connections import ConnectionsScreen
 from gputui.ui.help_screen import HelpScreen
 from gputui.ui.overview import OverviewScreen
@@ -41,6 +40,13 @@ from gputui.ui.welcome import WelcomeScreen
 HEALTH_S = 1.0  # the health engine runs once a second, over the whole store in one pass
 WELCOME_HIDES = {"connections", "audit", "triage"}  # app keys that need a fleet
 ASCII_KEYS = {"up": "up", "down": "down", "enter": "enter", "escape": "esc", "question_mark": "?", "slash": "/"}
+
+
+@runtime_checkable
+class RedrawnView(Protocol):
+    """A screen that draws the store on a tick (overview, host, triage, connections)."""
+
+    def update_view(self) -> None: ...
 
 
 class GpuTuiApp(App[None]):
@@ -144,8 +150,17 @@ class GpuTuiApp(App[None]):
         """Follow a theme change: ASCII drawing for the console theme, and the
         operator's choice saved to the config (never the automatic console one)."""
         self.draw_ascii(theme_is_ascii(self, name))
-        if self.ready and name != self.configured_theme:
-            self.save_theme(name)
+        if self.ready:
+            self.redraw_screens()
+            if name != self.configured_theme:
+                self.save_theme(name)
+
+    def redraw_screens(self) -> None:
+        """Redraw each screen's data now, in the new theme's colours and characters: their own
+        ticks (up to a second away) would leave braille charts on the console until then."""
+        for screen in self.screen_stack:
+            if isinstance(screen, RedrawnView) and screen.is_mounted:
+                screen.update_view()
 
     def draw_ascii(self, ascii: bool) -> None:
         """ASCII only (the console theme), or not: the CSS class the stylesheet keys on, and every
@@ -296,8 +311,8 @@ class GpuTuiApp(App[None]):
                 yield command
 
     def search_themes(self) -> None:
-        """The palette's "Theme" command: the theme list, in ASCII on the console."""
-        self.push_screen(FleetPalette([ThemeProvider], placeholder="Search for themes...", id=None))
+        """The palette's "Theme" command: gputui's and the user's themes, in ASCII on the console."""
+        self.push_screen(FleetPalette([ThemeCommands], placeholder="Search for themes...", id=None))
 
     def action_replay(self, command: str) -> None:
         self.tape.command(command)

@@ -30,6 +30,7 @@ from gputui.ui.heatmap import ASCII_TITLES, METRIC_TITLES, METRICS
 from gputui.ui.palette import ascii_mode
 from gputui.ui.panels.base import asciify_scrollbars
 from gputui.ui.panels.utilization import SPANS
+from gputui.ui.themes import offered_themes
 
 if TYPE_CHECKING:
     from gputui.ui.app import GpuTuiApp
@@ -56,10 +57,8 @@ class FleetCommands(Provider):
             yield f"Sort hosts by {sort}", partial(app.set_view, sort=sort), "order of the overview"
         for grouping in GROUPINGS:
             yield f"Group hosts by {grouping}", partial(app.set_view, grouping=grouping), "headings in the overview"
-        saved = "saved to the config" if app.config_path is not None else "for this session: there is no config file"
-        for theme in sorted(app.available_themes):
-            if theme.startswith("gputui"):
-                yield f"Theme: {theme}", partial(setattr, app, "theme", theme), saved
+        for theme, choose, help_text in theme_commands(app):
+            yield f"Theme: {theme}", choose, help_text
         yield "Connections", app.action_connections, "how each host is reached, retry, add a host"
         yield "Triage: active alerts", app.action_triage, "worst first by host: acknowledge, silence, act, report (t)"
         yield "Audit log and ledgers", app.action_audit, "what was done (hash-chained record), what is reserved or drained"
@@ -70,6 +69,34 @@ class FleetCommands(Provider):
         for text, callback, help_text in self.commands():
             if not text.startswith("Open host"):
                 yield DiscoveryHit(text, callback, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for text, callback, help_text in self.commands():
+            score = matcher.match(text)
+            if score > 0:
+                yield Hit(score, matcher.highlight(text), callback, help=help_text)
+
+
+def theme_commands(app: GpuTuiApp) -> Iterator[Command]:
+    """One command per theme offered: gputui's and the user's files, never Textual's own."""
+    saved = "saved to the config" if app.config_path is not None else "for this session: there is no config file"
+    for theme in offered_themes(app):
+        yield theme, partial(setattr, app, "theme", theme), saved
+
+
+class ThemeCommands(Provider):
+    """The list the palette's "Theme" command opens, in place of Textual's (which lists its own themes)."""
+
+    def commands(self) -> Iterator[Command]:
+        from gputui.ui.app import GpuTuiApp
+
+        assert isinstance(self.app, GpuTuiApp)
+        return theme_commands(self.app)
+
+    async def discover(self) -> Hits:
+        for text, callback, help_text in self.commands():
+            yield DiscoveryHit(text, callback, help=help_text)
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)

@@ -2,7 +2,7 @@
 
 Textual has no theme-file loader, so each file is checked with pydantic and
 turned into a ``Theme``. A bad file is reported (file, key, problem) and
-skipped; the app falls back to the built-in dark theme.
+skipped; the app falls back to gputui-dark.
 
 Colours are checked when the file is read, not when the theme is first
 shown: each must be opaque and readable by both Textual (the widgets) and
@@ -12,6 +12,12 @@ A theme may ask for ASCII-only drawing (``ascii = true``, the console
 theme). The flag travels with the registered theme itself (``GpuTheme``),
 so ``theme_is_ascii(app)`` answers for whatever theme the app shows, with no
 state kept here.
+
+Only these files' themes are offered: Textual's built-in ones (textual-dark,
+nord, ...) are taken out of the app's registry, as their colours are not
+checked for the data colours and, chosen on the Linux console, they would draw
+braille charts and block sparklines there. So the palette's theme list, the
+unknown-theme error and ``gputui check-config`` all name the same themes.
 """
 
 from __future__ import annotations
@@ -119,7 +125,11 @@ def load_themes() -> tuple[list[GpuTheme], list[str]]:
 
 
 def register_themes(app: App[Any]) -> list[str]:
-    """Register every theme found; return one message per problem (file, key, what is wrong)."""
+    """Make gputui's and the user's themes the app's only ones (Textual's own are dropped);
+    return one message per problem (file, key, what is wrong). Set ``app.theme`` right after:
+    the theme Textual starts with is gone."""
+    for name in BUILTIN_THEMES:
+        app.unregister_theme(name)
     themes, problems = load_themes()
     for theme in themes:
         app.register_theme(theme)
@@ -129,8 +139,13 @@ def register_themes(app: App[Any]) -> list[str]:
 
 
 def theme_names() -> set[str]:
-    """The themes the dashboard can show, found without starting it: Textual's own and every file that loads."""
-    return {*BUILTIN_THEMES, DEFAULT_THEME, *(theme.name for theme in load_themes()[0])}
+    """The themes the dashboard offers, found without starting it: every theme file that loads."""
+    return {DEFAULT_THEME, *(theme.name for theme in load_themes()[0])}
+
+
+def offered_themes(app: App[Any]) -> list[str]:
+    """The names of the themes the operator may choose (gputui's and the user's files), sorted."""
+    return sorted(name for name, theme in app.available_themes.items() if isinstance(theme, GpuTheme))
 
 
 def unknown_theme(configured: str, available: Collection[str]) -> str | None:
