@@ -68,6 +68,12 @@ async def test_on_the_console_every_replay_screen_and_dialog_is_ascii(recording:
         await pilot.press("x", "enter")
         await wait_for(pilot, lambda: "is not a time" in screen_text(app), "the go-to error")
         seen["go-to error"] = screen_text(app)
+        app.theme = "gputui-dark"  # and back: the dialog's border and the bar follow the theme
+        await pilot.pause()
+        assert not app.ascii
+        app.theme = "gputui-console"
+        await pilot.pause()
+        seen["go-to dialog after a theme switch and back"] = screen_text(app)
         await pilot.press("escape", "end")
         await wait_for(pilot, lambda: isinstance(app.screen, OverviewScreen), "the dialog to close")
         seen["overview, at the end"] = screen_text(app)
