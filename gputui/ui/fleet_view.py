@@ -88,6 +88,7 @@ class FleetView(ScrollView, can_focus=True):
         The cursor stays on the same host when the order changes under it.
         """
         keep = self.selected
+        in_sight = self._cursor_in_sight()
         self.rows = arrange(self.store, self.needle, self.sort, self.grouping, self.alert_hosts)
         self.gpu_columns = max(
             (len(r.gpus()) or (len(r.hello.gpus) if r.hello else 0) for r in self.store.hosts.values()), default=0
@@ -109,6 +110,8 @@ class FleetView(ScrollView, can_focus=True):
             bars = AsciiScrollBarRender if ascii else ScrollBarRender
             self.vertical_scrollbar.renderer = bars  # type: ignore[misc]
             self.horizontal_scrollbar.renderer = bars  # type: ignore[misc]
+        if in_sight:  # a new order, or a scrollbar that came with wider rows, must not hide it
+            self.call_after_refresh(self._reveal_cursor)
         self.refresh()
 
     @property
@@ -225,13 +228,24 @@ class FleetView(ScrollView, can_focus=True):
         if not self.rows:
             return
         self.cursor = max(0, min(len(self.rows) - 1, row))
+        self._reveal_cursor()
+        self.refresh()
+
+    def _rows_in_sight(self) -> int:
+        """The rows a horizontal scrollbar leaves: at 80 columns it takes the last one."""
+        return max(1, self.scrollable_content_region.height)
+
+    def _cursor_in_sight(self) -> bool:
         top = int(self.scroll_offset.y)
-        height = max(1, self.size.height)
+        return top <= self.cursor < top + self._rows_in_sight()
+
+    def _reveal_cursor(self) -> None:
+        """Scroll as little as needed for the cursor's row to be drawn."""
+        top, height = int(self.scroll_offset.y), self._rows_in_sight()
         if self.cursor < top:
             self.scroll_to(y=self.cursor, animate=False)
         elif self.cursor >= top + height:
             self.scroll_to(y=self.cursor - height + 1, animate=False)
-        self.refresh()
 
     def on_click(self, event: events.Click) -> None:
         index = event.y + int(self.scroll_offset.y)
