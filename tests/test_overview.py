@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 
 import pytest
@@ -348,3 +349,20 @@ async def test_the_last_host_is_drawn_when_the_cursor_is_on_it_at_80_columns(siz
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, HostScreen), "the host screen")
         assert isinstance(app.screen, HostScreen) and app.screen.host == "gpu-30"
+
+
+async def test_at_80x24_s_shows_the_new_order_and_each_host_its_hottest_gpu() -> None:
+    app = demo_app(hosts=12, gpus=None, scenario="fleet", seed=0, interval=0.2)
+    app.triage_first = False  # this test is about the overview, not the triage it would open on
+    async with app.run_test(size=(80, 24)) as pilot:
+        view = app.screen.query_one(FleetView)
+        await wait_for(pilot, lambda: view.gpu_columns == 8 and len(view.names) == 12, "every host's GPUs on screen")
+        await pilot.pause()
+        text = screen_text(app)
+        assert "sort name" in text and "TMAX" in text, text
+        rows = [row for row in text.splitlines() if re.search(r"gpu-\d\d ", row)]
+        cut = [row for row in rows if not re.search(r" \d+ °C(\s|$)", row)]
+        assert len(rows) == 12 and not cut, cut  # every host's hottest GPU (TMAX), none cut off
+        await pilot.press("s")
+        await pilot.pause()
+        assert "sort state" in screen_text(app)
