@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Input
 
 from gputui import config as cfg
 from gputui.fleet.store import FleetStore, HostState
 from gputui.transport.from_config import LinkFactory
+from gputui.ui.add_host import FIELDS, AddHostScreen
 from gputui.ui.app import GpuTuiApp
 from gputui.ui.connections import ConnectionsScreen
+from tests.test_overview import screen_text
 from tests.waiting import wait_for
 
 CONFIG = """# lab fleet
@@ -56,3 +58,37 @@ async def test_connections_show_state_and_a_host_can_be_added(tmp_path: Path) ->
     text = path.read_text()
     assert text.startswith(CONFIG)
     assert [h.name for h in cfg.load(path).hosts] == ["sim-01", "gpu-new"]
+
+
+async def test_at_80x25_the_add_dialog_shows_every_field_says_what_is_wrong_and_stays_open(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(CONFIG)
+    config = cfg.load(path)
+    make = LinkFactory(config)
+    app = GpuTuiApp(FleetStore(), [make(h) for h in config.hosts], config_path=path, link_factory=make)
+    async with app.run_test(size=(80, 25)) as pilot:
+        await pilot.press("c", "a")
+        await wait_for(pilot, lambda: isinstance(app.screen, AddHostScreen), "the add-host dialog")
+        dialog = app.screen
+        await pilot.pause()
+        parts = [*(f"#f-{key}" for key, _, _ in FIELDS), "#add-error", "#add"]
+        hidden = [p for p in parts if not dialog.region.contains_region(dialog.query_one(p).region)]
+        assert not hidden, f"off screen at 80x25: {hidden}"
+        await pilot.click("#f-name")
+        await pilot.press(*"gpu-new")
+        await pilot.click("#f-port")
+        await pilot.press(*"99999")
+        await pilot.click("#add")  # a click lands only on a button that is drawn
+        assert "not a port" in screen_text(app) and isinstance(app.screen, AddHostScreen)
+        await pilot.click("#f-name")
+        await pilot.press("end", "ctrl+u", *"sim-01")  # already in the config: refused
+        await pilot.click("#f-port")
+        await pilot.press("end", "ctrl+u")
+        await pilot.click("#add")
+        await pilot.pause()
+        assert app.screen is dialog, "the dialog stays open after a refusal"
+        message = dialog.query_one("#add-error")
+        assert "already configured" in str(message.render())
+        assert dialog.region.contains_region(message.region) and "not added" in screen_text(app)
+        assert dialog.query_one("#f-name", Input).value == "sim-01"  # what was typed is kept
+    assert path.read_text() == CONFIG

@@ -32,6 +32,7 @@ from gputui.ui.panels.allocation import AllocationPanel
 from gputui.ui.panels.base import ASCII_BARS, BARS, AsciiScrollBarRender, HostPanel, HostView, sparkline
 from gputui.ui.panels.processes import ProcessesPanel
 from gputui.ui.panels.util_chart import UtilChart, points
+from tests.test_overview import screen_text
 from tests.waiting import wait_for
 
 SIZE = (150, 40)
@@ -244,6 +245,22 @@ async def test_thermal_shows_throttling_gpu_and_lost_gpu() -> None:
         lost = cells(table, "5")
         assert lost[1] == "LOST"
         assert "fallen off the bus" in lost[-1]
+
+
+async def test_at_80x24_the_thermal_columns_fit_and_the_gpu_column_stays_when_scrolled() -> None:
+    host = Host(samples=30)
+    app = GpuTuiApp(host.store, [])
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_screen(pilot, host)
+        await show_tab(pilot, screen, "2", "temps")
+        await pilot.pause()
+        first = screen_text(app)
+        for header in ("GPU", "Temp", "Slowdown", "Shutdown", "Mem temp", "Fan", "SM MHz"):
+            assert header in first, f"{header} needs scrolling at 80 columns"
+        await pilot.press(*["right"] * 20)  # the throttle reasons, the one wide column
+        await pilot.pause()
+        header = next(line for line in screen_text(app).splitlines() if "Throttle" in line)
+        assert header.lstrip().startswith("GPU") and "Temp" not in header, header  # scrolled, the GPU column pinned
 
 
 # -- allocation --------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 
 import pytest
@@ -19,6 +20,8 @@ from gputui.ui.app import GpuTuiApp
 from gputui.ui.fleet_order import arrange
 from gputui.ui.fleet_view import FleetView
 from gputui.ui.heatmap import CELL_W
+from gputui.ui.host_screen import HostScreen
+from gputui.ui.launch import demo_app
 from tests.waiting import wait_for
 
 SIZE = (160, 40)
@@ -323,3 +326,43 @@ def test_the_state_sort_puts_hosts_with_alerts_among_the_worst() -> None:
     # down, a critical alert, stale, a warning, then the quiet ones by name
     assert order == [names[4], names[2], names[3], names[1], names[0]]
     assert [r.host for r in arrange(store, sort="state")][:2] == [names[4], names[3]]
+
+
+@pytest.mark.parametrize("size", [(80, 24), (80, 25)])
+async def test_the_last_host_is_drawn_when_the_cursor_is_on_it_at_80_columns(size: tuple[int, int]) -> None:
+    """The horizontal scrollbar takes the list's last row at 80 columns: the cursor must not hide under it."""
+    app = demo_app(hosts=30, gpus=None, scenario="fleet", seed=0, interval=0.2)
+    app.triage_first = False  # this test is about the overview, not the triage it would open on
+    async with app.run_test(size=size) as pilot:
+        view = app.screen.query_one(FleetView)
+        await wait_for(pilot, lambda: view.gpu_columns == 8 and len(view.names) == 30, "every host's GPUs on screen")
+        await pilot.press("end")
+        assert view.selected == "gpu-30"
+        await pilot.pause()
+        assert "gpu-30" in screen_text(app)
+        await pilot.press("home", "down")
+        await pilot.pause()
+        assert "gpu-30" not in screen_text(app)  # the list is longer than the screen
+        await pilot.press("pagedown", "pagedown")
+        await pilot.pause()
+        assert view.selected == "gpu-30" and "gpu-30" in screen_text(app)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, HostScreen), "the host screen")
+        assert isinstance(app.screen, HostScreen) and app.screen.host == "gpu-30"
+
+
+async def test_at_80x24_s_shows_the_new_order_and_each_host_its_hottest_gpu() -> None:
+    app = demo_app(hosts=12, gpus=None, scenario="fleet", seed=0, interval=0.2)
+    app.triage_first = False  # this test is about the overview, not the triage it would open on
+    async with app.run_test(size=(80, 24)) as pilot:
+        view = app.screen.query_one(FleetView)
+        await wait_for(pilot, lambda: view.gpu_columns == 8 and len(view.names) == 12, "every host's GPUs on screen")
+        await pilot.pause()
+        text = screen_text(app)
+        assert "sort name" in text and "TMAX" in text, text
+        rows = [row for row in text.splitlines() if re.search(r"gpu-\d\d ", row)]
+        cut = [row for row in rows if not re.search(r" \d+ °C(\s|$)", row)]
+        assert len(rows) == 12 and not cut, cut  # every host's hottest GPU (TMAX), none cut off
+        await pilot.press("s")
+        await pilot.pause()
+        assert "sort state" in screen_text(app)

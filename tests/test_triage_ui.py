@@ -11,6 +11,7 @@ wait is on what is on screen or on disk, never a sleep.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from gputui.ui.overview import OverviewScreen
 from gputui.ui.remark_dialog import RemarkScreen
 from gputui.ui.triage_screen import ALERT_ROW, TriageScreen
 from tests.test_host_panels import screen_lines
+from tests.test_overview import screen_text
 from tests.test_ui import static_text, summary
 from tests.waiting import wait_for
 
@@ -132,7 +134,7 @@ async def test_the_incident_demo_opens_on_triage_with_every_planted_fault() -> N
         assert alerts[0].severity is Severity.CRITICAL  # the worst first
         assert [a.severity for a in alerts] == sorted((a.severity for a in alerts), reverse=True)
         lines = table_lines(screen)
-        assert lines[0].startswith("gpu-01")  # the host's line, then its alerts
+        assert lines[0].lstrip().startswith("gpu-01")  # the host's line (under Where), then its alerts
         for a in alerts:
             assert a.advice.strip(), f"{a.key} has no advice"
             assert any(a.where in line and a.severity.word in line for line in lines), (a.key, lines)
@@ -465,3 +467,22 @@ async def test_on_a_40x15_terminal_the_alert_list_keeps_its_rows() -> None:
         assert rows_seen >= 4, f"{rows_seen} alert rows visible"
         procs = screen.query_one("#triage-procs", DataTable)
         assert procs.region.height >= 1 and procs.region.bottom <= 15 - 1
+
+
+async def test_at_80_columns_a_down_host_leaves_the_alert_titles_their_room() -> None:
+    title = "GPU 0 held back by the power brake 40 min"  # 41 characters: fits at 80 columns, but not with a wide column
+    since = time.time() - 600  # "10m ago 14:02"
+    down = Alert(**{**fake_alert(Severity.WARNING, 1, gpu=None).__dict__, "rule": "down", "since": since})
+    hot = Alert(**{**fake_alert(Severity.CRITICAL, 2, title=title).__dict__, "since": since})
+    app = fake_app([down, hot])
+    app.store.mark_down("gpu-01", "connection refused")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, TriageScreen), "the triage")
+        screen = triage(app)
+        await pilot.pause()
+        table = screen.query_one("#triage-alerts", DataTable)
+        widths = {str(c.label): c.get_render_width(table) for c in table.columns.values()}
+        assert widths["Severity"] <= len("critical") + 2, widths
+        rows = [line for line in screen_text(app).splitlines() if line.startswith(" critical")]  # the list, not the detail
+        assert len(rows) == 1 and title in rows[0], (widths, rows)
+        assert "down, 0s old" in screen_text(app)  # the host's state, in words that fit

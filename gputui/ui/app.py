@@ -134,17 +134,17 @@ class GpuTuiApp(App[None]):
             can_add = self.config_path is not None and self.link_factory is not None
             self.push_screen(ConnectionsScreen(self.store, self.runner.retry_now, can_add))
 
-    def add_host(self, host: Host | None) -> None:
-        """Append the host to the config, then start following it."""
-        if host is None or self.config_path is None or self.link_factory is None:
-            return
+    def add_host(self, host: Host) -> str | None:
+        """Append the host to the config, then start following it; why not, when the config refuses it."""
+        if self.config_path is None or self.link_factory is None:
+            return "no config file in use: start gputui with a config to add hosts"
         try:
             append_host(self.config_path, host)
         except ConfigError as exc:
-            self.notify(str(exc), severity="error", timeout=15, markup=False)
-            return
+            return str(exc)
         self.runner.add(self.link_factory(host), tuple(host.tags), host.group)
         self.notify(f"{host.name} added to {self.config_path}", markup=False)
+        return None
 
     def watch_theme(self, name: str) -> None:
         """Follow a theme change: ASCII drawing for the console theme, and the

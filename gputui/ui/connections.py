@@ -92,5 +92,4 @@ class ConnectionsScreen(Screen[None]):
             return
         from gputui.ui.add_host import AddHostScreen
 
-        adder = getattr(self.app, "add_host", None)
-        self.app.push_screen(AddHostScreen(), adder)
+        self.app.push_screen(AddHostScreen(self.app.add_host))  # type: ignore[attr-defined]

@@ -26,23 +26,12 @@ from textual.strip import Strip
 from gputui.fleet.store import FleetStore, HostRecord, HostState
 from gputui.health.model import Severity
 from gputui.render import age_words
+from gputui.ui.fleet_columns import Columns
 from gputui.ui.fleet_order import Row, arrange
 from gputui.ui.heatmap import CELL_W, Ramp, cell
 from gputui.ui.palette import Palette, ascii_mode
 from gputui.ui.panels.allocation import ledger_of
 from gputui.ui.panels.base import AsciiScrollBarRender
-
-NAME_W = 14
-STATE_W = 11
-AGE_W = 5
-SUMMARY_W = 31
-
-
-def header_text(gpus: int, metric_title: str) -> str:
-    width = max(gpus, 1) * CELL_W + 1
-    label = f"GPUs: {metric_title}"
-    cells = label.ljust(width) if len(label) < width else (label[: width - 1] + " ")
-    return f"  {'HOST':<{NAME_W}}{'STATE':<{STATE_W}}{'AGE':>{AGE_W}}  {cells}{'BUSY':>5} {'MEM':>5} {'TMAX':>6} {'POWER':>7}"
 
 
 class FleetView(ScrollView, can_focus=True):
@@ -75,6 +64,7 @@ class FleetView(ScrollView, can_focus=True):
         self.deg = " °C"  # " C" on the Linux console, as on the host screen
         self.ascii_bars = False
         self.gpu_columns = 0
+        self.columns = Columns()
         self.ledger_words: dict[str, tuple[object, str]] = {}  # host -> (the ledger it was worked out from, words)
         self.alert_hosts: Mapping[str, Severity] = {}  # host -> its worst shown alert (the app's last evaluation)
 
@@ -88,12 +78,13 @@ class FleetView(ScrollView, can_focus=True):
         The cursor stays on the same host when the order changes under it.
         """
         keep = self.selected
+        in_sight = self._cursor_in_sight()
         self.rows = arrange(self.store, self.needle, self.sort, self.grouping, self.alert_hosts)
         self.gpu_columns = max(
             (len(r.gpus()) or (len(r.hello.gpus) if r.hello else 0) for r in self.store.hosts.values()), default=0
         )
-        width = 2 + NAME_W + STATE_W + AGE_W + 2 + self.gpu_columns * CELL_W + 1 + SUMMARY_W
-        self.virtual_size = Size(width, len(self.rows))
+        self.columns = Columns.fitting(self.scrollable_content_region.width, self.gpu_columns, list(self.store.hosts))
+        self.virtual_size = Size(self.columns.width(self.gpu_columns), len(self.rows))
         if keep is not None:
             for i, row in enumerate(self.rows):
                 if row.host == keep:
@@ -109,6 +100,8 @@ class FleetView(ScrollView, can_focus=True):
             bars = AsciiScrollBarRender if ascii else ScrollBarRender
             self.vertical_scrollbar.renderer = bars  # type: ignore[misc]
             self.horizontal_scrollbar.renderer = bars  # type: ignore[misc]
+        if in_sight:  # a new order, or a scrollbar that came with wider rows, must not hide it
+            self.call_after_refresh(self._reveal_cursor)
         self.refresh()
 
     @property
@@ -151,11 +144,12 @@ class FleetView(ScrollView, can_focus=True):
             HostState.DOWN: pal.bad,
         }[state]
         critical = self.alert_hosts.get(r.name) is Severity.CRITICAL
+        cols = self.columns
         segs = [
             Segment("! ", pal.bad) if critical else Segment("  "),  # a critical alert: see the triage (t)
-            Segment(f"{r.name[: NAME_W - 1]:<{NAME_W}}", pal.text),
-            Segment(f"{state.value + (' (smi)' if reduced else ''):<{STATE_W}}", state_style),
-            Segment(f"{age_words(r.age_s(now)):>{AGE_W}}  ", pal.dim),
+            Segment(f"{r.name[: cols.name_w - 1]:<{cols.name_w}}", pal.text),
+            Segment(f"{cols.state_word(state, reduced):<{cols.state_w}}", state_style),
+            Segment(f"{age_words(r.age_s(now)):>{cols.age_w}}{' ' * cols.gap}", pal.dim),
         ]
         gpus = r.gpus()
         if state in (HostState.DOWN, HostState.CONNECTING) and not gpus:
@@ -180,12 +174,16 @@ class FleetView(ScrollView, can_focus=True):
         temps = [g.temp_c for g in gpus if g.temp_c is not None]
         power = [g.power_w for g in gpus if g.power_w is not None]
         lost = sum(1 for g in r.gpus() if g.lost)
-        segs = [
-            Segment(f"{busy:>2}/{len(r.gpus()):<2} ", pal.text),
-            Segment(f"{(100 * used / total if total else 0):>4.0f}% ", pal.text),
-            Segment(f"{f'{max(temps)}{self.deg}':>6} " if temps else "   N/A ", pal.text),
-            Segment(f"{sum(power):>6.0f}W" if power else "    N/A", pal.text),
-        ]
+        hottest = Segment(f"{f'{max(temps)}{self.deg}':>6} " if temps else "   N/A ", pal.text)
+        segs = [Segment(f"{busy:>2}/{len(r.gpus()):<2} ", pal.text)]
+        if self.columns.narrow:  # memory and power: the heat map's m shows them per GPU
+            segs.append(hottest)
+        else:
+            segs += [
+                Segment(f"{(100 * used / total if total else 0):>4.0f}% ", pal.text),
+                hottest,
+                Segment(f"{sum(power):>6.0f}W" if power else "    N/A", pal.text),
+            ]
         if lost:
             segs.append(Segment(f"  {lost} GPU lost", pal.bad))
         held = self.held_words(r)
@@ -225,13 +223,24 @@ class FleetView(ScrollView, can_focus=True):
         if not self.rows:
             return
         self.cursor = max(0, min(len(self.rows) - 1, row))
+        self._reveal_cursor()
+        self.refresh()
+
+    def _rows_in_sight(self) -> int:
+        """The rows a horizontal scrollbar leaves: at 80 columns it takes the last one."""
+        return max(1, self.scrollable_content_region.height)
+
+    def _cursor_in_sight(self) -> bool:
         top = int(self.scroll_offset.y)
-        height = max(1, self.size.height)
+        return top <= self.cursor < top + self._rows_in_sight()
+
+    def _reveal_cursor(self) -> None:
+        """Scroll as little as needed for the cursor's row to be drawn."""
+        top, height = int(self.scroll_offset.y), self._rows_in_sight()
         if self.cursor < top:
             self.scroll_to(y=self.cursor, animate=False)
         elif self.cursor >= top + height:
             self.scroll_to(y=self.cursor - height + 1, animate=False)
-        self.refresh()
 
     def on_click(self, event: events.Click) -> None:
         index = event.y + int(self.scroll_offset.y)

@@ -22,7 +22,7 @@ from gputui.fleet.store import FleetStore, HostState
 from gputui.health.model import Severity
 from gputui.ui.alerts import count_words
 from gputui.ui.fleet_order import GROUPINGS, SORTS
-from gputui.ui.fleet_view import FleetView, header_text
+from gputui.ui.fleet_view import FleetView
 from gputui.ui.heatmap import ASCII_TITLES, METRIC_TITLES, METRICS
 from gputui.ui.palette import Palette, ascii_mode
 
@@ -64,6 +64,9 @@ class OverviewScreen(Screen[None]):
         self.update_view()
         self.set_interval(REFRESH_S, self._tick)
 
+    def on_resize(self) -> None:
+        self.update_view()  # the summary's words fit the new width
+
     def _tick(self) -> None:
         self.update_view()  # looked up each time, so a benchmark can time it
 
@@ -74,7 +77,7 @@ class OverviewScreen(Screen[None]):
         view.alert_hosts = board.host_worst if board is not None else {}
         view.reload()
         titles = ASCII_TITLES if ascii_mode(self.app) else METRIC_TITLES
-        self.query_one("#columns", Static).update(header_text(view.gpu_columns, titles[view.metric]))
+        self.query_one("#columns", Static).update(view.columns.header(view.gpu_columns, titles[view.metric]))
         self.query_one("#summary", Static).update(self.summary())
 
     def summary(self) -> Text:
@@ -95,27 +98,39 @@ class OverviewScreen(Screen[None]):
         return gpus, busy, lost
 
     def fleet_line(self, pal: Palette, gpu_counts: tuple[int, int, int]) -> Text:
-        """ "demo   hosts 3: 3 live  0 stale ...   GPUs 24: 7 busy 16 idle 1 lost   sort name" """
+        """ "demo   hosts 3: 3 live  0 stale ...   GPUs 24: 7 busy 16 idle 1 lost   sort name"
+
+        Where that is wider than the screen, the counts that are zero (and the lost GPUs, which the
+        second line counts) are left out and the title gives way, so the order ``s`` sets is always in sight.
+        """
+        full = Text.assemble((self.title_text, pal.header), "   ", self.fleet_counts(pal, gpu_counts, False))
+        width = self.size.width - 2 or self.app.size.width - 2  # less the summary's padding
+        if full.cell_len <= width:
+            return full
+        counts = self.fleet_counts(pal, gpu_counts, True)
+        room = width - counts.cell_len - 3
+        if room < len("demo") + 2:
+            return counts
+        title = Text(self.title_text, pal.header)
+        title.truncate(room, overflow="crop" if ascii_mode(self.app) else "ellipsis")
+        return Text.assemble(title, "   ", counts)
+
+    def fleet_counts(self, pal: Palette, gpu_counts: tuple[int, int, int], narrow: bool) -> Text:
         counts = self.store.counts()
         gpus, busy, lost = gpu_counts
         bold = pal.text + Style(bold=True)
-        text = Text.assemble(
-            (self.title_text, pal.header),
-            "   hosts ",
-            (str(len(self.store.hosts)), bold),
-            ": ",
-            (f"{counts[HostState.LIVE]} live", pal.ok),
-            "  ",
-            (f"{counts[HostState.STALE]} stale", pal.warn if counts[HostState.STALE] else pal.dim),
-            "  ",
-            (f"{counts[HostState.DOWN]} down", pal.bad if counts[HostState.DOWN] else pal.dim),
-            "  ",
-            (f"{counts[HostState.CONNECTING]} connecting", pal.dim),
-            "   GPUs ",
-            (str(gpus), bold),
-            f": {busy} busy  {gpus - busy - lost} idle",
+        text = Text.assemble("hosts ", (str(len(self.store.hosts)), bold), ": ", (f"{counts[HostState.LIVE]} live", pal.ok))
+        others = (
+            (HostState.STALE, "stale", pal.warn),
+            (HostState.DOWN, "down", pal.bad),
+            (HostState.CONNECTING, "connecting", pal.dim),
         )
-        if lost:
+        for state, word, style in others:
+            if counts[state] or not narrow:
+                text.append("  ")
+                text.append(f"{counts[state]} {word}", style if counts[state] else pal.dim)
+        text.append_text(Text.assemble("   GPUs ", (str(gpus), bold), f": {busy} busy  {gpus - busy - lost} idle"))
+        if lost and not narrow:
             text.append(f"  {lost} lost", pal.bad)
         view = self.view
         text.append(f"   sort {view.sort}", pal.dim)

@@ -268,14 +268,16 @@ class TriageScreen(Screen[None]):
         return text
 
     def host_row(self, host: str, alerts: list[Alert], clock: float, pal: Palette) -> tuple[Cell, ...]:
+        """The host under Where and its state under Since: the Severity column stays as narrow as
+        its words, so at 80 columns the alerts' titles keep their room."""
         record = self.store.hosts.get(host)
         counts = {s: sum(1 for a in alerts if a.severity is s) for s in Severity}
         state = Text()
         if record is not None:
             s = record.state(clock)
             colour = {HostState.LIVE: pal.ok, HostState.STALE: pal.warn, HostState.DOWN: pal.bad}.get(s, pal.dim)
-            state = Text.assemble((s.value, colour), (f", data {age_words(record.age_s(clock))} old", pal.dim))
-        return (Text(host, pal.header), state, "", count_words(counts, pal), "")
+            state = Text.assemble((s.value, colour), (f", {age_words(record.age_s(clock))} old", pal.dim))
+        return ("", Text(host, pal.header), state, count_words(counts, pal), "")
 
     def alert_row(self, a: Alert, now: float, pal: Palette) -> tuple[Cell, ...]:
         ack = self.board.acks.get(a.key)

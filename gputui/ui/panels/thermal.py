@@ -19,16 +19,17 @@ from gputui.ui.heatmap import NEAR_SLOWDOWN_C as HOT_MARGIN_C
 from gputui.ui.panels.base import HostPanel, HostView
 from gputui.ui.table_sync import Cell, sync_rows
 
+# Short headers and cells: at 80 columns all but the throttle reasons fit without scrolling sideways.
 COLUMNS = (
     "GPU",
     "Temp",
-    "Slowdown (margin)",
-    "Shutdown (margin)",
-    "Mem temp (to slowdown)",
-    "Power / limit",
+    "Slowdown",
+    "Shutdown",
+    "Mem temp",
+    "Power/limit W",
     "Fan",
-    "SM clock",
-    "Mem clock",
+    "SM MHz",
+    "Mem MHz",
     "Throttle reasons",
 )
 THERMAL_REASONS = ("sw_thermal_slowdown", "hw_thermal_slowdown", "hw_slowdown")
@@ -60,10 +61,10 @@ def power_cell(g: GpuSample, view: HostView) -> Text:
     if g.power_w is None:
         return Text("N/A", style=view.pal.dim, justify="right")
     if not g.power_limit_w:
-        return Text(f"{g.power_w:.0f} W / N/A", justify="right")
+        return Text(f"{g.power_w:.0f}/N/A", justify="right")
     pct = 100.0 * g.power_w / g.power_limit_w
     style = view.pal.dim if view.stale else view.pal.warn if pct >= 95 else view.pal.text
-    return Text(f"{g.power_w:.0f} / {g.power_limit_w:.0f} W {pct:3.0f}%", style=style, justify="right")
+    return Text(f"{g.power_w:.0f}/{g.power_limit_w:.0f} {pct:3.0f}%", style=style, justify="right")
 
 
 def throttle_cell(g: GpuSample, view: HostView) -> Text:
@@ -82,7 +83,8 @@ def throttle_cell(g: GpuSample, view: HostView) -> Text:
 
 class ThermalPanel(HostPanel):
     def compose(self) -> ComposeResult:
-        yield DataTable(id="temps", cursor_type="row", zebra_stripes=True)
+        # The GPU column stays put while the others scroll sideways.
+        yield DataTable(id="temps", cursor_type="row", zebra_stripes=True, fixed_columns=1)
 
     def on_mount(self) -> None:
         self.query_one("#temps", DataTable).add_columns(*COLUMNS)
@@ -115,8 +117,8 @@ class ThermalPanel(HostPanel):
             self.mem_temp(g, slowdown, view),
             power_cell(g, view),
             num(fmt(g.fan_pct, "{}%")),
-            num(fmt(g.sm_clock_mhz, "{} MHz")),
-            num(fmt(g.mem_clock_mhz, "{} MHz")),
+            num(fmt(g.sm_clock_mhz, "{}")),
+            num(fmt(g.mem_clock_mhz, "{}")),
             throttle_cell(g, view),
         )
 
