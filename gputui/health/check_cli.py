@@ -58,7 +58,7 @@ class Outcome:
     @property
     def silent(self) -> list[str]:
         """Hosts that gave no data and have no alert saying why (a down host has one)."""
-        alerted = {a.host for a in self.alerts}
+        alerted = {a.host for a in self.alerts} | {h for a in self.alerts for h in a.behind}
         return [name for name in self.unreachable if name not in alerted]
 
     @property
@@ -244,6 +244,7 @@ def alert_json(a: Alert) -> dict[str, Any]:
         "advice": a.advice,
         "since": round(a.since, 3),
         "evidence": dict(a.evidence),
+        "behind": list(a.behind),  # a jump host's alert: the hosts cut off behind it
     }
 
 
