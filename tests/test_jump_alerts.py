@@ -23,6 +23,7 @@ from gputui.health.engine import HealthEngine
 from gputui.health.model import Alert, Severity
 from gputui.snapshot import collect
 from gputui.transport.from_config import links_for
+from gputui.ui.alerts import AlertBoard
 
 T0 = 1_760_000_000.0
 JUMP = "bastion"
@@ -86,6 +87,16 @@ def test_hosts_cut_off_by_one_jump_host_are_one_critical_alert_naming_them() -> 
     assert alert.behind == ("gpu-a", "gpu-b", "gpu-c")
     assert alert.evidence["error"] == HOP_ERROR
     assert "bring back the jump host bastion" in alert.advice
+
+
+def test_the_hosts_behind_count_as_critical_on_the_overview() -> None:
+    fleet = Fleet()
+    fleet.live("gpu-direct")
+    for name in ("gpu-a", "gpu-b"):
+        fleet.down(name, (JUMP,))
+    board = AlertBoard(fleet.engine().evaluate, clock=fleet.wall)
+    board.tick(fleet.store)
+    assert board.host_worst == {JUMP: Severity.CRITICAL, "gpu-a": Severity.CRITICAL, "gpu-b": Severity.CRITICAL}
 
 
 def test_a_long_list_of_hosts_is_cut_short_in_the_title_but_whole_in_the_evidence() -> None:
