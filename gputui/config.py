@@ -8,6 +8,7 @@ traceback: the operator fixing it at 3 a.m. should not need to read Python.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -100,6 +101,60 @@ class Actions(_Strict):
     policy: list[PolicyRule] = Field(default_factory=list)
 
 
+# What a notify command's arguments may name, each replaced within its own argument (never split, never a shell).
+NOTIFY_PLACEHOLDERS = ("severity", "host", "gpu", "where", "title", "advice", "time", "rule", "key")
+PLACEHOLDER = re.compile(r"\{(\w*)\}")
+
+
+class Notify(_Strict):
+    """Who hears of a new critical alert, and how often at most (gputui/health/notify.py)."""
+
+    command: list[str] | None = Field(
+        None, description="argument list run once per notification, no shell; {title} etc. replaced; the JSON on stdin"
+    )
+    webhook: str | None = Field(None, description="http:// or https:// URL the notification is POSTed to as JSON")
+    max_per_minute: int = Field(6, ge=1, le=600, description="more than this in a minute are summarised in one notification")
+    timeout_s: float = Field(10.0, gt=0, le=300, description="a command or webhook slower than this has failed")
+    state_file: str = Field(
+        "~/.local/state/gputui/notified.json", min_length=1, description="what gputui check --notify sent, for its next run"
+    )
+
+    @property
+    def active(self) -> bool:
+        return bool(self.command or self.webhook)
+
+    @field_validator("command", mode="before")
+    @classmethod
+    def _argument_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            raise ValueError(
+                f'expected a list of arguments such as ["/usr/local/bin/page-oncall", "{{title}}"] (it is never run '
+                f"through a shell), got {value!r}"
+            )
+        return value
+
+    @field_validator("command")
+    @classmethod
+    def _known_placeholders(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and (not value or not value[0]):
+            raise ValueError("expected the program to run first, got an empty list or an empty program name")
+        for i, arg in enumerate(value or ()):
+            unknown = [m for m in PLACEHOLDER.findall(arg) if m not in NOTIFY_PLACEHOLDERS]
+            if unknown:
+                known = ", ".join(f"{{{n}}}" for n in NOTIFY_PLACEHOLDERS)
+                raise ValueError(f"argument {i} ({arg!r}) names {{{unknown[0]}}}; known: {known}")
+        return value
+
+    @field_validator("webhook")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            scheme, _, rest = value.partition("://")
+            if scheme.lower() not in ("http", "https") or not rest.split("/", 1)[0]:
+                raise ValueError(f"expected an http:// or https:// URL with a host, got {value!r}")
+        return value
+
+
 class Group(_Strict):
     description: str = ""
     backend: Backend | None = None
@@ -157,6 +212,7 @@ class Config(_Strict):
     groups: dict[str, Group] = Field(default_factory=dict)
     hosts: list[Host] = Field(default_factory=list)
     actions: Actions = Field(default_factory=Actions)
+    notify: Notify = Field(default_factory=Notify)
 
     def backend_of(self, host: Host) -> str:
         """The host's own backend, else its group's, else the default."""

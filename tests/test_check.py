@@ -16,7 +16,7 @@ NAGIOS_FIRST = re.compile(
     r"^GPUTUI (OK|WARNING|CRITICAL|UNKNOWN) - (\d+) critical, (\d+) warning(?:, (\d+) unreachable)? "
     r"\| critical=(\d+) warning=(\d+) info=(\d+) hosts=(\d+) unreachable=(\d+)$"
 )
-ALERT_KEYS = {"key", "rule", "severity", "host", "gpu", "title", "advice", "since", "evidence"}
+ALERT_KEYS = {"key", "rule", "severity", "host", "gpu", "title", "advice", "since", "evidence", "behind"}
 
 
 def env() -> dict[str, str]:

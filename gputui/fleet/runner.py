@@ -39,8 +39,12 @@ async def follow_once(link: Link, store: FleetStore, taps: Sequence[Tap] = ()) -
     A malformed frame marks the host and resets its connection: a host that
     sends garbage is not trusted to be in sync with its own output.
     """
+    routed = False
     try:
         async for line in link.lines():
+            if not routed:  # connected: the jump hosts it went through are known now
+                store.set_via(link.name, link.via)
+                routed = True
             for tap in taps:
                 tap.line(link.name, line)
             try:
@@ -51,7 +55,8 @@ async def follow_once(link: Link, store: FleetStore, taps: Sequence[Tap] = ()) -
             store.apply(link.name, frame)
         store.mark_down(link.name, "connection closed")
     except LinkError as exc:
-        store.mark_down(link.name, str(exc))
+        store.set_via(link.name, link.via)
+        store.mark_down(link.name, str(exc), hop=exc.hop)
     except OSError as exc:
         store.mark_down(link.name, f"I/O error: {exc}")
     except asyncio.CancelledError:

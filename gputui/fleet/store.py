@@ -47,6 +47,8 @@ class HostRecord:
     connecting_since: float | None = None
     fatal: str | None = None  # what the agent said before it gave up, kept over "exited"
     hello_after_s: float | None = None  # connect to first frame, the last time
+    via: tuple[str, ...] = ()  # jump hosts of the last connection, first hop first (set by the transport)
+    failed_hop: str | None = None  # the jump host whose failure took it down, if that was why
     history: dict[int, GpuHistory] = field(default_factory=dict)
     events: deque[XidEvent] = field(default_factory=lambda: deque(maxlen=MAX_EVENTS))  # oldest first
 
@@ -114,6 +116,7 @@ class FleetStore:
         if isinstance(frame, Hello):
             record.hello = frame
             record.error = None
+            record.failed_hop = None
             if record.connecting_since is not None:
                 record.hello_after_s = now - record.connecting_since
         elif isinstance(frame, Sample):
@@ -146,13 +149,22 @@ class FleetStore:
         record.error = error
         self._changed()
 
-    def mark_down(self, name: str, error: str) -> None:
+    def mark_down(self, name: str, error: str, hop: str | None = None) -> None:
+        """``hop``: the jump host whose own connection failed, when that is why."""
         record = self.hosts[name]
         if record.down_since is None:
             record.down_since = self.clock()
+        record.failed_hop = hop
         # The agent's own reason ("no NVIDIA driver") matters more than "it exited".
         record.error = f"{record.fatal} ({error})" if record.fatal else error
         self._changed()
+
+    def set_via(self, name: str, via: tuple[str, ...]) -> None:
+        """The jump hosts ``name`` is reached through, as its transport found them."""
+        record = self.hosts[name]
+        if record.via != via:
+            record.via = via
+            self._changed()
 
     def mark_connecting(self, name: str) -> None:
         """A new attempt: the last data stays (shown with its age) until fresh data replaces it."""

@@ -24,7 +24,7 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
-from gputui.config import Thresholds
+from gputui.config import Notify, Thresholds
 from gputui.fleet.store import FleetStore
 from gputui.health.engine import HealthEngine
 from gputui.health.model import Alert, Severity
@@ -58,7 +58,7 @@ class Outcome:
     @property
     def silent(self) -> list[str]:
         """Hosts that gave no data and have no alert saying why (a down host has one)."""
-        alerted = {a.host for a in self.alerts}
+        alerted = {a.host for a in self.alerts} | {h for a in self.alerts for h in a.behind}
         return [name for name in self.unreachable if name not in alerted]
 
     @property
@@ -86,6 +86,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     where.add_argument("--config", dest="check_file", type=Path, metavar="FILE", help="config file with the hosts and thresholds")
     p.add_argument("--format", dest="check_format", choices=("table", "json", "nagios"), default="table")
     p.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for every host (default 15)")
+    p.add_argument(
+        "--notify",
+        action="store_true",
+        help="send the config's [notify] notifications for critical alerts new since the last --notify run",
+    )
     return p
 
 
@@ -95,7 +100,9 @@ def run(args: argparse.Namespace) -> int:
         sources = _sources(args)
     except ValueError as exc:
         return _unknown(args.check_format, str(exc))
-    thresholds, store, links, closing = sources
+    thresholds, store, links, closing, notify = sources
+    if args.notify and not notify.active:
+        return _unknown(args.check_format, "--notify: the config has no [notify] command or webhook")
     engine = HealthEngine(thresholds, hold_s=0.0, clear_s=0.0)
 
     async def look() -> None:
@@ -115,6 +122,11 @@ def run(args: argparse.Namespace) -> int:
         return _unknown(args.check_format, f"check failed: {type(exc).__name__}: {exc}")
     unreachable = [name for name, r in store.hosts.items() if r.sample is None]
     outcome = Outcome(alerts, len(store.hosts), unreachable, time.time())
+    if args.notify:
+        from gputui.health.check_notify import notify_once
+
+        for problem in notify_once(notify, alerts):  # said, but the verdict stays the fleet's
+            print(f"gputui check: notification not sent: {problem}", file=sys.stderr)
     return _say(render(outcome, args.check_format), int(outcome.status))
 
 
@@ -137,11 +149,11 @@ def _say(text: str, status: int, err: bool = False) -> int:
     return status
 
 
-Sources = tuple[Thresholds, FleetStore, list[Link], Callable[[], Awaitable[None]] | None]
+Sources = tuple[Thresholds, FleetStore, list[Link], Callable[[], Awaitable[None]] | None, Notify]
 
 
 def _sources(args: argparse.Namespace) -> Sources:
-    """Thresholds, an empty store and the links to read: the demo's, or the config's."""
+    """Thresholds, an empty store, the links to read (the demo's, or the config's) and [notify]."""
     from gputui import config as cfg
 
     path = args.check_file or args.config
@@ -154,11 +166,11 @@ def _sources(args: argparse.Namespace) -> Sources:
         from gputui.transport.demo import DemoFleet
 
         try:
-            thresholds = cfg.load(path).thresholds if path is not None else Thresholds()
+            loaded = cfg.load(path) if path is not None else cfg.Config()
         except cfg.ConfigError as exc:
             raise ValueError(str(exc)) from None
         fleet = DemoFleet(args.hosts, args.gpus, args.scenario, args.seed, args.interval)
-        return thresholds, store, list(fleet.links()), fleet.close
+        return loaded.thresholds, store, list(fleet.links()), fleet.close, loaded.notify
     from gputui.transport.from_config import links_for
 
     try:
@@ -170,7 +182,7 @@ def _sources(args: argparse.Namespace) -> Sources:
     store.stale_after = config.thresholds.stale_after_intervals
     for h in config.hosts:
         store.add_host(h.name, tuple(h.tags), h.group)
-    return config.thresholds, store, links_for(config), None
+    return config.thresholds, store, links_for(config), None, config.notify
 
 
 def _unknown(fmt_name: str, message: str) -> int:
@@ -244,6 +256,7 @@ def alert_json(a: Alert) -> dict[str, Any]:
         "advice": a.advice,
         "since": round(a.since, 3),
         "evidence": dict(a.evidence),
+        "behind": list(a.behind),  # a jump host's alert: the hosts cut off behind it
     }
 
 

@@ -31,6 +31,7 @@ from gputui.config import Thresholds
 from gputui.fleet.store import FleetStore, HostRecord, HostState
 from gputui.frames import Sample, XidEvent
 from gputui.health.finding import Context, Finding
+from gputui.health.jump import jump_outages
 from gputui.health.model import Alert
 from gputui.health.rules import counter_values, host_findings
 
@@ -164,14 +165,31 @@ class HealthEngine:
                 seen[finding.key(name)] = (name, finding)
             if n % hosts_per_step == 0:
                 yield
+        explained = self._group_by_jump_host(store, seen, now, mono_now)
+        for key in explained:  # explained, not cleared: gone at once, with no clear time
+            self._tracked.pop(key, None)
         self._update(seen, not_live, now)
         alerts = [t.alert for t in self._tracked.values() if t.active and t.alert is not None]
         return sorted(alerts, key=lambda a: (-a.severity, a.since, a.host, -1 if a.gpu is None else a.gpu, a.key))
 
+    @staticmethod
+    def _group_by_jump_host(store: FleetStore, seen: dict[str, tuple[str, Finding]], now: float, mono_now: float) -> set[str]:
+        """Replace the "down" findings of hosts cut off by one jump host with that
+        jump host's finding (:mod:`gputui.health.jump`); the keys replaced."""
+        explained: set[str] = set()
+        for outage in jump_outages(store.hosts.values(), now, mono_now):
+            for name in outage.hosts:
+                key = f"down:{name}"
+                seen.pop(key, None)
+                explained.add(key)
+            seen[outage.finding.key(outage.jump)] = (outage.jump, outage.finding)
+        return explained
+
     def _forget_gone(self, store: FleetStore) -> None:
-        """A host removed from the store takes its alerts and memory with it."""
+        """A host removed from the store takes its alerts and memory with it
+        (a jump host is in the store only if it is a GPU host too: its alert clears as any other)."""
         self._hosts = {k: v for k, v in self._hosts.items() if k in store.hosts}
-        self._tracked = {k: t for k, t in self._tracked.items() if t.host in store.hosts}
+        self._tracked = {k: t for k, t in self._tracked.items() if t.host in store.hosts or t.rule == "jump"}
 
     def _update(self, seen: dict[str, tuple[str, Finding]], not_live: set[str], now: float) -> None:
         for key, (host, finding) in seen.items():
@@ -203,4 +221,4 @@ class HealthEngine:
                 severity = before  # falls only after clear_s, as an alert clears
         else:
             tracked.lower_since = None
-        return Alert(key, f.rule, severity, host, f.gpu, f.title, f.advice, tracked.since, dict(f.evidence))
+        return Alert(key, f.rule, severity, host, f.gpu, f.title, f.advice, tracked.since, dict(f.evidence), f.behind)

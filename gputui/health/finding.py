@@ -24,6 +24,7 @@ class Finding:
     since: float | None = None  # when the data says it began (an event's time, a process's start)
     band: bool = False  # only within the hysteresis band: keeps an alert on, never starts one
     immediate: bool = False  # an event or a dead GPU: no hold time
+    behind: tuple[str, ...] = ()  # the hosts it speaks for (a jump host's: those behind it)
 
     def key(self, host: str) -> str:
         where = "" if self.gpu is None else f":{self.gpu}"

@@ -27,7 +27,7 @@ class Severity(IntEnum):
 @dataclass(frozen=True)
 class Alert:
     key: str  # "<rule>:<host>[:<gpu index>]" (plus ":<xid>" for XID alerts): stable across evaluations
-    rule: str  # e.g. "xid", "thermal", "ecc", "remap", "lost", "idle-holding", "stale", "throttle"
+    rule: str  # e.g. "jump", "xid", "thermal", "ecc", "remap", "lost", "idle-holding", "stale", "throttle"
     severity: Severity
     host: str
     gpu: int | None  # None: about the whole host
@@ -35,6 +35,7 @@ class Alert:
     advice: str  # what to do, in an operator's words
     since: float  # wall-clock time the condition was first seen (not when the alert became active)
     evidence: dict[str, str] = field(default_factory=dict)  # the values behind it, already formatted
+    behind: tuple[str, ...] = ()  # a jump host's alert: the hosts behind it, whose own "down" alerts it replaces
 
     @property
     def where(self) -> str:

@@ -12,6 +12,11 @@ class Link(Protocol):
 
     name: str
 
+    @property
+    def via(self) -> tuple[str, ...]:
+        """The jump hosts the last connection went through, first hop first (none: direct)."""
+        ...
+
     def lines(self) -> AsyncIterator[bytes]: ...
 
     async def send(self, command: dict[str, object]) -> None: ...
@@ -20,4 +25,11 @@ class Link(Protocol):
 
 
 class LinkError(Exception):
-    """The connection to a host failed; the message says why, for the operator."""
+    """The connection to a host failed; the message says why, for the operator.
+
+    ``hop`` names the jump host whose own connection failed, when that is
+    why: the health rules then tell one bastion down from many hosts down."""
+
+    def __init__(self, message: str, hop: str | None = None) -> None:
+        super().__init__(message)
+        self.hop = hop

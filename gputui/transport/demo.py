@@ -108,6 +108,8 @@ class DemoFleet:
 
 
 class DemoLink:
+    via: tuple[str, ...] = ()  # in-process: no jump host
+
     def __init__(self, name: str, fleet: DemoFleet) -> None:
         self.name = name
         self.fleet = fleet

@@ -37,6 +37,8 @@ def agent_argv(
 
 
 class LocalLink:
+    via: tuple[str, ...] = ()  # a child process: no jump host
+
     def __init__(self, name: str, argv: Sequence[str]) -> None:
         self.name = name
         self.argv = list(argv)

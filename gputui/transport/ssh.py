@@ -155,6 +155,11 @@ class SshLink:
             return await self._open(*args)
 
     @property
+    def via(self) -> tuple[str, ...]:
+        """The jump hosts of the last connection (as ProxyJump names them), first hop first."""
+        return tuple(self.route[:-1])
+
+    @property
     def hops(self) -> list[asyncssh.SSHClientConnection]:
         """The jump-host connections in use, first hop first."""
         return [lease.conn for lease in self.leases]
@@ -177,8 +182,10 @@ class SshLink:
     ) -> asyncssh.SSHClientConnection:
         """``via``: the jump host the connection goes through, for the errors."""
         s = self.shared.settings
-        # The host's name is on the row already; a jump host must be named.
-        prefix = "" if what == self.name else f"{what}: "
+        # The host's name is on the row already; a jump host must be named,
+        # and its failure marked as the jump host's (``hop``) for the health rules.
+        hop = None if what == self.name else target
+        prefix = "" if hop is None else f"{what}: "
         accept_new = s.accept_new if self.host.accept_new is None else self.host.accept_new
         gate = HostKeyGate(self._known_hosts(), accept_new)
         opts = self._connect_options(gate, config_paths)
@@ -195,23 +202,24 @@ class SshLink:
         try:
             return await asyncssh.connect(target, **opts)  # type: ignore[arg-type]
         except asyncssh.HostKeyNotVerifiable:
-            raise LinkError(refusal(gate, what, target, port or 22)) from None
+            raise LinkError(refusal(gate, what, target, port or 22), hop=hop) from None
         except asyncssh.PermissionDenied:
             raise LinkError(
                 f"{prefix}permission denied (publickey): no key from ssh-agent or the identity files was "
-                "accepted; passwords are not asked for"
+                "accepted; passwords are not asked for",
+                hop=hop,
             ) from None
         except asyncssh.DisconnectError as exc:
-            raise LinkError(f"{prefix}disconnected during handshake: {exc.reason}") from None
+            raise LinkError(f"{prefix}disconnected during handshake: {exc.reason}", hop=hop) from None
         except TimeoutError:
-            raise LinkError(f"{prefix}no answer from {where()} within {s.connect_timeout_s:.0f}s") from None
+            raise LinkError(f"{prefix}no answer from {where()} within {s.connect_timeout_s:.0f}s", hop=hop) from None
         except asyncssh.ChannelOpenError as exc:
             # The hop answered but could not open the way on: its sshd's words.
-            raise LinkError(f"{prefix}jump host {via} cannot reach {where(hop=False)}: {exc.reason}") from None
+            raise LinkError(f"{prefix}jump host {via} cannot reach {where(hop=False)}: {exc.reason}", hop=hop) from None
         except OSError as exc:
-            raise LinkError(f"{prefix}cannot connect to {where()}: {exc.strerror or exc}") from None
+            raise LinkError(f"{prefix}cannot connect to {where()}: {exc.strerror or exc}", hop=hop) from None
         except (asyncssh.Error, ValueError) as exc:
-            raise LinkError(f"{prefix}SSH error with {where()}: {exc}") from None
+            raise LinkError(f"{prefix}SSH error with {where()}: {exc}", hop=hop) from None
 
     # -- preparing the remote side ----------------------------------------------
     def _remote_dir(self) -> str:

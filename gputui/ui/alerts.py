@@ -164,8 +164,9 @@ class AlertBoard:
         self.counts = {s: counts.get(s, 0) for s in Severity}
         worst: dict[str, Severity] = {}
         for a in self.shown:
-            if a.host not in worst or a.severity > worst[a.host]:
-                worst[a.host] = a.severity
+            for host in (a.host, *a.behind):  # a jump host's alert marks the hosts it cut off
+                if host not in worst or a.severity > worst[host]:
+                    worst[host] = a.severity
         self.host_worst = worst
 
     # -- the operator's word ---------------------------------------------------

@@ -22,6 +22,7 @@ from gputui.fleet.runner import FleetRunner
 from gputui.fleet.store import FleetStore
 from gputui.health.engine import HealthEngine
 from gputui.health.model import Severity
+from gputui.health.notify_send import Notifier
 from gputui.record.player import ReplayPlayer
 from gputui.transport.base import Link
 from gputui.ui.action_screen import ActionDesk, ActionScreen, Draft
@@ -95,6 +96,9 @@ class GpuTuiApp(App[None]):
             self.engine = health_engine(thresholds, wall_clock)
             self.board = AlertBoard(self.engine.evaluate, audit, clock=wall_clock, steps=self.engine.evaluate_in_steps)
         self.triage_first = triage_first  # open the triage screen the first time a warning or worse is active
+        # New critical alerts reach people ([notify]); never from a replay: that incident is over.
+        live = config is not None and replay is None and config.notify.active
+        self.notifier = Notifier(config.notify, self.notify_failed) if live and config is not None else None
         self.store = store or FleetStore()
         self.runner = FleetRunner(links, self.store)
         self.fleet_title = title
@@ -124,6 +128,8 @@ class GpuTuiApp(App[None]):
             self.notify(problem, severity="warning", timeout=10)
 
     async def on_unmount(self) -> None:
+        if self.notifier is not None:
+            await self.notifier.close()
         await self.tape.close()
         await self.runner.stop()
         if self.on_exit is not None:
@@ -271,6 +277,8 @@ class GpuTuiApp(App[None]):
         Only over the overview: an operator already in a host, a dialog or
         the help is told with a notice instead of being pulled away.
         """
+        if self.notifier is not None and self.board.error is None:
+            self.notifier.consider(self.board.alerts, self.board.silences.keys())
         urgent = [a for a in self.board.shown if a.severity >= Severity.WARNING]
         if self.triage_first and urgent:
             self.triage_first = False
@@ -279,6 +287,10 @@ class GpuTuiApp(App[None]):
             else:
                 words = f"{len(urgent)} active alert{'s' * (len(urgent) != 1)}"
                 self.notify(f"{words}: t opens the triage", severity="warning", timeout=10)
+
+    def notify_failed(self, problem: str) -> None:
+        """A notification that did not go out: on screen (it is also logged)."""
+        self.notify(f"notification not sent: {problem}", severity="error", timeout=15, markup=False)
 
     def action_triage(self) -> None:
         """The triage screen over the overview (any screen between is closed); never over a dialog."""
