@@ -204,6 +204,22 @@ def test_standin_processes_are_real_and_read_through_proc(clock: ManualClock) ->
         sim.close()
 
 
+def test_each_process_reports_its_parent(clock: ManualClock) -> None:
+    """The stand-ins are this test's children: the agent reads that from /proc, and it reaches the dashboard."""
+    sim, sampler = make("healthy", clock, processes="standin", gpus=2)
+    try:
+        sampler.hello(1.0)
+        sample = roundtrip(sampler.sample())
+        assert isinstance(sample, Sample)
+        procs = [p for g in sample.gpus for p in g.processes]
+        assert procs
+        with open("/proc/self/comm") as f:
+            me = f.read().strip()
+        assert {(p.ppid, p.parent_command) for p in procs} == {(os.getpid(), me)}
+    finally:
+        sim.close()
+
+
 def agent_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "gputui", "agent", *args]
 
