@@ -26,6 +26,8 @@ class _Model(BaseModel):
 
 class ProcessInfo(_Model):
     pid: int
+    ppid: int | None = None  # its parent: the launcher (torchrun, slurmstepd, a container's shim) of a job's ranks
+    parent_command: str | None = None  # the parent's name, as /proc/PPID/comm gives it
     user: str | None = None
     command: str | None = None
     gpu_mem_mib: int | None = None

@@ -204,6 +204,45 @@ def test_standin_processes_are_real_and_read_through_proc(clock: ManualClock) ->
         sim.close()
 
 
+def test_each_process_reports_its_parent(clock: ManualClock) -> None:
+    """The stand-ins are this test's children: the agent reads that from /proc, and it reaches the dashboard."""
+    sim, sampler = make("healthy", clock, processes="standin", gpus=2)
+    try:
+        sampler.hello(1.0)
+        sample = roundtrip(sampler.sample())
+        assert isinstance(sample, Sample)
+        procs = [p for g in sample.gpus for p in g.processes]
+        assert procs
+        with open("/proc/self/comm") as f:
+            me = f.read().strip()
+        assert {(p.ppid, p.parent_command) for p in procs} == {(os.getpid(), me)}
+    finally:
+        sim.close()
+
+
+def test_synthetic_processes_come_in_families_under_their_launchers(clock: ManualClock) -> None:
+    """As on a real host: ranks of one job under one launcher, sharing its user, job and command;
+    a container's process under its shim; a launcher is never a GPU process itself."""
+    sim, sampler = make("healthy", clock, gpus=8)
+    try:
+        sampler.hello(1.0)
+        sample = roundtrip(sampler.sample())
+        assert isinstance(sample, Sample)
+        procs = [p for g in sample.gpus for p in g.processes]
+        families: dict[int | None, list[Any]] = {}
+        for p in procs:
+            families.setdefault(p.ppid, []).append(p)
+        assert None not in families and not set(families) & {p.pid for p in procs}
+        ranks = max(families.values(), key=len)
+        assert len(ranks) >= 2, "one launcher with several ranks"
+        assert len({(p.user, p.slurm_job, p.container, p.command, p.parent_command) for p in ranks}) == 1
+        shims = [p for p in procs if p.parent_command == "containerd-shim"]
+        assert shims and all(p.container and len(p.container) == 12 and p.slurm_job is None for p in shims)
+        assert all(p.container is None for p in procs if p.parent_command != "containerd-shim")
+    finally:
+        sim.close()
+
+
 def agent_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "gputui", "agent", *args]
 

@@ -429,6 +429,108 @@ async def test_each_process_shows_its_sm_and_memory_bandwidth_share() -> None:
         assert idle, "the incident host has a job holding memory while idle"
 
 
+def gpus_in(words: str) -> set[int]:
+    """ "0-3,6" as {0, 1, 2, 3, 6}."""
+    out: set[int] = set()
+    for run in words.split(","):
+        first, _, last = run.partition("-")
+        out.update(range(int(first), int(last or first) + 1))
+    return out
+
+
+def groups_on_screen(table: DataTable[object]) -> list[tuple[str, list[str]]]:
+    """(header row key, the process rows under it), top to bottom."""
+    out: list[tuple[str, list[str]]] = []
+    for key in shown_keys(table):
+        if ":" in key and key.split(":")[0].isdigit():
+            assert out, f"process {key} above every group header"
+            out[-1][1].append(key)
+        else:
+            out.append((key, []))
+    return out
+
+
+def job_group(p: Any) -> str:
+    return f"slurm {p.slurm_job}" if p.slurm_job else f"ctr {p.container}" if p.container else "no Slurm job or container"
+
+
+def parent_group(p: Any) -> str:
+    return f"parent {p.ppid} ({p.parent_command})"
+
+
+async def test_g_groups_processes_by_job_and_by_parent_with_each_groups_totals() -> None:
+    host = Host(samples=10)
+    app = GpuTuiApp(host.store, [])
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_screen(pilot, host)
+        table = await show_tab(pilot, screen, "4", "procs")
+        panel = screen.query_one(ProcessesPanel)
+        summary = screen.query_one("#proc-summary", Static)
+        procs = {f"{g.index}:{p.pid}": (g.index, p) for g in host.store.hosts[HOST].gpus() for p in g.processes}
+        while panel.sort != "gpu_mem":
+            await pilot.press("o")
+        for key, words, group_of in (
+            ("g", "Slurm job (else container)", job_group),
+            ("g g", "parent process", parent_group),
+        ):
+            await pilot.press(*key.split())
+            await wait_for_text(pilot, summary, f"grouped by {words}")
+            await wait_for(pilot, lambda: groups_on_screen(table)[0][0].startswith("group:"), "the group headers")
+            expected: dict[str, set[str]] = {}
+            for k, (_, p) in procs.items():
+                expected.setdefault(group_of(p), set()).add(k)
+            assert len(expected) < len(procs), "the host runs several processes of one job and one parent"
+            seen: dict[str, set[str]] = {}
+            for header, members in groups_on_screen(table):
+                row = cells(table, header)
+                label, _, counts = row[-1].rpartition(": ")
+                seen[label] = set(members)
+                mine = [procs[k] for k in members]
+                gpus = {gpu for gpu, _ in mine}
+                n = len(mine)
+                assert counts == f"{n} process{'es' * (n != 1)} on {len(gpus)} GPU{'s' * (len(gpus) != 1)}", label
+                assert gpus_in(row[2]) == gpus, label
+                assert row[3] == f"{sum(p.gpu_mem_mib or 0 for _, p in mine):,} MiB", label
+                assert row[4] == f"{sum(p.sm_pct or 0 for _, p in mine)}%", label
+                # The sort (GPU memory, largest first) holds inside each group.
+                memory = [p.gpu_mem_mib or 0 for _, p in mine]
+                assert memory == sorted(memory, reverse=True), label
+            assert seen == expected
+        await pilot.press("g")
+        await wait_for_text(pilot, summary, "grouped by user")
+        await pilot.press("g")
+        await wait_for(pilot, lambda: "grouped" not in static_text(summary), "g back to no grouping")
+        await wait_for(pilot, lambda: set(shown_keys(table)) == set(procs), "the processes alone, no headers")
+
+
+async def test_marks_go_to_the_right_processes_when_grouped() -> None:
+    host = Host(samples=10)
+    app = GpuTuiApp(host.store, [])
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_screen(pilot, host)
+        table = await show_tab(pilot, screen, "4", "procs")
+        panel = screen.query_one(ProcessesPanel)
+        await pilot.press("g", "g", "g")  # by parent
+        await wait_for(pilot, lambda: panel.grouping == "parent" and groups_on_screen(table)[0][0].startswith("group:"), "groups")
+        family = max(groups_on_screen(table), key=lambda g: len(g[1]))
+        assert len(family[1]) >= 2, "a launcher with several ranks"
+        steps = shown_keys(table).index(family[0]) - table.cursor_row
+        await pilot.press(*["down" if steps > 0 else "up"] * abs(steps))
+        assert shown_keys(table)[table.cursor_row] == family[0]
+        assert panel.selected_processes() == [], "a header is not a process: K has nothing to kill there"
+        await pilot.press("space")  # on the header: the whole group
+        await wait_for(pilot, lambda: panel.marked == set(family[1]), "the group's processes marked")
+        await pilot.press("down", "down", "space")  # the group's second process: unmarked again
+        second = family[1][1]
+        await wait_for(pilot, lambda: panel.marked == set(family[1]) - {second}, "one process unmarked")
+        pids = {int(k.split(":")[1]) for k in family[1] if k != second}
+        assert {p.pid for _, p in panel.selected_processes()} == pids
+        await pilot.press("up", "up", "space")  # some of the group were marked: the header marks them all
+        await wait_for(pilot, lambda: panel.marked == set(family[1]), "the group marked again")
+        await pilot.press("space")
+        await wait_for(pilot, lambda: panel.marked == set(), "the header again: the group unmarked")
+
+
 # -- ASCII -------------------------------------------------------------------------
 
 

@@ -232,6 +232,11 @@ def test_a_local_sim_host_shows_real_stand_in_processes_that_are_gone_afterwards
         assert proc["pid"] != os.getpid()
         pids.append(proc["pid"])
     assert len(set(pids)) == len(pids)
+    # Every stand-in is a child of the host's agent, and the JSON says so.
+    parents = {(proc["ppid"], proc["parent_command"]) for proc in procs}
+    assert len(parents) == 1
+    ((ppid, parent_command),) = parents
+    assert isinstance(ppid, int) and ppid not in (*pids, os.getpid(), 1) and parent_command
 
     deadline = time.monotonic() + 10.0
     for pid in pids:

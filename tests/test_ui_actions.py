@@ -9,6 +9,7 @@ waits on what is on screen or on disk, never on a sleep.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -301,3 +302,41 @@ async def test_marked_processes_are_killed_in_one_guarded_step(tmp_path: Path) -
     record = audit(tmp_path)[-1]
     assert record["status"] == "applied" and sorted(record["targets"]) == sorted(f"a:pid={pid}" for pid in pids)
     assert set(record["hosts"]) == {f"a:pid={pid}" for pid in pids}  # each target on record, with its answer
+
+
+async def test_grouped_by_parent_the_kill_takes_the_marked_processes_only(tmp_path: Path) -> None:
+    """Grouped, a header row sits among the processes: marks and the kill must still name the right pids."""
+    from gputui.ui.panels.processes import ProcessesPanel
+    from tests.waiting import wait_until_gone
+
+    app = make_app(tmp_path, "enabled = true")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_allocation(pilot, app)
+        await wait_for(
+            pilot, lambda: sum(len(g.processes) for g in app.store.hosts["a"].gpus()) >= 2, "a job on each GPU", AGENT_WAIT_S
+        )
+        await pilot.press("4", "g", "g", "g")  # grouped by parent: the stand-ins are the local agent's children
+        panel = screen.query_one(ProcessesPanel)
+        table = panel.query_one("#procs", DataTable)
+        await wait_for(pilot, lambda: panel.grouping == "parent" and table.row_count == 3, "one group of two processes")
+        rows = [str(r.key.value) for r in table.ordered_rows]
+        assert rows[0].startswith("group:") and "2 processes on 2 GPUs" in str(table.get_row_at(0)[-1])
+        await pilot.press(*["up"] * table.cursor_row, "space")  # the header: both processes
+        await wait_for(pilot, lambda: panel.marked == set(rows[1:]), "the group marked")
+        await pilot.press("down", "down", "space")  # the second process: unmarked
+        await wait_for(pilot, lambda: panel.marked == {rows[1]}, "the first process alone marked")
+        kept, killed = int(rows[2].split(":")[1]), int(rows[1].split(":")[1])
+        dialog = await start(pilot, "K", "runaway")
+        assert static_text(dialog.query_one("#action-title", Static)).count("pid=") == 1
+        assert f"a:pid={killed}" in static_text(dialog.query_one("#action-title", Static))
+        await pilot.press("tab", "tab", "space", "shift+tab", "shift+tab")  # SIGKILL if SIGTERM is ignored (one job does)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: dialog.phase != "asking", "the host's preview", AGENT_WAIT_S)
+        assert dialog.phase == "preview", status(dialog) + preview(dialog)
+        await pilot.press(*"a")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: dialog.phase == "done", "the host's answer", AGENT_WAIT_S)
+        assert status(dialog).startswith("applied:"), status(dialog) + preview(dialog)
+        wait_until_gone([killed], timeout=30)
+        os.kill(kept, 0)  # the process left unmarked still runs
+    assert audit(tmp_path)[-1]["targets"] == [f"a:pid={killed}"]

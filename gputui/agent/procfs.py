@@ -16,12 +16,14 @@ import time
 from typing import Dict, Optional, Tuple
 
 _SLURM_JOB = re.compile(r"/job_(\d+)(?:/|$)")
-# docker-<id>.scope, cri-containerd-<id>.scope, crio-<id>, libpod-<id>, /docker/<id>
-_CONTAINER = re.compile(r"(?:docker|containerd|crio|libpod)[-/]([0-9a-f]{64})")
+# docker-<id>.scope, cri-containerd-<id>.scope, crio-<id>.scope, libpod-<id>.scope, /docker/<id>,
+# containerd's systemd driver (...slice:cri-containerd:<id>) and Kubernetes' cgroupfs driver
+# (/kubepods/besteffort/pod<uid>/<id>). A conmon scope (libpod-conmon-<id>) is not the container.
+_CONTAINER = re.compile(r"(?:(?:docker|containerd|crio|libpod)[-/:]|/kubepods/(?:[a-z]+/)?pod[0-9a-f_-]+/)([0-9a-f]{64})")
 
 Facts = Dict[str, object]
 SETTLED_S = 5.0
-_FACT_KEYS = ("pid", "user", "command", "cpu_pct", "rss_mib", "started_at", "slurm_job", "container")
+_FACT_KEYS = ("pid", "ppid", "parent_command", "user", "command", "cpu_pct", "rss_mib", "started_at", "slurm_job", "container")
 
 
 def parse_cgroup(text: str) -> Tuple[Optional[str], Optional[str]]:
@@ -52,6 +54,7 @@ class ProcReader:
         self._cpu: Dict[int, Tuple[float, float]] = {}
         self._users: Dict[int, str] = {}
         self._fixed: Dict[int, Tuple[int, Facts]] = {}
+        self._parents: Dict[int, Tuple[int, Optional[str]]] = {}  # pid: (its parent, the parent's comm)
 
     def _boot_time(self) -> float:
         try:
@@ -96,7 +99,7 @@ class ProcReader:
             return None
         # comm may contain spaces and parentheses: split after the last ')'.
         rest = stat[stat.rfind(")") + 2 :].split()
-        utime, stime = int(rest[11]), int(rest[12])
+        ppid, utime, stime = int(rest[1]), int(rest[11]), int(rest[12])
         start_ticks = int(rest[19])
         started_at = self.boot_time + start_ticks / self.ticks
         fixed = self._fixed.get(pid)
@@ -115,11 +118,27 @@ class ProcReader:
         out = dict(fixed[1])
         out.update(
             pid=pid,
+            ppid=ppid,
+            parent_command=self._parent_command(pid, ppid),
             cpu_pct=cpu_pct,
             rss_mib=round(int(statm[1]) * self.page_kib / 1024.0, 1),
             started_at=round(started_at, 2),
         )
         return out
+
+    def _parent_command(self, pid: int, ppid: int) -> Optional[str]:
+        """The parent's name (its ``comm``: "torchrun", "slurmstepd", "containerd-shim"),
+        read again only when the process is re-parented (its parent exited)."""
+        kept = self._parents.get(pid)
+        if kept is not None and kept[0] == ppid:
+            return kept[1]
+        try:
+            with open(os.path.join(self.proc, str(ppid), "comm"), "rb") as f:
+                comm: Optional[str] = f.read().decode("utf-8", "replace").strip() or None
+        except OSError:  # pid 0 (no parent), gone, or hidden
+            comm = None
+        self._parents[pid] = (ppid, comm)
+        return comm
 
     def _fixed_facts(self, base: str, stat: str) -> Facts:
         comm = stat[stat.find("(") + 1 : stat.rfind(")")]
@@ -145,7 +164,7 @@ class ProcReader:
 
     def forget_except(self, live: "set[int]") -> None:
         """Drop what is kept of pids no longer on any GPU."""
-        for kept in (self._cpu, self._fixed):
+        for kept in (self._cpu, self._fixed, self._parents):
             for pid in list(kept):
                 if pid not in live:
                     del kept[pid]

@@ -6,6 +6,10 @@ keyed ``gpu:pid`` and updated in place, and the cursor stays on the process
 it was on while rows come, go and move: an operator who selected a process
 to act on must not find another one under the cursor a second later:
 ``K`` (the host screen's) kills the process under the cursor.
+
+``g`` groups the rows by Slurm job, container, parent process or user
+(:mod:`gputui.ui.panels.proc_groups`), a header row with the group's totals
+above its processes; ``space`` on a header marks its processes.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from textual.widgets import DataTable, Input, Static
 from gputui.frames import ProcessInfo
 from gputui.render import NA, age_words, fmt
 from gputui.ui.panels.base import HostPanel, HostView
+from gputui.ui.panels.proc_groups import GROUPINGS, WORDS, Group, grouped, header_cells, job_words
 from gputui.ui.table_sync import Cell, sync_rows
 
 SortValue = float | str | None
@@ -62,10 +67,6 @@ def alike(by: str, p: ProcessInfo) -> str | None:
     return (p.slurm_job and f"slurm {p.slurm_job}") or (p.container and f"ctr {p.container}") or None
 
 
-def job_words(p: ProcessInfo) -> str:
-    return (p.slurm_job and f"slurm {p.slurm_job}") or (p.container and f"ctr {p.container}") or ""
-
-
 def order(procs: dict[str, tuple[int, ProcessInfo]], column: Column, reverse: bool) -> list[str]:
     """Row keys in display order; values that are missing go last either way."""
     value = column.value
@@ -89,6 +90,7 @@ class ProcessesPanel(HostPanel):
         Binding("o", "cycle_sort", "Sort column"),
         Binding("O", "reverse_sort", "Reverse sort", key_display="O"),
         Binding("u", "filter_user", "Filter by user"),
+        Binding("g", "cycle_grouping", "Group by"),
         Binding("space", "toggle_mark", "Mark", key_display="space"),
         Binding("U", "mark_alike('user')", "Mark the user's", key_display="U"),
         Binding("J", "mark_alike('job')", "Mark the job's", key_display="J"),
@@ -102,6 +104,8 @@ class ProcessesPanel(HostPanel):
         self.user_filter = ""
         self.last_view: HostView | None = None
         self.marked: set[str] = set()  # "gpu:pid" rows marked: K takes them all, in one guarded step
+        self.grouping = "none"
+        self.groups: dict[str, Group] = {}  # by header row key, as last drawn
 
     def compose(self) -> ComposeResult:
         yield Static(id="proc-summary")
@@ -121,6 +125,11 @@ class ProcessesPanel(HostPanel):
     def action_cycle_sort(self) -> None:
         self.sort_by(SORTABLE[(SORTABLE.index(self.sort) + 1) % len(SORTABLE)])
 
+    def action_cycle_grouping(self) -> None:
+        names = [by for by, _, _ in GROUPINGS]
+        self.grouping = names[(names.index(self.grouping) + 1) % len(names)]
+        self.redraw()
+
     def action_reverse_sort(self) -> None:
         self.reverse = not self.reverse
         self.redraw()
@@ -139,10 +148,18 @@ class ProcessesPanel(HostPanel):
             self.sort_by(key, toggle=True)
 
     def action_toggle_mark(self) -> None:
+        """Mark the process under the cursor; on a group's header, every process of the group
+        (or unmark them, when they all are)."""
         key = self.cursor_key(self.query_one("#procs", DataTable))
-        if key is not None:
+        if key is None:
+            return
+        group = self.groups.get(key)
+        if group is None:
             self.marked ^= {key}
-            self.redraw()
+        else:
+            keys = set(group.members)
+            self.marked = self.marked - keys if keys <= self.marked else self.marked | keys
+        self.redraw()
 
     def action_mark_alike(self, by: str) -> None:
         """Mark every process of the user (or the Slurm job or container) under
@@ -218,12 +235,24 @@ class ProcessesPanel(HostPanel):
         shown = {k: v for k, v in everything.items() if not needle or needle in (v[1].user or "").casefold()}
         at = self.cursor_key(table)
         wall = time.time()
-        sync_rows(table, {key: self.row(gpu, p, wall, view) for key, (gpu, p) in shown.items()})
+        rows = {key: self.row(gpu, p, wall, view) for key, (gpu, p) in shown.items()}
         want = order(shown, BY_KEY[self.sort], self.reverse)
+        if self.grouping != "none":
+            groups = grouped(self.grouping, want, shown)
+            self.groups = {g.key: g for g in groups}
+            style = view.pal.dim if view.stale else view.pal.header
+            for group in groups:
+                cells = header_cells(group, shown, style)
+                rows[group.key] = tuple(cells[c.key] for c in COLUMNS)
+            want = [key for group in groups for key in (group.key, *group.members)]
+        else:
+            self.groups = {}
+        sync_rows(table, rows)
         if [str(r.key.value) for r in table.ordered_rows] != want:
-            rank = {key: i for i, key in enumerate(want)}
-            table.sort("gpu", "pid", key=lambda cells: rank[f"{cells[0]}:{cells[1]}"])
-        if at in shown and table.get_row_index(at) != table.cursor_row:
+            # The sort's key sees a row's cells only: every row's cells, as text, are unique.
+            rank = {tuple(str(c) for c in rows[key]): i for i, key in enumerate(want)}
+            table.sort(key=lambda cells: rank[tuple(str(c) for c in cells)])
+        if at in rows and table.get_row_index(at) != table.cursor_row:
             table.move_cursor(row=table.get_row_index(at), animate=False)
         self.query_one("#proc-summary", Static).update(self.summary(view, len(shown), len(everything)))
 
@@ -275,10 +304,13 @@ class ProcessesPanel(HostPanel):
             direction = "Z to A" if self.reverse else "A to Z"
         else:
             direction = "largest first" if column.largest_first != self.reverse else "smallest first"
-        text = Text.assemble((f"{total} process{'es' * (total != 1)}", pal.header), f"   sorted by {column.label} ({direction})")
+        text = Text.assemble((f"{total} process{'es' * (total != 1)}", pal.header))
+        if self.grouping != "none":
+            text.append(f"   grouped by {WORDS[self.grouping]}", pal.header)
+        text.append(f"   sorted by {column.label} ({direction})")
         if self.user_filter:
             text.append(f"   user '{self.user_filter}': {shown} of {total} shown", pal.warn)
         if self.marked:
             text.append(f"   {len(self.marked)} marked: K kills them in one step", pal.warn)
-        text.append("   o/O: sort  u: user  space/U/J: mark one / the user's / the job's", pal.dim)
+        text.append("   o/O: sort  g: group  u: user  space/U/J: mark one (a group) / the user's / the job's", pal.dim)
         return text
