@@ -81,6 +81,27 @@ class XidEvent(_Model):
     text: str | None = None  # the driver's words, for the kernel log
 
 
+class MigDevice(_Model):
+    """One MIG device of a GPU in MIG mode (a compute instance within a GPU
+    instance), as the hello lists it: its layout, fixed until re-partitioned."""
+
+    index: int  # NVML's MIG device index on its GPU
+    uuid: str | None = None  # MIG-...: what CUDA_VISIBLE_DEVICES names
+    gpu_instance_id: int | None = None
+    compute_instance_id: int | None = None
+    profile: str | None = None  # "3g.40gb"
+    mem_total_mib: int | None = None
+
+
+class MigUse(_Model):
+    """What one MIG device holds, as a sample carries it (as last read: the
+    instances are read in turns, see gputui/agent/mig.py)."""
+
+    index: int  # as in MigDevice
+    mem_used_mib: int | None = None
+    pids: list[int] | None = None  # its processes (their facts are in the GPU's processes)
+
+
 class GpuStatic(_Model):
     index: int
     uuid: str | None = None
@@ -97,6 +118,7 @@ class GpuStatic(_Model):
     # config, a model's default), for an alert to say how sure it is.
     temp_limits_from: str | None = None
     mig_enabled: bool | None = None
+    mig_devices: list[MigDevice] | None = None  # in MIG mode: its instances
     lost: bool = False
     error: str | None = None
 
@@ -129,6 +151,7 @@ class GpuSample(_Model):
     throttle_ms: dict[str, float] | None = None  # ms spent in each clock-event reason during the last interval
     field_errors: dict[str, str] | None = None  # field -> NVML error, for reads that failed (not "not supported")
     processes: list[ProcessInfo] = Field(default_factory=list)
+    mig: list[MigUse] | None = None  # in MIG mode: each instance's memory and processes
 
     @property
     def mem_pct(self) -> float | None:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from gputui.config import Thresholds
+from gputui.fleet.mig import MigInstance, mig_instances
 from gputui.fleet.runner import FleetRunner
 from gputui.fleet.store import FleetStore, HostRecord, HostState
 from gputui.frames import GpuSample
@@ -90,7 +91,25 @@ def _gpu_json(record: HostRecord, gpu: GpuSample) -> dict[str, Any]:
     out["pci_bus_id"] = static.pci_bus_id if static else None
     out["temp_slowdown_c"] = static.temp_slowdown_c if static else None
     out["temp_shutdown_c"] = static.temp_shutdown_c if static else None
+    out["mig_enabled"] = static.mig_enabled if static else None
+    # One list per MIG GPU, layout and use together (the sample's "mig" is the use alone).
+    del out["mig"]
+    instances = mig_instances(record, gpu)
+    out["mig_devices"] = [_mig_json(m) for m in instances] if instances else None
     return out
+
+
+def _mig_json(m: MigInstance) -> dict[str, Any]:
+    return {
+        "index": m.index,
+        "uuid": m.uuid,
+        "gpu_instance_id": m.gpu_instance_id,
+        "compute_instance_id": m.compute_instance_id,
+        "profile": m.profile,
+        "mem_used_mib": m.mem_used_mib,
+        "mem_total_mib": m.mem_total_mib,
+        "pids": None if m.pids is None else list(m.pids),
+    }
 
 
 def to_table(store: FleetStore) -> str:

@@ -324,3 +324,51 @@ def test_each_process_has_its_share_of_the_sms_and_memory_bandwidth(clock: Manua
             assert all(p.sm_pct is not None and p.mem_bw_pct is not None for g in frame.gpus for p in g.processes)
     finally:
         sim.close()
+
+
+def test_hello_lists_the_mig_instances_with_their_profiles(clock: ManualClock) -> None:
+    sim, sampler = make("mixed", clock)
+    hello = roundtrip(sampler.hello(1.0))
+    sim.close()
+    mig = hello.gpus[3]
+    assert mig.mig_enabled is True and mig.mig_devices is not None
+    # NVML has room for 7 MIG devices; the indices that hold none (NOT_FOUND) are left out.
+    assert [d.index for d in mig.mig_devices] == [0, 1, 2]
+    assert [d.profile for d in mig.mig_devices] == ["3g.40gb", "2g.20gb", "1g.10gb"]
+    assert [d.mem_total_mib for d in mig.mig_devices] == [40192, 19968, 9728]
+    assert [d.gpu_instance_id for d in mig.mig_devices] == [s.gpu_instance_id for s in sim.gpus[3].mig_layout]
+    assert [d.uuid for d in mig.mig_devices] == sim.gpus[3].mig_uuids
+    assert all(d.uuid and d.uuid.startswith("MIG-") for d in mig.mig_devices)
+    assert all(g.mig_devices is None for g in hello.gpus[:3])  # not in MIG mode
+
+
+def test_samples_carry_each_mig_instance_memory_and_processes(clock: ManualClock) -> None:
+    """Within the five-call budget the instances are read in turns, so a job
+    moving to another instance shows there within a round of turns."""
+    sim, sampler = make("mixed", clock)
+    sampler.hello(1.0)
+    g = sim.gpus[3]
+    job = g.job
+    assert job is not None and job.pid is not None and g.job_instance() == 0
+    first = roundtrip(sampler.sample()).gpus[3]
+    assert first.mig is not None
+    assert [(m.index, m.pids) for m in first.mig] == [(0, [job.pid]), (1, []), (2, [])]
+    assert first.mig[0].mem_used_mib == g.mem_used_mib and first.mig[1].mem_used_mib == 0
+    assert [p.pid for p in first.processes] == [job.pid]
+    # The job ends; the next one lands on the 2g.20gb instance.
+    g.end_job()
+    g._start(ends_at=None, mem_mib=12000, util_target=60.0)
+    sim.advance(1)  # gives the new job its process
+    new = g.job
+    assert new is not None and new.pid is not None and g.job_instance() == 1
+    seen = []
+    for _ in range(7):  # three instances, memory and processes each: six turns, and one to spare
+        clock.now += 1
+        frame = sampler.sample()
+        assert frame["nvml_calls"] / len(frame["gpus"]) <= 5
+        seen.append(roundtrip(frame).gpus[3].mig)
+    last = seen[-1]
+    assert last is not None
+    assert [(m.index, m.pids) for m in last] == [(0, []), (1, [new.pid]), (2, [])]
+    assert last[1].mem_used_mib == 12000 + 512 and last[0].mem_used_mib == 0
+    sim.close()

@@ -55,13 +55,15 @@ class Clock:
 
 
 class Host:
-    """One simulated incident host feeding a store, one second per sample."""
+    """One simulated host (the incident scenario unless told) feeding a store, one second per sample."""
 
-    def __init__(self, samples: int) -> None:
+    def __init__(self, samples: int, scenario: str = "incident") -> None:
         self.clock = Clock()
         self.store = FleetStore(clock=self.clock)
-        self.sim = SimNvml("incident", seed=0, processes="synthetic", clock=self.clock)
-        self.sampler = Sampler(self.sim, host=HOST, source="sim:incident", describe=self.sim.describe_process, clock=self.clock)
+        self.sim = SimNvml(scenario, seed=0, processes="synthetic", clock=self.clock)
+        self.sampler = Sampler(
+            self.sim, host=HOST, source=f"sim:{scenario}", describe=self.sim.describe_process, clock=self.clock
+        )
         self.store.add_host(HOST)
         self.store.apply(HOST, parse_frame(json.dumps(self.sampler.hello(1.0))))
         self.feed(samples)
@@ -529,6 +531,45 @@ async def test_marks_go_to_the_right_processes_when_grouped() -> None:
         await wait_for(pilot, lambda: panel.marked == set(family[1]), "the group marked again")
         await pilot.press("space")
         await wait_for(pilot, lambda: panel.marked == set(), "the header again: the group unmarked")
+
+
+# -- MIG ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ascii", [False, True])
+async def test_a_mig_gpu_shows_its_instances_in_every_gpu_tab(ascii: bool) -> None:
+    host = Host(samples=5, scenario="mixed")
+    gpu = host.store.hosts[HOST].gpus()[3]
+    job = host.sim.gpus[3].job
+    assert job is not None and job.pid is not None and host.sim.gpus[3].job_instance() == 0
+    user = next(p.user for p in gpu.processes if p.pid == job.pid)
+    branch = "`-" if ascii else "\u2514"
+    app = GpuTuiApp(host.store, [])
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        app.ascii = ascii
+        screen = await open_screen(pilot, host)
+        # Utilization: a row per instance under its GPU, with its memory.
+        table = await show_tab(pilot, screen, "1", "gpus")
+        assert shown_keys(table) == ["0", "1", "2", "3", "3/0", "3/1", "3/2"]
+        assert cells(table, "3/0")[0] == f"{branch} 3g.40gb" and cells(table, "3/2")[0] == f"{branch} 1g.10gb"
+        assert gpu.mig is not None and gpu.mig[0].mem_used_mib == job.mem_mib + 512
+        assert cells(table, "3/0")[3] == f"{job.mem_mib + 512} / 40192 MiB"
+        assert cells(table, "3/1")[3] == "0 / 19968 MiB"
+        # Allocation: the GPU is in use through one instance; who runs where.
+        table = await show_tab(pilot, screen, "3", "alloc")
+        assert cells(table, "3")[1] == "in use: 1 of 3 MIG instances"
+        assert cells(table, "3/0")[1:2] + cells(table, "3/0")[4:6] == ["busy", user or "", str(job.pid)]
+        assert [cells(table, f"3/{k}")[1] for k in (1, 2)] == ["free", "free"]
+        # Processes: the instance the job runs on.
+        table = await show_tab(pilot, screen, "4", "procs")
+        labels = [str(c.label) for c in table.columns.values()]
+        assert cells(table, f"3:{job.pid}")[labels.index("MIG")] == "3g.40gb"
+        assert all(cells(table, key)[labels.index("MIG")] == "" for key in shown_keys(table) if not key.startswith("3:"))
+        if ascii:
+            await pilot.pause()
+            bad = [line for line in screen_lines(app) if not line.isascii()]
+            assert not bad, bad
 
 
 # -- ASCII -------------------------------------------------------------------------

@@ -295,3 +295,23 @@ def test_a_config_without_hosts_is_an_error_that_says_what_is_missing(tmp_path: 
         assert done.returncode == 2
         assert done.stdout == ""
         assert f"{path} lists no hosts: add a [[hosts]] table" in done.stderr
+
+
+def test_snapshot_json_has_each_mig_instance_with_its_profile_memory_and_processes() -> None:
+    data = snapshot_json("--demo", "--hosts", "1", "--scenario", "mixed")
+    gpus = {g["index"]: g for g in data["hosts"][0]["gpus"]}
+    mig = gpus[3]
+    assert mig["mig_enabled"] is True
+    devices = mig["mig_devices"]
+    assert [(d["index"], d["profile"], d["mem_total_mib"]) for d in devices] == [
+        (0, "3g.40gb", 40192),
+        (1, "2g.20gb", 19968),
+        (2, "1g.10gb", 9728),
+    ]
+    assert all(d["uuid"].startswith("MIG-") and d["compute_instance_id"] == 0 for d in devices)
+    # The mixed scenario's MIG GPU runs one job, on its first instance.
+    pids = [p["pid"] for p in mig["processes"]]
+    assert len(pids) == 1 and devices[0]["pids"] == pids and devices[1]["pids"] == devices[2]["pids"] == []
+    assert devices[0]["mem_used_mib"] == mig["mem_used_mib"] and devices[1]["mem_used_mib"] == 0
+    assert "mig" not in mig  # the use is in mig_devices, with the layout
+    assert all(gpus[i]["mig_devices"] is None and gpus[i]["mig_enabled"] is False for i in (0, 1, 2))

@@ -112,8 +112,9 @@ async def test_enter_opens_the_selected_host_and_escape_returns() -> None:
             "the process table to list exactly the store's processes",
         )
         assert store_procs(), "the mixed demo host should be running jobs"
-        assert {str(k.value) for k in gpus.rows} == store_gpus()
-        assert gpus.row_count == len(app.store.hosts["gpu-02"].gpus()) == 4
+        # A row per GPU, and one per MIG instance of the A100 80GB in MIG mode.
+        assert {str(k.value) for k in gpus.rows} == store_gpus() | {"3/0", "3/1", "3/2"}
+        assert gpus.row_count == len(app.store.hosts["gpu-02"].gpus()) + 3 == 7
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, OverviewScreen), "escape to return to the overview")
 

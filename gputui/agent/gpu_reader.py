@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from gputui.agent.fields import NVLINK_FIELDS, THROTTLE_BITS, THROTTLE_COUNTERS, FieldBatch
+from gputui.agent.mig import MigReader
 from gputui.agent.nvml_calls import GpuLost, NvmlCaller, text
 
 MIB = 1024 * 1024
@@ -34,6 +35,7 @@ SLOT_PERIODS = {
     "fan": 10,
     "compute_mode": 30,
     "persistence_mode": 30,
+    "mig": 2,  # only where a GPU in MIG mode answers utilisation (see gputui.agent.mig)
 }
 
 COMPUTE_MODES = {0: "default", 1: "exclusive_thread", 2: "prohibited", 3: "exclusive_process"}
@@ -73,6 +75,7 @@ class GpuReader:
         self.util_seen_us = 0  # the newest process-utilisation sample taken
         self.primed = False
         self.mem_v2: Any = getattr(caller.nvml, "nvmlMemory_v2", None)
+        self.mig: Optional[MigReader] = None
 
     # -- static facts -------------------------------------------------------
     def read_static(self, now: float) -> Dict[str, Any]:
@@ -96,6 +99,9 @@ class GpuReader:
             facts["temp_shutdown_c"] = q("nvmlDeviceGetTemperatureThreshold", n.NVML_TEMPERATURE_THRESHOLD_SHUTDOWN)
             mig = q("nvmlDeviceGetMigMode")
             facts["mig_enabled"] = None if mig is None else bool(mig[0])
+            if facts["mig_enabled"]:
+                self.mig = MigReader(self.caller, self.index)
+                facts["mig_devices"] = self.mig.read_layout(self.handle, facts["mem_total_mib"])
             facts["lost"] = False
             # Prime the cumulative counters so the first sample has rates.
             values = q("nvmlDeviceGetFieldValues", self.batch.ids())
@@ -137,6 +143,8 @@ class GpuReader:
             self.lost = True
             return self._blank()
         out["processes"] = self._processes(now, describe)
+        if self.mig is not None:
+            out["mig"] = self.mig.sample({p["pid"] for p in out["processes"]})
         out["lost"] = False
         errors = dict(self.batch.errors)
         errors.update(self.caller.transient.pop(self.index, {}))
@@ -165,11 +173,13 @@ class GpuReader:
         # Old drivers answer the power-cap counter but not the thermal ones:
         # only with the thermal counters do counters tell the whole story.
         counters_give_throttle = self.batch.has("thr_hw_thermal") and self.batch.has("thr_sw_thermal")
-        if not self.primed:
+        first = not self.primed
+        if first:
             # The first sample is complete: every slot task runs once, and
             # throttle reasons come from the bitmask since no interval exists.
             for task in _PRIORITY:
-                self._run_task(task, seq)
+                if task != "mig":
+                    self._run_task(task, seq)
             if counters_give_throttle:
                 del self.due["throttle"]
             if self.batch.has("power_limit_mw"):
@@ -182,6 +192,7 @@ class GpuReader:
                 self.due.setdefault("power_limit", seq)
             if slot_turn:
                 self._run_slot(seq)
+        self._mig_use(seq, first)
         out.update(self.slow)
         self._derive(out, f, now)
         if counters_give_throttle and self.counters_at is not None:
@@ -196,6 +207,24 @@ class GpuReader:
         elif "process_util" not in self.due:
             self.due["process_util"] = seq + 1
         self.last_mem_used = out["mem_used_mib"]
+
+    def _mig_use(self, seq: int, first: bool) -> None:
+        """MIG instances' memory and processes: all of them in the first
+        sample, then one call a sample in the place of the utilisation NVML
+        does not give in MIG mode. Should a driver give it, the instances
+        take turns in the slot instead, so the budget holds either way."""
+        if self.mig is None:
+            return
+        if first:
+            self.mig.read_all()
+        elif self.caller.unavailable(self.index, "nvmlDeviceGetUtilizationRates"):
+            self.mig.turn()
+        else:
+            self.due.setdefault("mig", seq + 1)
+
+    def _slot_mig(self) -> None:
+        if self.mig is not None:
+            self.mig.turn()
 
     def _power(self, out: Dict[str, Any], f: Dict[str, Optional[float]], seq: int) -> bool:
         """Power from the batch; without the batched field (drivers 535 and
@@ -346,8 +375,17 @@ class GpuReader:
         self.slow["persistence_mode"] = None if mode is None else bool(mode)
 
     def _processes(self, now: float, describe: Callable[[int, float], Any]) -> List[Dict[str, Any]]:
+        """The GPU's processes; on a GPU in MIG mode also those only its
+        instances list (NVML gives the whole GPU's list to privileged users only)."""
         out = []
-        for p in self.nvml_processes:
+        listed = list(self.nvml_processes)
+        if self.mig is not None:
+            pids = {int(p.pid) for p in listed}
+            for p in self.mig.processes():
+                if int(p.pid) not in pids:
+                    pids.add(int(p.pid))
+                    listed.append(p)
+        for p in listed:
             facts = describe(int(p.pid), now)
             if facts is None:
                 continue  # exited since NVML listed it
@@ -377,6 +415,7 @@ _PRIORITY = {
     "fan": 7,
     "compute_mode": 8,
     "persistence_mode": 9,
+    "mig": 10,
 }
 # nvmlDeviceGetProcessUtilization's "no samples": NOT_FOUND, or (through
 # pynvml's size probe) an NVMLError carrying SUCCESS when the count is 0.

@@ -55,20 +55,24 @@ class NvmlCaller:
     def unavailable(self, gpu: int, name: str) -> bool:
         return (gpu, name) in self._unavailable
 
-    def query(self, gpu: int, name: str, *args: Any, empty: Tuple[int, ...] = ()) -> Optional[Any]:
+    def query(self, gpu: int, name: str, *args: Any, empty: Tuple[int, ...] = (), where: str = "") -> Optional[Any]:
         """Call a per-device function; ``None`` when the device cannot answer.
 
         Raises :class:`GpuLost` when the device is gone, so that the caller
         can mark the whole GPU and move on to the next one. Error codes in
         ``empty`` are the function's way of saying "nothing": ``[]``.
+        ``where`` names a part of the GPU (a MIG instance: ``mig1:``) whose
+        answers are remembered apart from the whole GPU's: an instance that
+        cannot give its memory says nothing about its parent.
         """
-        if (gpu, name) in self._unavailable:
+        key = where + name
+        if (gpu, key) in self._unavailable:
             return None
         try:
             return self.call(name, *args)
         except self._mismatch:
-            self._unavailable.add((gpu, name))
-            self.errors[(gpu, name)] = "not_in_driver"
+            self._unavailable.add((gpu, key))
+            self.errors[(gpu, key)] = "not_in_driver"
             return None
         except self.nvml.NVMLError as exc:
             code = getattr(exc, "value", None)
@@ -78,11 +82,11 @@ class NvmlCaller:
                 return []
             reason = self._permanent.get(code)
             if reason is not None:
-                self._unavailable.add((gpu, name))
-                self.errors[(gpu, name)] = reason
+                self._unavailable.add((gpu, key))
+                self.errors[(gpu, key)] = reason
             else:
-                self.errors[(gpu, name)] = "nvml_error_%s" % code
-                self.transient.setdefault(gpu, {})[name] = self.error_name(code)
+                self.errors[(gpu, key)] = "nvml_error_%s" % code
+                self.transient.setdefault(gpu, {})[key] = self.error_name(code)
             return None
 
     def error_name(self, code: Any) -> str:

@@ -3,7 +3,8 @@ sample and its history, by the allocation panel and the health rules alike
 (so this knows nothing of the screen).
 
 A GPU is "free" with no process and under 1 GiB of memory used, "busy" while
-it computes, and "idle, holding memory" once something has held it while its
+it computes (in MIG mode: while any of its instances runs a process or holds
+memory), and "idle, holding memory" once something has held it while its
 utilisation stayed at or under 5 % for ``idle_holding_s`` (15 min by
 default). That is judged from the history, not from one sample: a job
 between two steps is not wasting its GPU.
@@ -82,6 +83,11 @@ def allocation(g: GpuSample, hist: GpuHistory | None, idle_holding_s: float) -> 
     if g.lost:
         return GpuAllocation(Alloc.LOST, "lost")
     holding = bool(g.processes) or (g.mem_used_mib or 0) >= FREE_MEM_MIB
+    if g.mig:  # MIG mode: busy while any instance runs something; no utilisation to judge idleness by
+        used = sum(1 for m in g.mig if m.pids or (m.mem_used_mib or 0) >= FREE_MEM_MIB)
+        if used or holding:
+            return GpuAllocation(Alloc.BUSY, f"in use: {used} of {len(g.mig)} MIG instances")
+        return GpuAllocation(Alloc.FREE, "free")
     if g.util_pct is None:  # MIG, or a driver that cannot say: no basis to call it idle
         return GpuAllocation(Alloc.BUSY, "in use (util N/A)") if holding else GpuAllocation(Alloc.FREE, "free")
     if g.util_pct > IDLE_UTIL_PCT:

@@ -7,14 +7,20 @@ given seed and number of steps always gives the same values.
 from __future__ import annotations
 
 import random
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
-from gputui.sim.scenarios import ECC, IDLE_HOLD, LOST, MIG, NORMAL, THROTTLE, Board
+from gputui.sim.scenarios import ECC, IDLE_HOLD, LOST, MIG, NORMAL, THROTTLE, Board, MigSpec
 
 MIB = 1024 * 1024
 _BUSES = [0x18, 0x2A, 0x3A, 0x5D, 0x9A, 0xAB, 0xBA, 0xDB]
 AMBIENT_C = 28.0
 PROHIBITED = 2  # NVML_COMPUTEMODE_PROHIBITED
+
+
+def mig_uuid(gpu_uuid: str, k: int) -> str:
+    """A MIG device's UUID, made from its GPU's so that the same seed gives the same."""
+    rng = random.Random("%s/mig%d" % (gpu_uuid, k))
+    return "MIG-%08x-%04x-%04x-%04x-%012x" % tuple(rng.getrandbits(b) for b in (32, 16, 16, 16, 48))
 
 
 def pci_bus(index: int) -> int:
@@ -37,7 +43,17 @@ class Job:
 
 
 class SimGpu:
-    def __init__(self, index: int, board: Board, role: str, seed: int, busy_fraction: float, uuid: str, serial: str) -> None:
+    def __init__(
+        self,
+        index: int,
+        board: Board,
+        role: str,
+        seed: int,
+        busy_fraction: float,
+        uuid: str,
+        serial: str,
+        mig_layout: Tuple[MigSpec, ...] = (),
+    ) -> None:
         self.index = index
         self.board = board
         self.role = role
@@ -47,6 +63,9 @@ class SimGpu:
         self.busy_fraction = busy_fraction
         self.lost = role == LOST
         self.mig = role == MIG
+        # A job on a GPU in MIG mode runs on one instance: they take turns.
+        self.mig_layout = mig_layout if self.mig else ()
+        self.mig_uuids = [mig_uuid(uuid, k) for k in range(len(self.mig_layout))]
         self.step_no = 0
         self.jobs_started = 0
         self.job: Optional[Job] = None
@@ -82,6 +101,9 @@ class SimGpu:
             self._start(ends_at=None, mem_mib=30720, util_target=0.0)
         elif role == THROTTLE:
             self._start(ends_at=None, mem_mib=int(board.mem_total_mib * 0.9), util_target=99.0)
+        elif self.mig_layout:
+            # The partitioned GPU starts with a job on its first instance.
+            self._start(self.rng.randrange(600, 5400), self._job_mem(), self.rng.uniform(55.0, 99.0))
         elif self.rng.random() < busy_fraction:
             # Start mid-life, as a host found already running would be.
             self._start(self.rng.randrange(60, 5400), self._job_mem(), self.rng.uniform(55.0, 99.0))
@@ -100,7 +122,21 @@ class SimGpu:
         return 3 * 3600.0 if self.role == IDLE_HOLD else 600.0
 
     def _job_mem(self) -> int:
+        """Memory for the next job: a share of the board, or of the MIG
+        instance the job will run on."""
+        if self.mig_layout:
+            spec = self.mig_layout[self.jobs_started % len(self.mig_layout)]
+            return int(spec.mem_mib * self.rng.uniform(0.2, 0.9))
         return int(self.board.mem_total_mib * self.rng.uniform(0.2, 0.92))
+
+    def job_instance(self) -> Optional[int]:
+        """The MIG device (position in the layout) the running job is on."""
+        if self.job is None or not self.mig_layout:
+            return None
+        return (self.job.job_no - 1) % len(self.mig_layout)
+
+    def mig_mem_used_mib(self, k: int) -> int:
+        return self.mem_used_mib if self.job_instance() == k else 0
 
     # -- dynamics -----------------------------------------------------------
     def _start(self, ends_at: Optional[int], mem_mib: int, util_target: float) -> None:

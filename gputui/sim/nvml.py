@@ -70,6 +70,25 @@ class SimHandle:
         return hash(("SimHandle", self.index))
 
 
+class SimMigHandle:
+    """A MIG device's handle: its GPU and its MIG device index."""
+
+    __slots__ = ("index", "mig")
+
+    def __init__(self, index: int, mig: int) -> None:
+        self.index = index
+        self.mig = mig
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SimMigHandle) and (other.index, other.mig) == (self.index, self.mig)
+
+    def __hash__(self) -> int:
+        return hash(("SimMigHandle", self.index, self.mig))
+
+
+MAX_MIG_DEVICES = 7  # what A100 and H100 answer to nvmlDeviceGetMaxMigDeviceCount
+
+
 def clocks_event_mask(g: SimGpu) -> int:
     """The clock-event reasons bitmask; the stand-in nvidia-smi prints the same
     one, so that the agent and the nvidia-smi fallback see one GPU alike."""
@@ -127,7 +146,8 @@ class SimNvml(EventApi):
             serial = "%013d" % rng.randrange(10**12, 10**13)
             gpu_seed = rng.getrandbits(32)
             board, role = boards[i % len(boards)], roles.get(i, "normal")
-            self.gpus.append(SimGpu(i, board, role, gpu_seed, self.scenario.busy_fraction, uuid, serial))
+            layout = self.scenario.mig_layout
+            self.gpus.append(SimGpu(i, board, role, gpu_seed, self.scenario.busy_fraction, uuid, serial, layout))
         self.missing = {getattr(pynvml, n) for n in self.scenario.driver.missing_fields if hasattr(pynvml, n)}
         self.driver = DriverState(state_dir, host) if state_dir else None
         shared = (state_dir, host) if state_dir and kernel_log else None
@@ -217,21 +237,35 @@ class SimNvml(EventApi):
         """Write the processes on each GPU to the driver state when they change."""
         if self.driver is None:
             return
-        procs = {
-            g.uuid: [{"pid": g.job.pid, "mem_mib": g.job.mem_mib}]
-            for g in self.gpus
-            if g.job is not None and g.job.pid is not None and not g.lost
-        }
+        procs = {g.uuid: [self._published(g)] for g in self.gpus if g.job is not None and g.job.pid is not None and not g.lost}
         if procs != self._written:
             self.driver.set_processes(procs)
             self._written = procs
+
+    @staticmethod
+    def _published(g: SimGpu) -> Dict[str, int]:
+        """A job as the driver state lists it; on a MIG GPU, with its instance."""
+        assert g.job is not None and g.job.pid is not None
+        entry = {"pid": g.job.pid, "mem_mib": g.job.mem_mib}
+        k = g.job_instance()
+        if k is not None:
+            entry["mig"] = k
+        return entry
 
     def close(self) -> None:
         self.pool.close()
         if self.driver is not None and not self.attached:
             self.driver.set_processes({})
 
-    def _gpu(self, handle: SimHandle) -> SimGpu:
+    def _gpu(self, handle: Union[SimHandle, SimMigHandle]) -> SimGpu:
+        """The GPU of a whole-GPU handle; a MIG device answers NOT_SUPPORTED
+        here, as it does for most queries (clocks, power, temperature...)."""
+        gpu = self._any(handle)
+        if isinstance(handle, SimMigHandle):
+            raise _error(pynvml.NVML_ERROR_NOT_SUPPORTED)
+        return gpu
+
+    def _any(self, handle: Union[SimHandle, SimMigHandle]) -> SimGpu:
         self.calls += 1
         if not self.initialised:
             raise _error(pynvml.NVML_ERROR_UNINITIALIZED)
@@ -239,6 +273,13 @@ class SimNvml(EventApi):
         gpu = self.gpus[handle.index]
         if gpu.lost:
             raise _error(pynvml.NVML_ERROR_GPU_IS_LOST)
+        return gpu
+
+    def _mig(self, handle: Union[SimHandle, SimMigHandle]) -> SimGpu:
+        """The GPU of a MIG device handle; INVALID_ARGUMENT for a whole GPU's."""
+        gpu = self._any(handle)
+        if not isinstance(handle, SimMigHandle):
+            raise _error(pynvml.NVML_ERROR_INVALID_ARGUMENT)
         return gpu
 
     # -- system ---------------------------------------------------------------
@@ -273,8 +314,9 @@ class SimNvml(EventApi):
         return SimHandle(index)
 
     # -- static facts -----------------------------------------------------------
-    def nvmlDeviceGetUUID(self, handle: SimHandle) -> str:
-        return self._gpu(handle).uuid
+    def nvmlDeviceGetUUID(self, handle: Union[SimHandle, SimMigHandle]) -> str:
+        g = self._any(handle)
+        return g.mig_uuids[handle.mig] if isinstance(handle, SimMigHandle) else g.uuid
 
     def nvmlDeviceGetName(self, handle: SimHandle) -> str:
         return self._gpu(handle).board.name
@@ -309,11 +351,56 @@ class SimNvml(EventApi):
         mig = int(self._gpu(handle).mig)
         return [mig, mig]
 
-    # -- dynamic values ---------------------------------------------------------
-    def nvmlDeviceGetMemoryInfo(self, handle: SimHandle, version: Any = None) -> Any:
+    # -- MIG devices ------------------------------------------------------------
+    def nvmlDeviceGetMaxMigDeviceCount(self, handle: SimHandle) -> int:
+        self._gpu(handle)
+        return MAX_MIG_DEVICES
+
+    def nvmlDeviceGetMigDeviceHandleByIndex(self, handle: SimHandle, index: int) -> SimMigHandle:
+        """NOT_FOUND for an index that holds no instance, as the driver says it."""
         g = self._gpu(handle)
-        total = g.board.mem_total_mib * MIB
-        used = g.mem_used_mib * MIB
+        if not 0 <= index < MAX_MIG_DEVICES:
+            raise _error(pynvml.NVML_ERROR_INVALID_ARGUMENT)
+        if index >= len(g.mig_layout):
+            raise _error(pynvml.NVML_ERROR_NOT_FOUND)
+        return SimMigHandle(handle.index, index)
+
+    def nvmlDeviceIsMigDeviceHandle(self, handle: Union[SimHandle, SimMigHandle]) -> int:
+        self._any(handle)
+        return int(isinstance(handle, SimMigHandle))
+
+    def nvmlDeviceGetDeviceHandleFromMigDeviceHandle(self, handle: SimMigHandle) -> SimHandle:
+        self._mig(handle)
+        return SimHandle(handle.index)
+
+    def nvmlDeviceGetGpuInstanceId(self, handle: SimMigHandle) -> int:
+        return self._mig(handle).mig_layout[handle.mig].gpu_instance_id
+
+    def nvmlDeviceGetComputeInstanceId(self, handle: SimMigHandle) -> int:
+        return self._mig(handle).mig_layout[handle.mig].compute_instance_id
+
+    def nvmlDeviceGetAttributes(self, handle: Union[SimHandle, SimMigHandle]) -> Any:
+        """A MIG device's slices and memory; the whole GPU's for a GPU handle."""
+        g = self._any(handle)
+        attrs = pynvml.c_nvmlDeviceAttributes()
+        if isinstance(handle, SimMigHandle):
+            spec = g.mig_layout[handle.mig]
+            attrs.gpuInstanceSliceCount, attrs.computeInstanceSliceCount = spec.gpu_slices, spec.compute_slices
+            attrs.memorySizeMB = spec.mem_mib
+            attrs.multiprocessorCount = 14 * spec.compute_slices
+        else:
+            attrs.gpuInstanceSliceCount = attrs.computeInstanceSliceCount = 7
+            attrs.memorySizeMB = g.board.mem_total_mib
+            attrs.multiprocessorCount = 108
+        return attrs
+
+    # -- dynamic values ---------------------------------------------------------
+    def nvmlDeviceGetMemoryInfo(self, handle: Union[SimHandle, SimMigHandle], version: Any = None) -> Any:
+        g = self._any(handle)
+        if isinstance(handle, SimMigHandle):
+            total, used = g.mig_layout[handle.mig].mem_mib * MIB, g.mig_mem_used_mib(handle.mig) * MIB
+        else:
+            total, used = g.board.mem_total_mib * MIB, g.mem_used_mib * MIB
         return pynvml.c_nvmlMemory_t(total=total, free=total - used, used=used)
 
     def nvmlDeviceGetUtilizationRates(self, handle: SimHandle) -> Any:
@@ -366,14 +453,18 @@ class SimNvml(EventApi):
     def nvmlDeviceGetCurrentClocksEventReasons(self, handle: SimHandle) -> int:
         return clocks_event_mask(self._gpu(handle))
 
-    def nvmlDeviceGetComputeRunningProcesses(self, handle: SimHandle) -> List[Any]:
-        g = self._gpu(handle)
+    def nvmlDeviceGetComputeRunningProcesses(self, handle: Union[SimHandle, SimMigHandle]) -> List[Any]:
+        """The GPU's processes (on a MIG GPU each with its instance's ids, as
+        the driver gives them to root), or one MIG device's."""
+        g = self._any(handle)
+        only = handle.mig if isinstance(handle, SimMigHandle) else None
         if self.driver is not None and self.attached:
-            return [self._process_info(p["pid"], p.get("mem_mib", 0)) for p in self.driver.processes(g.uuid)]
-        job = g.job
-        if job is None or job.pid is None:
-            return []
-        return [self._process_info(job.pid, job.mem_mib)]
+            listed = [(p["pid"], p.get("mem_mib", 0), p.get("mig")) for p in self.driver.processes(g.uuid)]
+        elif g.job is None or g.job.pid is None:
+            listed = []
+        else:
+            listed = [(g.job.pid, g.job.mem_mib, g.job_instance())]
+        return [self._process_info(pid, mem, g, k) for pid, mem, k in listed if only is None or k == only]
 
     def nvmlDeviceGetProcessUtilization(self, handle: SimHandle, last_seen_us: int) -> List[Any]:
         """One sample per job since ``last_seen_us``: the job is the GPU's only
@@ -392,12 +483,13 @@ class SimNvml(EventApi):
         return [sample]
 
     @staticmethod
-    def _process_info(pid: int, mem_mib: int) -> Any:
+    def _process_info(pid: int, mem_mib: int, g: SimGpu, k: Optional[int]) -> Any:
+        spec = g.mig_layout[k] if k is not None and k < len(g.mig_layout) else None
         info = {
             "pid": pid,
             "usedGpuMemory": mem_mib * MIB,
-            "gpuInstanceId": 0xFFFFFFFF,
-            "computeInstanceId": 0xFFFFFFFF,
+            "gpuInstanceId": 0xFFFFFFFF if spec is None else spec.gpu_instance_id,
+            "computeInstanceId": 0xFFFFFFFF if spec is None else spec.compute_instance_id,
         }
         return pynvml.nvmlFriendlyObject(info)
 

@@ -29,6 +29,20 @@ class Board(NamedTuple):
     has_tlimit: bool = True  # nvidia-smi's T.Limit margin (temperature.gpu.tlimit); older boards print [N/A]
 
 
+class MigSpec(NamedTuple):
+    """One MIG device of a partitioned GPU, as ``nvidia-smi mig -lgi``/``-lci`` list it."""
+
+    gpu_instance_id: int
+    compute_instance_id: int
+    gpu_slices: int
+    compute_slices: int
+    mem_mib: int  # the GPU instance's memory (the profile's memorySizeMB)
+
+
+# An A100 80GB split as 3g.40gb + 2g.20gb + 1g.10gb (memory as its profiles give it).
+A100_80_MIG = (MigSpec(1, 0, 3, 3, 40192), MigSpec(5, 0, 2, 2, 19968), MigSpec(13, 0, 1, 1, 9728))
+
+
 class Driver(NamedTuple):
     version: str
     nvml_version: str
@@ -90,6 +104,7 @@ class Scenario(NamedTuple):
     roles: Tuple[Tuple[str, int], ...]
     busy_fraction: float
     persistence: bool = True  # persistence mode, as the site's setup leaves it
+    mig_layout: Tuple[MigSpec, ...] = ()  # the MIG devices of a GPU in the MIG role
 
 
 # XIDs a role brings: (xid, where it shows first, the driver's words).
@@ -118,6 +133,7 @@ SCENARIOS: Dict[str, Scenario] = {
             ((MIG, 3),),
             0.7,
             False,
+            A100_80_MIG,
         ),
         Scenario(
             "incident",

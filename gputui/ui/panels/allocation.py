@@ -11,7 +11,9 @@ The host's ledger (reservations, drains; docs/actions.md) rides on each
 sample when not empty and overrides those words: "reserved for bob until
 14:00", "drained: fan noise (busy)". What runs on a GPU is kept in brackets,
 since a drained GPU still running a job is exactly what an operator needs to
-see. ``space`` marks rows, so one action can take several GPUs.
+see. ``space`` marks rows, so one action can take several GPUs. A GPU in MIG
+mode has a row per instance under its own (profile, memory, who runs there):
+an action takes whole GPUs, so instance rows cannot be marked.
 """
 
 from __future__ import annotations
@@ -33,8 +35,9 @@ from gputui.fleet.allocation import (
     LedgerMark,
     allocation,
 )
+from gputui.fleet.mig import MigInstance, mig_instances
 from gputui.fleet.store import HostRecord
-from gputui.frames import GpuSample
+from gputui.frames import GpuSample, ProcessInfo
 from gputui.render import age_words, fmt
 from gputui.ui.palette import Palette
 from gputui.ui.panels.base import HostPanel, HostView
@@ -108,9 +111,9 @@ def state_style(state: Alloc, pal: Palette, mark: LedgerMark | None = None) -> S
     }[state]
 
 
-def job_words(g: GpuSample) -> str:
+def job_words(processes: list[ProcessInfo]) -> str:
     seen: dict[str, None] = {}
-    for p in g.processes:
+    for p in processes:
         if p.slurm_job:
             seen[f"slurm {p.slurm_job}"] = None
         if p.container:
@@ -186,10 +189,30 @@ class AllocationPanel(HostPanel):
                 "" if g.lost else Text(fmt(g.util_pct, "{}%"), justify="right"),
                 ", ".join(users),
                 ", ".join(str(p.pid) for p in g.processes),
-                job_words(g),
+                job_words(g.processes),
             )
+            for m in mig_instances(record, g):
+                rows[f"{g.index}/{m.index}"] = self.instance_row(m, g, view)
         sync_rows(self.query_one("#alloc", DataTable), rows)
         self.query_one("#alloc-summary", Static).update(self.summary(pal))
+
+    @staticmethod
+    def instance_row(m: MigInstance, g: GpuSample, view: HostView) -> tuple[Cell, ...]:
+        """A MIG instance under its GPU: what runs on that slice of it."""
+        pal = view.pal
+        procs = [p for p in g.processes if m.pids and p.pid in m.pids]
+        state = "?" if m.pids is None else "busy" if m.busy else "free"
+        style = pal.dim if view.stale else pal.ok if state == "free" else pal.text
+        branch = "`-" if view.ascii else "└"
+        return (
+            Text(f"  {branch} {m.label}", style=pal.dim),
+            Text(state, style=style),
+            Text(f"{fmt(m.mem_used_mib, '{:,}')} / {fmt(m.mem_total_mib, '{:,} MiB')}", justify="right"),
+            "",
+            ", ".join(sorted({p.user for p in procs if p.user})),
+            ", ".join(str(pid) for pid in m.pids or ()),
+            job_words(procs),
+        )
 
     def summary(self, pal: Palette) -> Text:
         counts = dict.fromkeys(Alloc, 0)

@@ -24,6 +24,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Input, Static
 
+from gputui.fleet.mig import instance_of, mig_instances
 from gputui.frames import ProcessInfo
 from gputui.render import NA, age_words, fmt
 from gputui.ui.panels.base import HostPanel, HostView
@@ -46,6 +47,7 @@ COLUMNS = (
     Column("pid", "PID", lambda gpu, p: p.pid),
     Column("user", "User", lambda gpu, p: p.user, text=True),
     Column("gpu", "GPU", lambda gpu, p: gpu),
+    Column("mig", "MIG", None),  # the instance it runs on, for a GPU in MIG mode
     Column("gpu_mem", "GPU mem", lambda gpu, p: p.gpu_mem_mib, largest_first=True),
     Column("sm", "SM", lambda gpu, p: p.sm_pct, largest_first=True),
     Column("mem_bw", "Mem BW", lambda gpu, p: p.mem_bw_pct, largest_first=True),
@@ -65,6 +67,15 @@ def alike(by: str, p: ProcessInfo) -> str | None:
     if by == "user":
         return p.user
     return (p.slurm_job and f"slurm {p.slurm_job}") or (p.container and f"ctr {p.container}") or None
+
+
+def mig_label(view: HostView, gpu: int, pid: int) -> str:
+    """The MIG instance a process runs on ("3g.40gb"), or nothing."""
+    for g in view.gpus():
+        if g.index == gpu and g.mig:
+            m = instance_of(mig_instances(view.record, g), pid)
+            return m.label if m is not None else ""
+    return ""
 
 
 def order(procs: dict[str, tuple[int, ProcessInfo]], column: Column, reverse: bool) -> list[str]:
@@ -287,6 +298,7 @@ class ProcessesPanel(HostPanel):
             pid,
             fmt(p.user),
             num(str(gpu)),
+            mig_label(view, gpu, p.pid),
             num(fmt(p.gpu_mem_mib, "{:,} MiB")),
             num(fmt(p.sm_pct, "{}%")),
             num(fmt(p.mem_bw_pct, "{}%")),

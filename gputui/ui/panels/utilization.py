@@ -1,7 +1,8 @@
 """Tab 1, Utilization: how busy each GPU is now and lately.
 
 A table with one row per GPU (SM and memory utilisation, memory, PCIe
-traffic and a sparkline of the last samples) above a chart of every GPU's
+traffic and a sparkline of the last samples; a GPU in MIG mode has a row per
+instance with its memory under its own) above a chart of every GPU's
 utilisation over a span that ``s`` cycles; ``m`` turns the chart to memory
 used, temperature or power, so that "since when" is one key away. Both come
 from the store's history, where a missing value is a gap, drawn as a gap,
@@ -16,6 +17,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
+from gputui.fleet.mig import MigInstance, mig_instances
 from gputui.fleet.store import HostRecord
 from gputui.frames import GpuSample
 from gputui.render import fmt
@@ -117,6 +119,8 @@ class UtilizationPanel(HostPanel):
             hist = record.history.get(g.index)
             spark = hist.series("util_pct", SPARK_SAMPLES * record.interval_s)[-self.spark_w :] if hist else []
             rows[str(g.index)] = self.row(g, sparkline(spark, view.ascii, len(spark)), view)
+            for m in mig_instances(record, g):
+                rows[f"{g.index}/{m.index}"] = self.instance_row(m, view)
         sync_rows(table, rows)
 
     def spark_room(self, table: DataTable[Cell]) -> int:
@@ -142,6 +146,14 @@ class UtilizationPanel(HostPanel):
         for index, hist in record.history.items():
             series[index] = (hist.series(metric, span_s), hist.step_s(span_s))
         self.query_one(UtilChart).draw(series, span_s, view.ascii, chart_top(metric, record, series))
+
+    @staticmethod
+    def instance_row(m: MigInstance, view: HostView) -> tuple[Cell, ...]:
+        """A MIG instance under its GPU: its memory (NVML gives no utilisation in MIG mode)."""
+        style = view.pal.dim if view.stale else view.pal.text
+        memory = Text(f"{fmt(m.mem_used_mib)} / {fmt(m.mem_total_mib)} MiB", style=style, justify="right")
+        branch = "`-" if view.ascii else "└"
+        return (Text(f"{branch} {m.label}", style=view.pal.dim), "", "", memory, "", "", "")
 
     def row(self, g: GpuSample, spark: str, view: HostView) -> tuple[Cell, ...]:
         pal = view.pal
