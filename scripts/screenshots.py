@@ -144,6 +144,9 @@ async def shoot() -> None:
             await pilot.press(tab)
             await pilot.pause()
             app.save_screenshot(str(OUT / f"host-{name}.svg"))
+        await pilot.press("g")  # the processes grouped by Slurm job (else container)
+        await pilot.pause()
+        app.save_screenshot(str(OUT / "host-processes-grouped.svg"))
         await pilot.press("question_mark")
         await pilot.pause()
         app.save_screenshot(str(OUT / "help.svg"))
@@ -157,6 +160,8 @@ async def shoot() -> None:
         await pilot.press("down", "down", "enter", "2")
         await pilot.pause()
         console.save_screenshot(str(OUT / "console-host-thermal.svg"))
+    await shoot_narrow(store, judge)
+    await shoot_mig(store, judge)
     # A fixed folder: its path is on the audit screen, and the screenshot must not change run to run.
     tmp = Path(tempfile.gettempdir()) / "gputui-screenshots"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -251,6 +256,31 @@ async def shoot_triage() -> None:
             screen.update_view()
             await pilot.pause()
             app.save_screenshot(str(OUT / name))
+
+
+async def shoot_narrow(store: FleetStore, judge: Judge) -> None:
+    """The Linux console at 80x24: what an admin at a VT sees, every line cut to fit."""
+    console = judged_app(store, judge, "demo: 16 hosts (fleet, seed 0)", theme="gputui-console")
+    async with console.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        console.save_screenshot(str(OUT / "console-80x24-overview.svg"))
+        await pilot.press("down", "down", "enter", "2")
+        await pilot.pause()
+        console.save_screenshot(str(OUT / "console-80x24-host-thermal.svg"))
+        await pilot.press("escape", "t")
+        await pilot.pause()
+        console.save_screenshot(str(OUT / "console-80x24-triage.svg"))
+
+
+async def shoot_mig(store: FleetStore, judge: Judge) -> None:
+    """The mixed host's A100 in MIG mode: a row per instance in the allocation tab."""
+    app = judged_app(store, judge, "demo: 16 hosts (fleet, seed 0)")
+    async with app.run_test(size=SIZE) as pilot:
+        app.open_host(host_names(16)[1])
+        await pilot.pause()
+        await pilot.press("3")
+        await pilot.pause()
+        app.save_screenshot(str(OUT / "host-allocation-mig.svg"))
 
 
 async def shoot_welcome() -> None:

@@ -544,10 +544,10 @@ async def test_a_mig_gpu_shows_its_instances_in_every_gpu_tab(ascii: bool) -> No
     assert job is not None and job.pid is not None and host.sim.gpus[3].job_instance() == 0
     user = next(p.user for p in gpu.processes if p.pid == job.pid)
     branch = "`-" if ascii else "\u2514"
-    app = GpuTuiApp(host.store, [])
+    app = GpuTuiApp(host.store, [], theme="gputui-console" if ascii else "gputui-dark")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        app.ascii = ascii
+        assert app.ascii == ascii
         screen = await open_screen(pilot, host)
         # Utilization: a row per instance under its GPU, with its memory.
         table = await show_tab(pilot, screen, "1", "gpus")
@@ -566,6 +566,10 @@ async def test_a_mig_gpu_shows_its_instances_in_every_gpu_tab(ascii: bool) -> No
         labels = [str(c.label) for c in table.columns.values()]
         assert cells(table, f"3:{job.pid}")[labels.index("MIG")] == "3g.40gb"
         assert all(cells(table, key)[labels.index("MIG")] == "" for key in shown_keys(table) if not key.startswith("3:"))
+        # Grouped, the job's header sits above it and its row still names the instance.
+        await pilot.press("g")
+        await wait_for(pilot, lambda: shown_keys(table)[0].startswith("group:"), "the group headers")
+        assert cells(table, f"3:{job.pid}")[labels.index("MIG")] == "3g.40gb"
         if ascii:
             await pilot.pause()
             bad = [line for line in screen_lines(app) if not line.isascii()]

@@ -194,3 +194,23 @@ def test_gputui_check_reports_the_jump_host_once_and_exits_critical(tmp_path: Pa
     assert [(a["rule"], a["severity"], a["host"], a["behind"]) for a in data["alerts"]] == [
         ("jump", "critical", JUMP, ["gpu-a", "gpu-b", "gpu-c"])
     ]
+
+
+async def test_enter_on_the_jump_host_alert_opens_the_connections_of_the_hosts_behind_it() -> None:
+    from gputui.ui.app import GpuTuiApp
+    from gputui.ui.connections import ConnectionsScreen
+    from gputui.ui.triage_screen import TriageScreen
+    from tests.waiting import wait_for
+
+    fleet = Fleet()
+    fleet.live("gpu-direct")
+    for name in ("gpu-a", "gpu-b"):
+        fleet.down(name, (JUMP,))
+    app = GpuTuiApp(fleet.store, [], health=fleet.engine().evaluate, triage_first=True)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, TriageScreen), "triage on the jump host's alert")
+        screen = app.screen
+        assert isinstance(screen, TriageScreen)
+        await wait_for(pilot, lambda: screen.selected_alert() is not None, "the jump host's alert under the cursor")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConnectionsScreen), "the connections screen")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from textual.command import CommandPalette
@@ -366,3 +367,17 @@ async def test_at_80x24_s_shows_the_new_order_and_each_host_its_hottest_gpu() ->
         await pilot.press("s")
         await pilot.pause()
         assert "sort state" in screen_text(app)
+
+
+async def test_a_config_without_hosts_says_what_is_missing_instead_of_a_blank_list(tmp_path: Path) -> None:
+    from gputui import config as cfg
+    from gputui.ui.launch import configured_app
+
+    path = tmp_path / "config.toml"
+    path.write_text("interval = 1.0\n[thresholds]\n")
+    app = configured_app(path, cfg.load(path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        view = app.screen.query_one(FleetView)
+        await pilot.pause()
+        assert "no hosts to show: add [[hosts]]" in line(view, 0)
+        assert "no hosts to show" in screen_text(app)

@@ -61,6 +61,7 @@ class GpuTuiApp(App[None]):
         Binding("A", "audit", "Audit log", key_display="A"),
         Binding("t", "triage", "Triage"),
         *TAPE_BINDINGS,  # record (ctrl+r) and, in a replay, play/pause, speed, seek
+        Binding("ctrl+p", "command_palette", "Palette", key_display="^p"),  # in the footer's row (KeysFooter)
     ]
 
     def __init__(

@@ -16,12 +16,13 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from gputui.actions.audit import AuditLog
 from gputui.actions.render import when
 from gputui.fleet.allocation import LedgerMark
 from gputui.fleet.store import FleetStore
+from gputui.ui.footer import KeysFooter
 from gputui.ui.palette import Palette, ascii_mode
 from gputui.ui.panels.allocation import ledger_of, short, until_words
 from gputui.ui.panels.base import asciify_scrollbars
@@ -88,7 +89,7 @@ class AuditScreen(Screen[None]):
         yield DataTable(id="audit-log", cursor_type="row", zebra_stripes=True)
         yield Static(id="ledger-heading", classes="audit-heading")
         yield DataTable(id="ledgers", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         for table, columns in ((self.log_table, LOG_COLUMNS), (self.ledger_table, LEDGER_COLUMNS)):

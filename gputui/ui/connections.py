@@ -13,10 +13,11 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from gputui.fleet.store import FleetStore, HostRecord, HostState
 from gputui.render import age_words, fmt
+from gputui.ui.footer import KeysFooter
 from gputui.ui.palette import Palette
 from gputui.ui.table_sync import Cell, sync_rows
 
@@ -49,7 +50,7 @@ class ConnectionsScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static("Connections", id="host-title")
         yield DataTable(id="connections", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)

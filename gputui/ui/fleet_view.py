@@ -110,12 +110,18 @@ class FleetView(ScrollView, can_focus=True):
             return None
         return self.rows[self.cursor].host
 
+    def empty_words(self) -> str:
+        """Why the list is empty: a blank screen would read as a fleet that is all gone."""
+        if self.needle:
+            return f"no hosts match '{self.needle}': esc clears the filter"
+        return "no hosts to show: add [[hosts]] tables to the config (gputui example-config), or c then a to add one"
+
     def render_line(self, y: int) -> Strip:
         pal, ramp = self.palette, self.ramp
         base = pal.base if pal else None
         index = y + int(self.scroll_offset.y)
-        if pal is not None and index == 0 and not self.rows and self.needle:
-            line = Strip([Segment(f"  no hosts match '{self.needle}': esc clears the filter", pal.base + pal.warn)])
+        if pal is not None and index == 0 and not self.rows:
+            line = Strip([Segment(f"  {self.empty_words()}", pal.base + pal.warn)])
             return line.crop(0, self.size.width).extend_cell_length(self.size.width, base)
         if pal is None or ramp is None or index >= len(self.rows):
             return Strip.blank(self.size.width, base)

@@ -21,13 +21,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Static, TabbedContent, TabPane
 
 from gputui.actions.guard import Outcome
 from gputui.actions.model import Target
 from gputui.fleet.allocation import DEFAULT_IDLE_HOLDING_S
 from gputui.fleet.store import FleetStore, HostRecord, HostState
 from gputui.render import age_words, fmt
+from gputui.ui.footer import KeysFooter
 from gputui.ui.palette import Palette, ascii_mode
 from gputui.ui.panels.allocation import AllocationPanel
 from gputui.ui.panels.base import HostPanel, HostView
@@ -82,7 +83,7 @@ class HostScreen(Screen[None]):
             for n, ((tab, title), panel) in enumerate(zip(TABS, panels, strict=True), 1):
                 with TabPane(f"{n} {title}", id=tab):
                     yield panel
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         if ascii_mode(self.app):

@@ -16,13 +16,14 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
 from gputui.fleet.store import FleetStore, HostState
 from gputui.health.model import Severity
 from gputui.ui.alerts import count_words
 from gputui.ui.fleet_order import GROUPINGS, SORTS
 from gputui.ui.fleet_view import FleetView
+from gputui.ui.footer import KeysFooter
 from gputui.ui.heatmap import ASCII_TITLES, METRIC_TITLES, METRICS
 from gputui.ui.palette import Palette, ascii_mode
 
@@ -52,7 +53,7 @@ class OverviewScreen(Screen[None]):
         yield Static(id="columns")
         yield FleetView(self.store, id="fleet")
         yield Input(placeholder="filter: host, tag, group, GPU model or user (Enter keeps, Esc clears)", id="filter")
-        yield Footer()
+        yield KeysFooter()
 
     @property
     def view(self) -> FleetView:

@@ -37,7 +37,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from gputui.actions.audit import AuditError
 from gputui.actions.guard import Outcome
@@ -49,6 +49,7 @@ from gputui.frames import ProcessInfo
 from gputui.health.model import Alert, Severity
 from gputui.render import age_words, fmt
 from gputui.ui.alerts import AlertBoard, count_words, severity_style
+from gputui.ui.footer import KeysFooter
 from gputui.ui.host_screen import HostScreen, lost_hint
 from gputui.ui.palette import Palette, ascii_mode, celsius
 from gputui.ui.panels.allocation import short, until_words
@@ -148,7 +149,7 @@ class TriageScreen(Screen[None]):
         yield Static(id="triage-detail")
         yield Static(id="triage-procs-heading")
         yield DataTable(id="triage-procs", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         for table, columns in ((self.alert_table, ALERT_COLUMNS), (self.proc_table, PROC_COLUMNS)):
@@ -375,13 +376,18 @@ class TriageScreen(Screen[None]):
             self.refresh_now()
         self.update_view()
 
-    def action_open(self) -> None:
+    async def action_open(self) -> None:
         """The alert's host, with its GPU selected (the host's first GPU for a host-level alert)."""
         host = self.selected_host()
+        alert = self.selected_alert()
+        if host is not None and host not in self.store.hosts and alert is not None and alert.behind:
+            # A jump host is not a monitored host: what can be seen of it is its hosts' connections.
+            self.notify(f"{host} is a jump host, not a monitored host: the connections of the hosts behind it")
+            await self.app.run_action("connections")
+            return
         if host is None or host not in self.store.hosts:
             self.notify("no alert selected", severity="warning")
             return
-        alert = self.selected_alert()
         gpu = alert.gpu if alert is not None else None
         self.app.push_screen(HostScreen(self.store, host, idle_holding_s=self.idle_holding_s, gpu=gpu))
 

@@ -7,7 +7,9 @@ from pathlib import Path
 from textual.app import ComposeResult
 from textual.markup import escape
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
+
+from gputui.ui.footer import KeysFooter
 
 
 def welcome_text(path: Path, problem: str | None) -> str:
@@ -32,4 +34,4 @@ class WelcomeScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Static(self.text, id="welcome")
-        yield Footer()
+        yield KeysFooter()

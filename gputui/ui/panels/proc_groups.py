@@ -111,6 +111,7 @@ def header_cells(group: Group, procs: dict[str, tuple[int, ProcessInfo]], style:
         "cpu": num(total(p.cpu_pct for _, p in rows), "{:.0f}%"),
         "rss": num(total(p.rss_mib for _, p in rows), "{:,.0f} MiB"),
         "running": Text(""),
+        "mig": Text(""),  # a group may span instances; each process row says its own
         "job": Text(next(iter(jobs)) if len(jobs) == 1 else "", style=style),
         "command": Text(f"{group.label}: {n} process{'es' * (n != 1)} on {len(gpus)} GPU{'s' * (len(gpus) != 1)}", style=style),
     }
