@@ -491,9 +491,10 @@ async def test_g_groups_processes_by_job_and_by_parent_with_each_groups_totals()
                 gpus = {gpu for gpu, _ in mine}
                 n = len(mine)
                 assert counts == f"{n} process{'es' * (n != 1)} on {len(gpus)} GPU{'s' * (len(gpus) != 1)}", label
-                assert gpus_in(row[2]) == gpus, label
-                assert row[3] == f"{sum(p.gpu_mem_mib or 0 for _, p in mine):,} MiB", label
-                assert row[4] == f"{sum(p.sm_pct or 0 for _, p in mine)}%", label
+                column = {str(c.label): i for i, c in enumerate(table.columns.values())}
+                assert gpus_in(row[column["GPU"]]) == gpus, label
+                assert row[column["GPU mem"]] == f"{sum(p.gpu_mem_mib or 0 for _, p in mine):,} MiB", label
+                assert row[column["SM"]] == f"{sum(p.sm_pct or 0 for _, p in mine)}%", label
                 # The sort (GPU memory, largest first) holds inside each group.
                 memory = [p.gpu_mem_mib or 0 for _, p in mine]
                 assert memory == sorted(memory, reverse=True), label

@@ -85,25 +85,15 @@ def theme_commands(app: GpuTuiApp) -> Iterator[Command]:
         yield theme, partial(setattr, app, "theme", theme), saved
 
 
-class ThemeCommands(Provider):
+class ThemeCommands(FleetCommands):
     """The list the palette's "Theme" command opens, in place of Textual's (which lists its own themes)."""
 
     def commands(self) -> Iterator[Command]:
-        from gputui.ui.app import GpuTuiApp
-
-        assert isinstance(self.app, GpuTuiApp)
-        return theme_commands(self.app)
+        return theme_commands(self.fleet_app)
 
     async def discover(self) -> Hits:
         for text, callback, help_text in self.commands():
             yield DiscoveryHit(text, callback, help=help_text)
-
-    async def search(self, query: str) -> Hits:
-        matcher = self.matcher(query)
-        for text, callback, help_text in self.commands():
-            score = matcher.match(text)
-            if score > 0:
-                yield Hit(score, matcher.highlight(text), callback, help=help_text)
 
 
 class FleetPalette(CommandPalette):
