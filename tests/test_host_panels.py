@@ -597,10 +597,10 @@ def screen_lines(app: GpuTuiApp) -> list[str]:
 
 async def test_ascii_mode_draws_nothing_outside_ascii() -> None:
     host = Host(samples=120)
-    app = GpuTuiApp(host.store, [])
+    app = GpuTuiApp(host.store, [], theme="gputui-console")  # what TERM=linux chooses
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        app.ascii = True
+        assert app.ascii
         screen = await open_screen(pilot, host)
         for key, table_id in (("1", "gpus"), ("2", "temps"), ("3", "alloc"), ("4", "procs")):
             table = await show_tab(pilot, screen, key, table_id)

@@ -494,3 +494,25 @@ async def test_a_theme_switch_redraws_the_host_screens_chart_at_once(monkeypatch
         console = screen_text(app)
     assert {"⣀", "▇"} & set(dark), "the dark theme draws braille and blocks at once"
     assert not odd_characters(console), odd_characters(console)
+
+
+async def test_a_host_screen_opened_in_another_theme_turns_ascii_with_the_console_theme(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The tabs' underline is drawn with box characters; the console theme hides it, also on a
+    host screen that was opened before the switch."""
+    from tests.test_host_panels import Host
+    from tests.test_overview import screen_text
+    from tests.waiting import wait_for
+
+    monkeypatch.setenv("TERM", "xterm-256color")  # not the console: the dark theme as configured
+    app = GpuTuiApp(Host(samples=20).store, [], title="console", theme="gputui-dark")
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert app.theme == "gputui-dark"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.screen.id != "_default" and bool(app.screen.query("#host-tabs")), "host")
+        await pilot.pause()
+        assert odd_characters(screen_text(app)), "the dark theme draws outside ASCII"
+        app.theme = CONSOLE_THEME
+        await pilot.pause()
+        assert not odd_characters(screen_text(app)), odd_characters(screen_text(app))

@@ -86,8 +86,6 @@ class HostScreen(Screen[None]):
         yield KeysFooter()
 
     def on_mount(self) -> None:
-        if ascii_mode(self.app):
-            self.add_class("-ascii")  # the tabs' underline is drawn with box characters
         self.update_view()
         self.call_after_refresh(self.focus_and_draw)  # the tabs mount their panes after this screen's mount
         self.set_interval(REFRESH_S, self.update_view)
