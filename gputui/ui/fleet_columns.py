@@ -8,6 +8,7 @@ stay in sight without scrolling sideways.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from gputui.fleet.store import HostState
@@ -31,8 +32,9 @@ class Columns:
     narrow: bool = False
 
     @classmethod
-    def fitting(cls, width: int, gpus: int, names: list[str]) -> Columns:
-        """The full columns where they fit in ``width`` (0: not known yet), else the narrow ones."""
+    def fitting(cls, width: int, gpus: int, names: Iterable[str]) -> Columns:
+        """The full columns where they fit in ``width`` (0: not known yet), else the narrow ones
+        (``names`` is read only then, so a wide screen does not walk the fleet for it)."""
         full = cls()
         if not width or full.width(gpus) <= width:
             return full

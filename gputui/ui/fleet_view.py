@@ -83,7 +83,7 @@ class FleetView(ScrollView, can_focus=True):
         self.gpu_columns = max(
             (len(r.gpus()) or (len(r.hello.gpus) if r.hello else 0) for r in self.store.hosts.values()), default=0
         )
-        self.columns = Columns.fitting(self.scrollable_content_region.width, self.gpu_columns, list(self.store.hosts))
+        self.columns = Columns.fitting(self.scrollable_content_region.width, self.gpu_columns, self.store.hosts)
         self.virtual_size = Size(self.columns.width(self.gpu_columns), len(self.rows))
         if keep is not None:
             for i, row in enumerate(self.rows):

@@ -24,7 +24,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Input, Static
 
-from gputui.fleet.mig import instance_of, mig_instances
+from gputui.fleet.mig import MigInstance, instance_of, mig_instances
 from gputui.frames import ProcessInfo
 from gputui.render import NA, age_words, fmt
 from gputui.ui.panels.base import HostPanel, HostView
@@ -66,16 +66,18 @@ def alike(by: str, p: ProcessInfo) -> str | None:
     """What ``U`` and ``J`` group processes by: the user, or the Slurm job (else the container)."""
     if by == "user":
         return p.user
-    return (p.slurm_job and f"slurm {p.slurm_job}") or (p.container and f"ctr {p.container}") or None
+    return job_words(p) or None
 
 
-def mig_label(view: HostView, gpu: int, pid: int) -> str:
+def mig_by_gpu(view: HostView) -> dict[int, list[MigInstance]]:
+    """Each MIG GPU's instances, worked out once a redraw rather than once a process row."""
+    return {g.index: mig_instances(view.record, g) for g in view.gpus() if g.mig}
+
+
+def mig_label(instances: list[MigInstance] | None, pid: int) -> str:
     """The MIG instance a process runs on ("3g.40gb"), or nothing."""
-    for g in view.gpus():
-        if g.index == gpu and g.mig:
-            m = instance_of(mig_instances(view.record, g), pid)
-            return m.label if m is not None else ""
-    return ""
+    m = instance_of(instances, pid) if instances else None
+    return m.label if m is not None else ""
 
 
 def order(procs: dict[str, tuple[int, ProcessInfo]], column: Column, reverse: bool) -> list[str]:
@@ -246,7 +248,8 @@ class ProcessesPanel(HostPanel):
         shown = {k: v for k, v in everything.items() if not needle or needle in (v[1].user or "").casefold()}
         at = self.cursor_key(table)
         wall = time.time()
-        rows = {key: self.row(gpu, p, wall, view) for key, (gpu, p) in shown.items()}
+        migs = mig_by_gpu(view)
+        rows = {key: self.row(gpu, p, wall, view, migs.get(gpu)) for key, (gpu, p) in shown.items()}
         want = order(shown, BY_KEY[self.sort], self.reverse)
         if self.grouping != "none":
             groups = grouped(self.grouping, want, shown)
@@ -284,7 +287,7 @@ class ProcessesPanel(HostPanel):
             return None
         return str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
 
-    def row(self, gpu: int, p: ProcessInfo, wall: float, view: HostView) -> tuple[Cell, ...]:
+    def row(self, gpu: int, p: ProcessInfo, wall: float, view: HostView, mig: list[MigInstance] | None) -> tuple[Cell, ...]:
         style = view.pal.dim if view.stale else view.pal.text
 
         def num(value: str) -> Text:
@@ -298,7 +301,7 @@ class ProcessesPanel(HostPanel):
             pid,
             fmt(p.user),
             num(str(gpu)),
-            mig_label(view, gpu, p.pid),
+            mig_label(mig, p.pid),
             num(fmt(p.gpu_mem_mib, "{:,} MiB")),
             num(fmt(p.sm_pct, "{}%")),
             num(fmt(p.mem_bw_pct, "{}%")),
