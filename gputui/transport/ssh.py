@@ -244,10 +244,15 @@ class SshLink:
         base = f'"$HOME"/{shlex.quote(self._remote_dir())}'
         tmp = f"{base}/.agent-{self.shared.bundle.digest}.$$"
         unpack = "import io, sys, zipfile; zipfile.ZipFile(io.BytesIO(sys.stdin.buffer.read())).extractall(sys.argv[1])"
+        # Whatever fails, the bundle on stdin is read to its end before the exit: a
+        # host without python3 would otherwise close the channel while it is still
+        # being sent, and the write fail ("Channel not open for sending") instead
+        # of the status saying that python3 cannot run.
         script = (
-            f"umask 077 && mkdir -p {base} && rm -rf {tmp} && "
+            f"{{ umask 077 && mkdir -p {base} && rm -rf {tmp} && "
             f"python3 -c {shlex.quote(unpack)} {tmp} && "
-            f"{{ mv {tmp} {self._agent_dir()} 2>/dev/null || rm -rf {tmp}; }} && test -f {self._agent_dir()}/__main__.py"
+            f"{{ mv {tmp} {self._agent_dir()} 2>/dev/null || rm -rf {tmp}; }} && test -f {self._agent_dir()}/__main__.py; }}; "
+            "s=$?; cat >/dev/null; exit $s"
         )
         status, out = await self._run(conn, script, stdin=self.shared.bundle.data)
         if status in NOT_RUNNABLE:
