@@ -42,7 +42,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check gputui tests bench scripts
 	$(BIN)/ruff format --check gputui tests bench scripts
 	# The agent and simulator must run on a host's Python 3.8.
-	$(BIN)/vermin --no-tips --violations --target=3.8- --eval-annotations --backport typing --backport dataclasses gputui/agent gputui/sim
+	$(BIN)/vermin --no-tips --violations --target=3.8- --eval-annotations --backport typing --backport dataclasses gputui/agent gputui/sim gputui/protocol.py
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

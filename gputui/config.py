@@ -11,12 +11,12 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from gputui.agent.act_request import MAX_TERM_WAIT_S
-from gputui.sim.scenarios import SCENARIOS
+from gputui import registry
+from gputui.protocol import ACTIONS, MAX_TERM_WAIT_S
 
 # They separate a target's parts (gpu-07:0,1) and the words of a command line.
 HOST_NAME_SEPARATORS = ":,"
@@ -70,8 +70,24 @@ class Ssh(_Strict):
 
 ActionName = Literal["reserve", "release", "drain", "undrain", "kill", "drain-node", "resume-node"]
 ActionOrAny = Literal["reserve", "release", "drain", "undrain", "kill", "drain-node", "resume-node", "*"]
-ACTION_NAMES: tuple[str, ...] = ("reserve", "release", "drain", "undrain", "kill", "drain-node", "resume-node")
-Backend = Literal["ledger", "nvml", "slurm"]
+ACTION_NAMES: tuple[str, ...] = ACTIONS
+
+
+def _known_backend(value: str) -> str:
+    if value not in registry.backend_names():
+        raise ValueError(f"unknown action backend {value!r}; known: {', '.join(registry.backend_names())}")
+    return value
+
+
+def _known_transport(value: str) -> str:
+    if value not in registry.host_kinds():
+        raise ValueError(f"unknown transport {value!r}; known: {', '.join(registry.host_kinds())}")
+    return value
+
+
+# Names from gputui/registry.py: a new source kind or action backend is valid here once it is listed there.
+Backend = Annotated[str, AfterValidator(_known_backend)]
+Transport = Annotated[str, AfterValidator(_known_transport)]
 
 
 class PolicyRule(_Strict):
@@ -167,7 +183,7 @@ class Host(_Strict):
     port: int | None = Field(None, ge=1, le=65535)
     tags: list[str] = Field(default_factory=list)
     group: str | None = None
-    transport: Literal["ssh", "local"] = "ssh"
+    transport: Transport = Field("ssh", description="how the host is read: a source kind of gputui/registry.py")
     sim: str | None = None
     seed: int = 0
     gpus: int | None = Field(None, ge=1, le=64)
@@ -199,8 +215,12 @@ class Host(_Strict):
     @field_validator("sim")
     @classmethod
     def _known_scenario(cls, value: str | None) -> str | None:
-        if value is not None and value not in SCENARIOS:
-            raise ValueError(f"unknown scenario {value!r}; known: {', '.join(sorted(SCENARIOS))}")
+        if value is not None:
+            from gputui.sources.simulated import scenario_problem  # the simulator's own list, read on use
+
+            problem = scenario_problem(value)
+            if problem is not None:
+                raise ValueError(problem)
         return value
 
 

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from gputui.agent import MAX_FRAME_BYTES, PROTOCOL_VERSION
+from gputui.protocol import MAX_FRAME_BYTES, PROTOCOL_VERSION
 
 
 class FrameError(ValueError):

@@ -261,7 +261,7 @@ def test_a_host_name_that_could_not_be_targeted_is_refused(tmp_path: Path, name:
 
 
 def test_the_kill_grace_is_held_to_what_the_hosts_accept(tmp_path: Path) -> None:
-    from gputui.agent.act_request import MAX_TERM_WAIT_S
+    from gputui.protocol import MAX_TERM_WAIT_S
 
     assert config.load(write(tmp_path, f"[actions]\nterm_wait_s = {MAX_TERM_WAIT_S}\n")).actions.term_wait_s == MAX_TERM_WAIT_S
     message = error_for(write(tmp_path, "[actions]\nterm_wait_s = 400.0\n"))

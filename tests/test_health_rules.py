@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from gputui.agent import PROTOCOL_VERSION
 from gputui.config import Thresholds
 from gputui.fleet.store import FleetStore
 from gputui.frames import Hello, Sample, parse_frame
@@ -18,6 +17,7 @@ from gputui.health.engine import HealthEngine
 from gputui.health.model import Alert, Severity
 from gputui.health.report import affected_processes, markdown_report
 from gputui.health.xid import APPLICATION_XIDS, XID_TABLE, XidClass, recovery_action, xid_info
+from gputui.protocol import PROTOCOL_VERSION
 from gputui.snapshot import collect
 from gputui.transport.demo import DemoFleet
 

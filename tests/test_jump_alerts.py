@@ -16,11 +16,11 @@ import sys
 from pathlib import Path
 
 from gputui import config as cfg
-from gputui.agent import PROTOCOL_VERSION
 from gputui.fleet.store import FleetStore
 from gputui.frames import Hello, parse_frame
 from gputui.health.engine import HealthEngine
 from gputui.health.model import Alert, Severity
+from gputui.protocol import PROTOCOL_VERSION
 from gputui.snapshot import collect
 from gputui.transport.from_config import links_for
 from gputui.ui.alerts import AlertBoard

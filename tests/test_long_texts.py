@@ -13,10 +13,9 @@ from pathlib import Path
 import pytest
 from textual.widgets import Input
 
-from gputui.agent import MAX_FRAME_BYTES
-from gputui.agent.act_request import MAX_REASON_CHARS, MAX_TICKET_CHARS
 from gputui.agent.main import FrameWriter
 from gputui.frames import ErrorFrame, Sample, parse_frame
+from gputui.protocol import MAX_FRAME_BYTES, MAX_REASON_CHARS, MAX_TICKET_CHARS
 from gputui.transport.base import LinkError
 from gputui.transport.local import LocalLink
 from tests.test_act import act, request

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from gputui.agent import PROTOCOL_VERSION
 from gputui.agent.sampler import Sampler
 from gputui.cli import build_parser
 from gputui.fleet.runner import FleetRunner
 from gputui.fleet.store import FleetStore, HostState
 from gputui.frames import Sample, XidEvent, parse_frame
+from gputui.protocol import PROTOCOL_VERSION
 from gputui.record import cli as record_cli
 from gputui.record import format as fmt
 from gputui.record.format import Entry, RecordingError

@@ -8,10 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gputui.agent import PROTOCOL_VERSION
 from gputui.config import Thresholds
 from gputui.health.engine import HealthEngine
 from gputui.health.model import Alert
+from gputui.protocol import PROTOCOL_VERSION
 from gputui.record.player import ReplayPlayer
 from gputui.record.reader import Recording
 from gputui.record.writer import ChunkBuilder, RecordingFile

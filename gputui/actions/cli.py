@@ -34,8 +34,8 @@ from gputui.actions.identity import key_fingerprints
 from gputui.actions.model import ActionRequest, Operator
 from gputui.actions.render import outcome_lines, plan_lines, when
 from gputui.actions.targets import TargetError, parse_targets
-from gputui.agent.act_request import MAX_TERM_WAIT_S, words_problem
 from gputui.config import ACTION_NAMES
+from gputui.protocol import MAX_TERM_WAIT_S, words_problem
 
 HELP = {
     "reserve": "hold GPUs for a user or team, until a time",

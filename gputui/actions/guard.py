@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gputui.actions.audit import AuditLog
-from gputui.actions.model import PROTOCOL, TYPED_CONFIRM, ActionRequest, HostAnswer, Operator, Target
+from gputui.actions.model import TYPED_CONFIRM, ActionRequest, HostAnswer, Operator, Target
 from gputui.actions.policy import refusal
 from gputui.actions.remote import HostCaller
-from gputui.agent.act_request import MAX_REASON_CHARS, MAX_TICKET_CHARS
 from gputui.config import Config, Host
+from gputui.protocol import ACTION_PROTOCOL, MAX_REASON_CHARS, MAX_TICKET_CHARS
 
 MAX_PARALLEL_HOSTS = 32
 INTERRUPTED_WHILE_APPLYING = (
@@ -170,7 +170,7 @@ class Guard:
         if phase == "apply" and target.pid is not None:
             pid_start = next((a.pid_start for a in preview.affected if a.pid == target.pid), None)
         return {
-            "v": PROTOCOL,
+            "v": ACTION_PROTOCOL,
             "phase": phase,
             "action": request.kind,
             "gpus": list(target.gpus),

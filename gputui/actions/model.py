@@ -15,10 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-NODE_ACTIONS = frozenset({"drain-node", "resume-node"})
 # Actions whose confirmation is typed, not a keypress: they stop work.
 TYPED_CONFIRM = frozenset({"kill", "drain", "drain-node"})
-PROTOCOL = 1
 
 
 @dataclass(frozen=True)

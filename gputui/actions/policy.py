@@ -7,9 +7,9 @@ lifts, and the audit records that it did).
 
 from __future__ import annotations
 
-from gputui.actions.model import NODE_ACTIONS, ActionRequest, Operator
-from gputui.agent.act_request import words_problem
+from gputui.actions.model import ActionRequest, Operator
 from gputui.config import Config, PolicyRule
+from gputui.protocol import NODE_ACTIONS, words_problem
 
 
 def refusal(request: ActionRequest, operator: Operator, config: Config, read_only: bool) -> str | None:

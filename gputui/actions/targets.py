@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 
-from gputui.actions.model import NODE_ACTIONS, Target
+from gputui.actions.model import Target
+from gputui.protocol import NODE_ACTIONS
 
 UUID = re.compile(r"^(GPU|MIG)-[0-9A-Za-z-]+$")
 

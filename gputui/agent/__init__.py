@@ -5,7 +5,4 @@ but the Python 3.8+ standard library and ``pynvml``, because it is shipped to
 hosts as a zip bundle and run by whatever ``python3`` the host has.
 """
 
-PROTOCOL_VERSION = 1
 AGENT_VERSION = "0.1.0"
-# The longest line the dashboard reads from an agent (gputui.frames reads it here).
-MAX_FRAME_BYTES = 1 << 20

@@ -15,8 +15,9 @@ from typing import Any, Dict, List, Optional
 
 from gputui.agent import act_gpu, act_kill, act_node
 from gputui.agent.act_host import HostGpus, syslog
-from gputui.agent.act_request import GPU_ACTIONS, Refused, Request
+from gputui.agent.act_request import Refused, Request
 from gputui.agent.ledger import LedgerError, LedgerFile, Txn, history_entry
+from gputui.protocol import GPU_ACTIONS
 
 Response = Dict[str, Any]
 

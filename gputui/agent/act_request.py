@@ -13,9 +13,8 @@ import re
 import time
 from typing import Any, Dict, List, Optional
 
-ACTIONS = ("reserve", "release", "drain", "undrain", "kill", "drain-node", "resume-node")
-GPU_ACTIONS = ("reserve", "release", "drain", "undrain")
-NODE_ACTIONS = ("drain-node", "resume-node")
+from gputui.protocol import ACTIONS, GPU_ACTIONS, MAX_TERM_WAIT_S, words_problem
+
 BACKENDS = ("ledger", "nvml", "slurm")
 KNOWN_FIELDS = frozenset(
     {
@@ -23,15 +22,6 @@ KNOWN_FIELDS = frozenset(
         "ticket", "for", "until", "term_wait_s", "kill_after", "expect_version", "audit_id",
     }
 )  # fmt: skip
-# The longest a kill waits for SIGTERM: the config's [actions] term_wait_s and
-# the CLI's --grace are held to it too, so that what the console accepts the host does.
-MAX_TERM_WAIT_S = 300.0
-# A reason is a sentence for the record, a ticket an identifier. Without a cap,
-# a pasted log as a reason rode in every sample (the host went down on the
-# frame limit) and overflowed syslog's argument list; the console holds
-# requests to the same caps, so the host and the console refuse alike.
-MAX_REASON_CHARS = 200
-MAX_TICKET_CHARS = 64
 _NODE_NAME = re.compile(r"^[A-Za-z0-9._\-\[\],]+$")
 
 
@@ -41,20 +31,6 @@ def local_time(epoch: float) -> str:
         return time.strftime("%Y-%m-%d %H:%M %Z", time.localtime(epoch))
     except (OverflowError, OSError, ValueError):
         return "%r (not a time)" % epoch
-
-
-def words_problem(reason: str, ticket: Optional[str]) -> Optional[str]:
-    """Why a reason or ticket cannot go on record as given; None when it can."""
-    if not reason.strip():
-        return "a reason is required: say why, for the record"
-    if len(reason) > MAX_REASON_CHARS:
-        return "the reason is %d characters; at most %d are kept: say why in a sentence, put the detail in a ticket" % (
-            len(reason),
-            MAX_REASON_CHARS,
-        )
-    if ticket is not None and len(ticket) > MAX_TICKET_CHARS:
-        return "the ticket is %d characters; at most %d: give its identifier" % (len(ticket), MAX_TICKET_CHARS)
-    return None
 
 
 class Refused(Exception):

@@ -17,11 +17,12 @@ import threading
 import time
 from typing import Any, Dict, List, Optional, TextIO
 
-from gputui.agent import AGENT_VERSION, MAX_FRAME_BYTES, PROTOCOL_VERSION
+from gputui.agent import AGENT_VERSION
 from gputui.agent.kernel_log import read_host_kernel_log
 from gputui.agent.ledger import DEFAULT_STATE_DIR, LedgerError, LedgerView, choose_state_dir, existing_state_dir
 from gputui.agent.sampler import Frame, Sampler, error_frame
 from gputui.agent.stop_signal import StopSignal
+from gputui.protocol import MAX_FRAME_BYTES, PROTOCOL_VERSION
 
 # Seconds between samples. The dashboard's config allows 0.1 to 60 (gputui/config.py, Config.interval,
 # which this module cannot import: a GPU host has no pydantic); the agent also runs faster for the tests,

@@ -13,12 +13,13 @@ import socket
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from gputui.agent import AGENT_VERSION, PROTOCOL_VERSION
+from gputui.agent import AGENT_VERSION
 from gputui.agent.gpu_reader import GpuReader
 from gputui.agent.kernel_log import parse_xids, to_events
 from gputui.agent.nvml_calls import NvmlCaller, text
 from gputui.agent.procfs import ProcReader
 from gputui.agent.xid_events import ERROR_KEY, XidWatcher
+from gputui.protocol import PROTOCOL_VERSION
 
 Frame = Dict[str, Any]
 Describe = Callable[[int, float], Optional[Dict[str, Any]]]

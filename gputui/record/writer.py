@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from gputui.agent import PROTOCOL_VERSION
 from gputui.fleet.store import xid_logged
 from gputui.frames import FrameError, Sample, XidEvent, parse_frame
+from gputui.protocol import PROTOCOL_VERSION
 from gputui.record import format as fmt
 
 EVENTS_KEPT_PER_XID = 5  # per host, GPU and XID, in every keyframe: a storm of one XID cannot push out another

@@ -35,6 +35,7 @@ def _entries() -> list[tuple[str, bytes]]:
     root = Path(gputui.__file__).parent
     files = [("__main__.py", MAIN.encode()), ("pynvml.py", Path(pynvml.__file__).read_bytes())]
     files.append(("gputui/__init__.py", (root / "__init__.py").read_bytes()))
+    files.append(("gputui/protocol.py", (root / "protocol.py").read_bytes()))
     for package in PACKAGES:
         for path in sorted((root / package).glob("*.py")):
             files.append((f"gputui/{package}/{path.name}", path.read_bytes()))

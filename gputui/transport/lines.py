@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from gputui.agent import MAX_FRAME_BYTES
+from gputui.protocol import MAX_FRAME_BYTES
 from gputui.transport.base import LinkError
 
 READ_CHUNK = 64 * 1024

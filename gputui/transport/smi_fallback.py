@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator, Sequence
 
 import asyncssh
 
-from gputui.agent import PROTOCOL_VERSION
+from gputui.protocol import PROTOCOL_VERSION
 from gputui.transport.base import LinkError
 from gputui.transport.lines import split_lines
 

@@ -29,8 +29,8 @@ from gputui.actions.guard import Guard, Outcome, Plan
 from gputui.actions.identity import key_fingerprints
 from gputui.actions.model import ActionRequest, Operator, Target
 from gputui.actions.render import outcome_lines, plan_lines
-from gputui.agent.act_request import words_problem
 from gputui.config import Config
+from gputui.protocol import words_problem
 from gputui.ui.palette import Palette, ascii_mode
 from gputui.ui.panels.base import asciify_scrollbars
 

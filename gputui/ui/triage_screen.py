@@ -42,11 +42,11 @@ from textual.widgets import DataTable, Static
 from gputui.actions.audit import AuditError
 from gputui.actions.guard import Outcome
 from gputui.actions.model import Target
-from gputui.agent.act_request import MAX_REASON_CHARS
 from gputui.fleet.allocation import DEFAULT_IDLE_HOLDING_S
 from gputui.fleet.store import FleetStore, HostState
 from gputui.frames import ProcessInfo
 from gputui.health.model import Alert, Severity
+from gputui.protocol import MAX_REASON_CHARS
 from gputui.render import age_words, fmt
 from gputui.ui.alerts import AlertBoard, count_words, severity_style
 from gputui.ui.footer import KeysFooter

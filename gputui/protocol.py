@@ -1,0 +1,42 @@
+"""What the agent and the dashboard agree on, in one place both can import.
+
+The frame schema is read by :mod:`gputui.frames` (pydantic, dashboard side)
+and written by the agent (standard library only, shipped to GPU hosts in a
+zip), so the numbers and rules the two ends must share cannot live in either:
+a frame's protocol version, the longest line, the action request's version
+and the limits a host and the console hold an action's words to. This module
+is stdlib-only and rides in the agent bundle.
+"""
+
+# The frame protocol (hello, sample, event, result, error): a dashboard refuses another version plainly.
+PROTOCOL_VERSION = 1
+# The longest line the dashboard reads from an agent, and the agent writes.
+MAX_FRAME_BYTES = 1 << 20
+# The action request protocol (``gputui agent --act``): its fields are gputui.actions.model.HostRequest.
+ACTION_PROTOCOL = 1
+ACTIONS = ("reserve", "release", "drain", "undrain", "kill", "drain-node", "resume-node")
+GPU_ACTIONS = ("reserve", "release", "drain", "undrain")
+NODE_ACTIONS = ("drain-node", "resume-node")
+# The longest a kill waits for SIGTERM: the config's [actions] term_wait_s and
+# the CLI's --grace are held to it too, so that what the console accepts the host does.
+MAX_TERM_WAIT_S = 300.0
+# A reason is a sentence for the record, a ticket an identifier. Without a cap,
+# a pasted log as a reason rode in every sample (the host went down on the
+# frame limit) and overflowed syslog's argument list; the console holds
+# requests to the same caps, so the host and the console refuse alike.
+MAX_REASON_CHARS = 200
+MAX_TICKET_CHARS = 64
+
+
+def words_problem(reason: str, ticket: str | None) -> str | None:
+    """Why a reason or ticket cannot go on record as given; None when it can."""
+    if not reason.strip():
+        return "a reason is required: say why, for the record"
+    if len(reason) > MAX_REASON_CHARS:
+        return "the reason is %d characters; at most %d are kept: say why in a sentence, put the detail in a ticket" % (
+            len(reason),
+            MAX_REASON_CHARS,
+        )
+    if ticket is not None and len(ticket) > MAX_TICKET_CHARS:
+        return "the ticket is %d characters; at most %d: give its identifier" % (len(ticket), MAX_TICKET_CHARS)
+    return None
