@@ -26,7 +26,7 @@ from gputui.record.player import ReplayPlayer
 from gputui.record.reader import Recording
 from gputui.record.writer import ChunkBuilder, RecordingFile
 from gputui.sim.nvml import SimNvml
-from gputui.transport.demo_feed import host_names, scenario_for
+from gputui.sources.demo_feed import host_names, scenario_for
 
 EPOCH = 1_795_000_000.0
 

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from gputui import config as cfg
 from gputui.fleet.runner import FleetRunner
 from gputui.fleet.store import FleetStore
-from gputui.transport.from_config import links_for
+from gputui.sources.fleet import sources_for
 from tests.sshfleet import SshFleet
 
 
@@ -73,7 +73,7 @@ async def measure(fleet: SshFleet, names: list[str], root: Path, seconds: float,
                 first[name] = time.monotonic() - started
 
     store.listeners.append(on_change)
-    runner = FleetRunner(links_for(config), store)
+    runner = FleetRunner(sources_for(config), store)
     runner.start()
     try:
         everyone = asyncio.Event()

@@ -15,7 +15,7 @@ from gputui import config as cfg
 from gputui.fleet.store import FleetStore
 from gputui.render import fmt
 from gputui.snapshot import collect
-from gputui.transport.from_config import links_for
+from gputui.sources.fleet import sources_for
 from gputui.transport.ssh_resolve import resolve
 
 
@@ -47,7 +47,7 @@ def try_hosts(config: cfg.Config, timeout: float, lines: list[str]) -> int:
     store = FleetStore()
     for h in config.hosts:
         store.add_host(h.name, tuple(h.tags), h.group)
-    asyncio.run(collect(links_for(config), store, timeout))
+    asyncio.run(collect(sources_for(config), store, timeout))
     rows = [("HOST", "TRANSPORT", "TARGET", "VIA", "RESULT")]
     failed = 0
     for h in config.hosts:

@@ -11,97 +11,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import math
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, cast
+from typing import cast
 
 from gputui import __version__
-from gputui.config import ACTION_NAMES
-from gputui.sim.scenarios import scenario_names
-
-if TYPE_CHECKING:
-    from gputui.config import Thresholds
-    from gputui.fleet.store import FleetStore
-    from gputui.transport.base import Link
-
-DEMO_SCENARIOS = ["fleet", *scenario_names()]
-# The bounds of the config's `interval` (gputui/config.py, Config.interval: a pydantic Field,
-# not a constant to import); tests/test_cli_args.py fails if the two part.
-INTERVAL_MIN_S = 0.1
-INTERVAL_MAX_S = 60.0
-Closing = Callable[[], Awaitable[None]] | None
-
-
-class CommandParser(argparse.ArgumentParser):
-    """argparse's parser, but a usage error exits ``usage_status``: 2, or 3 (UNKNOWN) for ``gputui check``.
-
-    Subparsers are of the same class, so ``sub.add_parser(..., usage_status=3)`` sets it per command.
-    """
-
-    def __init__(self, *args: Any, usage_status: int = 2, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.usage_status = usage_status
-
-    def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        self.exit(self.usage_status, f"{self.prog}: error: {message}\n")
-
-
-def number_arg(text: str) -> float:
-    """A number on the command line; argparse's message when it is not one."""
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-
-
-def interval_arg(text: str) -> float:
-    """``--interval``: seconds between samples, within the config's bounds (0 would spin)."""
-    value = number_arg(text)
-    if not INTERVAL_MIN_S <= value <= INTERVAL_MAX_S:  # NaN fails this too
-        raise argparse.ArgumentTypeError(
-            f"must be between {INTERVAL_MIN_S:g} and {INTERVAL_MAX_S:g} seconds (as the config's interval), got {text}"
-        )
-    return value
-
-
-def positive_seconds_arg(text: str) -> float:
-    """A length of time that must be more than nothing and finite."""
-    value = number_arg(text)
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
-    return value
-
-
-def config_needed(path: Path) -> str:
-    """Why a command that reads hosts cannot start: no --config, and nothing at the default path."""
-    how = "named by $GPUTUI_CONFIG" if os.environ.get("GPUTUI_CONFIG") else "the default; $GPUTUI_CONFIG is not set"
-    return (
-        f"no config file: looked for {path} ({how}) and it does not exist; "
-        "give --config FILE with your hosts, or --demo for a simulated fleet"
-    )
-
-
-def _add_demo_args(p: argparse.ArgumentParser, hosts: int) -> None:
-    p.add_argument("--hosts", type=int, default=hosts, help=f"number of simulated hosts (default {hosts})")
-    p.add_argument("--gpus", type=int, default=None, help="GPUs per host (default: the scenario's)")
-    p.add_argument(
-        "--scenario",
-        choices=DEMO_SCENARIOS,
-        default="fleet",
-        help="what the simulated GPUs do; 'fleet' mixes healthy, mixed and incident hosts (default)",
-    )
-    p.add_argument("--seed", type=int, default=0, help="seed: the same seed gives the same fleet")
-    p.add_argument(
-        "--interval",
-        type=interval_arg,
-        default=1.0,
-        help=f"seconds between samples, {INTERVAL_MIN_S:g} to {INTERVAL_MAX_S:g} (default 1)",
-    )
+from gputui.cli_args import CommandParser, add_demo_args, demo_spec
+from gputui.protocol import ACTIONS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -119,12 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = cast("argparse._SubParsersAction[argparse.ArgumentParser]", p.add_subparsers(dest="command", metavar="COMMAND"))
     sub.add_parser("agent", help="run the agent on this host (see `gputui agent --help`)", add_help=False)
     demo = sub.add_parser("demo", help="open the dashboard on a simulated fleet")
-    _add_demo_args(demo, hosts=12)
+    add_demo_args(demo, hosts=12)
     snap = sub.add_parser("snapshot", help="print the fleet's state once, without the UI")
     where = snap.add_mutually_exclusive_group()
     where.add_argument("--demo", action="store_true", help="a simulated fleet instead of the config's hosts")
     where.add_argument("--config", dest="snap_config", type=Path, help="config file with the hosts to ask")
-    _add_demo_args(snap, hosts=4)
+    add_demo_args(snap, hosts=4)
     snap.add_argument("--format", choices=("table", "json", "markdown"), default="table")
     snap.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for every host (default 15)")
     check = sub.add_parser("check-config", help="validate the config and try every host once")
@@ -132,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--timeout", type=float, default=20.0, help="seconds to wait for the hosts (default 20)")
     from gputui.health import check_cli
 
-    _add_demo_args(check_cli.add_parser(sub), hosts=4)
+    add_demo_args(check_cli.add_parser(sub), hosts=4)
     from gputui.actions.cli import add_parsers
 
     add_parsers(sub)
@@ -187,11 +105,15 @@ def _main(argv: list[str] | None = None) -> int:
         return check_cli.run(args)
     if args.command == "check-config":
         return _check_config(args.check_config or args.config, args.timeout)
-    if args.command in ("record", "replay"):
+    if args.command == "record" or (args.command == "replay" and args.info):
         from gputui.record import cli as record_cli
 
         return record_cli.run(args)
-    if args.command in (*ACTION_NAMES, "audit"):
+    if args.command == "replay":
+        from gputui.ui.launch import run_replay
+
+        return run_replay(args.recording, args.speed, args.start)
+    if args.command in (*ACTIONS, "audit"):
         from gputui.actions import cli as action_cli
 
         return action_cli.run(args, args.config)
@@ -240,51 +162,25 @@ def _bundle(output: Path) -> int:
 def _snapshot(args: argparse.Namespace) -> int:
     from gputui import snapshot
     from gputui.config import ConfigError
+    from gputui.sources.fleet import open_fleet
 
     try:
-        links, store, closing, thresholds = _snapshot_sources(args)
+        path = None if args.demo else args.snap_config or args.config  # `gputui --config F snapshot` too
+        fleet = open_fleet(path, demo_spec(args))
+        if fleet.path is not None and not fleet.config.hosts:
+            raise ValueError(no_hosts(fleet.path))
     except (ValueError, ConfigError) as exc:
         print(f"gputui: {exc}", file=sys.stderr)
         return 2
 
     async def look() -> None:
-        await snapshot.collect(links, store, args.timeout)
-        if closing is not None:
-            await closing()
+        await snapshot.collect(fleet.sources, fleet.store, args.timeout)
+        await fleet.close()
 
     asyncio.run(look())
-    print(snapshot.render(store, args.format, thresholds))
-    return 0 if all(r.sample is not None for r in store.hosts.values()) else 1
+    print(snapshot.render(fleet.store, args.format, fleet.config.thresholds if fleet.path is not None else None))
+    return 0 if all(r.sample is not None for r in fleet.store.hosts.values()) else 1
 
 
 def no_hosts(path: Path) -> str:
     return f"{path} lists no hosts: add a [[hosts]] table (name, and address or transport) for each GPU host"
-
-
-def _snapshot_sources(args: argparse.Namespace) -> tuple[list[Link], FleetStore, Closing, Thresholds | None]:
-    """The links to read, an empty store, what closes the demo, and the config's thresholds.
-
-    ValueError or ConfigError says why not: a bad demo argument, a bad config, or no config and no --demo.
-    """
-    from gputui import config as cfg
-    from gputui.fleet.store import FleetStore
-
-    store = FleetStore()
-    if args.demo:
-        from gputui.transport.demo import DemoFleet
-
-        fleet = DemoFleet(args.hosts, args.gpus, args.scenario, args.seed, args.interval)
-        return list(fleet.links()), store, fleet.close, None
-    from gputui.transport.from_config import links_for
-
-    path = args.snap_config or args.config  # `gputui --config F snapshot` too
-    if path is None and not cfg.default_path().exists():
-        raise ValueError(config_needed(cfg.default_path()))
-    path = path or cfg.default_path()
-    config = cfg.load(path)
-    if not config.hosts:
-        raise ValueError(no_hosts(path))
-    store.stale_after = config.thresholds.stale_after_intervals
-    for h in config.hosts:
-        store.add_host(h.name, tuple(h.tags), h.group)
-    return links_for(config), store, None, config.thresholds

@@ -20,18 +20,18 @@ from gputui.fleet.runner import FleetRunner
 from gputui.fleet.store import FleetStore, HostRecord, HostState
 from gputui.frames import GpuSample
 from gputui.render import fmt, throttle_words
-from gputui.transport.base import Link
+from gputui.sources.base import Source
 
 SCHEMA = "gputui.snapshot/1"
 
 
-async def collect(links: Sequence[Link], store: FleetStore, timeout: float, samples: int = 1) -> None:
-    """Follow every link until each host has sent ``samples`` samples or failed, or ``timeout`` passes.
+async def collect(sources: Sequence[Source], store: FleetStore, timeout: float, samples: int = 1) -> None:
+    """Follow every source until each host has sent ``samples`` samples or failed, or ``timeout`` passes.
 
     ``gputui check`` asks for two: rules on counters that climb need two looks,
     and XIDs from NVML arrive in the samples after the first.
     """
-    runner = FleetRunner(links, store, reconnect=False)  # one look: no retries
+    runner = FleetRunner(sources, store, reconnect=False)  # one look: no retries
     changed = asyncio.Event()
     counts: dict[str, int] = {}
     last: dict[str, object] = {}

@@ -34,7 +34,7 @@ from gputui.health.engine import HealthEngine
 from gputui.health.model import Alert, Severity
 from gputui.sim.nvidia_smi import app_rows, gpu_row
 from gputui.sim.nvml import SimNvml
-from gputui.transport.demo import host_names, scenario_for
+from gputui.sources.demo import host_names, scenario_for
 from gputui.transport.smi_fallback import APP_FIELDS, GPU_FIELDS, hello_frame, parse_apps, parse_gpu_line, sample_frame
 from gputui.ui.action_screen import ActionDesk, ActionScreen
 from gputui.ui.alerts import AlertBoard

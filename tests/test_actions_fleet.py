@@ -28,7 +28,7 @@ from gputui import config as cfg
 from gputui.fleet.runner import FleetRunner
 from gputui.fleet.store import FleetStore
 from gputui.frames import Sample
-from gputui.transport.from_config import links_for
+from gputui.sources.fleet import sources_for
 from tests.slurm_cluster import SlurmCluster
 from tests.sshfleet import SshFleet, running_fleet
 from tests.waiting import wait_until_gone
@@ -113,7 +113,7 @@ class Watch:
 
     def __init__(self, config: Path) -> None:
         self.store = FleetStore()
-        self.runner = FleetRunner(links_for(cfg.load(config)), self.store)
+        self.runner = FleetRunner(sources_for(cfg.load(config)), self.store)
 
     async def until(self, host: str, predicate: Callable[[Sample], bool], what: str, timeout: float = 30.0) -> Sample:
         changed = asyncio.Event()

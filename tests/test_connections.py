@@ -8,7 +8,7 @@ from textual.widgets import DataTable, Input
 
 from gputui import config as cfg
 from gputui.fleet.store import FleetStore, HostState
-from gputui.transport.from_config import LinkFactory
+from gputui.sources.fleet import from_config
 from gputui.ui.add_host import FIELDS, AddHostScreen
 from gputui.ui.app import GpuTuiApp
 from gputui.ui.connections import ConnectionsScreen
@@ -32,9 +32,9 @@ async def test_connections_show_state_and_a_host_can_be_added(tmp_path: Path) ->
     path = tmp_path / "config.toml"
     path.write_text(CONFIG)
     config = cfg.load(path)
-    make = LinkFactory(config)
+    make = from_config(config).source_for
     store = FleetStore()
-    app = GpuTuiApp(store, [make(h) for h in config.hosts], config_path=path, link_factory=make)
+    app = GpuTuiApp(store, [make(h) for h in config.hosts], config_path=path, source_factory=make)
     async with app.run_test(size=(160, 40)) as pilot:
         await wait_for(pilot, lambda: store.hosts["sim-01"].sample is not None, "sim-01 to report")
         await pilot.press("c")
@@ -64,8 +64,8 @@ async def test_at_80x25_the_add_dialog_shows_every_field_says_what_is_wrong_and_
     path = tmp_path / "config.toml"
     path.write_text(CONFIG)
     config = cfg.load(path)
-    make = LinkFactory(config)
-    app = GpuTuiApp(FleetStore(), [make(h) for h in config.hosts], config_path=path, link_factory=make)
+    make = from_config(config).source_for
+    app = GpuTuiApp(FleetStore(), [make(h) for h in config.hosts], config_path=path, source_factory=make)
     async with app.run_test(size=(80, 25)) as pilot:
         await pilot.press("c", "a")
         await wait_for(pilot, lambda: isinstance(app.screen, AddHostScreen), "the add-host dialog")

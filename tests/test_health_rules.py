@@ -19,7 +19,7 @@ from gputui.health.report import affected_processes, markdown_report
 from gputui.health.xid import APPLICATION_XIDS, XID_TABLE, XidClass, recovery_action, xid_info
 from gputui.protocol import PROTOCOL_VERSION
 from gputui.snapshot import collect
-from gputui.transport.demo import DemoFleet
+from gputui.sources.demo import DemoFleet
 
 T0 = 1_795_000_000.0  # wall clock at the start of each test
 HOST = "gpu-01"
@@ -458,7 +458,7 @@ async def demo_alerts(scenario: str, hosts: int = 1) -> list[Alert]:
     engine = HealthEngine(Thresholds(), hold_s=0, clear_s=0)
     store.listeners.append(lambda: engine.observe(store))
     try:
-        await collect(fleet.links(), store, timeout=30.0, samples=2)
+        await collect(fleet.sources(), store, timeout=30.0, samples=2)
     finally:
         await fleet.close()
     assert all(r.sample is not None and r.sample.seq >= 1 for r in store.hosts.values())

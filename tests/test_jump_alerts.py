@@ -22,7 +22,7 @@ from gputui.health.engine import HealthEngine
 from gputui.health.model import Alert, Severity
 from gputui.protocol import PROTOCOL_VERSION
 from gputui.snapshot import collect
-from gputui.transport.from_config import links_for
+from gputui.sources.fleet import sources_for
 from gputui.ui.alerts import AlertBoard
 
 T0 = 1_760_000_000.0
@@ -172,7 +172,7 @@ async def test_the_ssh_transport_tells_the_store_which_jump_host_failed(tmp_path
     store = FleetStore()
     for h in config.hosts:
         store.add_host(h.name)
-    await collect(links_for(config), store, timeout=20)
+    await collect(sources_for(config), store, timeout=20)
     for name in ("gpu-a", "gpu-b", "gpu-c"):
         record = store.hosts[name]
         assert (record.via, record.failed_hop) == ((JUMP,), JUMP), record.error

@@ -16,7 +16,7 @@ from gputui.fleet.store import FleetStore
 from gputui.frames import parse_frame
 from gputui.health.model import Severity
 from gputui.sim.nvml import SimNvml
-from gputui.transport.demo import host_names, scenario_for
+from gputui.sources.demo import host_names, scenario_for
 from gputui.ui.app import GpuTuiApp
 from gputui.ui.fleet_order import arrange
 from gputui.ui.fleet_view import FleetView

@@ -19,6 +19,7 @@ import pytest
 
 from gputui.agent.sampler import Sampler
 from gputui.cli import build_parser
+from gputui.config import Config
 from gputui.fleet.runner import FleetRunner
 from gputui.fleet.store import FleetStore, HostState
 from gputui.frames import Sample, XidEvent, parse_frame
@@ -31,8 +32,10 @@ from gputui.record.reader import Recording
 from gputui.record.recorder import Recorder, default_path, recordings_dir
 from gputui.record.writer import EVENTS_KEPT_PER_XID, ChunkBuilder, PendingChunk, RecordingFile
 from gputui.sim.nvml import SimNvml
-from gputui.transport.demo import DemoFleet
-from gputui.transport.demo_feed import host_names, scenario_for
+from gputui.sources import fleet as fleet_sources
+from gputui.sources.demo import DemoFleet
+from gputui.sources.demo_feed import host_names, scenario_for
+from gputui.sources.fleet import Fleet
 
 EPOCH = 1_795_000_000.0
 
@@ -107,7 +110,7 @@ async def record_demo(
     """Record a live demo fleet until every host sent ``samples`` samples; returns the live store."""
     fleet = DemoFleet(hosts, gpus, scenario, 7, 0.1)
     store = FleetStore()
-    runner = FleetRunner(fleet.links(), store)
+    runner = FleetRunner(fleet.sources(), store)
     seen = Seen()
     recorder = Recorder.start(runner, path, "test fleet", clock=seen.clock, chunk_seconds=chunk_seconds)
     runner.taps.append(seen)
@@ -214,7 +217,7 @@ async def test_a_link_that_ends_is_recorded_and_replays_as_down(tmp_path: Path) 
     path = tmp_path / "outage.gtrec"
     fleet = DemoFleet(2, 2, "healthy", 3, 0.1)
     store = FleetStore()
-    runner = FleetRunner(fleet.links(), store)
+    runner = FleetRunner(fleet.sources(), store)
     seen = Seen()
     recorder = Recorder.start(runner, path, "outage", clock=seen.clock, chunk_seconds=0.3)
     runner.taps.append(seen)
@@ -572,7 +575,7 @@ async def test_an_output_file_made_meanwhile_is_not_overwritten(tmp_path: Path) 
         closed.append(True)
 
     with pytest.raises(FileExistsError):
-        await record_cli.record_fleet([], FleetStore(), path, "t", 1.0, closing)
+        await record_cli.record_fleet(Fleet(FleetStore(), [], Config(), "t", closers=[closing]), path, 1.0)
     assert closed == [True] and path.read_bytes() == b"someone else's"
 
 
@@ -581,11 +584,11 @@ def test_record_o_refuses_a_file_that_appears_after_the_check(
 ) -> None:
     path = tmp_path / "raced.gtrec"
 
-    def sources(args: object) -> tuple[list[object], FleetStore, None, str]:
+    def sources(path_asked: object, demo: object) -> Fleet:
         path.write_bytes(b"written meanwhile")  # between the exists() check and the open
-        return [], FleetStore(), None, "t"
+        return Fleet(FleetStore(), [], Config(), "t")
 
-    monkeypatch.setattr(record_cli, "_sources", sources)
+    monkeypatch.setattr(fleet_sources, "open_fleet", sources)
     args = build_parser().parse_args(["record", "--demo", "--duration", "1", "-o", str(path)])
     assert record_cli.run(args) == 2
     assert f"gputui: {path} exists: a recording is never overwritten" in capsys.readouterr().err

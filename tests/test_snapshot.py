@@ -17,6 +17,7 @@ import pytest
 
 from gputui.fleet.store import FleetStore, HostState
 from gputui.snapshot import SCHEMA, collect
+from gputui.sources.base import AgentLines
 from gputui.transport.local import LocalLink
 
 SAMPLE_KEYS = {
@@ -271,7 +272,7 @@ async def test_collect_marks_a_host_down_on_garbage_and_returns() -> None:
     store = FleetStore()
 
     started = time.monotonic()
-    await asyncio.wait_for(collect([link], store, timeout=30.0), timeout=60.0)
+    await asyncio.wait_for(collect([AgentLines(link)], store, timeout=30.0), timeout=60.0)
 
     assert time.monotonic() - started < 30.0  # returned on the failure, not on the timeout
     record = store.hosts["junk-01"]

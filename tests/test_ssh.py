@@ -20,8 +20,9 @@ from gputui.fleet.runner import FleetRunner
 from gputui.fleet.store import FleetStore, HostState
 from gputui.health.engine import HealthEngine
 from gputui.snapshot import collect
+from gputui.sources.base import AgentLines
+from gputui.sources.fleet import sources_for
 from gputui.transport import bundle
-from gputui.transport.from_config import links_for
 from gputui.transport.ssh import AgentBundle, SshLink, SshShared
 from gputui.ui.connections import reads
 from tests.sshfleet import SshFleet, login_home, running_fleet
@@ -41,7 +42,7 @@ def load(fleet: SshFleet, tmp_path: Path, names: list[str], **kw: object) -> cfg
 
 async def gather_once(config: cfg.Config, timeout: float = 30.0) -> FleetStore:
     store = FleetStore()
-    await collect(links_for(config), store, timeout)
+    await collect(sources_for(config), store, timeout)
     return store
 
 
@@ -133,7 +134,7 @@ async def test_an_older_nvidia_smi_that_refuses_fields_still_gives_alerts(fleet:
     link = SshLink(config.hosts[0], shared)
     store = FleetStore()
     with fleet.older_nvidia_smi(["temperature.gpu.tlimit", "clocks_throttle_reasons.active"]):
-        await collect([link], store, 30.0, samples=2)
+        await collect([AgentLines(link)], store, 30.0, samples=2)
     assert link.smi_refused == {"temperature.gpu.tlimit", "clocks_throttle_reasons.active"}
     nopy = store.hosts["gt-nopy"]
     assert nopy.hello is not None and nopy.hello.missing_fields == ["temperature.gpu.tlimit"], nopy.error
@@ -202,7 +203,7 @@ async def test_a_changed_key_is_refused_even_with_accept_new(fleet: SshFleet, tm
 async def test_a_host_that_stops_goes_stale_then_down_then_comes_back(fleet: SshFleet, tmp_path: Path) -> None:
     config = load(fleet, tmp_path, ["gt-c"])
     store = FleetStore()
-    runner = FleetRunner(links_for(config), store)
+    runner = FleetRunner(sources_for(config), store)
     runner.start()
     try:
         await wait_state(store, "gt-c", HostState.LIVE)
@@ -233,7 +234,7 @@ async def test_a_host_that_stops_goes_stale_then_down_then_comes_back(fleet: Ssh
 async def test_an_agent_killed_on_the_host_is_restarted(fleet: SshFleet, tmp_path: Path) -> None:
     config = load(fleet, tmp_path, ["gt-b"])
     store = FleetStore()
-    runner = FleetRunner(links_for(config), store)
+    runner = FleetRunner(sources_for(config), store)
     runner.start()
     try:
         await wait_state(store, "gt-b", HostState.LIVE)
@@ -308,7 +309,7 @@ async def test_a_cut_cable_goes_stale_then_down_and_recovers(fleet: SshFleet, tm
         pytest.fail("cable tests need network namespaces; the harness could not make them on this machine")
     config = load(fleet, tmp_path, ["gt-a", "gt-b"], connect_timeout=3.0)
     store = FleetStore()
-    runner = FleetRunner(links_for(config), store)
+    runner = FleetRunner(sources_for(config), store)
     runner.start()
     try:
         await wait_state(store, "gt-a", HostState.LIVE)
@@ -338,7 +339,7 @@ async def test_a_slow_link_does_not_slow_the_others(fleet: SshFleet, tmp_path: P
                     arrivals[name].append(time.monotonic())
 
         store.listeners.append(note)
-        runner = FleetRunner(links_for(config), store)
+        runner = FleetRunner(sources_for(config), store)
         runner.start()
         try:
             for name in arrivals:
@@ -366,13 +367,13 @@ async def test_a_slow_link_does_not_slow_the_others(fleet: SshFleet, tmp_path: P
 
 
 async def test_the_ui_loop_is_never_blocked_while_hosts_connect_stream_and_fail(fleet: SshFleet, tmp_path: Path) -> None:
-    from gputui.transport.from_config import LinkFactory
+    from gputui.sources.fleet import from_config
     from gputui.ui.app import GpuTuiApp
     from gputui.ui.host_screen import HostScreen
     from tests.waiting import wait_for
 
     config = load(fleet, tmp_path, ["gt-a", "gt-b", "gt-c", "gt-nopy"])
-    make = LinkFactory(config)
+    make = from_config(config).source_for
     store = FleetStore()
     app = GpuTuiApp(store, [make(h) for h in config.hosts])
     worst = 0.0
@@ -497,7 +498,7 @@ async def test_hosts_behind_one_jump_host_share_one_connection_to_it(fleet: SshF
         pytest.fail("the jump-host tests need network namespaces")
     names = ["gt-a", "gt-b", "gt-c"]
     store = FleetStore()
-    runner = FleetRunner(links_for(load(fleet, tmp_path, names)), store)
+    runner = FleetRunner(sources_for(load(fleet, tmp_path, names)), store)
     runner.start()
     try:
         for name in names:
@@ -541,7 +542,7 @@ async def test_a_silent_jump_host_costs_one_attempt_not_one_per_host(fleet: SshF
     (tmp_path / "fleet.toml").write_text(text)
     try:
         store = FleetStore()
-        await collect(links_for(cfg.load(tmp_path / "fleet.toml")), store, 20)
+        await collect(sources_for(cfg.load(tmp_path / "fleet.toml")), store, 20)
     finally:
         server.close()
         for writer in accepted:
@@ -564,8 +565,23 @@ async def test_a_host_its_jump_host_cannot_reach_is_named_with_its_address_and_h
     text = fleet.config_toml([]).replace(f'config_file = "{fleet.ssh_config}"', f'config_file = "{ssh_config}"')
     (tmp_path / "fleet.toml").write_text(text + '\n[[hosts]]\nname = "gt-closed"\n')
     store = FleetStore()
-    await collect(links_for(cfg.load(tmp_path / "fleet.toml")), store, 20)
+    await collect(sources_for(cfg.load(tmp_path / "fleet.toml")), store, 20)
     error = store.hosts["gt-closed"].error or ""
     # Not "SSH error: Connection refused": which hop, which address, what it said.
     assert error.startswith(f"jump host gt-jump cannot reach {a.address}:2: "), error
     assert "refused" in error.lower(), error
+
+
+async def test_a_host_read_with_transport_nvidia_smi_never_gets_the_agent(fleet: SshFleet, tmp_path: Path) -> None:
+    """transport = "nvidia-smi": where a site allows no uploaded code, only nvidia-smi runs. gt-a has
+    python3 (the agent would start there) but no nvidia-smi: nothing is uploaded, and nvidia-smi's
+    failure is what the operator reads; gt-nopy is read through its nvidia-smi as before."""
+    config = load(fleet, tmp_path, ["gt-a", "gt-nopy"])
+    remote_dir = f".cache/gputui-test/smi-only-{fleet.run}"
+    hosts = [h.model_copy(update={"transport": "nvidia-smi", "remote_dir": remote_dir}) for h in config.hosts]
+    store = FleetStore()
+    await collect(sources_for(config.model_copy(update={"hosts": hosts})), store, 30.0)
+    a, nopy = store.hosts["gt-a"], store.hosts["gt-nopy"]
+    assert a.hello is None and a.error is not None and "nvidia-smi only" in a.error and "not found" in a.error, a.error
+    assert not (login_home() / remote_dir).exists()  # no bundle was copied to gt-a
+    assert nopy.hello is not None and nopy.hello.source == "nvidia-smi", nopy.error

@@ -143,7 +143,7 @@ async def test_command_line_with_brackets_is_shown_verbatim() -> None:
     frame = sampler.sample()
     frame["gpus"][0]["processes"][0]["command"] = "sed s/[/]/x/ data.txt"
     store.apply("h1", parse_frame(json.dumps(frame)))
-    app = GpuTuiApp(store=store, links=[])
+    app = GpuTuiApp(store=store, sources=[])
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_host(pilot)
         await pilot.press("4")
@@ -206,7 +206,7 @@ async def test_quiet_host_turns_stale() -> None:
     store = FleetStore(clock=clock)
     sim = SimNvml("healthy", seed=1, processes="synthetic")
     feed(store, Sampler(sim, host="quiet-01", describe=sim.describe_process))
-    app = GpuTuiApp(store=store, links=[])
+    app = GpuTuiApp(store=store, sources=[])
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: "1 live" in summary(app), "the summary to count the host live")
         assert "live" in fleet_lines(app)[0]
@@ -246,7 +246,7 @@ def frozen_app(monkeypatch: pytest.MonkeyPatch) -> GpuTuiApp:
         sim.advance(1)
         tick.now += 1.0
         store.apply(sampler.host, parse_frame(json.dumps(sampler.sample())))
-    return GpuTuiApp(store=store, links=[], title="snapshot fleet")
+    return GpuTuiApp(store=store, sources=[], title="snapshot fleet")
 
 
 def test_snapshot_overview(snap_compare: Callable[..., bool], monkeypatch: pytest.MonkeyPatch) -> None:

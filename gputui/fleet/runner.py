@@ -1,6 +1,6 @@
-"""Connects links to the store: one task per host, failures kept per host.
+"""Connects sources to the store: one task per host, failures kept per host.
 
-A link that fails is tried again after an exponential backoff with jitter,
+A source that fails is tried again after an exponential backoff with jitter,
 so that a rack coming back does not get a thousand handshakes in the same
 second; a host that stayed up for a while starts again from the shortest
 delay. ``retry_now`` cuts a wait short (the operator's "retry" key).
@@ -16,8 +16,8 @@ from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from gputui.fleet.store import FleetStore
-from gputui.frames import FrameError, parse_frame
-from gputui.transport.base import Link, LinkError
+from gputui.frames import FrameError
+from gputui.sources.base import LinkError, Source
 
 log = logging.getLogger(__name__)
 BACKOFF_FIRST_S = 1.0
@@ -33,39 +33,43 @@ class Tap(Protocol):
     def ended(self, host: str, error: str) -> None: ...
 
 
-async def follow_once(link: Link, store: FleetStore, taps: Sequence[Tap] = ()) -> None:
-    """Read one host until its link ends.
+async def follow_once(source: Source, store: FleetStore, taps: Sequence[Tap] = ()) -> None:
+    """Read one host until its source ends.
 
     A malformed frame marks the host and resets its connection: a host that
     sends garbage is not trusted to be in sync with its own output.
     """
+    name = source.name
     routed = False
+
+    def arrived(line: bytes) -> None:
+        nonlocal routed
+        if not routed:  # connected: the jump hosts it went through are known now
+            store.set_via(name, source.via)
+            routed = True
+        for tap in taps:
+            tap.line(name, line)
+
     try:
-        async for line in link.lines():
-            if not routed:  # connected: the jump hosts it went through are known now
-                store.set_via(link.name, link.via)
-                routed = True
-            for tap in taps:
-                tap.line(link.name, line)
-            try:
-                frame = parse_frame(line)
-            except FrameError as exc:
-                store.mark_bad_frame(link.name, str(exc))
-                raise LinkError(f"{exc}: connection reset") from None
-            store.apply(link.name, frame)
-        store.mark_down(link.name, "connection closed")
+        try:
+            async for frame in source.frames(arrived):
+                store.apply(name, frame)
+        except FrameError as exc:
+            store.mark_bad_frame(name, str(exc))
+            raise LinkError(f"{exc}: connection reset") from None
+        store.mark_down(name, "connection closed")
     except LinkError as exc:
-        store.set_via(link.name, link.via)
-        store.mark_down(link.name, str(exc), hop=exc.hop)
+        store.set_via(name, source.via)
+        store.mark_down(name, str(exc), hop=exc.hop)
     except OSError as exc:
-        store.mark_down(link.name, f"I/O error: {exc}")
+        store.mark_down(name, f"I/O error: {exc}")
     except asyncio.CancelledError:
         raise
     except Exception as exc:
-        log.exception("following %s failed", link.name)
-        store.mark_down(link.name, f"internal error: {exc!r} (will retry)")
+        log.exception("following %s failed", name)
+        store.mark_down(name, f"internal error: {exc!r} (will retry)")
     finally:
-        await link.close()
+        await source.close()
 
 
 def backoff(attempt: int, rng: random.Random) -> float:
@@ -76,40 +80,40 @@ def backoff(attempt: int, rng: random.Random) -> float:
 
 
 class FleetRunner:
-    def __init__(self, links: Iterable[Link], store: FleetStore, reconnect: bool = True) -> None:
-        self.links = list(links)
+    def __init__(self, sources: Iterable[Source], store: FleetStore, reconnect: bool = True) -> None:
+        self.sources = list(sources)
         self.store = store
         self.reconnect = reconnect
         self.tasks: list[asyncio.Task[None]] = []
         self.wakeups: dict[str, asyncio.Event] = {}
         self.rng = random.Random()
-        self.taps: list[Tap] = []  # recorders listening; a running link sees one added later
-        for link in self.links:
-            store.add_host(link.name)
+        self.taps: list[Tap] = []  # recorders listening; a running source sees one added later
+        for source in self.sources:
+            store.add_host(source.name)
 
     def start(self) -> None:
-        self.tasks = [asyncio.ensure_future(self._keep_following(link)) for link in self.links]
+        self.tasks = [asyncio.ensure_future(self._keep_following(source)) for source in self.sources]
 
-    def add(self, link: Link, tags: tuple[str, ...] = (), group: str | None = None) -> None:
+    def add(self, source: Source, tags: tuple[str, ...] = (), group: str | None = None) -> None:
         """Follow one more host from now on (a host added while running)."""
-        self.links.append(link)
-        self.store.add_host(link.name, tags, group)
-        self.tasks.append(asyncio.ensure_future(self._keep_following(link)))
+        self.sources.append(source)
+        self.store.add_host(source.name, tags, group)
+        self.tasks.append(asyncio.ensure_future(self._keep_following(source)))
 
-    async def _keep_following(self, link: Link) -> None:
-        wake = self.wakeups.setdefault(link.name, asyncio.Event())
+    async def _keep_following(self, source: Source) -> None:
+        wake = self.wakeups.setdefault(source.name, asyncio.Event())
         attempt = 0
         while True:
-            self.store.mark_connecting(link.name)
+            self.store.mark_connecting(source.name)
             started = time.monotonic()
-            await follow_once(link, self.store, self.taps)
+            await follow_once(source, self.store, self.taps)
             for tap in self.taps:  # the host is down now, and the store says why
-                tap.ended(link.name, self.store.hosts[link.name].error or "connection closed")
+                tap.ended(source.name, self.store.hosts[source.name].error or "connection closed")
             if not self.reconnect:
                 return
             attempt = 0 if time.monotonic() - started > HEALTHY_AFTER_S else attempt + 1
             delay = backoff(max(0, attempt - 1), self.rng)
-            self.store.set_retry(link.name, delay)
+            self.store.set_retry(source.name, delay)
             wake.clear()
             try:
                 async with asyncio.timeout(delay):
@@ -126,4 +130,4 @@ class FleetRunner:
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
-        await asyncio.gather(*(link.close() for link in self.links), return_exceptions=True)
+        await asyncio.gather(*(source.close() for source in self.sources), return_exceptions=True)

@@ -18,18 +18,17 @@ import json
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gputui.config import Notify, Thresholds
-from gputui.fleet.store import FleetStore
 from gputui.health.engine import HealthEngine
 from gputui.health.model import Alert, Severity
 from gputui.health.words import clock_words, plural
-from gputui.transport.base import Link
+
+if TYPE_CHECKING:
+    from gputui.sources.fleet import Fleet
 
 SCHEMA = "gputui.check/1"
 SAMPLES = 2
@@ -96,11 +95,13 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Check once and print; the exit status is the verdict."""
+    from gputui.config import ConfigError
+
     try:
-        sources = _sources(args)
-    except ValueError as exc:
+        fleet = _open(args)
+    except (ValueError, ConfigError) as exc:
         return _unknown(args.check_format, str(exc))
-    thresholds, store, links, closing, notify = sources
+    thresholds, store, notify = fleet.config.thresholds, fleet.store, fleet.config.notify
     if args.notify and not notify.active:
         return _unknown(args.check_format, "--notify: the config has no [notify] command or webhook")
     engine = HealthEngine(thresholds, hold_s=0.0, clear_s=0.0)
@@ -110,10 +111,9 @@ def run(args: argparse.Namespace) -> int:
 
         store.listeners.append(lambda: engine.observe(store))  # every sample, not only the last
         try:
-            await collect(links, store, args.timeout, samples=SAMPLES)
+            await collect(fleet.sources, store, args.timeout, samples=SAMPLES)
         finally:
-            if closing is not None:
-                await closing()
+            await fleet.close()
 
     try:
         asyncio.run(look())
@@ -149,40 +149,17 @@ def _say(text: str, status: int, err: bool = False) -> int:
     return status
 
 
-Sources = tuple[Thresholds, FleetStore, list[Link], Callable[[], Awaitable[None]] | None, Notify]
-
-
-def _sources(args: argparse.Namespace) -> Sources:
-    """Thresholds, an empty store, the links to read (the demo's, or the config's) and [notify]."""
-    from gputui import config as cfg
+def _open(args: argparse.Namespace) -> Fleet:
+    """The fleet to check: the demo's (with the config's thresholds and [notify], if one is named), or
+    the config's hosts; ValueError or ConfigError says why not."""
+    from gputui.cli_args import demo_spec
+    from gputui.sources.fleet import open_fleet
 
     path = args.check_file or args.config
-    if not args.demo and path is None and not cfg.default_path().exists():
-        from gputui.cli import config_needed
-
-        raise ValueError(config_needed(cfg.default_path()))
-    store = FleetStore()
-    if args.demo:  # thresholds from `gputui --config F check --demo`, if given
-        from gputui.transport.demo import DemoFleet
-
-        try:
-            loaded = cfg.load(path) if path is not None else cfg.Config()
-        except cfg.ConfigError as exc:
-            raise ValueError(str(exc)) from None
-        fleet = DemoFleet(args.hosts, args.gpus, args.scenario, args.seed, args.interval)
-        return loaded.thresholds, store, list(fleet.links()), fleet.close, loaded.notify
-    from gputui.transport.from_config import links_for
-
-    try:
-        config = cfg.load(path or cfg.default_path())
-    except cfg.ConfigError as exc:
-        raise ValueError(str(exc)) from None
-    if not config.hosts:
-        raise ValueError(f"{path or cfg.default_path()}: no hosts to check")
-    store.stale_after = config.thresholds.stale_after_intervals
-    for h in config.hosts:
-        store.add_host(h.name, tuple(h.tags), h.group)
-    return config.thresholds, store, links_for(config), None, config.notify
+    fleet = open_fleet(path, demo_spec(args))
+    if fleet.path is not None and not fleet.config.hosts:
+        raise ValueError(f"{fleet.path}: no hosts to check")
+    return fleet
 
 
 def _unknown(fmt_name: str, message: str) -> int:

@@ -7,28 +7,26 @@ import asyncio
 import contextlib
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gputui.fleet.runner import FleetRunner
-from gputui.fleet.store import FleetStore
 from gputui.record.player import SPEEDS
 from gputui.record.writer import Written
-from gputui.transport.base import Link
 
-Closing = Callable[[], Awaitable[None]] | None
+if TYPE_CHECKING:
+    from gputui.sources.fleet import Fleet
 
 
 def add_parsers(sub: Any) -> None:
     """``record`` and ``replay`` on the ``gputui`` command's subparsers."""
-    from gputui.cli import _add_demo_args, positive_seconds_arg
+    from gputui.cli_args import add_demo_args, positive_seconds_arg
 
     rec = sub.add_parser("record", help="record every host's frames to a file, for `gputui replay`")
     where = rec.add_mutually_exclusive_group()
     where.add_argument("--demo", action="store_true", help="record a simulated fleet")
     where.add_argument("--config", dest="record_config", type=Path, help="config file with the hosts to record")
-    _add_demo_args(rec, hosts=12)
+    add_demo_args(rec, hosts=12)
     rec.add_argument("-o", "--output", type=Path, required=True, help="the recording to write (.gtrec); never overwritten")
     rec.add_argument("--duration", type=positive_seconds_arg, default=None, help="seconds to record (leave it out: until Ctrl-C)")
     rep = sub.add_parser("replay", help="open the dashboard on a recording (play, pause, speed, seek)")
@@ -40,7 +38,7 @@ def add_parsers(sub: Any) -> None:
 
 def speed_arg(text: str) -> float:
     """``replay --speed``: within the player's range, never clamped in silence."""
-    from gputui.cli import number_arg
+    from gputui.cli_args import number_arg
 
     value = number_arg(text)
     if not SPEEDS[0] <= value <= SPEEDS[-1]:  # NaN fails this too
@@ -49,38 +47,10 @@ def speed_arg(text: str) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
+    """``gputui record`` and ``gputui replay --info``; the dashboard's replay is gputui/ui/launch.py's."""
     if args.command == "record":
         return _record(args)
-    if args.info:
-        return _info(args.recording)
-    from gputui.ui.launch import run_replay
-
-    return run_replay(args.recording, args.speed, args.start)
-
-
-def _sources(args: argparse.Namespace) -> tuple[list[Link], FleetStore, Closing, str]:
-    """The links to record, as the dashboard would make them; ValueError or ConfigError says why not
-    (a bad demo argument, a bad config, or no config and no --demo: never a simulated fleet unasked)."""
-    from gputui import config as cfg
-    from gputui.cli import config_needed
-
-    store = FleetStore()
-    config_path = args.record_config or args.config
-    if args.demo:
-        from gputui.transport.demo import DemoFleet
-
-        fleet = DemoFleet(args.hosts, args.gpus, args.scenario, args.seed, args.interval)
-        return list(fleet.links()), store, fleet.close, f"demo: {args.hosts} hosts ({args.scenario}, seed {args.seed})"
-    from gputui.transport.from_config import links_for
-
-    if config_path is None and not cfg.default_path().exists():
-        raise ValueError(config_needed(cfg.default_path()))
-    path = config_path or cfg.default_path()
-    config = cfg.load(path)
-    store.stale_after = config.thresholds.stale_after_intervals
-    for h in config.hosts:
-        store.add_host(h.name, tuple(h.tags), h.group)
-    return links_for(config), store, None, f"gputui: {path.name}"
+    return _info(args.recording)
 
 
 def _record(args: argparse.Namespace) -> int:
@@ -90,13 +60,16 @@ def _record(args: argparse.Namespace) -> int:
     if args.output.exists():  # said before connecting to anything; the file is still created exclusively
         print(exists, file=sys.stderr)
         return 2
-    try:
-        links, store, closing, title = _sources(args)
+    from gputui.cli_args import demo_spec
+    from gputui.sources.fleet import open_fleet
+
+    try:  # as the dashboard would read them; never a simulated fleet unasked
+        fleet = open_fleet(None if args.demo else args.record_config or args.config, demo_spec(args))
     except (ValueError, ConfigError) as exc:
         print(f"gputui: {exc}", file=sys.stderr)
         return 2
     try:
-        info = asyncio.run(record_fleet(links, store, args.output, title, args.duration, closing))
+        info = asyncio.run(record_fleet(fleet, args.output, args.duration))
     except FileExistsError:  # created by someone else since the check above
         print(exists, file=sys.stderr)
         return 2
@@ -104,18 +77,16 @@ def _record(args: argparse.Namespace) -> int:
     return 0
 
 
-async def record_fleet(
-    links: Sequence[Link], store: FleetStore, path: Path, title: str, duration: float | None, closing: Closing = None
-) -> Written:
+async def record_fleet(fleet: Fleet, path: Path, duration: float | None) -> Written:
     """Record until ``duration`` passes or SIGINT/SIGTERM; the file is closed whole either way."""
     from gputui.record.recorder import Recorder
 
-    runner = FleetRunner(links, store)
+    store = fleet.store
+    runner = FleetRunner(fleet.sources, store)
     try:
-        recorder = Recorder.start(runner, path, title, unique=False)  # a name the operator chose: never another
+        recorder = Recorder.start(runner, path, fleet.title, unique=False)  # a name the operator chose: never another
     except BaseException:
-        if closing is not None:
-            await closing()
+        await fleet.close()
         raise
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -133,8 +104,7 @@ async def record_fleet(
             loop.remove_signal_handler(sig)
         await runner.stop()
         info = await recorder.close()
-        if closing is not None:
-            await closing()
+        await fleet.close()
     if recorder.error:
         print(f"gputui: {recorder.error}", file=sys.stderr)
     return info

@@ -297,6 +297,7 @@ async def smi_lines(
     interval: float,
     slowdown_c: int | None = None,
     refused: set[str] | None = None,
+    why: str = "no python3 3.8+ on the host",
 ) -> AsyncIterator[bytes]:
     """``slowdown_c``: the configured slowdown point, for GPUs whose nvidia-smi
     has no T.Limit. ``refused``: the fields this host's nvidia-smi refused,
@@ -329,7 +330,7 @@ async def smi_lines(
             proc.close()
             if refuse(refused, refusal):
                 continue  # again, without the refused field
-            raise LinkError(f"no python3 3.8+ on the host, and nvidia-smi refused its query: {refusal[:200]}")
+            raise LinkError(f"{why}, and nvidia-smi refused its query: {refusal[:200]}")
         err = await proc.stderr.read()
         detail = err.decode("utf-8", "replace").strip()[:200] if isinstance(err, bytes) else ""
-        raise LinkError(f"no python3 3.8+ on the host, and nvidia-smi ended: {detail or 'no output'}")
+        raise LinkError(f"{why}, and nvidia-smi ended: {detail or 'no output'}")

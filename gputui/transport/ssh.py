@@ -81,10 +81,13 @@ def _address(config_paths: list[str], target: str, port: int | None, user: str |
 
 
 class SshLink:
-    def __init__(self, host: Host, shared: SshShared) -> None:
+    """``agent=False``: read nvidia-smi only, never upload or run the agent."""
+
+    def __init__(self, host: Host, shared: SshShared, agent: bool = True) -> None:
         self.name = host.name
         self.host = host
         self.shared = shared
+        self.agent = agent
         self.conn: asyncssh.SSHClientConnection | None = None
         self.process: asyncssh.SSHClientProcess[bytes] | None = None
         self.uploaded = False  # whether the last connect had to upload the bundle
@@ -363,11 +366,12 @@ class SshLink:
         self.uploaded = False
         try:
             self.conn = await self._connect()
-            started = await self._start_agent(self.conn)
+            started = await self._start_agent(self.conn) if self.agent else None
             if started is None:
                 from gputui.transport.smi_fallback import smi_lines  # nvidia-smi, with fewer fields
 
-                smi = smi_lines(self.conn, self.name, self.shared.interval, self.host.temp_slowdown_c, self.smi_refused)
+                why = "no python3 3.8+ on the host" if self.agent else 'read with nvidia-smi only (transport = "nvidia-smi")'
+                smi = smi_lines(self.conn, self.name, self.shared.interval, self.host.temp_slowdown_c, self.smi_refused, why)
                 async for line in smi:
                     yield line
                 return

@@ -1,4 +1,4 @@
-"""The Textual application: owns the store and the links, shows screens."""
+"""The Textual application: owns the store and the sources, shows screens."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from gputui.health.engine import HealthEngine
 from gputui.health.model import Severity
 from gputui.health.notify_send import Notifier
 from gputui.record.player import ReplayPlayer
-from gputui.transport.base import Link
+from gputui.sources.base import Source
 from gputui.ui.action_screen import ActionDesk, ActionScreen, Draft
 from gputui.ui.alerts import AlertBoard, Evaluate, health_engine
 from gputui.ui.audit_screen import AuditScreen
@@ -67,13 +67,13 @@ class GpuTuiApp(App[None]):
     def __init__(
         self,
         store: FleetStore | None = None,
-        links: Sequence[Link] = (),
+        sources: Sequence[Source] = (),
         title: str = "gputui",
         theme: str = "gputui-dark",
         welcome: tuple[Path, str | None] | None = None,
         on_exit: Callable[[], Awaitable[None]] | None = None,
         config_path: Path | None = None,
-        link_factory: Callable[[Host], Link] | None = None,
+        source_factory: Callable[[Host], Source] | None = None,
         idle_holding_s: float = 900.0,
         config: Config | None = None,
         read_only: bool = False,
@@ -101,13 +101,13 @@ class GpuTuiApp(App[None]):
         live = config is not None and replay is None and config.notify.active
         self.notifier = Notifier(config.notify, self.notify_failed) if live and config is not None else None
         self.store = store or FleetStore()
-        self.runner = FleetRunner(links, self.store)
+        self.runner = FleetRunner(sources, self.store)
         self.fleet_title = title
         self.welcome = welcome
         self.on_exit = on_exit
         self.config_path = config_path
         self.ascii = False  # ASCII-only drawing: set with the console theme
-        self.link_factory = link_factory
+        self.source_factory = source_factory
         self.idle_holding_s = idle_holding_s
         self.theme_problems = register_themes(self)
         self.configured_theme = theme
@@ -138,18 +138,18 @@ class GpuTuiApp(App[None]):
 
     def action_connections(self) -> None:
         if self.welcome is None and not isinstance(self.screen, ConnectionsScreen):
-            can_add = self.config_path is not None and self.link_factory is not None
+            can_add = self.config_path is not None and self.source_factory is not None
             self.push_screen(ConnectionsScreen(self.store, self.runner.retry_now, can_add))
 
     def add_host(self, host: Host) -> str | None:
         """Append the host to the config, then start following it; why not, when the config refuses it."""
-        if self.config_path is None or self.link_factory is None:
+        if self.config_path is None or self.source_factory is None:
             return "no config file in use: start gputui with a config to add hosts"
         try:
             append_host(self.config_path, host)
         except ConfigError as exc:
             return str(exc)
-        self.runner.add(self.link_factory(host), tuple(host.tags), host.group)
+        self.runner.add(self.source_factory(host), tuple(host.tags), host.group)
         self.notify(f"{host.name} added to {self.config_path}", markup=False)
         return None
 

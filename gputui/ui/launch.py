@@ -15,17 +15,14 @@ from typing import TextIO
 from textual.markup import escape
 
 from gputui import config as cfg
-from gputui.fleet.store import FleetStore
-from gputui.transport.demo import DemoFleet
-from gputui.transport.from_config import LinkFactory
+from gputui.sources import fleet as fleets
 from gputui.ui.app import GpuTuiApp
 from gputui.ui.themes import unknown_theme
 
 
 def demo_app(hosts: int, gpus: int | None, scenario: str, seed: int, interval: float) -> GpuTuiApp:
-    fleet = DemoFleet(hosts, gpus, scenario, seed, interval)
-    title = f"demo: {hosts} hosts ({scenario}, seed {seed})"
-    return GpuTuiApp(FleetStore(), fleet.links(), title=title, on_exit=fleet.close, triage_first=True)
+    fleet = fleets.demo(fleets.DemoSpec(hosts, gpus, scenario, seed, interval))
+    return GpuTuiApp(fleet.store, fleet.sources, title=fleet.title, on_exit=fleet.close, triage_first=True)
 
 
 def run_demo(hosts: int, gpus: int | None, scenario: str, seed: int, interval: float) -> int:
@@ -66,17 +63,15 @@ def run_app(app: GpuTuiApp) -> int:
 
 def configured_app(path: Path, config: cfg.Config, read_only: bool = False) -> GpuTuiApp:
     """The dashboard on the hosts of ``config``, with its guarded actions."""
-    store = FleetStore(stale_after=config.thresholds.stale_after_intervals)
-    for h in config.hosts:
-        store.add_host(h.name, tuple(h.tags), h.group)
-    make = LinkFactory(config)
+    fleet = fleets.from_config(config, path)
     app = GpuTuiApp(
-        store,
-        [make(h) for h in config.hosts],
-        title=f"gputui: {path.name}",
+        fleet.store,
+        fleet.sources,
+        title=fleet.title,
         theme=config.theme,
         config_path=path,
-        link_factory=make,
+        source_factory=fleet.source_for,
+        on_exit=fleet.close,
         idle_holding_s=config.thresholds.idle_holding_minutes * 60,
         config=config,
         read_only=read_only,

@@ -13,12 +13,18 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
+from gputui.sources.base import AgentLines, FleetPart, Source
+from gputui.sources.demo_feed import FLEET, host_names, scenario_for
 from gputui.transport.base import LinkError
-from gputui.transport.demo_feed import FLEET, host_names, scenario_for
 from gputui.transport.lines import split_lines
 
-__all__ = ["FLEET", "DemoFleet", "DemoLink", "host_names", "scenario_for"]
+if TYPE_CHECKING:
+    from gputui.config import Config
+    from gputui.sources.fleet import DemoSpec
+
+__all__ = ["FLEET", "DemoFleet", "DemoLink", "fleet_sources", "host_names", "scenario_for"]
 HOSTS_PER_FEED = 512
 QUEUE_FRAMES = 8
 
@@ -46,8 +52,8 @@ class DemoFleet:
         self.readers: dict[int, asyncio.Task[None]] = {}
         self.closed = False
 
-    def links(self) -> list[DemoLink]:
-        return [DemoLink(name, self) for name in self.names]
+    def sources(self) -> list[Source]:
+        return [AgentLines(DemoLink(name, self)) for name in self.names]
 
     def queue(self, name: str) -> asyncio.Queue[bytes | None]:
         if name not in self.queues:
@@ -67,7 +73,7 @@ class DemoFleet:
 
     async def _start_feed(self, first: int) -> None:
         hosts, gpus, scenario, seed, interval = self.args
-        argv = [sys.executable, "-m", "gputui.transport.demo_feed", "--total", str(hosts), "--first", str(first),
+        argv = [sys.executable, "-m", "gputui.sources.demo_feed", "--total", str(hosts), "--first", str(first),
                 "--count", str(HOSTS_PER_FEED), "--scenario", scenario, "--seed", str(seed),
                 "--interval", str(interval)]  # fmt: skip
         if gpus is not None:
@@ -128,3 +134,9 @@ class DemoLink:
 
     async def close(self) -> None:
         return None  # the feed serves other hosts too: its owner closes the fleet
+
+
+def fleet_sources(settings: DemoSpec, config: Config) -> FleetPart:
+    """The demo as a ``fleet`` kind (gputui/registry.py): ValueError for a bad argument."""
+    feeds = DemoFleet(settings.hosts, settings.gpus, settings.scenario, settings.seed, settings.interval)
+    return FleetPart(feeds.sources(), feeds.close)

@@ -1,6 +1,6 @@
 """The demo's simulated hosts, run in a child process: one line per frame.
 
-``python -m gputui.transport.demo_feed --first A --count N ...`` runs the
+``python -m gputui.sources.demo_feed --first A --count N ...`` runs the
 agent's real sampler on simulated GPUs for hosts A..A+N-1 and writes
 ``<host>\\t<frame JSON>`` lines. Sampling a thousand hosts costs a good
 part of a core; in a child process it is the fleet's cost, as it would be

@@ -1,0 +1,115 @@
+"""What every source offers the fleet: parsed frames for one host.
+
+Sources that speak the agent's line format (the agent over SSH or as a
+child, the demo, nvidia-smi read into agent lines) hand each raw line to
+``raw`` before it is parsed, so that a recorder keeps what the host sent,
+a bad line included; a source that makes frames itself (a query API) may
+hand their JSON instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from gputui.frames import Frame, parse_frame
+from gputui.transport.base import Link, LinkError
+
+if TYPE_CHECKING:
+    from gputui.config import Config, Host
+    from gputui.transport.ssh import SshShared
+
+__all__ = [
+    "AgentLines",
+    "FleetPart",
+    "FleetSourceFactory",
+    "HostSourceFactory",
+    "LineTap",
+    "LinkError",
+    "Source",
+    "SourceContext",
+]
+
+# Sees each line a source received, before it is parsed (a recorder, gputui/record).
+LineTap = Callable[[bytes], None]
+
+
+class Source(Protocol):
+    """One host's frames. ``frames()`` yields until the source ends; it raises
+    LinkError when the connection fails (the message is for the operator)
+    and FrameError for a line that is not a frame (the host is then reset)."""
+
+    name: str
+
+    @property
+    def via(self) -> tuple[str, ...]:
+        """The jump hosts the last connection went through, first hop first (none: direct)."""
+        ...
+
+    def frames(self, raw: LineTap) -> AsyncIterator[Frame]: ...
+
+    async def send(self, command: dict[str, object]) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class AgentLines:
+    """A source on a link that carries the agent's NDJSON lines."""
+
+    def __init__(self, link: Link) -> None:
+        self.link = link
+        self.name = link.name
+
+    @property
+    def via(self) -> tuple[str, ...]:
+        return self.link.via
+
+    async def frames(self, raw: LineTap) -> AsyncIterator[Frame]:
+        async for line in self.link.lines():
+            raw(line)
+            yield parse_frame(line)
+
+    async def send(self, command: dict[str, object]) -> None:
+        await self.link.send(command)
+
+    async def close(self) -> None:
+        await self.link.close()
+
+
+class SourceContext:
+    """What the sources of one dashboard share: the config and, made on first
+    use, one SSH bundle and handshake cap for every SSH host."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._ssh: SshShared | None = None
+
+    def ssh(self) -> SshShared:
+        if self._ssh is None:
+            from gputui.transport.ssh import SshShared
+
+            self._ssh = SshShared.create(self.config.ssh, self.config.interval, self.config.actions.state_dir)
+        return self._ssh
+
+
+class HostSourceFactory(Protocol):
+    """What a ``host`` kind's module exposes as ``host_source``: the source of one ``[[hosts]]`` entry."""
+
+    def __call__(self, host: Host, context: SourceContext) -> Source: ...
+
+
+@dataclass
+class FleetPart:
+    """What a ``fleet`` kind opens: sources for hosts it names itself, and what closes
+    what they share (the demo's feed processes), once, after every source has closed."""
+
+    sources: list[Source]
+    close: Callable[[], Awaitable[None]]
+
+
+class FleetSourceFactory(Protocol):
+    """What a ``fleet`` kind's module exposes as ``fleet_sources``; ``settings`` are the kind's own
+    (the demo's DemoSpec), ``config`` the rest of the config."""
+
+    def __call__(self, settings: Any, config: Config) -> FleetPart: ...
