@@ -10,7 +10,6 @@ follows the Nagios convention: a usage error there is UNKNOWN, not CRITICAL).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import signal
 import sys
@@ -160,6 +159,8 @@ def _bundle(output: Path) -> int:
 
 
 def _snapshot(args: argparse.Namespace) -> int:
+    import asyncio
+
     from gputui import snapshot
     from gputui.config import ConfigError
     from gputui.sources.fleet import open_fleet

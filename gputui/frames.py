@@ -4,7 +4,8 @@ Every source (local child, SSH, demo, replay) hands lines to
 :func:`parse_frame`, so a malformed or oversized frame is caught in one
 place and becomes a :class:`FrameError` for that host alone. Unknown keys
 are ignored so that a newer agent can add fields without breaking an older
-dashboard; a different protocol version is refused plainly.
+dashboard; a different protocol version is refused plainly. The version and
+the line limit are in gputui/protocol.py, which the agent imports too.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""What every source offers the fleet: lines in, one host per link."""
+"""A connection that carries the agent's lines, one host per link; gputui/sources turns its lines into frames."""
 
 from __future__ import annotations
 
