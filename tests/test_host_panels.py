@@ -26,12 +26,12 @@ from gputui.fleet.store import FleetStore
 from gputui.frames import parse_frame
 from gputui.sim.nvml import SimNvml
 from gputui.ui.app import GpuTuiApp
-from gputui.ui.host_screen import HostScreen
-from gputui.ui.overview import OverviewScreen
 from gputui.ui.panels.allocation import AllocationPanel
 from gputui.ui.panels.base import ASCII_BARS, BARS, AsciiScrollBarRender, HostPanel, HostView, sparkline
 from gputui.ui.panels.processes import ProcessesPanel
 from gputui.ui.panels.util_chart import UtilChart, points
+from gputui.ui.screens.host_screen import HostScreen
+from gputui.ui.screens.overview import OverviewScreen
 from tests.test_overview import screen_text
 from tests.waiting import wait_for
 

@@ -25,18 +25,18 @@ from gputui.health.model import Severity
 from gputui.health.notify_send import Notifier
 from gputui.record.player import ReplayPlayer
 from gputui.transport.base import Link
-from gputui.ui.action_screen import ActionDesk, ActionScreen, Draft
-from gputui.ui.alerts import AlertBoard, Evaluate, health_engine
-from gputui.ui.audit_screen import AuditScreen
-from gputui.ui.commands import FleetCommands, FleetPalette, ThemeCommands
-from gputui.ui.connections import ConnectionsScreen
-from gputui.ui.help_screen import HelpScreen
-from gputui.ui.overview import OverviewScreen
+from gputui.ui.dialogs.action_screen import ActionDesk, ActionScreen, Draft
+from gputui.ui.dialogs.help_screen import HelpScreen
 from gputui.ui.panels.base import AsciiScrollBarRender
-from gputui.ui.replay_bar import TAPE_BINDINGS, TapeDeck
+from gputui.ui.screens.audit_screen import AuditScreen
+from gputui.ui.screens.connections import ConnectionsScreen
+from gputui.ui.screens.overview import OverviewScreen
+from gputui.ui.screens.triage_screen import TriageScreen
+from gputui.ui.screens.welcome import WelcomeScreen
+from gputui.ui.state.alerts import AlertBoard, Evaluate, health_engine
 from gputui.ui.themes import console_terminal, pick_theme, register_themes, theme_is_ascii
-from gputui.ui.triage_screen import TriageScreen
-from gputui.ui.welcome import WelcomeScreen
+from gputui.ui.widgets.commands import FleetCommands, FleetPalette, ThemeCommands
+from gputui.ui.widgets.replay_bar import TAPE_BINDINGS, TapeDeck
 
 HEALTH_S = 1.0  # the health engine runs once a second, over the whole store in one pass
 WELCOME_HIDES = {"connections", "audit", "triage"}  # app keys that need a fleet
@@ -201,7 +201,7 @@ class GpuTuiApp(App[None]):
         return None
 
     def open_host(self, name: str) -> None:
-        from gputui.ui.host_screen import HostScreen
+        from gputui.ui.screens.host_screen import HostScreen
 
         overview = self.overview()
         if overview is not None:
@@ -211,8 +211,8 @@ class GpuTuiApp(App[None]):
 
     def set_span(self, index: int) -> None:
         """The utilisation chart's span (from the palette); opens that panel."""
-        from gputui.ui.host_screen import HostScreen
         from gputui.ui.panels.utilization import UtilizationPanel
+        from gputui.ui.screens.host_screen import HostScreen
 
         if isinstance(self.screen, HostScreen):
             for panel in self.screen.query(UtilizationPanel):

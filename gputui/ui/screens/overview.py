@@ -20,12 +20,12 @@ from textual.widgets import Input, Static
 
 from gputui.fleet.store import FleetStore, HostState
 from gputui.health.model import Severity
-from gputui.ui.alerts import count_words
-from gputui.ui.fleet_order import GROUPINGS, SORTS
-from gputui.ui.fleet_view import FleetView
-from gputui.ui.footer import KeysFooter
-from gputui.ui.heatmap import ASCII_TITLES, METRIC_TITLES, METRICS
-from gputui.ui.palette import Palette, ascii_mode
+from gputui.ui.state.alerts import count_words
+from gputui.ui.widgets.fleet_order import GROUPINGS, SORTS
+from gputui.ui.widgets.fleet_view import FleetView
+from gputui.ui.widgets.footer import KeysFooter
+from gputui.ui.widgets.heatmap import ASCII_TITLES, METRIC_TITLES, METRICS
+from gputui.ui.widgets.palette import Palette, ascii_mode
 
 REFRESH_S = 0.5
 
@@ -216,7 +216,7 @@ class OverviewScreen(Screen[None]):
         return True
 
     def on_fleet_view_opened(self, message: FleetView.Opened) -> None:
-        from gputui.ui.host_screen import HostScreen
+        from gputui.ui.screens.host_screen import HostScreen
 
         idle_s = getattr(self.app, "idle_holding_s", 900.0)
         self.app.push_screen(HostScreen(self.store, message.host, idle_holding_s=idle_s))

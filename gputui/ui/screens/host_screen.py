@@ -7,7 +7,7 @@ in place so cursors and scroll positions survive the refresh.
 
 Actions start here (``R`` ``X`` ``D`` ``U`` on the selected GPUs of a GPU
 tab, ``N`` ``M`` on the node, ``K`` on the process under the processes
-tab's cursor) and go through the guard in :mod:`gputui.ui.action_screen`.
+tab's cursor) and go through the guard in :mod:`gputui.ui.dialogs.action_screen`.
 The keys work even when actions are off or the dashboard is read-only: the
 operator then sees the guard's refusal, and the refusal is on record.
 """
@@ -28,13 +28,13 @@ from gputui.actions.model import Target
 from gputui.fleet.allocation import DEFAULT_IDLE_HOLDING_S
 from gputui.fleet.store import FleetStore, HostRecord, HostState
 from gputui.render import age_words, fmt
-from gputui.ui.footer import KeysFooter
-from gputui.ui.palette import Palette, ascii_mode
 from gputui.ui.panels.allocation import AllocationPanel
 from gputui.ui.panels.base import HostPanel, HostView
 from gputui.ui.panels.processes import ProcessesPanel
 from gputui.ui.panels.thermal import ThermalPanel
 from gputui.ui.panels.utilization import UtilizationPanel
+from gputui.ui.widgets.footer import KeysFooter
+from gputui.ui.widgets.palette import Palette, ascii_mode
 
 REFRESH_S = 1.0
 TABS = (("utilization", "Utilization"), ("thermal", "Thermal"), ("allocation", "Allocation"), ("processes", "Processes"))

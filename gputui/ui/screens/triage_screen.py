@@ -1,6 +1,6 @@
 """``t``: what is wrong on the fleet, worst first, and what to do about it.
 
-The active alerts (from the app's :class:`~gputui.ui.alerts.AlertBoard`,
+The active alerts (from the app's :class:`~gputui.ui.state.alerts.AlertBoard`,
 which evaluates the health engine once a second) grouped by host: a host's
 line, then its alerts, each with its severity, where (``host:gpu``), what,
 since when and the advice. Hosts are ordered by their worst alert, alerts
@@ -48,14 +48,14 @@ from gputui.fleet.store import FleetStore, HostState
 from gputui.frames import ProcessInfo
 from gputui.health.model import Alert, Severity
 from gputui.render import age_words, fmt
-from gputui.ui.alerts import AlertBoard, count_words, severity_style
-from gputui.ui.footer import KeysFooter
-from gputui.ui.host_screen import HostScreen, lost_hint
-from gputui.ui.palette import Palette, ascii_mode, celsius
+from gputui.ui.dialogs.remark_dialog import RemarkScreen, remark_words, remarks_section
 from gputui.ui.panels.allocation import short, until_words
 from gputui.ui.panels.base import asciify_scrollbars
-from gputui.ui.remark_dialog import RemarkScreen, remark_words, remarks_section
-from gputui.ui.table_sync import Cell, sync_rows
+from gputui.ui.screens.host_screen import HostScreen, lost_hint
+from gputui.ui.state.alerts import AlertBoard, count_words, severity_style
+from gputui.ui.widgets.footer import KeysFooter
+from gputui.ui.widgets.palette import Palette, ascii_mode, celsius
+from gputui.ui.widgets.table_sync import Cell, sync_rows
 
 REFRESH_S = 1.0
 DETAIL_MAX_H, DETAIL_MIN_H = 8, 2  # the selected alert's pane, its top border included

@@ -21,7 +21,7 @@ from textual.widgets import Input, Static
 
 from gputui.record import format as fmt
 from gputui.record.player import ReplayPlayer, parse_offset
-from gputui.ui.palette import Palette, ascii_mode
+from gputui.ui.widgets.palette import Palette, ascii_mode
 
 if TYPE_CHECKING:
     from gputui.record.recorder import Recorder

@@ -31,8 +31,8 @@ from gputui.actions.render import outcome_lines, plan_lines
 from gputui.actions.until import parse_until
 from gputui.agent.act_request import words_problem
 from gputui.config import Config
-from gputui.ui.palette import Palette, ascii_mode
 from gputui.ui.panels.base import asciify_scrollbars
+from gputui.ui.widgets.palette import Palette, ascii_mode
 
 TITLES = {
     "reserve": "Reserve",

@@ -17,9 +17,9 @@ from textual.widgets import DataTable, Static
 
 from gputui.fleet.store import FleetStore, HostRecord, HostState
 from gputui.render import age_words, fmt
-from gputui.ui.footer import KeysFooter
-from gputui.ui.palette import Palette
-from gputui.ui.table_sync import Cell, sync_rows
+from gputui.ui.widgets.footer import KeysFooter
+from gputui.ui.widgets.palette import Palette
+from gputui.ui.widgets.table_sync import Cell, sync_rows
 
 COLUMNS = ("Host", "State", "Age", "Reads", "Agent", "First frame", "Tries", "Retry in", "Last error")
 
@@ -91,6 +91,6 @@ class ConnectionsScreen(Screen[None]):
         if not self.can_add:
             self.notify("no config file in use: start gputui with a config to add hosts", severity="warning")
             return
-        from gputui.ui.add_host import AddHostScreen
+        from gputui.ui.dialogs.add_host import AddHostScreen
 
         self.app.push_screen(AddHostScreen(self.app.add_host))  # type: ignore[attr-defined]
