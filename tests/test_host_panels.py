@@ -32,6 +32,7 @@ from gputui.ui.panels.processes import ProcessesPanel
 from gputui.ui.panels.util_chart import UtilChart, points
 from gputui.ui.screens.host_screen import HostScreen
 from gputui.ui.screens.overview import OverviewScreen
+from gputui.ui.screens.seam import AppParts
 from tests.test_overview import screen_text
 from tests.waiting import wait_for
 
@@ -84,7 +85,7 @@ async def wait_for_text(pilot: Pilot[None], widget: Static, text: str) -> None:
 
 
 async def open_screen(pilot: Pilot[None], host: Host, idle_holding_s: float = 900.0) -> HostScreen:
-    pilot.app.push_screen(HostScreen(host.store, HOST, idle_holding_s=idle_holding_s))
+    pilot.app.push_screen(HostScreen(host.store, HOST, AppParts(idle_holding_s=idle_holding_s)))
     await wait_for(pilot, lambda: isinstance(pilot.app.screen, HostScreen), "the host screen")
     screen = pilot.app.screen
     assert isinstance(screen, HostScreen)
