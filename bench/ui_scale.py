@@ -30,9 +30,9 @@ from collections.abc import Generator
 
 from gputui.fleet.store import FleetStore, HostState
 from gputui.health.model import Alert
-from gputui.ui.fleet_view import FleetView
 from gputui.ui.launch import demo_app
-from gputui.ui.overview import OverviewScreen
+from gputui.ui.screens.overview import OverviewScreen
+from gputui.ui.widgets.fleet_view import FleetView
 
 
 def percentile(values: list[float], q: float) -> float:

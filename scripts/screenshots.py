@@ -36,10 +36,10 @@ from gputui.sim.nvidia_smi import app_rows, gpu_row
 from gputui.sim.nvml import SimNvml
 from gputui.sources.demo import host_names, scenario_for
 from gputui.transport.smi_fallback import APP_FIELDS, GPU_FIELDS, hello_frame, parse_apps, parse_gpu_line, sample_frame
-from gputui.ui.action_screen import ActionDesk, ActionScreen
-from gputui.ui.alerts import AlertBoard
 from gputui.ui.app import GpuTuiApp
-from gputui.ui.triage_screen import TriageScreen
+from gputui.ui.dialogs.action_screen import ActionDesk, ActionScreen
+from gputui.ui.screens.triage_screen import TriageScreen
+from gputui.ui.state.alerts import AlertBoard
 
 OUT = Path(__file__).resolve().parent.parent / "screenshots"
 SIZE = (150, 36)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from gputui.actions.cli import parse_until
 from gputui.actions.targets import TargetError, parse_targets
+from gputui.actions.until import parse_until
 
 HOSTS = {"gpu-07", "gpu-08"}
 

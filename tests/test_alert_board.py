@@ -8,7 +8,7 @@ from pathlib import Path
 from gputui.actions.audit import AuditLog
 from gputui.actions.model import Operator
 from gputui.health.model import Severity
-from gputui.ui.alerts import AlertBoard
+from gputui.ui.state.alerts import AlertBoard
 from tests.test_health_rules import Fleet, gpu
 
 PENDING = {"correctable": 0, "uncorrectable": 1, "pending": True, "failure": False}

@@ -9,9 +9,9 @@ from textual.widgets import DataTable, Input
 from gputui import config as cfg
 from gputui.fleet.store import FleetStore, HostState
 from gputui.sources.fleet import from_config
-from gputui.ui.add_host import FIELDS, AddHostScreen
 from gputui.ui.app import GpuTuiApp
-from gputui.ui.connections import ConnectionsScreen
+from gputui.ui.dialogs.add_host import FIELDS, AddHostScreen
+from gputui.ui.screens.connections import ConnectionsScreen
 from tests.test_overview import screen_text
 from tests.waiting import wait_for
 

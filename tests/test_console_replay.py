@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from textual.command import CommandPalette
 
-from gputui.ui.help_screen import HelpScreen
-from gputui.ui.host_screen import HostScreen
+from gputui.ui.dialogs.help_screen import HelpScreen
 from gputui.ui.launch import replay_app
-from gputui.ui.overview import OverviewScreen
-from gputui.ui.replay_bar import GoToScreen, ReplayBar
+from gputui.ui.screens.host_screen import HostScreen
+from gputui.ui.screens.overview import OverviewScreen
+from gputui.ui.widgets.replay_bar import GoToScreen, ReplayBar
 from tests.test_overview import screen_text
 from tests.test_record import write_sim_recording
 from tests.test_replay_ui import damage_last_chunk

@@ -15,10 +15,10 @@ import pytest
 from textual.pilot import Pilot
 
 from gputui.ui.app import GpuTuiApp
-from gputui.ui.host_screen import HostScreen
 from gputui.ui.launch import demo_app
-from gputui.ui.overview import OverviewScreen
-from gputui.ui.triage_screen import TriageScreen
+from gputui.ui.screens.host_screen import HostScreen
+from gputui.ui.screens.overview import OverviewScreen
+from gputui.ui.screens.triage_screen import TriageScreen
 from tests.waiting import wait_for
 
 

@@ -26,12 +26,13 @@ from gputui.fleet.store import FleetStore
 from gputui.frames import parse_frame
 from gputui.sim.nvml import SimNvml
 from gputui.ui.app import GpuTuiApp
-from gputui.ui.host_screen import HostScreen
-from gputui.ui.overview import OverviewScreen
 from gputui.ui.panels.allocation import AllocationPanel
 from gputui.ui.panels.base import ASCII_BARS, BARS, AsciiScrollBarRender, HostPanel, HostView, sparkline
 from gputui.ui.panels.processes import ProcessesPanel
 from gputui.ui.panels.util_chart import UtilChart, points
+from gputui.ui.screens.host_screen import HostScreen
+from gputui.ui.screens.overview import OverviewScreen
+from gputui.ui.screens.seam import AppParts
 from tests.test_overview import screen_text
 from tests.waiting import wait_for
 
@@ -84,7 +85,7 @@ async def wait_for_text(pilot: Pilot[None], widget: Static, text: str) -> None:
 
 
 async def open_screen(pilot: Pilot[None], host: Host, idle_holding_s: float = 900.0) -> HostScreen:
-    pilot.app.push_screen(HostScreen(host.store, HOST, idle_holding_s=idle_holding_s))
+    pilot.app.push_screen(HostScreen(host.store, HOST, AppParts(idle_holding_s=idle_holding_s)))
     await wait_for(pilot, lambda: isinstance(pilot.app.screen, HostScreen), "the host screen")
     screen = pilot.app.screen
     assert isinstance(screen, HostScreen)

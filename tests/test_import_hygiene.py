@@ -1,14 +1,26 @@
 """The layers stay apart: the agent runs on a GPU host with the stdlib and
 pynvml only, and the command-line tools for cron and monitoring (`gputui
-check`, `gputui snapshot`, the actions) start without loading the UI."""
+check`, `gputui snapshot`, the actions) start without loading the UI.
+
+The UI keeps its shape too: it never reaches into the command-line front
+ends, its screens never look the app up by attribute name (they are handed
+what they read and post messages for what they ask), and gputui/ui is
+grouped by role, with only the app, its launch and the themes on top."""
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
+from pathlib import Path
+from typing import TypeGuard
 
 import pytest
+
+UI = Path(__file__).resolve().parent.parent / "gputui" / "ui"
+UI_TOP = {"__init__.py", "app.py", "launch.py", "themes.py"}
+FRONT_ENDS = ("gputui.cli", "gputui.actions.cli")
 
 
 def loaded_after(module: str) -> set[str]:
@@ -26,3 +38,56 @@ def test_the_agent_needs_nothing_but_the_stdlib_and_pynvml(module: str) -> None:
 @pytest.mark.parametrize("module", ["gputui.health.check_cli", "gputui.snapshot", "gputui.actions.cli", "gputui.record.cli"])
 def test_command_line_tools_do_not_load_the_ui(module: str) -> None:
     assert "textual" not in loaded_after(module), f"{module} loads Textual"
+
+
+def ui_sources() -> dict[str, ast.Module]:
+    found = {p.relative_to(UI.parent.parent).as_posix(): ast.parse(p.read_text(encoding="utf-8")) for p in UI.rglob("*.py")}
+    assert len(found) > 30, f"only {len(found)} modules under {UI}"
+    return found
+
+
+def imported(tree: ast.Module) -> set[str]:
+    """Every module an import names, ``from a.b import c`` as both a.b and a.b.c (c may be a module)."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module is not None and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_the_ui_never_imports_a_command_line_front_end() -> None:
+    found = [
+        f"{path} imports {name}"
+        for path, tree in ui_sources().items()
+        for name in sorted(imported(tree))
+        if any(name == front or name.startswith(front + ".") for front in FRONT_ENDS)
+    ]
+    assert found == [], "the UI takes what it shares with the command line from a shared module (gputui.actions.until)"
+
+
+def reaches_into_the_app(node: ast.AST) -> TypeGuard[ast.Call]:
+    """``getattr(self.app, ...)`` or ``hasattr(app, ...)``: the app looked up by attribute name."""
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("getattr", "hasattr")):
+        return False
+    target = node.args[0] if node.args else None
+    return (isinstance(target, ast.Attribute) and target.attr == "app") or (isinstance(target, ast.Name) and target.id == "app")
+
+
+def test_screens_never_look_the_app_up_by_attribute_name() -> None:
+    found = [
+        f"{path}:{node.lineno}" for path, tree in ui_sources().items() for node in ast.walk(tree) if reaches_into_the_app(node)
+    ]
+    assert found == [], "hand the screen what it reads (AppParts) and post a message for what it asks (gputui.ui.screens.seam)"
+    assert not [p for p in UI.rglob("*.py") if "getattr(self.app" in p.read_text(encoding="utf-8")]
+
+
+def test_the_ui_top_level_holds_only_the_app_its_launch_and_themes() -> None:
+    top = {p.name for p in UI.glob("*.py")}
+    assert top == UI_TOP, f"modules belong in screens/, dialogs/, widgets/, panels/ or state/, not on top: {sorted(top - UI_TOP)}"
+    for package in (p for p in UI.iterdir() if p.is_dir() and p.name != "__pycache__"):
+        init = package / "__init__.py"
+        assert init.is_file(), f"{package} has no __init__.py"
+        assert ast.get_docstring(ast.parse(init.read_text(encoding="utf-8"))), f"{init} says nothing of what belongs there"

@@ -23,7 +23,7 @@ from gputui.health.model import Alert, Severity
 from gputui.protocol import PROTOCOL_VERSION
 from gputui.snapshot import collect
 from gputui.sources.fleet import sources_for
-from gputui.ui.alerts import AlertBoard
+from gputui.ui.state.alerts import AlertBoard
 
 T0 = 1_760_000_000.0
 JUMP = "bastion"
@@ -198,8 +198,8 @@ def test_gputui_check_reports_the_jump_host_once_and_exits_critical(tmp_path: Pa
 
 async def test_enter_on_the_jump_host_alert_opens_the_connections_of_the_hosts_behind_it() -> None:
     from gputui.ui.app import GpuTuiApp
-    from gputui.ui.connections import ConnectionsScreen
-    from gputui.ui.triage_screen import TriageScreen
+    from gputui.ui.screens.connections import ConnectionsScreen
+    from gputui.ui.screens.triage_screen import TriageScreen
     from tests.waiting import wait_for
 
     fleet = Fleet()

@@ -18,11 +18,11 @@ from gputui.health.model import Severity
 from gputui.sim.nvml import SimNvml
 from gputui.sources.demo import host_names, scenario_for
 from gputui.ui.app import GpuTuiApp
-from gputui.ui.fleet_order import arrange
-from gputui.ui.fleet_view import FleetView
-from gputui.ui.heatmap import CELL_W
-from gputui.ui.host_screen import HostScreen
 from gputui.ui.launch import demo_app
+from gputui.ui.screens.host_screen import HostScreen
+from gputui.ui.widgets.fleet_order import arrange
+from gputui.ui.widgets.fleet_view import FleetView
+from gputui.ui.widgets.heatmap import CELL_W
 from tests.waiting import wait_for
 
 SIZE = (160, 40)
@@ -153,7 +153,7 @@ async def test_the_palette_jumps_to_a_host_and_changes_the_metric() -> None:
     from textual.command import CommandPalette
     from textual.widgets import OptionList
 
-    from gputui.ui.host_screen import HostScreen
+    from gputui.ui.screens.host_screen import HostScreen
 
     store = frozen_store(12)
     app = GpuTuiApp(store, [])

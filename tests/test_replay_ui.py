@@ -12,11 +12,11 @@ from gputui.record.player import ReplayPlayer
 from gputui.record.reader import Recording
 from gputui.record.recorder import recordings_dir
 from gputui.ui.app import GpuTuiApp
-from gputui.ui.help_screen import HelpScreen
-from gputui.ui.host_screen import HostScreen
+from gputui.ui.dialogs.help_screen import HelpScreen
 from gputui.ui.launch import demo_app, replay_app
-from gputui.ui.overview import OverviewScreen
-from gputui.ui.replay_bar import GoToScreen, ReplayBar
+from gputui.ui.screens.host_screen import HostScreen
+from gputui.ui.screens.overview import OverviewScreen
+from gputui.ui.widgets.replay_bar import GoToScreen, ReplayBar
 from tests.test_record import corrupt, write_sim_recording
 from tests.waiting import wait_for
 

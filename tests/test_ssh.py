@@ -24,7 +24,7 @@ from gputui.sources.base import AgentLines
 from gputui.sources.fleet import sources_for
 from gputui.transport import bundle
 from gputui.transport.ssh import AgentBundle, SshLink, SshShared
-from gputui.ui.connections import reads
+from gputui.ui.screens.connections import reads
 from tests.sshfleet import SshFleet, login_home, running_fleet
 
 
@@ -369,7 +369,7 @@ async def test_a_slow_link_does_not_slow_the_others(fleet: SshFleet, tmp_path: P
 async def test_the_ui_loop_is_never_blocked_while_hosts_connect_stream_and_fail(fleet: SshFleet, tmp_path: Path) -> None:
     from gputui.sources.fleet import from_config
     from gputui.ui.app import GpuTuiApp
-    from gputui.ui.host_screen import HostScreen
+    from gputui.ui.screens.host_screen import HostScreen
     from tests.waiting import wait_for
 
     config = load(fleet, tmp_path, ["gt-a", "gt-b", "gt-c", "gt-nopy"])

@@ -20,7 +20,6 @@ from gputui import config as cfg
 from gputui.config_write import set_theme
 from gputui.ui.app import GpuTuiApp
 from gputui.ui.launch import configured_app
-from gputui.ui.palette import Palette
 from gputui.ui.themes import (
     CONSOLE_THEME,
     GpuTheme,
@@ -34,6 +33,7 @@ from gputui.ui.themes import (
     theme_names,
     unknown_theme,
 )
+from gputui.ui.widgets.palette import Palette
 
 THEMES = Path(__file__).resolve().parent.parent / "themes"
 SHIPPED = ["gputui-console", "gputui-dark", "gputui-high-contrast", "gputui-light"]

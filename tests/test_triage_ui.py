@@ -21,13 +21,13 @@ from textual.widgets import DataTable, Input, Static
 
 from gputui import config as cfg
 from gputui.health.model import Alert, Severity
-from gputui.ui.action_screen import ActionScreen
 from gputui.ui.app import GpuTuiApp
-from gputui.ui.host_screen import HostScreen
+from gputui.ui.dialogs.action_screen import ActionScreen
+from gputui.ui.dialogs.remark_dialog import RemarkScreen
 from gputui.ui.launch import configured_app, demo_app
-from gputui.ui.overview import OverviewScreen
-from gputui.ui.remark_dialog import RemarkScreen
-from gputui.ui.triage_screen import ALERT_ROW, TriageScreen
+from gputui.ui.screens.host_screen import HostScreen
+from gputui.ui.screens.overview import OverviewScreen
+from gputui.ui.screens.triage_screen import ALERT_ROW, TriageScreen
 from tests.test_host_panels import screen_lines
 from tests.test_overview import screen_text
 from tests.test_ui import static_text, summary

@@ -20,13 +20,13 @@ from gputui.fleet.store import FleetStore
 from gputui.frames import parse_frame
 from gputui.sim.nvml import SimNvml
 from gputui.ui.app import GpuTuiApp
-from gputui.ui.fleet_view import FleetView
-from gputui.ui.help_screen import HelpScreen
-from gputui.ui.host_screen import HostScreen
+from gputui.ui.dialogs.help_screen import HelpScreen
 from gputui.ui.launch import demo_app
-from gputui.ui.overview import OverviewScreen
-from gputui.ui.triage_screen import TriageScreen
-from gputui.ui.welcome import WelcomeScreen
+from gputui.ui.screens.host_screen import HostScreen
+from gputui.ui.screens.overview import OverviewScreen
+from gputui.ui.screens.triage_screen import TriageScreen
+from gputui.ui.screens.welcome import WelcomeScreen
+from gputui.ui.widgets.fleet_view import FleetView
 from tests.waiting import wait_for
 
 SIZE = (150, 40)

@@ -22,13 +22,13 @@ from gputui import config as cfg
 from gputui.fleet.allocation import Alloc, GpuAllocation
 from gputui.fleet.store import FleetStore
 from gputui.frames import LedgerSummary
-from gputui.ui.action_screen import ActionScreen
 from gputui.ui.app import GpuTuiApp
-from gputui.ui.audit_screen import AuditScreen
-from gputui.ui.fleet_view import FleetView
-from gputui.ui.host_screen import HostScreen
+from gputui.ui.dialogs.action_screen import ActionScreen
 from gputui.ui.launch import configured_app
 from gputui.ui.panels.allocation import NO_LEDGER, AllocationPanel, ledger_of, with_ledger
+from gputui.ui.screens.audit_screen import AuditScreen
+from gputui.ui.screens.host_screen import HostScreen
+from gputui.ui.widgets.fleet_view import FleetView
 from tests.test_host_panels import screen_lines
 from tests.test_ui import static_text
 from tests.waiting import wait_for

@@ -18,8 +18,8 @@ from textual.pilot import Pilot
 from textual.widgets import Checkbox
 
 from gputui.actions.model import Target
-from gputui.ui.action_screen import ActionScreen, Draft
 from gputui.ui.app import GpuTuiApp
+from gputui.ui.dialogs.action_screen import ActionScreen, Draft
 from tests.test_ui_actions import make_app
 from tests.waiting import wait_for
 

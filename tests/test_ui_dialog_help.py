@@ -13,9 +13,9 @@ import pytest
 from textual.widgets import Static
 
 from gputui.ui.app import GpuTuiApp
-from gputui.ui.help_screen import HelpScreen
+from gputui.ui.dialogs.help_screen import HelpScreen
 from gputui.ui.launch import demo_app
-from gputui.ui.overview import OverviewScreen
+from gputui.ui.screens.overview import OverviewScreen
 from tests.test_ui import static_text
 from tests.test_ui_dialog_checkbox import screen_rows
 from tests.waiting import wait_for
@@ -82,7 +82,7 @@ async def test_the_help_fits_a_narrow_terminal(size: tuple[int, int]) -> None:
 
 
 async def test_the_triage_help_lists_tab_the_way_to_the_process_list() -> None:
-    from gputui.ui.triage_screen import TriageScreen
+    from gputui.ui.screens.triage_screen import TriageScreen
 
     app = demo_app(hosts=1, gpus=None, scenario="incident", seed=0, interval=0.2)
     async with app.run_test(size=(100, 30)) as pilot:

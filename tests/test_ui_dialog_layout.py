@@ -16,9 +16,9 @@ from textual.pilot import Pilot
 from textual.widget import Widget
 from textual.widgets import Button, DataTable, Input
 
-from gputui.ui.action_screen import ActionScreen
 from gputui.ui.app import GpuTuiApp
-from gputui.ui.host_screen import HostScreen
+from gputui.ui.dialogs.action_screen import ActionScreen
+from gputui.ui.screens.host_screen import HostScreen
 from tests.test_host_panels import screen_lines
 from tests.test_ui_actions import AGENT_WAIT_S, audit, make_app, open_allocation, preview, start, status
 from tests.waiting import wait_for

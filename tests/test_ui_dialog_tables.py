@@ -2,7 +2,7 @@
 
 The Allocation tab showed "idle (for 10s" and the Processes tab "100" for
 "100%": cells were updated without widening their column. sync_rows
-(gputui/ui/table_sync.py) now widens a column that a new value outgrows.
+(gputui/ui/widgets/table_sync.py) now widens a column that a new value outgrows.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from textual.app import App, ComposeResult
 from textual.widgets import DataTable
 
-from gputui.ui.table_sync import Cell, sync_rows
+from gputui.ui.widgets.table_sync import Cell, sync_rows
 from tests.test_ui_dialog_checkbox import screen_rows
 
 

@@ -18,12 +18,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import math
 import os
-import re
 import sys
-import time
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -34,6 +31,7 @@ from gputui.actions.identity import key_fingerprints
 from gputui.actions.model import ActionRequest, Operator
 from gputui.actions.render import outcome_lines, plan_lines, when
 from gputui.actions.targets import TargetError, parse_targets
+from gputui.actions.until import parse_until
 from gputui.config import ACTION_NAMES
 from gputui.protocol import MAX_TERM_WAIT_S, words_problem
 
@@ -46,10 +44,6 @@ HELP = {
     "drain-node": "drain a whole host (Slurm: scontrol State=DRAIN)",
     "resume-node": "return a drained host to service (Slurm: State=RESUME)",
 }
-DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
-UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-MIN_UNTIL_S = 1.0  # "0s" (or less) would be past before any host saw it
-MAX_UNTIL_S = 366 * 86400.0
 INTERRUPTED = 130
 NO_LOG = 3
 
@@ -105,30 +99,6 @@ def at_least_one(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a number of records, 1 or more, got {text!r}")
     return value
-
-
-def parse_until(text: str, now: float | None = None) -> float:
-    """Epoch seconds from a duration (2h) or a local time; ValueError, saying why, when it
-    is not one, is in the past, too soon (under a second) or over a year away."""
-    now = time.time() if now is None else now
-    m = DURATION.match(text.strip())
-    if m:
-        stamp = now + float(m.group(1)) * UNIT_S[m.group(2)]
-    else:
-        try:
-            moment = dt.datetime.fromisoformat(text.strip())
-        except ValueError:
-            raise ValueError(f"--until {text!r}: expected a duration (2h, 30m, 1d) or a time (2026-12-01 08:00)") from None
-        if moment.tzinfo is None:
-            moment = moment.astimezone()
-        stamp = moment.timestamp()
-        if stamp <= now:
-            raise ValueError(f"--until {text!r} is in the past")
-    if stamp - now < MIN_UNTIL_S:
-        raise ValueError(f"--until {text!r} is too soon: give at least 1s from now (e.g. 30m, 2h, 1d)")
-    if not math.isfinite(stamp) or stamp - now > MAX_UNTIL_S:
-        raise ValueError(f"--until {text!r} is too far away: at most a year from now ({MAX_UNTIL_S / 86400:.0f}d)")
-    return stamp
 
 
 def run(args: argparse.Namespace, config_path: Path | None) -> int:

@@ -25,18 +25,19 @@ from gputui.health.model import Severity
 from gputui.health.notify_send import Notifier
 from gputui.record.player import ReplayPlayer
 from gputui.sources.base import Source
-from gputui.ui.action_screen import ActionDesk, ActionScreen, Draft
-from gputui.ui.alerts import AlertBoard, Evaluate, health_engine
-from gputui.ui.audit_screen import AuditScreen
-from gputui.ui.commands import FleetCommands, FleetPalette, ThemeCommands
-from gputui.ui.connections import ConnectionsScreen
-from gputui.ui.help_screen import HelpScreen
-from gputui.ui.overview import OverviewScreen
+from gputui.ui.dialogs.action_screen import ActionDesk, ActionScreen, Draft
+from gputui.ui.dialogs.help_screen import HelpScreen
 from gputui.ui.panels.base import AsciiScrollBarRender
-from gputui.ui.replay_bar import TAPE_BINDINGS, TapeDeck
+from gputui.ui.screens.audit_screen import AuditScreen
+from gputui.ui.screens.connections import ConnectionsScreen
+from gputui.ui.screens.overview import OverviewScreen
+from gputui.ui.screens.seam import AppParts, OpenAction
+from gputui.ui.screens.triage_screen import TriageScreen
+from gputui.ui.screens.welcome import WelcomeScreen
+from gputui.ui.state.alerts import AlertBoard, Evaluate, health_engine
 from gputui.ui.themes import console_terminal, pick_theme, register_themes, theme_is_ascii
-from gputui.ui.triage_screen import TriageScreen
-from gputui.ui.welcome import WelcomeScreen
+from gputui.ui.widgets.commands import FleetCommands, FleetPalette, ThemeCommands
+from gputui.ui.widgets.replay_bar import TAPE_BINDINGS, TapeDeck
 
 HEALTH_S = 1.0  # the health engine runs once a second, over the whole store in one pass
 WELCOME_HIDES = {"connections", "audit", "triage"}  # app keys that need a fleet
@@ -122,7 +123,7 @@ class GpuTuiApp(App[None]):
             return
         self.runner.start()
         self.tape.attach()
-        self.push_screen(OverviewScreen(self.store, self.fleet_title))
+        self.push_screen(OverviewScreen(self.store, self.fleet_title, self.parts()))
         self.health_tick()  # a store that starts full (a replay, a snapshot) is judged before the first draw
         self.set_interval(HEALTH_S, self.health_tick_async)
         for problem in self.theme_problems:
@@ -139,7 +140,7 @@ class GpuTuiApp(App[None]):
     def action_connections(self) -> None:
         if self.welcome is None and not isinstance(self.screen, ConnectionsScreen):
             can_add = self.config_path is not None and self.source_factory is not None
-            self.push_screen(ConnectionsScreen(self.store, self.runner.retry_now, can_add))
+            self.push_screen(ConnectionsScreen(self.store, self.runner.retry_now, self.add_host if can_add else None))
 
     def add_host(self, host: Host) -> str | None:
         """Append the host to the config, then start following it; why not, when the config refuses it."""
@@ -201,18 +202,18 @@ class GpuTuiApp(App[None]):
         return None
 
     def open_host(self, name: str) -> None:
-        from gputui.ui.host_screen import HostScreen
+        from gputui.ui.screens.host_screen import HostScreen
 
         overview = self.overview()
         if overview is not None:
             while self.screen is not overview:
                 self.pop_screen()
-        self.push_screen(HostScreen(self.store, name, idle_holding_s=self.idle_holding_s))
+        self.push_screen(HostScreen(self.store, name, self.parts()))
 
     def set_span(self, index: int) -> None:
         """The utilisation chart's span (from the palette); opens that panel."""
-        from gputui.ui.host_screen import HostScreen
         from gputui.ui.panels.utilization import UtilizationPanel
+        from gputui.ui.screens.host_screen import HostScreen
 
         if isinstance(self.screen, HostScreen):
             for panel in self.screen.query(UtilizationPanel):
@@ -235,6 +236,14 @@ class GpuTuiApp(App[None]):
     def action_audit(self) -> None:
         if self.welcome is None and not isinstance(self.screen, AuditScreen):
             self.push_screen(AuditScreen(self.store, self.actions.audit if self.actions else None))
+
+    def parts(self) -> AppParts:
+        """What a screen may read of the app, handed to it when it is made (never looked up by name)."""
+        return AppParts(board=self.board, actions=self.actions, idle_holding_s=self.idle_holding_s)
+
+    def on_open_action(self, message: OpenAction) -> None:
+        """A screen asks for the action dialog (the host screen, the triage)."""
+        self.open_action(message.kind, list(message.targets), message.detail, message.done, message.reason)
 
     def open_action(
         self,
@@ -302,7 +311,7 @@ class GpuTuiApp(App[None]):
             while self.screen is not overview:
                 self.pop_screen()
         refresh = partial(self.board.tick, self.store)
-        self.push_screen(TriageScreen(self.store, self.board, refresh, self.idle_holding_s))
+        self.push_screen(TriageScreen(self.store, self.board, refresh, self.parts()))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if self.welcome is not None and action in WELCOME_HIDES:

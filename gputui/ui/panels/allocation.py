@@ -39,9 +39,9 @@ from gputui.fleet.mig import MigInstance, mig_instances
 from gputui.fleet.store import HostRecord
 from gputui.frames import GpuSample, ProcessInfo
 from gputui.render import age_words, fmt
-from gputui.ui.palette import Palette
 from gputui.ui.panels.base import HostPanel, HostView
-from gputui.ui.table_sync import Cell, sync_rows
+from gputui.ui.widgets.palette import Palette
+from gputui.ui.widgets.table_sync import Cell, sync_rows
 
 COLUMNS = ("GPU", "State", "Memory used", "Util", "Users", "PIDs", "Slurm jobs / containers")
 

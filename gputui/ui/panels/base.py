@@ -17,7 +17,7 @@ from textual.widget import Widget
 
 from gputui.fleet.store import HostRecord
 from gputui.frames import GpuSample
-from gputui.ui.palette import Palette, ascii_mode
+from gputui.ui.widgets.palette import Palette, ascii_mode
 
 BARS = " ▁▂▃▄▅▆▇█"
 ASCII_BARS = " .:-=+*#"

@@ -29,7 +29,7 @@ from gputui.frames import ProcessInfo
 from gputui.render import NA, age_words, fmt
 from gputui.ui.panels.base import HostPanel, HostView
 from gputui.ui.panels.proc_groups import GROUPINGS, WORDS, Group, grouped, header_cells, job_words
-from gputui.ui.table_sync import Cell, sync_rows
+from gputui.ui.widgets.table_sync import Cell, sync_rows
 
 SortValue = float | str | None
 

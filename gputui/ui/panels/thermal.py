@@ -15,9 +15,9 @@ from textual.widgets import DataTable
 
 from gputui.frames import GpuSample, GpuStatic
 from gputui.render import fmt, throttle_words
-from gputui.ui.heatmap import NEAR_SLOWDOWN_C as HOT_MARGIN_C
 from gputui.ui.panels.base import HostPanel, HostView
-from gputui.ui.table_sync import Cell, sync_rows
+from gputui.ui.widgets.heatmap import NEAR_SLOWDOWN_C as HOT_MARGIN_C
+from gputui.ui.widgets.table_sync import Cell, sync_rows
 
 # Short headers and cells: at 80 columns all but the throttle reasons fit without scrolling sideways.
 COLUMNS = (

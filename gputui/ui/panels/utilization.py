@@ -23,7 +23,7 @@ from gputui.frames import GpuSample
 from gputui.render import fmt
 from gputui.ui.panels.base import HostPanel, HostView, sparkline
 from gputui.ui.panels.util_chart import UtilChart, gpu_colour
-from gputui.ui.table_sync import Cell, sync_rows
+from gputui.ui.widgets.table_sync import Cell, sync_rows
 
 SPANS: tuple[tuple[str, float], ...] = (("1 min", 60.0), ("10 min", 600.0), ("1 h", 3600.0))
 # (history metric, the chart's title): the metrics the history keeps.

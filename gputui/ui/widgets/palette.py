@@ -40,8 +40,9 @@ class Palette:
 
 
 def ascii_mode(app: App[Any]) -> bool:
-    """Whether to draw with ASCII only (the Linux console theme)."""
-    return bool(getattr(app, "ascii", False))
+    """Whether to draw with ASCII only (the Linux console theme): the app's ``-ascii``
+    class, set with its ``ascii`` flag and the one its stylesheet keys on."""
+    return app.has_class("-ascii")
 
 
 DEGREES = re.compile(r"(?<=\d) C\b")

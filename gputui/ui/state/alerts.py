@@ -14,6 +14,13 @@ with ``status`` "recorded" in the audit log the guard writes (the config's
 ``[actions] audit_log``), chained like every other record. The demo has no
 config and so no audit log: there they are kept in memory only, and the
 triage screen says so.
+
+Why here, in ``gputui/ui/state/`` and not among the widgets: the board is
+no widget and draws nothing; the app owns it, and the screens that need it
+read it. It stays in the UI rather than in ``gputui/health/``
+because the acks and silences are the dashboard operator's, and because
+:func:`count_words` and :func:`severity_style` colour its counts with the
+theme's palette (``gputui check`` must start without Textual).
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ from gputui.config import Thresholds
 from gputui.fleet.store import FleetStore
 from gputui.health.engine import HealthEngine
 from gputui.health.model import Alert, Severity
-from gputui.ui.palette import Palette
+from gputui.ui.widgets.palette import Palette
 
 Evaluate = Callable[[FleetStore], list[Alert]]
 Steps = Callable[[FleetStore], Generator[None, None, list[Alert]]]

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from gputui.fleet.store import HostState
-from gputui.ui.heatmap import CELL_W
+from gputui.ui.widgets.heatmap import CELL_W
 
 NAME_W = 14
 STATE_W = 11

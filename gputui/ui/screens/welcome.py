@@ -9,7 +9,7 @@ from textual.markup import escape
 from textual.screen import Screen
 from textual.widgets import Static
 
-from gputui.ui.footer import KeysFooter
+from gputui.ui.widgets.footer import KeysFooter
 
 
 def welcome_text(path: Path, problem: str | None) -> str:

@@ -1,6 +1,6 @@
 """``t``: what is wrong on the fleet, worst first, and what to do about it.
 
-The active alerts (from the app's :class:`~gputui.ui.alerts.AlertBoard`,
+The active alerts (from the app's :class:`~gputui.ui.state.alerts.AlertBoard`,
 which evaluates the health engine once a second) grouped by host: a host's
 line, then its alerts, each with its severity, where (``host:gpu``), what,
 since when and the advice. Hosts are ordered by their worst alert, alerts
@@ -15,7 +15,7 @@ process of the host for a host-level alert, with users and Slurm jobs.
 
 From an alert: ``enter`` opens its host with its GPU selected; ``D`` ``R``
 ``N`` and ``K`` open the same guarded action dialog as the host screen
-(:meth:`GpuTuiApp.open_action`), so refusals read and are audited the same
+(an :class:`~gputui.ui.screens.seam.OpenAction` the app answers), so refusals read and are audited the same
 (``K`` only on a process picked in the alert's process list, never on a
 cursor left there from another alert; ``D`` on a lost GPU says up front that
 the host will refuse and that ``N`` drains the node);
@@ -42,20 +42,20 @@ from textual.widgets import DataTable, Static
 from gputui.actions.audit import AuditError
 from gputui.actions.guard import Outcome
 from gputui.actions.model import Target
-from gputui.fleet.allocation import DEFAULT_IDLE_HOLDING_S
 from gputui.fleet.store import FleetStore, HostState
 from gputui.frames import ProcessInfo
 from gputui.health.model import Alert, Severity
 from gputui.protocol import MAX_REASON_CHARS
 from gputui.render import age_words, fmt
-from gputui.ui.alerts import AlertBoard, count_words, severity_style
-from gputui.ui.footer import KeysFooter
-from gputui.ui.host_screen import HostScreen, lost_hint
-from gputui.ui.palette import Palette, ascii_mode, celsius
+from gputui.ui.dialogs.remark_dialog import RemarkScreen, remark_words, remarks_section
 from gputui.ui.panels.allocation import short, until_words
 from gputui.ui.panels.base import asciify_scrollbars
-from gputui.ui.remark_dialog import RemarkScreen, remark_words, remarks_section
-from gputui.ui.table_sync import Cell, sync_rows
+from gputui.ui.screens.host_screen import HostScreen, lost_hint
+from gputui.ui.screens.seam import AppParts, OpenAction
+from gputui.ui.state.alerts import AlertBoard, count_words, severity_style
+from gputui.ui.widgets.footer import KeysFooter
+from gputui.ui.widgets.palette import Palette, ascii_mode, celsius
+from gputui.ui.widgets.table_sync import Cell, sync_rows
 
 REFRESH_S = 1.0
 DETAIL_MAX_H, DETAIL_MIN_H = 8, 2  # the selected alert's pane, its top border included
@@ -130,13 +130,13 @@ class TriageScreen(Screen[None]):
         store: FleetStore,
         board: AlertBoard,
         refresh_now: Callable[[], None] | None = None,
-        idle_holding_s: float = DEFAULT_IDLE_HOLDING_S,
+        parts: AppParts | None = None,
     ) -> None:
         super().__init__()
         self.store = store
         self.board = board
         self.refresh_now = refresh_now  # evaluates the engine now (the app's tick)
-        self.idle_holding_s = idle_holding_s
+        self.parts = parts or AppParts(board=board)  # the action desk, and what the hosts opened from here read
         self.order: list[str] = []  # row keys, as in the table
         self.alert_at: dict[str, Alert] = {}  # row key -> alert
         self.host_at: dict[str, str] = {}  # row key -> host
@@ -258,7 +258,7 @@ class TriageScreen(Screen[None]):
         acked = sum(1 for a in board.shown if a.key in board.acks)
         if acked:
             text.append(f"   {acked} acknowledged", pal.dim)
-        desk = getattr(self.app, "actions", None)
+        desk = self.parts.actions
         mode = desk.mode_words() if desk is not None else None
         if mode:
             text.append(f"   {mode}", pal.warn)
@@ -389,7 +389,7 @@ class TriageScreen(Screen[None]):
             self.notify("no alert selected", severity="warning")
             return
         gpu = alert.gpu if alert is not None else None
-        self.app.push_screen(HostScreen(self.store, host, idle_holding_s=self.idle_holding_s, gpu=gpu))
+        self.app.push_screen(HostScreen(self.store, host, self.parts, gpu=gpu))
 
     def action_act(self, kind: str) -> None:
         """The guarded action dialog on the alert's GPU, its host, or the process picked in its list."""
@@ -403,14 +403,12 @@ class TriageScreen(Screen[None]):
             targets, detail, why = [Target(host)], "", ""
         else:
             targets, detail, why = self.gpu_target(kind, host, alert)
-        opener = getattr(self.app, "open_action", None)
-        if not targets and getattr(self.app, "actions", None) is not None:
-            self.notify(why, severity="warning")  # the demo's own notice (no config) comes from open_action
+        if not targets and self.parts.actions is not None:
+            self.notify(why, severity="warning")  # the demo's own notice (no config) comes from the app
             return
-        if opener is not None:
-            # From an alert, the alert is the reason: pre-filled, the operator's to edit.
-            reason = f"{alert.title} ({alert.where})"[:MAX_REASON_CHARS] if alert is not None and kind != "kill" else ""
-            opener(kind, targets, detail, self.action_done, reason)
+        # From an alert, the alert is the reason: pre-filled, the operator's to edit.
+        reason = f"{alert.title} ({alert.where})"[:MAX_REASON_CHARS] if alert is not None and kind != "kill" else ""
+        self.post_message(OpenAction(kind, targets, detail, self.action_done, reason))
 
     def kill_target(self, host: str) -> tuple[list[Target], str, str]:
         """``K``: (targets, the dialog's detail, why there is none): only a process of the

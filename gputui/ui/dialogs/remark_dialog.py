@@ -14,10 +14,10 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
-from gputui.actions.cli import parse_until
-from gputui.ui.alerts import AlertBoard, Remark
-from gputui.ui.palette import Palette
+from gputui.actions.until import parse_until
 from gputui.ui.panels.allocation import until_words
+from gputui.ui.state.alerts import AlertBoard, Remark
+from gputui.ui.widgets.palette import Palette
 
 DEFAULT_SILENCE = "1h"
 

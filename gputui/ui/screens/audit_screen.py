@@ -22,11 +22,11 @@ from gputui.actions.audit import AuditLog
 from gputui.actions.render import when
 from gputui.fleet.allocation import LedgerMark
 from gputui.fleet.store import FleetStore
-from gputui.ui.footer import KeysFooter
-from gputui.ui.palette import Palette, ascii_mode
 from gputui.ui.panels.allocation import ledger_of, short, until_words
 from gputui.ui.panels.base import asciify_scrollbars
-from gputui.ui.table_sync import Cell, sync_rows
+from gputui.ui.widgets.footer import KeysFooter
+from gputui.ui.widgets.palette import Palette, ascii_mode
+from gputui.ui.widgets.table_sync import Cell, sync_rows
 
 SHOWN = 500  # the latest records in the table; the whole log is verified
 LOG_COLUMNS = ("Id", "Time", "Operator", "Status", "Action", "Targets", "Reason", "Message")

@@ -25,12 +25,12 @@ from textual.command import (
     SearchIcon,
 )
 
-from gputui.ui.fleet_order import GROUPINGS, SORTS
-from gputui.ui.heatmap import ASCII_TITLES, METRIC_TITLES, METRICS
-from gputui.ui.palette import ascii_mode
 from gputui.ui.panels.base import asciify_scrollbars
 from gputui.ui.panels.utilization import SPANS
 from gputui.ui.themes import offered_themes
+from gputui.ui.widgets.fleet_order import GROUPINGS, SORTS
+from gputui.ui.widgets.heatmap import ASCII_TITLES, METRIC_TITLES, METRICS
+from gputui.ui.widgets.palette import ascii_mode
 
 if TYPE_CHECKING:
     from gputui.ui.app import GpuTuiApp

@@ -18,8 +18,8 @@ from textual.dom import DOMNode
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Static
 
-from gputui.ui.palette import ascii_mode
 from gputui.ui.panels.base import asciify_scrollbars
+from gputui.ui.widgets.palette import ascii_mode
 
 INTRO = (
     "gputui: GPU fleet dashboard. Data older than 3 sample intervals is marked stale and drawn dim.\n"
@@ -27,7 +27,7 @@ INTRO = (
     "ctrl+r records the live fleet (~/.local/state/gputui/recordings/); `gputui replay FILE` plays it back."
 )
 SECTIONS = ("Keys on this screen", "Everywhere", "Moving the cursor")
-MOVING = ("move(", "jump(")  # the fleet's cursor (gputui/ui/fleet_view.py)
+MOVING = ("move(", "jump(")  # the fleet's cursor (gputui/ui/widgets/fleet_view.py)
 RENAMED = {"command_palette": "Command palette"}  # Textual's own description is "palette"
 KEY_WIDTH = 14  # the key column at most; the box is 80 wide at most, and fits narrower terminals
 

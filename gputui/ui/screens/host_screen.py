@@ -7,7 +7,7 @@ in place so cursors and scroll positions survive the refresh.
 
 Actions start here (``R`` ``X`` ``D`` ``U`` on the selected GPUs of a GPU
 tab, ``N`` ``M`` on the node, ``K`` on the process under the processes
-tab's cursor) and go through the guard in :mod:`gputui.ui.action_screen`.
+tab's cursor) and go through the guard in :mod:`gputui.ui.dialogs.action_screen`.
 The keys work even when actions are off or the dashboard is read-only: the
 operator then sees the guard's refusal, and the refusal is on record.
 """
@@ -25,16 +25,16 @@ from textual.widgets import DataTable, Static, TabbedContent, TabPane
 
 from gputui.actions.guard import Outcome
 from gputui.actions.model import Target
-from gputui.fleet.allocation import DEFAULT_IDLE_HOLDING_S
 from gputui.fleet.store import FleetStore, HostRecord, HostState
 from gputui.render import age_words, fmt
-from gputui.ui.footer import KeysFooter
-from gputui.ui.palette import Palette, ascii_mode
 from gputui.ui.panels.allocation import AllocationPanel
 from gputui.ui.panels.base import HostPanel, HostView
 from gputui.ui.panels.processes import ProcessesPanel
 from gputui.ui.panels.thermal import ThermalPanel
 from gputui.ui.panels.utilization import UtilizationPanel
+from gputui.ui.screens.seam import AppParts, OpenAction
+from gputui.ui.widgets.footer import KeysFooter
+from gputui.ui.widgets.palette import Palette, ascii_mode
 
 REFRESH_S = 1.0
 TABS = (("utilization", "Utilization"), ("thermal", "Thermal"), ("allocation", "Allocation"), ("processes", "Processes"))
@@ -61,13 +61,11 @@ class HostScreen(Screen[None]):
         Binding("K", "act('kill')", "Kill process", key_display="K"),
     ]
 
-    def __init__(
-        self, store: FleetStore, host: str, idle_holding_s: float = DEFAULT_IDLE_HOLDING_S, gpu: int | None = None
-    ) -> None:
+    def __init__(self, store: FleetStore, host: str, parts: AppParts | None = None, gpu: int | None = None) -> None:
         super().__init__()
         self.store = store
         self.host = host
-        self.idle_holding_s = idle_holding_s
+        self.parts = parts or AppParts()  # the action desk (the title's mode) and the idle-holding threshold
         self.gpu = gpu  # opened on this GPU (from an alert): each tab's cursor starts on its row
         self.placed: set[str] = set()  # the tabs whose cursor was put there
 
@@ -76,7 +74,7 @@ class HostScreen(Screen[None]):
         panels: tuple[HostPanel, ...] = (
             UtilizationPanel(id="utilization-panel"),
             ThermalPanel(id="thermal-panel"),
-            AllocationPanel(self.idle_holding_s, id="allocation-panel"),
+            AllocationPanel(self.parts.idle_holding_s, id="allocation-panel"),
             ProcessesPanel(id="processes-panel"),
         )
         with TabbedContent(id="host-tabs"):
@@ -135,10 +133,7 @@ class HostScreen(Screen[None]):
             gpus = self.selected_gpus()
             targets = [Target(self.host, tuple(str(i) for i in gpus))] if gpus else []
             detail = lost_hint(kind, self.store.hosts.get(self.host), gpus)
-        app = self.app
-        opener = getattr(app, "open_action", None)
-        if opener is not None:
-            opener(kind, targets, detail, self.action_done)
+        self.post_message(OpenAction(kind, targets, detail, self.action_done))
 
     def selected_gpus(self) -> list[int]:
         """The allocation tab's marked GPUs (or its cursor row); another GPU tab's cursor row."""
@@ -198,7 +193,7 @@ class HostScreen(Screen[None]):
     def title_line(self, r: HostRecord, state: HostState, now: float, pal: Palette) -> Text:
         colour = {HostState.LIVE: pal.ok, HostState.STALE: pal.warn, HostState.DOWN: pal.bad}.get(state, pal.dim)
         text = Text.assemble((r.name, pal.header), "   ", (state.value, colour))
-        desk = getattr(self.app, "actions", None)
+        desk = self.parts.actions
         mode = desk.mode_words() if desk is not None else None
         if mode:  # up front: the line is cut at the right edge
             text.append(f"   {mode}", pal.warn)

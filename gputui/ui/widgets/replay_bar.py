@@ -16,15 +16,17 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Input, Static
 
 from gputui.record import format as fmt
 from gputui.record.player import ReplayPlayer, parse_offset
-from gputui.ui.palette import Palette, ascii_mode
+from gputui.ui.widgets.palette import Palette, ascii_mode
 
 if TYPE_CHECKING:
     from gputui.record.recorder import Recorder
+    from gputui.ui.app import GpuTuiApp
 
 REFRESH_S = 0.25
 STEP_S, BIG_STEP_S = 10.0, 60.0
@@ -175,7 +177,7 @@ class GoToScreen(ModalScreen[float | None]):
 class TapeDeck:
     """The app's replay (if it is one) and its recorder (while ``ctrl+r`` records)."""
 
-    def __init__(self, app: Any, replay: ReplayPlayer | None) -> None:
+    def __init__(self, app: GpuTuiApp, replay: ReplayPlayer | None) -> None:
         self.app = app
         self.replay = replay
         self.recorder: Recorder | None = None
@@ -250,7 +252,7 @@ class TapeDeck:
         else:
             recorder, self.recorder = self.recorder, None
             info = await recorder.close()
-            severity = "error" if recorder.error else "information"
+            severity: SeverityLevel = "error" if recorder.error else "information"
             self.app.notify(f"recording saved: {info.describe()}", severity=severity, timeout=15, markup=False)
         self._refresh()
 

@@ -26,12 +26,12 @@ from textual.strip import Strip
 from gputui.fleet.store import FleetStore, HostRecord, HostState
 from gputui.health.model import Severity
 from gputui.render import age_words
-from gputui.ui.fleet_columns import Columns
-from gputui.ui.fleet_order import Row, arrange
-from gputui.ui.heatmap import CELL_W, Ramp, cell
-from gputui.ui.palette import Palette, ascii_mode
 from gputui.ui.panels.allocation import ledger_of
 from gputui.ui.panels.base import AsciiScrollBarRender
+from gputui.ui.widgets.fleet_columns import Columns
+from gputui.ui.widgets.fleet_order import Row, arrange
+from gputui.ui.widgets.heatmap import CELL_W, Ramp, cell
+from gputui.ui.widgets.palette import Palette, ascii_mode
 
 
 class FleetView(ScrollView, can_focus=True):

@@ -20,12 +20,13 @@ from textual.widgets import Input, Static
 
 from gputui.fleet.store import FleetStore, HostState
 from gputui.health.model import Severity
-from gputui.ui.alerts import count_words
-from gputui.ui.fleet_order import GROUPINGS, SORTS
-from gputui.ui.fleet_view import FleetView
-from gputui.ui.footer import KeysFooter
-from gputui.ui.heatmap import ASCII_TITLES, METRIC_TITLES, METRICS
-from gputui.ui.palette import Palette, ascii_mode
+from gputui.ui.screens.seam import AppParts
+from gputui.ui.state.alerts import count_words
+from gputui.ui.widgets.fleet_order import GROUPINGS, SORTS
+from gputui.ui.widgets.fleet_view import FleetView
+from gputui.ui.widgets.footer import KeysFooter
+from gputui.ui.widgets.heatmap import ASCII_TITLES, METRIC_TITLES, METRICS
+from gputui.ui.widgets.palette import Palette, ascii_mode
 
 REFRESH_S = 0.5
 
@@ -43,10 +44,11 @@ class OverviewScreen(Screen[None]):
         Binding("slash", "filter", "Filter", key_display="/"),
     ]
 
-    def __init__(self, store: FleetStore, title: str) -> None:
+    def __init__(self, store: FleetStore, title: str, parts: AppParts | None = None) -> None:
         super().__init__()
         self.store = store
         self.title_text = title
+        self.parts = parts or AppParts()  # the alert board (the counts on top, each host's worst alert)
 
     def compose(self) -> ComposeResult:
         yield Static(id="summary")
@@ -74,7 +76,7 @@ class OverviewScreen(Screen[None]):
     def update_view(self) -> None:
         """Redraw from the store: ages move even when no frame arrived."""
         view = self.view
-        board = getattr(self.app, "board", None)
+        board = self.parts.board
         view.alert_hosts = board.host_worst if board is not None else {}
         view.reload()
         titles = ASCII_TITLES if ascii_mode(self.app) else METRIC_TITLES
@@ -153,14 +155,14 @@ class OverviewScreen(Screen[None]):
                 text.append(f"filter '{view.needle}': {shown} of {len(self.store.hosts)} hosts", pal.warn)
             else:
                 text.append(f"no hosts match '{view.needle}'", pal.warn)
-        board = getattr(self.app, "board", None)
+        board = self.parts.board
         if board is not None and board.silenced and not board.error:
             text.append(f"   ({board.silenced} silenced)", pal.dim)
         return text
 
     def alert_words(self, pal: Palette) -> Text:
         """ "alerts: 2 critical 3 warning": the app's last evaluation, read, not redone."""
-        board = getattr(self.app, "board", None)
+        board = self.parts.board
         if board is None or (board.ticks == 0 and board.error is None):
             return Text()  # not evaluated yet: no word rather than a wrong "no alerts"
         if board.error:
@@ -216,7 +218,6 @@ class OverviewScreen(Screen[None]):
         return True
 
     def on_fleet_view_opened(self, message: FleetView.Opened) -> None:
-        from gputui.ui.host_screen import HostScreen
+        from gputui.ui.screens.host_screen import HostScreen
 
-        idle_s = getattr(self.app, "idle_holding_s", 900.0)
-        self.app.push_screen(HostScreen(self.store, message.host, idle_holding_s=idle_s))
+        self.app.push_screen(HostScreen(self.store, message.host, self.parts))

@@ -15,11 +15,12 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
+from gputui.config import Host
 from gputui.fleet.store import FleetStore, HostRecord, HostState
 from gputui.render import age_words, fmt
-from gputui.ui.footer import KeysFooter
-from gputui.ui.palette import Palette
-from gputui.ui.table_sync import Cell, sync_rows
+from gputui.ui.widgets.footer import KeysFooter
+from gputui.ui.widgets.palette import Palette
+from gputui.ui.widgets.table_sync import Cell, sync_rows
 
 COLUMNS = ("Host", "State", "Age", "Reads", "Agent", "First frame", "Tries", "Retry in", "Last error")
 
@@ -41,11 +42,13 @@ class ConnectionsScreen(Screen[None]):
         Binding("a", "add_host", "Add host"),
     ]
 
-    def __init__(self, store: FleetStore, retry: Callable[[str], None], can_add: bool) -> None:
+    def __init__(
+        self, store: FleetStore, retry: Callable[[str], None], add_host: Callable[[Host], str | None] | None = None
+    ) -> None:
         super().__init__()
         self.store = store
         self.retry = retry
-        self.can_add = can_add
+        self.add_host = add_host  # the app's: appends to the config, connects; None: no config file to add to
 
     def compose(self) -> ComposeResult:
         yield Static("Connections", id="host-title")
@@ -88,9 +91,9 @@ class ConnectionsScreen(Screen[None]):
             self.notify(f"retrying {name} now")
 
     def action_add_host(self) -> None:
-        if not self.can_add:
+        if self.add_host is None:
             self.notify("no config file in use: start gputui with a config to add hosts", severity="warning")
             return
-        from gputui.ui.add_host import AddHostScreen
+        from gputui.ui.dialogs.add_host import AddHostScreen
 
-        self.app.push_screen(AddHostScreen(self.app.add_host))  # type: ignore[attr-defined]
+        self.app.push_screen(AddHostScreen(self.add_host))

@@ -24,15 +24,15 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Static
 
 from gputui.actions.audit import AuditError, AuditLog
-from gputui.actions.cli import parse_until
 from gputui.actions.guard import Guard, Outcome, Plan
 from gputui.actions.identity import key_fingerprints
 from gputui.actions.model import ActionRequest, Operator, Target
 from gputui.actions.render import outcome_lines, plan_lines
+from gputui.actions.until import parse_until
 from gputui.config import Config
 from gputui.protocol import words_problem
-from gputui.ui.palette import Palette, ascii_mode
 from gputui.ui.panels.base import asciify_scrollbars
+from gputui.ui.widgets.palette import Palette, ascii_mode
 
 TITLES = {
     "reserve": "Reserve",
