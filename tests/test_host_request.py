@@ -28,6 +28,11 @@ MISSING = object()  # the field left out of the request
 NOW = time.time()
 LATER = NOW + 3600
 
+OPERATORS: list[Any] = [
+    {"user": "alice"}, {"user": "alice", "host": "console1", "keys": ["SHA256:x"]}, {"user": "a", "host": None},
+    {"user": "a", "extra": 1}, {"user": ""}, {"user": 3}, {"host": "c"}, {"user": "a", "host": 3},
+    {"user": "a", "keys": "k"}, {"user": "a", "keys": [1]}, {"user": "a", "keys": None}, None, "alice", [], MISSING,
+]  # fmt: skip
 # Every field, with values each side must judge alike: good, bad in type, out of range.
 CANDIDATES: dict[str, list[Any]] = {
     "v": [1, True, 1.0, 2, 0, "1", None, MISSING],
@@ -38,11 +43,7 @@ CANDIDATES: dict[str, list[Any]] = {
     "pid_start": [None, 0, 123456, "1", True, 1.5, MISSING],
     "backend": [*registry.backend_names(), "bogus", "", "Ledger", None, 0, False, ["ledger"], MISSING],
     "slurm_node": [None, "gpu-07", "gpu[01-04]", "a,b", "n.example_1", "", "a b", "x\n", "n;rm", 7, MISSING],
-    "operator": [
-        {"user": "alice"}, {"user": "alice", "host": "console1", "keys": ["SHA256:x"]}, {"user": "a", "host": None},
-        {"user": "a", "extra": 1}, {"user": ""}, {"user": 3}, {"host": "c"}, {"user": "a", "host": 3},
-        {"user": "a", "keys": "k"}, {"user": "a", "keys": [1]}, {"user": "a", "keys": None}, None, "alice", [], MISSING,
-    ],  # fmt: skip
+    "operator": OPERATORS,
     "reason": ["fan noise", "é 温度\n'\"$(x)", "x" * 200, "", "   ", "x" * 201, None, 3, MISSING],
     "ticket": [None, "T-1", "", "x" * 64, "x" * 65, 3, MISSING],
     "for": [None, "bob", "", "  ", 3, MISSING],
@@ -96,7 +97,7 @@ def test_the_agent_takes_the_agent_flavour_and_nothing_else() -> None:
     agent = {k.name for k in registry.ACTION_BACKENDS if k.flavour == "agent"}
     assert agent == set(AGENT_BACKENDS) == set(act_request.BACKENDS)
     control = {k.name for k in registry.ACTION_BACKENDS if k.flavour == "control-plane"}
-    assert MODEL_ONLY == {("backend", name) for name in control}
+    assert {("backend", name) for name in control} == MODEL_ONLY
 
 
 @pytest.mark.parametrize("phase", ["preview", "apply"])
