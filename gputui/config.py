@@ -104,7 +104,7 @@ class Actions(_Strict):
     """Guarded actions. Off unless enabled: a dashboard is read-only by default."""
 
     enabled: bool = False
-    backend: Backend = Field("ledger", description="default enforcement backend: ledger, nvml or slurm")
+    backend: Backend = Field("ledger", description="default enforcement backend: ledger, nvml, slurm or slurmctld")
     state_dir: str | None = Field(
         None, description="ledger folder on the hosts (default /var/lib/gputui, else ~/.local/state/gputui)"
     )

@@ -8,15 +8,24 @@ and the limits a host and the console hold an action's words to. This module
 is stdlib-only and rides in the agent bundle.
 """
 
+import re
+from typing import Final, List
+
 # The frame protocol (hello, sample, event, result, error): a dashboard refuses another version plainly.
 PROTOCOL_VERSION = 1
 # The longest line the dashboard reads from an agent, and the agent writes.
 MAX_FRAME_BYTES = 1 << 20
 # The action request protocol (``gputui agent --act``): its fields are gputui.actions.model.HostRequest.
-ACTION_PROTOCOL = 1
+ACTION_PROTOCOL: Final = 1
 ACTIONS = ("reserve", "release", "drain", "undrain", "kill", "drain-node", "resume-node")
 GPU_ACTIONS = ("reserve", "release", "drain", "undrain")
 NODE_ACTIONS = ("drain-node", "resume-node")
+# The backends a host's agent carries out (gputui/registry.py: the "agent" flavour).
+# Control-plane backends (slurmctld) run from the dashboard and are never sent to an agent.
+AGENT_BACKENDS = ("ledger", "nvml", "slurm")
+# A Slurm NodeName (or hostlist) as the request's ``slurm_node`` may carry it: one
+# scontrol argument ``NodeName=...`` that cannot be read as anything else.
+SLURM_NODE_NAME = re.compile(r"[A-Za-z0-9._\-\[\],]+")
 # The longest a kill waits for SIGTERM: the config's [actions] term_wait_s and
 # the CLI's --grace are held to it too, so that what the console accepts the host does.
 MAX_TERM_WAIT_S = 300.0
@@ -40,3 +49,18 @@ def words_problem(reason: str, ticket: str | None) -> str | None:
     if ticket is not None and len(ticket) > MAX_TICKET_CHARS:
         return "the ticket is %d characters; at most %d: give its identifier" % (len(ticket), MAX_TICKET_CHARS)
     return None
+
+
+def scontrol_update_argv(action: str, node: str, reason: str) -> List[str]:
+    """The ``scontrol update`` argument list for drain-node or resume-node, run
+    without a shell by the agent (backend slurm) and the dashboard (slurmctld).
+
+    The reason goes inside double quotes although no shell is involved:
+    scontrol cuts one leading and one trailing ``"`` off the value, so
+    wrapping it is what makes a reason that starts or ends with a quote
+    reach Slurm unchanged."""
+    if action == "drain-node":
+        return ["scontrol", "update", "NodeName=%s" % node, "State=DRAIN", 'Reason="%s"' % reason]
+    if action == "resume-node":
+        return ["scontrol", "update", "NodeName=%s" % node, "State=RESUME"]
+    raise ValueError("%s is not a node action" % action)

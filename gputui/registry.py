@@ -48,6 +48,9 @@ ACTION_BACKENDS: tuple[BackendKind, ...] = (
     BackendKind("ledger", "gputui.actions.backends.agent", "agent", "the host's ledger, NVML compute mode untouched"),
     BackendKind("nvml", "gputui.actions.backends.agent", "agent", "the host's ledger and NVML compute mode PROHIBITED"),
     BackendKind("slurm", "gputui.actions.backends.agent", "agent", "scontrol run on the host by its agent"),
+    BackendKind(
+        "slurmctld", "gputui.actions.backends.slurmctld", "control-plane", "scontrol run here against the Slurm controller"
+    ),
 )
 
 

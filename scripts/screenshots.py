@@ -17,15 +17,13 @@ import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
 
 import gputui.actions.audit
 import gputui.sim.events
 from gputui import config as cfg
 from gputui.actions.audit import AuditLog
 from gputui.actions.guard import Guard
-from gputui.actions.model import ActionRequest, Affected, GpuState, HostAnswer, Operator, Target
-from gputui.actions.remote import HostCaller
+from gputui.actions.model import ActionRequest, Affected, GpuState, HostAnswer, HostRequest, Operator, Target
 from gputui.agent.sampler import Sampler
 from gputui.config import Thresholds
 from gputui.fleet.store import FleetStore
@@ -176,14 +174,16 @@ async def shoot() -> None:
         print(svg)
 
 
-class ScriptedHosts(HostCaller):
-    """Answers as a host's ``gputui agent --act`` would (docs/actions.md), with no host."""
+class ScriptedHosts:
+    """An action backend that answers as a host's ``gputui agent --act`` would (docs/actions.md), with no host."""
 
-    async def ask(self, host: cfg.Host, request: dict[str, Any], timeout: float) -> HostAnswer:
-        gpus = [int(g) for g in request["gpus"]]
-        if request["phase"] == "apply":
-            done = [f"recorded GPU {i} as {request['action']}ed in the ledger (version 13)" for i in gpus]
-            return HostAnswer(ok=True, phase="apply", host=host.name, ledger_version=13, done=done)
+    async def apply(self, host: cfg.Host, request: HostRequest, preview: HostAnswer, timeout: float) -> HostAnswer:
+        gpus = [int(g) for g in request.gpus]
+        done = [f"recorded GPU {i} as {request.action}ed in the ledger (version 13)" for i in gpus]
+        return HostAnswer(ok=True, phase="apply", host=host.name, ledger_version=13, done=done)
+
+    async def preview(self, host: cfg.Host, request: HostRequest, timeout: float) -> HostAnswer:
+        gpus = [int(g) for g in request.gpus]
         return HostAnswer(
             ok=True,
             phase="preview",
@@ -198,8 +198,7 @@ class ScriptedHosts(HostCaller):
 
 def action_desk(store: FleetStore, audit_path: Path) -> ActionDesk:
     config = cfg.Config.model_validate({"actions": {"enabled": True}, "hosts": [{"name": n} for n in store.hosts]})
-    caller = ScriptedHosts(config)
-    guard = Guard(config, Operator("alice", "console1"), AuditLog(audit_path), caller=caller)
+    guard = Guard(config, Operator("alice", "console1"), AuditLog(audit_path), backends={"ledger": ScriptedHosts()})
     return ActionDesk(config, guard=guard)
 
 

@@ -11,13 +11,26 @@ an apply cancelled while the hosts work (Ctrl-C) is recorded "interrupted".
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import ValidationError
+
+from gputui import registry
 from gputui.actions.audit import AuditLog
-from gputui.actions.model import TYPED_CONFIRM, ActionRequest, HostAnswer, Operator, Target
+from gputui.actions.backends.base import ActionBackend, BackendFactory
+from gputui.actions.model import (
+    TYPED_CONFIRM,
+    ActionRequest,
+    HostAnswer,
+    HostOperator,
+    HostRequest,
+    Operator,
+    Target,
+    request_problem,
+)
 from gputui.actions.policy import refusal
-from gputui.actions.remote import HostCaller
 from gputui.config import Config, Host
 from gputui.protocol import ACTION_PROTOCOL, MAX_REASON_CHARS, MAX_TICKET_CHARS
 
@@ -68,14 +81,37 @@ class Outcome:
 
 
 class Guard:
+    """``backends``: ready-made backends by name (a scripted one, say), used
+    before the registry's; the others are built when a host first needs them."""
+
     def __init__(
-        self, config: Config, operator: Operator, audit: AuditLog, read_only: bool = False, caller: HostCaller | None = None
+        self,
+        config: Config,
+        operator: Operator,
+        audit: AuditLog,
+        read_only: bool = False,
+        backends: Mapping[str, ActionBackend] | None = None,
     ) -> None:
         self.config = config
         self.operator = operator
         self.audit = audit
         self.read_only = read_only
-        self.caller = caller or HostCaller(config)
+        self._backends: dict[str, ActionBackend] = dict(backends or {})
+        self._by_module: dict[str, ActionBackend] = {}
+
+    def backend(self, name: str) -> ActionBackend:
+        """The backend a host's ``backend`` names, from gputui/registry.py's
+        ACTION_BACKENDS: its module's ``backend(config)``, built once per guard
+        and module (ledger, nvml and slurm share the agent's, and its SSH links)."""
+        found = self._backends.get(name)
+        if found is None:
+            kind = registry.backend_kind(name)
+            found = self._by_module.get(kind.module)
+            if found is None:
+                factory: BackendFactory = registry.load(kind).backend
+                found = self._by_module[kind.module] = factory(self.config)
+            self._backends[name] = found
+        return found
 
     async def prepare(self, request: ActionRequest) -> Plan:
         """Check the policy and ask every host for a preview; a refusal is audited here."""
@@ -111,14 +147,14 @@ class Guard:
             as a fresh preview finds: only someone else's change between the
             preview and the apply is a conflict."""
             expect: int | None = None
+            timeout = self._timeout(plan.request)
             for n, step in enumerate(steps):
+                backend = self.backend(step.backend)
                 if n and expect is None:
-                    again = self._host_request(plan.request, step, "preview", None)
-                    expect = (await self.caller.ask(step.host, again, self._timeout(plan.request))).ledger_version
-                req = self._host_request(plan.request, step, "apply", started)
-                if expect is not None:
-                    req["expect_version"] = expect
-                step.result = await self.caller.ask(step.host, req, self._timeout(plan.request))
+                    again = await self._ask(backend, plan.request, step, "preview", None, None, timeout)
+                    expect = again.ledger_version
+                version = expect if expect is not None else step.preview.ledger_version
+                step.result = await self._ask(backend, plan.request, step, "apply", started, version, timeout)
                 expect = step.result.ledger_version if step.result.ok else None
 
         by_host: dict[str, list[HostStep]] = {}
@@ -150,8 +186,8 @@ class Guard:
             steps.append(HostStep(target, host, self.config.backend_of(host), HostAnswer(ok=False)))
 
         async def one(step: HostStep) -> None:
-            req = self._host_request(request, step, "preview", None)
-            step.preview = await self.caller.ask(step.host, req, self._timeout(request))
+            backend = self.backend(step.backend)
+            step.preview = await self._ask(backend, request, step, "preview", None, None, self._timeout(request))
 
         await _bounded([one(s) for s in steps])
         return steps
@@ -164,30 +200,59 @@ class Guard:
         wait = self._term_wait(request)
         return 2 * self.config.ssh.connect_timeout_s + wait * 2 + 30.0
 
-    def _host_request(self, request: ActionRequest, step: HostStep, phase: str, audit_id: str | None) -> dict[str, Any]:
+    async def _ask(
+        self,
+        backend: ActionBackend,
+        request: ActionRequest,
+        step: HostStep,
+        phase: Literal["preview", "apply"],
+        audit_id: str | None,
+        expect_version: int | None,
+        timeout: float,
+    ) -> HostAnswer:
+        """One preview or apply of one host step; a request that cannot be made
+        (the model refuses it, as the host would) is that host's failed answer."""
+        try:
+            req = self.host_request(request, step, phase, audit_id, expect_version)
+        except ValidationError as exc:
+            return HostAnswer.failure(f"the request was not sent: {request_problem(exc)}", phase)
+        if phase == "preview":
+            return await backend.preview(step.host, req, timeout)
+        return await backend.apply(step.host, req, step.preview, timeout)
+
+    def host_request(
+        self,
+        request: ActionRequest,
+        step: HostStep,
+        phase: Literal["preview", "apply"],
+        audit_id: str | None,
+        expect_version: int | None,
+    ) -> HostRequest:
+        """What the step's backend is handed (and an agent sent): docs/actions.md's request."""
         target, preview = step.target, step.preview
         pid_start = None
         if phase == "apply" and target.pid is not None:
             pid_start = next((a.pid_start for a in preview.affected if a.pid == target.pid), None)
-        return {
-            "v": ACTION_PROTOCOL,
-            "phase": phase,
-            "action": request.kind,
-            "gpus": list(target.gpus),
-            "pid": target.pid,
-            "pid_start": pid_start,
-            "backend": step.backend,
-            "slurm_node": step.host.slurm_node or step.host.name,
-            "operator": self.operator.as_dict(),
-            "reason": request.reason,
-            "ticket": request.ticket,
-            "for": request.holder or (self.operator.user if request.kind == "reserve" else None),
-            "until": request.until,
-            "term_wait_s": self._term_wait(request),
-            "kill_after": request.kill_after,
-            "expect_version": preview.ledger_version if phase == "apply" else None,
-            "audit_id": audit_id,
-        }
+        op = self.operator
+        return HostRequest(
+            v=ACTION_PROTOCOL,
+            phase=phase,
+            action=request.kind,
+            gpus=list(target.gpus),
+            pid=target.pid,
+            pid_start=pid_start,
+            backend=step.backend,
+            slurm_node=step.host.slurm_node or step.host.name,
+            operator=HostOperator(user=op.user, host=op.host, keys=list(op.keys)),
+            reason=request.reason,
+            ticket=request.ticket,
+            holder=request.holder or (op.user if request.kind == "reserve" else None),
+            until=request.until,
+            term_wait_s=self._term_wait(request),
+            kill_after=request.kill_after,
+            expect_version=expect_version if phase == "apply" else None,
+            audit_id=audit_id,
+        )
 
     def _record(self, plan: Plan, status: str, message: str, ref: str | None = None) -> dict[str, Any]:
         r = plan.request
@@ -230,6 +295,7 @@ def _summary(answer: HostAnswer) -> dict[str, Any]:
         "commands": answer.commands,
         "done": answer.done,
         "affected": [a.model_dump(exclude_none=True) for a in answer.affected],
+        **({"node": answer.node.model_dump()} if answer.node is not None else {}),
     }
 
 

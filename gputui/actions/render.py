@@ -76,7 +76,9 @@ def step_lines(step: HostStep) -> list[str]:
     lines += [f"  will run: {shlex.join(cmd)}" for cmd in p.commands]
     lines += [f"  will: {s}" for s in p.steps]
     lines += [affects_line(a) for a in p.affected]
-    if not p.affected and p.ok:
+    if p.node is not None and p.ok:  # a control-plane backend: the host itself is not asked
+        lines.append("  affects: no GPU or process is touched; the node's running jobs are not listed here")
+    elif not p.affected and p.ok:
         lines.append("  affects: no running process")
     lines += [f"  note: {n}" for n in p.notes]
     if not p.ok:

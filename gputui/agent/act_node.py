@@ -17,19 +17,13 @@ from gputui.agent.act_gpu import gpu_states
 from gputui.agent.act_host import HostGpus, run_command
 from gputui.agent.act_request import Refused, Request
 from gputui.agent.ledger import Txn
+from gputui.protocol import scontrol_update_argv
 
 Response = Dict[str, Any]
 
 
 def scontrol_argv(req: Request, host: str) -> List[str]:
-    """The reason goes inside double quotes although no shell is involved:
-    scontrol cuts one leading and one trailing ``"`` off the value, so
-    wrapping it is what makes a reason that starts or ends with a quote
-    reach Slurm unchanged."""
-    node = "NodeName=%s" % (req.slurm_node or host)
-    if req.action == "drain-node":
-        return ["scontrol", "update", node, "State=DRAIN", 'Reason="%s"' % req.reason]
-    return ["scontrol", "update", node, "State=RESUME"]
+    return scontrol_update_argv(req.action, req.slurm_node or host, req.reason)
 
 
 def plan(req: Request, host: str, hg: HostGpus, txn: Txn, resp: Response) -> None:

@@ -9,20 +9,19 @@ NVML or ``scontrol``.
 from __future__ import annotations
 
 import math
-import re
 import time
 from typing import Any, Dict, List, Optional
 
-from gputui.protocol import ACTIONS, GPU_ACTIONS, MAX_TERM_WAIT_S, words_problem
+from gputui.protocol import ACTIONS, AGENT_BACKENDS, GPU_ACTIONS, MAX_TERM_WAIT_S, SLURM_NODE_NAME, words_problem
 
-BACKENDS = ("ledger", "nvml", "slurm")
+BACKENDS = AGENT_BACKENDS
+# The request's fields: gputui.actions.model.HostRequest has the same (tests/test_host_request.py).
 KNOWN_FIELDS = frozenset(
     {
         "v", "phase", "action", "gpus", "pid", "pid_start", "backend", "slurm_node", "operator", "reason",
         "ticket", "for", "until", "term_wait_s", "kill_after", "expect_version", "audit_id",
     }
 )  # fmt: skip
-_NODE_NAME = re.compile(r"^[A-Za-z0-9._\-\[\],]+$")
 
 
 def local_time(epoch: float) -> str:
@@ -86,6 +85,9 @@ class Request:
         host = op.get("host")
         if host is not None and not isinstance(host, str):
             raise Refused("'operator.host' must be a string")
+        keys = op.get("keys", [])
+        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+            raise Refused("'operator.keys' must be a list of key fingerprints (strings)")
         self.operator_user: str = op["user"]
         self.by = "%s@%s" % (op["user"], host) if host else op["user"]
         reason = obj.get("reason")
@@ -111,16 +113,19 @@ class Request:
             raise Refused("%s needs at least one GPU in 'gpus'" % self.action)
         if self.action not in GPU_ACTIONS and self.gpus:
             raise Refused("%s takes no 'gpus' (it acts on %s)" % (self.action, "a pid" if self.action == "kill" else "the node"))
-        self.backend = obj.get("backend") or "ledger"
-        if self.backend not in BACKENDS:
+        backend = obj.get("backend")
+        self.backend: str = "ledger" if backend is None else backend
+        if not isinstance(self.backend, str) or self.backend not in BACKENDS:
             raise Refused("unknown backend %r (known: %s)" % (self.backend, ", ".join(BACKENDS)))
         node = _opt_str(obj, "slurm_node")
-        if node is not None and not _NODE_NAME.match(node):
+        if node is not None and not SLURM_NODE_NAME.fullmatch(node):
             raise Refused("'slurm_node' %r is not a Slurm node name" % node)
         self.slurm_node = node
         pid, start = obj.get("pid"), obj.get("pid_start")
         if self.action == "kill" and not (isinstance(pid, int) and not isinstance(pid, bool) and pid > 1):
             raise Refused("kill needs 'pid', a process id above 1")
+        if pid is not None and not _int(pid):
+            raise Refused("'pid' must be a process id or null")
         if start is not None and not _int(start):
             raise Refused("'pid_start' must be an integer (the start time the preview returned)")
         self.pid: Optional[int] = pid if self.action == "kill" else None

@@ -1,20 +1,22 @@
-"""Carrying one request to one host's ``gputui agent --act`` and back.
+"""The ``agent`` flavour (backends ledger, nvml, slurm): one request carried to
+one host's ``gputui agent --act`` and back.
 
 Over SSH the request rides on stdin of a fresh channel; for a local host it
 is a child process. Either way a failure to reach the host, or an answer
 that is not what docs/actions.md promises, becomes that host's failed
-answer with the reason: never an exception that stops the other hosts.
+answer with the reason: never an exception that stops the other hosts. The
+host checks an apply against its ledger (``expect_version``), so the preview
+the guard holds is not needed here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
 
 from pydantic import ValidationError
 
-from gputui.actions.model import HostAnswer
+from gputui.actions.model import HostAnswer, HostRequest
 from gputui.config import Config, Host
 from gputui.transport.base import LinkError
 from gputui.transport.local import agent_argv
@@ -23,19 +25,34 @@ from gputui.transport.ssh import SshLink, SshShared
 ANSWER_LIMIT = 4 * 1024 * 1024
 
 
-class HostCaller:
-    """Asks hosts; SSH hosts share one agent bundle and handshake cap."""
+def backend(config: Config) -> AgentBackend:
+    return AgentBackend(config)
+
+
+def payload(request: HostRequest) -> bytes:
+    """The request's bytes on the wire: one line of JSON."""
+    return json.dumps(request.wire(), ensure_ascii=False).encode("utf-8") + b"\n"
+
+
+class AgentBackend:
+    """Asks hosts' agents; SSH hosts share one agent bundle and handshake cap."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
         self.shared: SshShared | None = None
 
-    async def ask(self, host: Host, request: dict[str, Any], timeout: float) -> HostAnswer:
-        phase = str(request.get("phase", "preview"))
-        payload = json.dumps(request, ensure_ascii=False).encode("utf-8") + b"\n"
+    async def preview(self, host: Host, request: HostRequest, timeout: float) -> HostAnswer:
+        return await self.ask(host, request, timeout)
+
+    async def apply(self, host: Host, request: HostRequest, preview: HostAnswer, timeout: float) -> HostAnswer:
+        return await self.ask(host, request, timeout)
+
+    async def ask(self, host: Host, request: HostRequest, timeout: float) -> HostAnswer:
+        phase = request.phase
+        data = payload(request)
         try:
             async with asyncio.timeout(timeout):
-                raw = await (self._local(host, payload) if host.transport == "local" else self._ssh(host, payload))
+                raw = await (self._local(host, data) if host.transport == "local" else self._ssh(host, data))
         except TimeoutError:
             why = f"no answer within {timeout:.0f}s; the action may or may not have run: look before retrying"
             return HostAnswer.failure(why, phase)
@@ -43,12 +60,12 @@ class HostCaller:
             return HostAnswer.failure(str(exc), phase)
         return parse_answer(raw, phase)
 
-    async def _ssh(self, host: Host, payload: bytes) -> bytes:
+    async def _ssh(self, host: Host, data: bytes) -> bytes:
         if self.shared is None:
             self.shared = SshShared.create(self.config.ssh, self.config.interval, self.config.actions.state_dir)
-        return await SshLink(host, self.shared).act(payload)
+        return await SshLink(host, self.shared).act(data)
 
-    async def _local(self, host: Host, payload: bytes) -> bytes:
+    async def _local(self, host: Host, data: bytes) -> bytes:
         argv = agent_argv(
             self.config.interval,
             host.sim,
@@ -66,7 +83,7 @@ class HostCaller:
         except OSError as exc:
             raise LinkError(f"cannot start the agent: {exc.strerror}") from None
         try:
-            out, err = await proc.communicate(payload)
+            out, err = await proc.communicate(data)
         except asyncio.CancelledError:
             proc.kill()
             await proc.wait()
