@@ -239,3 +239,21 @@ def test_show_node_is_read_with_its_reason_and_stamp() -> None:
     plain = parse_node("gt-a", "NodeName=gt-a State=MIXED ThreadsPerCore=1\n")
     assert plain is not None and plain.reason is None
     assert parse_node("gt-a", "garbage") is None
+
+
+def test_an_action_through_the_agent_on_a_host_read_with_nvidia_smi_only_is_refused(tmp_path: Path) -> None:
+    """transport = "nvidia-smi" means nothing of gputui runs on the host: the agent's backends refuse
+    in the preview, say what would work, and the refusal is audited; nothing is tried over SSH."""
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f'[actions]\nenabled = true\naudit_log = "{tmp_path}/audit.jsonl"\n\n'
+        f'[[hosts]]\nname = "legacy-01"\n{UNREACHABLE}transport = "nvidia-smi"\nbackend = "nvml"\n'
+    )
+    r = subprocess.run(
+        [sys.executable, "-m", "gputui", "reserve", "legacy-01:0", "--reason", "test", "--yes", "--config", str(path)],
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert r.returncode == 1, r.stderr
+    assert "nvidia-smi only" in r.stderr and 'backend = "slurmctld"' in r.stderr
+    [record] = audit(tmp_path)
+    assert record["status"] == "refused" and "nvidia-smi only" in str(record["message"])

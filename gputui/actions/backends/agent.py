@@ -23,6 +23,10 @@ from gputui.transport.local import agent_argv
 from gputui.transport.ssh import SshLink, SshShared
 
 ANSWER_LIMIT = 4 * 1024 * 1024
+NO_AGENT = (
+    'the host is read through nvidia-smi only (transport = "nvidia-smi"): no agent runs there to do it; '
+    'a whole node can be drained with backend = "slurmctld"'
+)
 
 
 def backend(config: Config) -> AgentBackend:
@@ -49,6 +53,8 @@ class AgentBackend:
 
     async def ask(self, host: Host, request: HostRequest, timeout: float) -> HostAnswer:
         phase = request.phase
+        if host.transport == "nvidia-smi":  # the site allows nothing of gputui to run there
+            return HostAnswer.failure(NO_AGENT, phase)
         data = payload(request)
         try:
             async with asyncio.timeout(timeout):
