@@ -21,7 +21,7 @@ from gputui import config as cfg
 from gputui.agent.main import MAX_INTERVAL_S as AGENT_MAX_S
 from gputui.agent.main import MIN_INTERVAL_S as AGENT_MIN_S
 from gputui.cli import INTERVAL_MAX_S, INTERVAL_MIN_S, main
-from tests.test_record import write_sim_recording
+from tests.recordings import write_sim_recording
 
 NO_TERMINAL = "the dashboard needs a terminal"
 

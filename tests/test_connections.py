@@ -12,7 +12,7 @@ from gputui.transport.from_config import LinkFactory
 from gputui.ui.add_host import FIELDS, AddHostScreen
 from gputui.ui.app import GpuTuiApp
 from gputui.ui.connections import ConnectionsScreen
-from tests.test_overview import screen_text
+from tests.screen_reading import screen_text
 from tests.waiting import wait_for
 
 CONFIG = """# lab fleet
