@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit screenshots bench clean system-deps wheel offline
+.PHONY: demo test test-fast lint typecheck unit screenshots bench clean system-deps wheel offline
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ typecheck: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/pytest
+
+# Only the tests that bring up no SSH fleet, Slurm cluster or Prometheus (tests/conftest.py marks them); `make test` runs all.
+test-fast: $(STAMP)
+	$(BIN)/pytest -m "not ssh and not slurm and not prometheus"
 
 screenshots: $(STAMP)
 	$(BIN)/python scripts/screenshots.py

@@ -21,32 +21,11 @@ from gputui.agent.act_host import pid_start
 from gputui.agent.procfs import parse_cgroup
 from gputui.frames import Sample, parse_frame
 from gputui.transport import bundle
+from tests.act_agent import HOST, act, request
 from tests.other_user import NOBODY, python_for_nobody
 from tests.waiting import wait_until_gone
 
-HOST = "h1"
 HOSTILE = "fan \"noise\" 'x'; rm -rf / $(touch PWNED) `touch PWNED2`\nsecond line: ünïcödé ✓ \\n"
-
-
-def act_argv(state_dir: Path) -> list[str]:
-    sim = ["--sim", "healthy", "--seed", "0", "--gpus", "2"]
-    return [sys.executable, "-m", "gputui", "agent", "--act", *sim, "--state-dir", str(state_dir), "--host-name", HOST]
-
-
-def request(phase: str, action: str, **fields: Any) -> dict[str, Any]:
-    req: dict[str, Any] = {"v": 1, "phase": phase, "action": action, "operator": {"user": "alice", "host": "console1"}}
-    req.update(reason="maintenance", gpus=[], backend="ledger", audit_id="a1b2c3")
-    req.update(fields)
-    return req
-
-
-def act(state_dir: Path, req: dict[str, Any]) -> dict[str, Any]:
-    done = subprocess.run(
-        act_argv(state_dir), input=json.dumps(req), capture_output=True, text=True, timeout=60, check=False, cwd=state_dir
-    )
-    answer: dict[str, Any] = json.loads(done.stdout)
-    assert done.returncode == (0 if answer["ok"] else 1), done.stderr
-    return answer
 
 
 def preview_then_apply(state_dir: Path, action: str, **fields: Any) -> tuple[dict[str, Any], dict[str, Any]]:

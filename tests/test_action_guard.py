@@ -4,7 +4,6 @@ limits, and every refusal is in the audit log."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -14,32 +13,9 @@ import pytest
 
 from gputui.actions.targets import TargetError, parse_targets
 from gputui.actions.until import parse_until
+from tests.action_cli import audit, gputui, write_config
 
 HOSTS = {"gpu-07", "gpu-08"}
-
-
-def write_config(tmp_path: Path, actions: str, groups: str = "") -> Path:
-    hosts = "".join(
-        f'[[hosts]]\nname = "{n}"\ntransport = "local"\nsim = "healthy"\ngroup = "{g}"\n'
-        for n, g in (("a", "train"), ("b", "infer"))
-    )
-    path = tmp_path / "config.toml"
-    path.write_text(
-        f'[groups.train]\n[groups.infer]\n{groups}\n[actions]\naudit_log = "{tmp_path}/audit.jsonl"\n'
-        f'state_dir = "{tmp_path}/state"\n{actions}\n{hosts}'
-    )
-    return path
-
-
-def gputui(config: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gputui", *args, "--config", str(config)], input=stdin, capture_output=True, text=True, timeout=60
-    )
-
-
-def audit(tmp_path: Path) -> list[dict[str, object]]:
-    path = tmp_path / "audit.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def test_actions_are_off_unless_enabled(tmp_path: Path) -> None:

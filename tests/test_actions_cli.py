@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from gputui.frames import Sample, parse_frame
-from tests.test_action_guard import audit, gputui, write_config
+from tests.action_cli import audit, gputui, write_config
 
 HOSTILE = 'it\'s "hot"; $(touch /tmp/gputui-pwned) `id` && rm -rf /\nsecond line: température 温度 ✓'
 

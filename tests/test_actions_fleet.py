@@ -30,7 +30,7 @@ from gputui.fleet.store import FleetStore
 from gputui.frames import Sample
 from gputui.sources.fleet import sources_for
 from tests.slurm_cluster import SlurmCluster
-from tests.sshfleet import SshFleet, running_fleet
+from tests.sshfleet import SshFleet
 from tests.waiting import wait_until_gone
 
 HOSTS = ["gt-a", "gt-b", "gt-c"]
@@ -39,12 +39,6 @@ PWNED = Path("/tmp/gputui-pwned-fleet")
 # Quotes at both ends on purpose: scontrol cuts one off each end unless the value is wrapped.
 HOSTILE = f'"it\'s hot"; $(touch {PWNED}) `touch {PWNED}` && rm -rf /\nsecond line: température 温度 ✓ "end"'
 CLI_TIMEOUT_S = 120.0
-
-
-@pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshFleet]:
-    with running_fleet(tmp_path_factory.mktemp("actfleet")) as f:
-        yield f
 
 
 @pytest.fixture(scope="module")
@@ -374,7 +368,7 @@ def _fingerprint(pub: Path) -> str:
 
 async def test_drain_node_and_resume_node_from_the_dashboard(fleet: SshFleet, slurm: SlurmCluster, tmp_path: Path) -> None:
     from gputui.ui.launch import configured_app
-    from tests.test_ui_actions import SIZE, open_allocation, preview, start, status
+    from tests.ui_apps import SIZE, open_allocation, preview, start, status
     from tests.waiting import wait_for
 
     path = write_config(fleet, tmp_path)
@@ -409,7 +403,7 @@ async def test_kill_from_the_processes_tab_over_ssh(fleet: SshFleet, slurm: Slur
     from textual.widgets import DataTable
 
     from gputui.ui.launch import configured_app
-    from tests.test_ui_actions import SIZE, open_allocation, preview, start, status
+    from tests.ui_apps import SIZE, open_allocation, preview, start, status
     from tests.waiting import wait_for
 
     path = write_config(fleet, tmp_path)
@@ -438,7 +432,7 @@ async def test_reserve_release_drain_undrain_from_the_allocation_tab(
     from gputui.actions.audit import AuditLog
     from gputui.ui.launch import configured_app
     from gputui.ui.panels.allocation import AllocationPanel
-    from tests.test_ui_actions import SIZE, open_allocation, preview, start, status
+    from tests.ui_apps import SIZE, open_allocation, preview, start, status
     from tests.waiting import wait_for
 
     path = write_config(fleet, tmp_path)

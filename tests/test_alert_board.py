@@ -9,7 +9,7 @@ from gputui.actions.audit import AuditLog
 from gputui.actions.model import Operator
 from gputui.health.model import Severity
 from gputui.ui.state.alerts import AlertBoard
-from tests.test_health_rules import Fleet, gpu
+from tests.health_data import Fleet, gpu
 
 PENDING = {"correctable": 0, "uncorrectable": 1, "pending": True, "failure": False}
 FAILED = {"correctable": 0, "uncorrectable": 9, "pending": False, "failure": True}

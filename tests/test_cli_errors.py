@@ -22,7 +22,7 @@ from gputui.agent.main import MAX_INTERVAL_S as AGENT_MAX_S
 from gputui.agent.main import MIN_INTERVAL_S as AGENT_MIN_S
 from gputui.cli import main
 from gputui.cli_args import INTERVAL_MAX_S, INTERVAL_MIN_S
-from tests.test_record import write_sim_recording
+from tests.recordings import write_sim_recording
 
 NO_TERMINAL = "the dashboard needs a terminal"
 

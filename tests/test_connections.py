@@ -12,7 +12,7 @@ from gputui.sources.fleet import from_config
 from gputui.ui.app import GpuTuiApp
 from gputui.ui.dialogs.add_host import FIELDS, AddHostScreen
 from gputui.ui.screens.connections import ConnectionsScreen
-from tests.test_overview import screen_text
+from tests.screen_reading import screen_text
 from tests.waiting import wait_for
 
 CONFIG = """# lab fleet

@@ -18,9 +18,8 @@ from gputui.ui.launch import replay_app
 from gputui.ui.screens.host_screen import HostScreen
 from gputui.ui.screens.overview import OverviewScreen
 from gputui.ui.widgets.replay_bar import GoToScreen, ReplayBar
-from tests.test_overview import screen_text
-from tests.test_record import write_sim_recording
-from tests.test_replay_ui import damage_last_chunk
+from tests.recordings import damage_last_chunk
+from tests.screen_reading import screen_text
 from tests.waiting import wait_for
 
 
@@ -31,13 +30,6 @@ def linux_console(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     monkeypatch.setenv("TERM", "linux")
     monkeypatch.delenv("GPUTUI_ASCII", raising=False)
-
-
-@pytest.fixture
-def recording(tmp_path: Path) -> Path:
-    path = tmp_path / "incident.gtrec"
-    write_sim_recording(path, hosts=4, seconds=300)
-    return path
 
 
 def odd_characters(text: str) -> list[str]:

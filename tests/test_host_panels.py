@@ -9,9 +9,6 @@ takes a fraction of a second and every run sees the same numbers.
 
 from __future__ import annotations
 
-import html
-import json
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,10 +18,6 @@ from rich.text import Text
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Static, TabbedContent
 
-from gputui.agent.sampler import Sampler
-from gputui.fleet.store import FleetStore
-from gputui.frames import parse_frame
-from gputui.sim.nvml import SimNvml
 from gputui.ui.app import GpuTuiApp
 from gputui.ui.panels.allocation import AllocationPanel
 from gputui.ui.panels.base import ASCII_BARS, BARS, AsciiScrollBarRender, HostPanel, HostView, sparkline
@@ -32,12 +25,11 @@ from gputui.ui.panels.processes import ProcessesPanel
 from gputui.ui.panels.util_chart import UtilChart, points
 from gputui.ui.screens.host_screen import HostScreen
 from gputui.ui.screens.overview import OverviewScreen
-from gputui.ui.screens.seam import AppParts
-from tests.test_overview import screen_text
+from tests.screen_reading import cells, screen_lines, screen_text
+from tests.ui_apps import HOST, Host, open_screen
 from tests.waiting import wait_for
 
 SIZE = (150, 40)
-HOST = "node-1"
 TABS = ("utilization", "thermal", "allocation", "processes")
 
 
@@ -45,35 +37,6 @@ TABS = ("utilization", "thermal", "allocation", "processes")
 def no_user_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Keep the developer's own config and themes out of what is on screen."""
     monkeypatch.setenv("GPUTUI_CONFIG", str(tmp_path / "config.toml"))
-
-
-class Clock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class Host:
-    """One simulated host (the incident scenario unless told) feeding a store, one second per sample."""
-
-    def __init__(self, samples: int, scenario: str = "incident") -> None:
-        self.clock = Clock()
-        self.store = FleetStore(clock=self.clock)
-        self.sim = SimNvml(scenario, seed=0, processes="synthetic", clock=self.clock)
-        self.sampler = Sampler(
-            self.sim, host=HOST, source=f"sim:{scenario}", describe=self.sim.describe_process, clock=self.clock
-        )
-        self.store.add_host(HOST)
-        self.store.apply(HOST, parse_frame(json.dumps(self.sampler.hello(1.0))))
-        self.feed(samples)
-
-    def feed(self, samples: int) -> None:
-        """Move simulated time on by ``samples`` seconds, one sample each (simulator and sampler both move)."""
-        for _ in range(samples):
-            self.clock.now += 1.0
-            self.store.apply(HOST, parse_frame(json.dumps(self.sampler.sample())))
 
 
 async def wait_for_tab(pilot: Pilot[None], tabs: TabbedContent, tab: str) -> None:
@@ -84,16 +47,6 @@ async def wait_for_text(pilot: Pilot[None], widget: Static, text: str) -> None:
     await wait_for(pilot, lambda: text in static_text(widget), f"{text!r} in #{widget.id}")
 
 
-async def open_screen(pilot: Pilot[None], host: Host, idle_holding_s: float = 900.0) -> HostScreen:
-    pilot.app.push_screen(HostScreen(host.store, HOST, AppParts(idle_holding_s=idle_holding_s)))
-    await wait_for(pilot, lambda: isinstance(pilot.app.screen, HostScreen), "the host screen")
-    screen = pilot.app.screen
-    assert isinstance(screen, HostScreen)
-    # The tabs mount their panes a moment after the screen: query, do not query_one.
-    await wait_for(pilot, lambda: any(t.row_count for t in screen.query("#gpus").results(DataTable)), "the GPU table to fill")
-    return screen
-
-
 async def show_tab(pilot: Pilot[None], screen: HostScreen, key: str, table_id: str) -> DataTable[object]:
     await pilot.press(key)
     tab = TABS[int(key) - 1]
@@ -101,10 +54,6 @@ async def show_tab(pilot: Pilot[None], screen: HostScreen, key: str, table_id: s
     table = screen.query_one(f"#{table_id}", DataTable)
     await wait_for(pilot, lambda: table.row_count > 0, f"the {tab} table to fill")
     return table
-
-
-def cells(table: DataTable[object], key: str) -> list[str]:
-    return [str(c) for c in table.get_row(key)]
 
 
 def static_text(widget: Static) -> str:
@@ -579,21 +528,6 @@ async def test_a_mig_gpu_shows_its_instances_in_every_gpu_tab(ascii: bool) -> No
 
 
 # -- ASCII -------------------------------------------------------------------------
-
-
-def screen_lines(app: GpuTuiApp) -> list[str]:
-    """What is on screen, line by line, as the terminal would get it.
-
-    ``export_screenshot`` is Textual's public way to get exactly the cells
-    the compositor drew for the whole screen (every widget: tabs, tables,
-    the chart, scrollbars, the footer), not what one widget meant to draw.
-    Rich writes each run of same-styled cells as a ``<text>`` element,
-    HTML-escaped, with every space as ``&#160;``; those are turned back
-    into plain characters here.
-    """
-    svg = app.export_screenshot()
-    runs = re.findall(r"<text [^>]*>(.*?)</text>", svg)
-    return [html.unescape(run).replace("\xa0", " ") for run in runs]
 
 
 async def test_ascii_mode_draws_nothing_outside_ascii() -> None:

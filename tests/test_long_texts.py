@@ -18,9 +18,9 @@ from gputui.frames import ErrorFrame, Sample, parse_frame
 from gputui.protocol import MAX_FRAME_BYTES, MAX_REASON_CHARS, MAX_TICKET_CHARS
 from gputui.transport.base import LinkError
 from gputui.transport.local import LocalLink
-from tests.test_act import act, request
-from tests.test_action_guard import audit, gputui, write_config
-from tests.test_ui_actions import make_app, open_allocation, start, status
+from tests.act_agent import act, request
+from tests.action_cli import audit, gputui, write_config
+from tests.ui_apps import make_app, open_allocation, start, status
 from tests.waiting import wait_for
 
 PASTED_LOG = "kernel: NVRM: Xid (PCI:0000:3b:00): 79, GPU has fallen off the bus. " * 1500  # ~100 KB

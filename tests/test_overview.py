@@ -2,45 +2,27 @@
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from textual.command import CommandPalette
 from textual.widgets import Input, Static
 
-from gputui.agent.sampler import Sampler
 from gputui.fleet.store import FleetStore
-from gputui.frames import parse_frame
 from gputui.health.model import Severity
-from gputui.sim.nvml import SimNvml
-from gputui.sources.demo import host_names, scenario_for
+from gputui.sources.demo import host_names
 from gputui.ui.app import GpuTuiApp
 from gputui.ui.launch import demo_app
 from gputui.ui.screens.host_screen import HostScreen
 from gputui.ui.widgets.fleet_order import arrange
 from gputui.ui.widgets.fleet_view import FleetView
 from gputui.ui.widgets.heatmap import CELL_W
+from tests.screen_reading import screen_text
+from tests.ui_apps import fixed, frozen_store
 from tests.waiting import wait_for
 
 SIZE = (160, 40)
-
-
-def fixed() -> float:
-    return 10.0
-
-
-def frozen_store(hosts: int, tags: Callable[[int], tuple[str, ...]] = lambda i: ()) -> FleetStore:
-    store = FleetStore(clock=fixed)
-    for i, name in enumerate(host_names(hosts)):
-        sim = SimNvml(scenario_for("fleet", i), seed=i, processes="synthetic", clock=fixed, host_no=i)
-        sampler = Sampler(sim, host=name, describe=sim.describe_process, clock=fixed)
-        store.add_host(name, tags(i), group="train" if i % 2 else "infer")
-        store.apply(name, parse_frame(json.dumps(sampler.hello(1.0))))
-        store.apply(name, parse_frame(json.dumps(sampler.sample())))
-    return store
 
 
 def line(view: FleetView, row: int) -> str:
@@ -176,16 +158,6 @@ async def test_the_palette_jumps_to_a_host_and_changes_the_metric() -> None:
         await run_command("open host gpu-11", "gpu-11")
         await wait_for(pilot, lambda: isinstance(app.screen, HostScreen), "the host screen")
         assert isinstance(app.screen, HostScreen) and app.screen.host == "gpu-11"
-
-
-def screen_text(app: GpuTuiApp) -> str:
-    """Every character the screen shows, from Textual's own export."""
-    import html
-    import re
-
-    svg = app.export_screenshot()
-    body = svg[svg.index("<g class=") :]  # skip the stylesheet and the window chrome's title font
-    return html.unescape("".join(re.findall(r">([^<]*)</text>", body))).replace("\xa0", " ")
 
 
 @pytest.mark.parametrize("size", [SIZE, (80, 24)])  # 80 columns: lines cut short, the list scrolls sideways

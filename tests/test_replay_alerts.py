@@ -15,8 +15,8 @@ from gputui.protocol import PROTOCOL_VERSION
 from gputui.record.player import ReplayPlayer
 from gputui.record.reader import Recording
 from gputui.record.writer import ChunkBuilder, RecordingFile
-from tests.test_health_rules import HOST, T0, gpu
-from tests.test_record import record_demo
+from tests.health_data import HOST, T0, gpu
+from tests.recordings import record_demo
 
 
 def judged(alerts: list[Alert]) -> set[tuple[str, str, str]]:

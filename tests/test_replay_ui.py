@@ -17,7 +17,7 @@ from gputui.ui.launch import demo_app, replay_app
 from gputui.ui.screens.host_screen import HostScreen
 from gputui.ui.screens.overview import OverviewScreen
 from gputui.ui.widgets.replay_bar import GoToScreen, ReplayBar
-from tests.test_record import corrupt, write_sim_recording
+from tests.recordings import damage_last_chunk
 from tests.waiting import wait_for
 
 SIZE = (160, 40)
@@ -27,13 +27,6 @@ SIZE = (160, 40)
 def no_user_files(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("GPUTUI_CONFIG", str(tmp_path / "config.toml"))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-
-
-@pytest.fixture
-def recording(tmp_path: Path) -> Path:
-    path = tmp_path / "incident.gtrec"
-    write_sim_recording(path, hosts=4, seconds=300)
-    return path
 
 
 def bar_text(app: GpuTuiApp) -> str:
@@ -149,13 +142,6 @@ async def test_the_replay_keys_are_in_the_help_only_in_a_replay(recording: Path)
         await wait_for(pilot, lambda: isinstance(live.screen, HelpScreen), "the help")
         text = str(live.screen.query_one("#help-text").render())
         assert "Play/pause" not in text and "Record" in text
-
-
-def damage_last_chunk(path: Path) -> None:
-    rec = Recording.open(path)
-    last = rec.chunks[-1].offset
-    rec.close()
-    corrupt(path, [last])
 
 
 async def test_damage_is_shown_in_the_replay(recording: Path) -> None:

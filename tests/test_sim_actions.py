@@ -17,7 +17,7 @@ import pytest
 from gputui.agent.ledger import choose_state_dir
 from gputui.frames import Sample, parse_frame
 from gputui.transport.local import agent_argv
-from tests.test_action_guard import audit, gputui
+from tests.action_cli import audit, gputui
 from tests.waiting import wait_until_gone
 
 

@@ -9,13 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.slurm_cluster import SlurmCluster, parse_show_node
-from tests.sshfleet import SshFleet, running_fleet
-
-
-@pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshFleet]:
-    with running_fleet(tmp_path_factory.mktemp("sshfleet")) as f:
-        yield f
+from tests.sshfleet import SshFleet
 
 
 @pytest.fixture(scope="module")

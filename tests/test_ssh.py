@@ -10,10 +10,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from gputui.ui.screens.connections import reads
 
 from gputui import config as cfg
 from gputui.fleet.runner import FleetRunner
@@ -24,14 +25,7 @@ from gputui.sources.base import AgentLines
 from gputui.sources.fleet import sources_for
 from gputui.transport import bundle
 from gputui.transport.ssh import AgentBundle, SshLink, SshShared
-from gputui.ui.screens.connections import reads
-from tests.sshfleet import SshFleet, login_home, running_fleet
-
-
-@pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshFleet]:
-    with running_fleet(tmp_path_factory.mktemp("sshfleet")) as f:
-        yield f
+from tests.sshfleet import SshFleet, login_home
 
 
 def load(fleet: SshFleet, tmp_path: Path, names: list[str], **kw: object) -> cfg.Config:

@@ -329,8 +329,8 @@ async def test_on_the_console_the_palette_and_cut_summary_lines_are_ascii(monkey
     from textual.command import CommandPalette
     from textual.widgets import OptionList
 
-    from tests.test_host_panels import Host
-    from tests.test_overview import screen_text
+    from tests.screen_reading import screen_text
+    from tests.ui_apps import Host
     from tests.waiting import wait_for
 
     monkeypatch.setenv("TERM", "linux")
@@ -435,8 +435,8 @@ async def choose_theme(pilot: Pilot[None], app: GpuTuiApp, name: str) -> None:
 async def test_on_the_console_every_theme_switch_and_back_stays_ascii(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each theme offered, chosen on the host screen and then the console theme again:
     every screen is ASCII once more, whatever the other theme drew."""
-    from tests.test_host_panels import Host
-    from tests.test_overview import screen_text
+    from tests.screen_reading import screen_text
+    from tests.ui_apps import Host
     from tests.waiting import wait_for
 
     monkeypatch.setenv("TERM", "linux")
@@ -477,8 +477,8 @@ async def test_on_the_console_every_theme_switch_and_back_stays_ascii(monkeypatc
 async def test_a_theme_switch_redraws_the_host_screens_chart_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """On the console, choosing the console theme again must not leave the other theme's
     braille chart up until the next tick; the switches here leave no time for one."""
-    from tests.test_host_panels import Host
-    from tests.test_overview import screen_text
+    from tests.screen_reading import screen_text
+    from tests.ui_apps import Host
     from tests.waiting import wait_for
 
     monkeypatch.setenv("TERM", "linux")
@@ -501,8 +501,8 @@ async def test_a_host_screen_opened_in_another_theme_turns_ascii_with_the_consol
 ) -> None:
     """The tabs' underline is drawn with box characters; the console theme hides it, also on a
     host screen that was opened before the switch."""
-    from tests.test_host_panels import Host
-    from tests.test_overview import screen_text
+    from tests.screen_reading import screen_text
+    from tests.ui_apps import Host
     from tests.waiting import wait_for
 
     monkeypatch.setenv("TERM", "xterm-256color")  # not the console: the dark theme as configured

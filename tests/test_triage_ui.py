@@ -28,9 +28,8 @@ from gputui.ui.launch import configured_app, demo_app
 from gputui.ui.screens.host_screen import HostScreen
 from gputui.ui.screens.overview import OverviewScreen
 from gputui.ui.screens.triage_screen import ALERT_ROW, TriageScreen
-from tests.test_host_panels import screen_lines
-from tests.test_overview import screen_text
-from tests.test_ui import static_text, summary
+from tests.screen_reading import screen_lines, screen_text, static_text, summary
+from tests.ui_apps import frozen_store
 from tests.waiting import wait_for
 
 SIZE = (150, 40)
@@ -425,8 +424,6 @@ def fake_alert(severity: Severity, n: int, gpu: int | None = 0, title: str = "",
 
 def fake_app(alerts: list[Alert], theme: str = "gputui-dark") -> GpuTuiApp:
     """The overview on a frozen store, with a health engine that says exactly ``alerts`` (a list the test changes)."""
-    from tests.test_overview import frozen_store
-
     return GpuTuiApp(frozen_store(1), [], theme=theme, triage_first=True, health=lambda store: list(alerts))
 
 

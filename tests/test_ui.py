@@ -8,8 +8,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from rich.text import Text
-from textual.content import Content
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
 
@@ -27,6 +25,8 @@ from gputui.ui.screens.overview import OverviewScreen
 from gputui.ui.screens.triage_screen import TriageScreen
 from gputui.ui.screens.welcome import WelcomeScreen
 from gputui.ui.widgets.fleet_view import FleetView
+from tests.screen_reading import cells, screen_lines, screen_text, static_text, summary
+from tests.ui_apps import Host, frozen_store, open_screen
 from tests.waiting import wait_for
 
 SIZE = (150, 40)
@@ -39,23 +39,9 @@ def no_user_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("GPUTUI_CONFIG", str(tmp_path / "config.toml"))
 
 
-def static_text(widget: Static) -> str:
-    """The plain text a Static shows (markup resolved)."""
-    content = widget.content
-    if isinstance(content, Text):
-        return content.plain
-    if isinstance(content, str):
-        return Content.from_markup(content).plain
-    return str(content)
-
-
 def fleet_lines(app: GpuTuiApp) -> list[str]:
     view = app.screen.query_one(FleetView)
     return [view.render_line(y).text for y in range(len(view.names))]
-
-
-def summary(app: GpuTuiApp) -> str:
-    return static_text(app.screen.query_one("#summary", Static))
 
 
 def row_text(table: DataTable[object], key: str) -> str:
@@ -265,8 +251,6 @@ def test_snapshot_host_screen(snap_compare: Callable[..., bool], monkeypatch: py
 
 
 async def test_the_welcome_footer_shows_only_keys_that_work_there() -> None:
-    from tests.test_overview import screen_text
-
     app = GpuTuiApp(welcome=(Path("/nonexistent/config.toml"), None))
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, WelcomeScreen), "the welcome screen")
@@ -281,8 +265,6 @@ async def palette_text(pilot: Pilot[None], typed: str) -> str:
     from textual.command import CommandPalette
     from textual.widgets import OptionList
 
-    from tests.test_overview import screen_text
-
     app = pilot.app
     assert isinstance(app, GpuTuiApp)
     await pilot.press("ctrl+p")
@@ -295,8 +277,6 @@ async def palette_text(pilot: Pilot[None], typed: str) -> str:
 
 
 async def test_the_palette_says_where_a_theme_choice_goes(tmp_path: Path) -> None:
-    from tests.test_overview import frozen_store
-
     async with GpuTuiApp(frozen_store(2), []).run_test(size=SIZE) as pilot:  # the demo: no config file
         text = await palette_text(pilot, "theme gputui-light")
         assert "for this session: there is no config file" in text and "saved to the config" not in text
@@ -332,8 +312,6 @@ async def test_one_process_is_one_process() -> None:
 
 @pytest.mark.parametrize("samples", [8, 120])  # the first seconds, and a full minute and more
 async def test_the_newest_utilisation_samples_are_on_screen_at_100_columns(samples: int) -> None:
-    from tests.test_host_panels import Host, cells, open_screen, screen_lines
-
     host = Host(samples=samples)
     app = GpuTuiApp(host.store, [])
     async with app.run_test(size=(100, 30)) as pilot:

@@ -15,26 +15,20 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from textual.pilot import Pilot
-from textual.widgets import Button, Checkbox, DataTable, Static, TabbedContent
+from textual.widgets import Button, Checkbox, DataTable, Static
 
-from gputui import config as cfg
 from gputui.fleet.allocation import Alloc, GpuAllocation
 from gputui.fleet.store import FleetStore
 from gputui.frames import LedgerSummary
 from gputui.ui.app import GpuTuiApp
-from gputui.ui.dialogs.action_screen import ActionScreen
-from gputui.ui.launch import configured_app
 from gputui.ui.panels.allocation import NO_LEDGER, AllocationPanel, ledger_of, with_ledger
 from gputui.ui.screens.audit_screen import AuditScreen
 from gputui.ui.screens.host_screen import HostScreen
 from gputui.ui.widgets.fleet_view import FleetView
-from tests.test_host_panels import screen_lines
-from tests.test_ui import static_text
+from tests.action_cli import audit
+from tests.screen_reading import screen_lines, static_text
+from tests.ui_apps import AGENT_WAIT_S, SIZE, make_app, open_allocation, preview, start, status
 from tests.waiting import wait_for
-
-SIZE = (150, 40)
-AGENT_WAIT_S = 30.0  # a preview or an apply starts a fresh agent process per host
 
 
 @pytest.fixture(autouse=True)
@@ -43,57 +37,8 @@ def no_user_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("GPUTUI_CONFIG", str(tmp_path / "no-config.toml"))
 
 
-def make_app(tmp_path: Path, actions: str, read_only: bool = False, theme: str = "gputui-dark") -> GpuTuiApp:
-    hosts = "".join(f'[[hosts]]\nname = "{n}"\ntransport = "local"\nsim = "healthy"\ngpus = 2\n' for n in ("a", "b"))
-    path = tmp_path / "config.toml"
-    path.write_text(
-        f'interval = 0.2\ntheme = "{theme}"\n'
-        f'[actions]\naudit_log = "{tmp_path}/audit.jsonl"\nstate_dir = "{tmp_path}/state"\n{actions}\n{hosts}'
-    )
-    return configured_app(path, cfg.load(path), read_only=read_only)
-
-
-def audit(tmp_path: Path) -> list[dict[str, Any]]:
-    path = tmp_path / "audit.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-
-
-async def open_allocation(pilot: Pilot[None], app: GpuTuiApp, host: str = "a") -> HostScreen:
-    await wait_for(pilot, lambda: app.store.hosts[host].sample is not None, f"{host}'s first sample", AGENT_WAIT_S)
-    app.open_host(host)
-    await wait_for(pilot, lambda: isinstance(app.screen, HostScreen), "the host screen")
-    screen = app.screen
-    assert isinstance(screen, HostScreen)
-    # The tabs mount their panes a moment after the screen: query, do not query_one.
-    await wait_for(pilot, lambda: any(t.row_count for t in screen.query("#gpus").results(DataTable)), "the GPU table to fill")
-    await pilot.press("3")
-    await wait_for(pilot, lambda: screen.query_one(TabbedContent).active == "allocation", "the allocation tab")
-    panel = screen.query_one(AllocationPanel)
-    gpus = len(app.store.hosts[host].gpus())  # a row each, and one more for each MIG instance (the mixed scenario)
-    await wait_for(pilot, lambda: panel.query_one("#alloc", DataTable).row_count >= gpus > 0, "the allocation table to fill")
-    return screen
-
-
-async def start(pilot: Pilot[None], key: str, reason: str) -> ActionScreen:
-    """Press an action key, type a reason; the dialog is left with the form filled."""
-    await pilot.press(key)
-    await wait_for(pilot, lambda: isinstance(pilot.app.screen, ActionScreen), "the action dialog")
-    dialog = pilot.app.screen
-    assert isinstance(dialog, ActionScreen)
-    await pilot.press(*("space" if c == " " else c for c in reason))
-    return dialog
-
-
 def non_ascii(app: GpuTuiApp) -> list[str]:
     return [line for line in screen_lines(app) if not line.isascii()]
-
-
-def status(dialog: ActionScreen) -> str:
-    return static_text(dialog.query_one("#action-status", Static))
-
-
-def preview(dialog: ActionScreen) -> str:
-    return static_text(dialog.query_one("#action-preview", Static))
 
 
 async def test_actions_off_show_the_refusal_and_record_it(tmp_path: Path) -> None:

@@ -7,20 +7,17 @@ only; on the Linux console both read ``[X]``. The box now draws ``[X]`` or
 
 from __future__ import annotations
 
-import html
-import re
 from pathlib import Path
-from typing import Any
 
 import pytest
-from textual.app import App
 from textual.pilot import Pilot
 from textual.widgets import Checkbox
 
 from gputui.actions.model import Target
 from gputui.ui.app import GpuTuiApp
 from gputui.ui.dialogs.action_screen import ActionScreen, Draft
-from tests.test_ui_actions import make_app
+from tests.screen_reading import screen_rows
+from tests.ui_apps import make_app
 from tests.waiting import wait_for
 
 
@@ -36,20 +33,6 @@ async def kill_dialog(pilot: Pilot[None], app: GpuTuiApp) -> Checkbox:
     await wait_for(pilot, lambda: isinstance(app.screen, ActionScreen), "the kill dialog")
     await pilot.pause()
     return app.screen.query_one("#kill-after", Checkbox)
-
-
-CELL = 12.2  # the width of one cell in Textual's SVG screenshots
-RUN = re.compile(r'<text [^>]*x="([0-9.]+)"[^>]*clip-path="url\(#[^)]*-line-([0-9]+)\)">(.*?)</text>')
-
-
-def screen_rows(app: App[Any]) -> list[str]:
-    """The screen row by row, as the terminal shows it: each run of cells put at its column."""
-    rows: dict[int, list[str]] = {}
-    for x, y, text in RUN.findall(app.export_screenshot()):
-        row = rows.setdefault(int(y), [" "] * app.size.width)
-        for i, char in enumerate(html.unescape(text).replace("\xa0", " ")):
-            row[round(float(x) / CELL) + i] = char
-    return ["".join(rows.get(y, [])) for y in range(app.size.height)]
 
 
 def drawn(app: GpuTuiApp) -> str:

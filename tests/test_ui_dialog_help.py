@@ -16,8 +16,7 @@ from gputui.ui.app import GpuTuiApp
 from gputui.ui.dialogs.help_screen import HelpScreen
 from gputui.ui.launch import demo_app
 from gputui.ui.screens.overview import OverviewScreen
-from tests.test_ui import static_text
-from tests.test_ui_dialog_checkbox import screen_rows
+from tests.screen_reading import screen_rows, static_text
 from tests.waiting import wait_for
 
 OVERVIEW_KEYS = ["m", "s", "g", "/"]  # the overview's own (README: "The dashboard")

@@ -19,8 +19,9 @@ from textual.widgets import Button, DataTable, Input
 from gputui.ui.app import GpuTuiApp
 from gputui.ui.dialogs.action_screen import ActionScreen
 from gputui.ui.screens.host_screen import HostScreen
-from tests.test_host_panels import screen_lines
-from tests.test_ui_actions import AGENT_WAIT_S, audit, make_app, open_allocation, preview, start, status
+from tests.action_cli import audit
+from tests.screen_reading import screen_lines
+from tests.ui_apps import AGENT_WAIT_S, make_app, open_allocation, preview, start, status
 from tests.waiting import wait_for
 
 SMALL = [(80, 24), (80, 25), (60, 20)]

@@ -11,7 +11,7 @@ from textual.app import App, ComposeResult
 from textual.widgets import DataTable
 
 from gputui.ui.widgets.table_sync import Cell, sync_rows
-from tests.test_ui_dialog_checkbox import screen_rows
+from tests.screen_reading import screen_rows
 
 
 class OneTable(App[None]):

@@ -14,7 +14,7 @@ refused field is dropped, the query started again without it, and the
 host's link remembers the refusal so that a reconnect does not ask again;
 the hello lists what is missing. A slowdown point nvidia-smi cannot give
 comes from the host's ``temp_slowdown_c`` in the config, else from
-:data:`MODEL_LIMITS`. The extra fields cost about 16 B/s on the compressed
+:data:`gputui.gpu_facts.MODEL_LIMITS`. The extra fields cost about 16 B/s on the compressed
 wire for 8 GPUs at 1 s (about 90 B/s before), well inside 1 KB/s.
 """
 
@@ -27,6 +27,7 @@ from collections.abc import AsyncIterator, Sequence
 
 import asyncssh
 
+from gputui.gpu_facts import REASON_BITS, model_limits
 from gputui.protocol import PROTOCOL_VERSION
 from gputui.transport.base import LinkError
 from gputui.transport.lines import split_lines
@@ -50,30 +51,6 @@ APP_FIELDS = ("gpu_uuid", "pid", "used_memory")
 SOURCE = "nvidia-smi"
 MAX_GPUS = 64
 REFUSED = re.compile(r'Field\s+["\u201c\u201d]?([^"\u201c\u201d\s]+)["\u201c\u201d]?\s+is not a valid field to query')
-
-# NVML's clock-event reason bits, by the names the agent gives them (gputui.agent.fields.THROTTLE_BITS).
-REASON_BITS = (
-    (0x4, "sw_power_cap"),
-    (0x8, "hw_slowdown"),
-    (0x10, "sync_boost"),
-    (0x20, "sw_thermal_slowdown"),
-    (0x40, "hw_thermal_slowdown"),
-    (0x80, "hw_power_brake"),
-)
-
-# (slowdown, shutdown) in C by model, for GPUs whose nvidia-smi has no T.Limit.
-# These are defaults, not the board's own numbers: what ``nvidia-smi -q`` shows
-# as "GPU Slowdown Temp" and "GPU Shutdown Temp" on common data-centre boards
-# of each model. A site whose boards differ sets ``temp_slowdown_c`` on the host.
-MODEL_LIMITS: dict[str, tuple[int, int]] = {
-    "GH200": (89, 92),
-    "H200": (89, 92),
-    "H100": (89, 92),
-    "A100": (89, 92),
-    "V100": (87, 90),
-    "T4": (93, 96),
-}
-
 
 def value(text: str) -> str | None:
     """nvidia-smi's ways of saying "no value" all become None."""
@@ -104,16 +81,6 @@ def parse_gpu_line(line: str, fields: Sequence[str] = GPU_FIELDS) -> dict[str, s
     if len(parts) != len(fields):
         raise LinkError(f"nvidia-smi printed {len(parts)} fields where {len(fields)} were asked for: {line[:120]!r}")
     return dict(zip(fields, parts, strict=True))
-
-
-def model_limits(name: str | None) -> tuple[str, tuple[int, int]] | None:
-    """The model's default limits, matched on whole words of the name so
-    that "T4" is not found inside another model's name."""
-    words = set(re.split(r"[^A-Za-z0-9]+", (name or "").upper()))
-    for model, limits in MODEL_LIMITS.items():
-        if model in words:
-            return model, limits
-    return None
 
 
 def temp_limits(row: dict[str, str | None], configured_slowdown_c: int | None) -> dict[str, object]:
