@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from gputui.agent.exporter import CONTENT_TYPE, metrics_text, parse_listen
+from gputui.agent.exporter import CONTENT_TYPE, Latest, metrics_text, parse_listen, stale_after
 from gputui.sim.scenarios import H100_SXM
 from tests.waiting import wait_until
 
@@ -313,3 +313,38 @@ def test_label_and_help_text_are_escaped_and_nothing_is_served_before_the_first_
     (temp,) = [s for s in parse(text) if s.name == "DCGM_FI_DEV_GPU_TEMP"]
     assert (temp.value, temp.labels["modelName"], temp.labels["Hostname"]) == (40, odd, "node\\x")
     assert "DCGM_FI_DEV_FB_USED" not in text and "DCGM_FI_DEV_FB_FREE" not in text
+
+
+def test_throttle_reasons_are_dcgm_s_bitmask_and_unknown_ones_absent() -> None:
+    hello = {"host": "h", "gpus": [{"index": 0}, {"index": 1}]}
+    sample = {
+        "gpus": [
+            {"index": 0, "throttle": ["hw_thermal_slowdown", "sw_thermal_slowdown"]},
+            {"index": 1, "throttle": None},
+        ]
+    }
+    reasons = by_gpu(parse(metrics_text(hello, sample)), "DCGM_FI_DEV_CLOCKS_EVENT_REASONS")
+    assert reasons == {"0": 0x40 | 0x20}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_sample_too_old_or_failed_is_not_served() -> None:
+    clock = Clock()
+    latest = Latest(stale_after(1.0), clock=clock)
+    latest.set_hello({"host": "h", "gpus": [{"index": 0}]})
+    assert latest.render() == ""  # no sample yet: nothing, not an error
+    latest.update({"gpus": [{"index": 0, "temp_c": 50}]})
+    assert "DCGM_FI_DEV_GPU_TEMP" in latest.render()
+    clock.now += stale_after(1.0) + 1  # the sampling loop is stuck in the driver
+    assert latest.render() == ""
+    latest.update({"gpus": [{"index": 0, "temp_c": 51}]})
+    assert "DCGM_FI_DEV_GPU_TEMP" in latest.render()
+    latest.failed()
+    assert latest.render() == ""

@@ -32,12 +32,16 @@ instance there too).
 from __future__ import annotations
 
 import gzip
+import re
 import socket
 import socketserver
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
+
+from gputui.agent.xid_events import ERROR_KEY as XID_ERROR_KEY  # in field_errors: this GPU's XIDs cannot be heard
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 DEFAULT_HOST = "127.0.0.1"  # a bare port listens on loopback only: wider exposure is asked for
@@ -90,7 +94,7 @@ def _kib_to_bytes(name: str) -> Getter:
 
 def _pstate(static: Dict[str, Any], gpu: Dict[str, Any]) -> Any:
     p = gpu.get("pstate")
-    return int(p[1:]) if isinstance(p, str) and p[:1] == "P" and p[1:].isdigit() else None
+    return int(p[1:]) if isinstance(p, str) and re.fullmatch(r"P[0-9]{1,2}", p) else None
 
 
 COMPUTE_MODES = {"default": 0, "exclusive_thread": 1, "prohibited": 2, "exclusive_process": 3}
@@ -306,7 +310,6 @@ XID_NAMES = {
     140: "Unrecovered ECC Error",
 }
 UNKNOWN_XID = "Unknown Error"
-XID_ERROR_KEY = "xid_events"  # gputui.agent.xid_events.ERROR_KEY: this GPU's XIDs cannot be heard
 
 
 # -- the text format ------------------------------------------------------------
@@ -458,17 +461,27 @@ def last_xid_of(events: Sequence[Dict[str, Any]], known: Dict[int, Tuple[float, 
     return {gpu: xid for gpu, (_, xid) in known.items()}
 
 
+def stale_after(interval_s: float) -> float:
+    """How old a sample may be and still be served: a sampling loop stuck in
+    the driver (a GPU in trouble can hang NVML) must not look like a healthy,
+    unchanging GPU to Prometheus: its series go instead."""
+    return max(5.0 * interval_s, 30.0)
+
+
 class Latest:
     """The latest hello and sample, and each GPU's last XID, shared between the
     sampling loop (which hands over each frame) and the server's threads (which
-    render on a scrape)."""
+    render on a scrape). A sample older than ``stale_after_s`` is not served."""
 
-    def __init__(self) -> None:
+    def __init__(self, stale_after_s: Optional[float] = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.lock = threading.Lock()
         self.ready = threading.Event()
         self.hello: Optional[Frame] = None
         self.sample: Optional[Frame] = None
+        self.sample_at = 0.0
         self.xids: Dict[int, Tuple[float, int]] = {}
+        self.stale_after_s = stale_after_s
+        self.clock = clock
 
     def set_hello(self, hello: Frame) -> None:
         with self.lock:
@@ -479,13 +492,21 @@ class Latest:
         with self.lock:
             last_xid_of(sample.get("events") or [], self.xids)
             self.sample = sample
+            self.sample_at = self.clock()
         self.ready.set()
+
+    def failed(self) -> None:
+        """A sample failed: serve no values rather than the last good ones."""
+        with self.lock:
+            self.sample = None
 
     def render(self, wait_s: float = 0.0) -> str:
         if wait_s > 0:
             self.ready.wait(wait_s)
         with self.lock:
             hello, sample = self.hello, self.sample
+            if self.stale_after_s is not None and self.clock() - self.sample_at > self.stale_after_s:
+                sample = None
             xids = {gpu: xid for gpu, (_, xid) in self.xids.items()}
         return metrics_text(hello, sample, xids)
 
@@ -515,7 +536,7 @@ def parse_listen(text: str) -> Tuple[str, int]:
             )
     else:
         host, port_text = DEFAULT_HOST, value
-    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+    if not re.fullmatch(r"[0-9]{1,5}", port_text) or not 1 <= int(port_text) <= 65535:
         raise ListenError("not a port (1 to 65535): %r" % port_text)
     return host, int(port_text)
 
@@ -548,6 +569,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "gputui-agent"
     sys_version = ""
     protocol_version = "HTTP/1.1"
+    timeout = 60  # seconds a kept-alive connection may idle before its thread lets go
 
     def do_GET(self) -> None:
         self._answer(body=True)

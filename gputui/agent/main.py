@@ -51,7 +51,9 @@ def interval_arg(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="gputui agent", description="Stream GPU telemetry as NDJSON frames.")
+    p = argparse.ArgumentParser(
+        prog="gputui agent", description="Stream GPU telemetry as NDJSON frames, or serve it to Prometheus (--metrics-listen)."
+    )
     p.add_argument(
         "--interval",
         type=interval_arg,
@@ -225,10 +227,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     metrics: Optional[MetricsServer] = None
     if args.metrics_listen:
         # Bound before NVML starts: a port in use is said at once, and nothing is left running.
-        from gputui.agent.exporter import Latest, ListenError, MetricsServer, parse_listen
+        from gputui.agent.exporter import Latest, ListenError, MetricsServer, parse_listen, stale_after
 
         try:
-            metrics = MetricsServer(*parse_listen(args.metrics_listen), latest=Latest())
+            metrics = MetricsServer(*parse_listen(args.metrics_listen), latest=Latest(stale_after(args.interval)))
         except ListenError as exc:
             return usage_error("--metrics-listen: %s" % exc)
     writer: Writer = FrameWriter(sys.stdout) if metrics is None or args.frames else StderrErrors()
@@ -316,6 +318,8 @@ def run(
         except Exception as exc:
             writer.write(error_frame("sample failed: %s: %s" % (type(exc).__name__, exc)))
             frame = None
+            if metrics is not None:
+                metrics.latest.failed()
         if frame is not None:
             calls += frame["nvml_calls"]
             if metrics is not None:
