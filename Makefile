@@ -17,9 +17,10 @@ demo: $(STAMP)
 
 test: $(STAMP) system-deps lint typecheck unit
 
-# The SSH tests run real OpenSSH servers in network namespaces, and the Slurm
-# tests a real slurmctld, slurmd and munged: as root, install what they need
-# when it is missing (Debian/Ubuntu), one check per need.
+# The SSH tests run real OpenSSH servers in network namespaces, the Slurm
+# tests a real slurmctld, slurmd and munged, and the exporter tests check the
+# agent's /metrics with promtool (Debian's prometheus package): as root,
+# install what they need when it is missing (Debian/Ubuntu), one check per need.
 system-deps:
 	@if [ "$$(id -u)" = 0 ]; then \
 		missing=""; \
@@ -32,9 +33,11 @@ system-deps:
 		command -v scontrol >/dev/null || missing="$$missing slurm-client"; \
 		{ command -v munged >/dev/null || test -x /usr/sbin/munged; } || missing="$$missing munge"; \
 		command -v nsenter >/dev/null || missing="$$missing util-linux"; \
+		command -v promtool >/dev/null || missing="$$missing prometheus"; \
 		if [ -n "$$missing" ]; then \
-			echo "installing$$missing for the SSH and Slurm tests"; \
+			echo "installing$$missing for the SSH, Slurm and exporter tests"; \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+			case "$$missing" in *prometheus*) systemctl disable --now prometheus >/dev/null 2>&1 || true;; esac; \
 		fi; \
 	fi
 

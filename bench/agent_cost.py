@@ -7,17 +7,20 @@ the NVML call count and frame size are exact. The event API's calls (XIDs)
 are counted apart: the agent makes them from its own thread, outside the
 per-GPU sampling budget; here they are the one non-blocking ask per sample
 that the in-process demo makes. The compressed size is of the frame stream
-through one deflate stream, as SSH compression sends it.
+through one deflate stream, as SSH compression sends it. The exporter's cost
+(``--metrics-listen``) is a scrape's: formatting the latest sample, no NVML call.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import statistics
 import time
 import zlib
 
+from gputui.agent.exporter import Latest
 from gputui.agent.sampler import Sampler
 from gputui.sim.nvml import SimNvml
 
@@ -35,8 +38,11 @@ def measure(scenario: str, gpus: int, samples: int, processes: str) -> dict[str,
     sim = SimNvml(scenario, seed=1, gpus=gpus, processes=processes, clock=clock)
     sampler = Sampler(sim, describe=sim.describe_process, clock=clock)
     try:
-        hello = json.dumps(sampler.hello(1.0), separators=(",", ":"))
-        sampler.sample()  # the first, complete sample is not the steady state
+        hello_frame = sampler.hello(1.0)
+        hello = json.dumps(hello_frame, separators=(",", ":"))
+        latest = Latest()
+        latest.set_hello(hello_frame)
+        latest.update(sampler.sample())  # the first, complete sample is not the steady state
         calls, cpu, sizes, packed = [], [], [], []
         deflate = zlib.compressobj(6)
         events_before = sampler.xids.calls if sampler.xids else 0
@@ -44,6 +50,7 @@ def measure(scenario: str, gpus: int, samples: int, processes: str) -> dict[str,
             clock.now += 1.0
             t0 = time.process_time()
             frame = sampler.sample()
+            latest.update(frame)  # what the agent's loop hands the exporter
             line = json.dumps(frame, separators=(",", ":"))
             cpu.append(time.process_time() - t0)
             calls.append(frame["nvml_calls"] / gpus)
@@ -51,6 +58,13 @@ def measure(scenario: str, gpus: int, samples: int, processes: str) -> dict[str,
             data = (line + "\n").encode()
             packed.append(len(deflate.compress(data)) + len(deflate.flush(zlib.Z_SYNC_FLUSH)))
         event_calls = (sampler.xids.calls if sampler.xids else 0) - events_before
+        calls_before_scrapes = sampler.caller.calls
+        scrape_cpu, scrape = [], ""
+        for _ in range(50):
+            t0 = time.process_time()
+            scrape = latest.render()
+            scrape_cpu.append(time.process_time() - t0)
+        assert sampler.caller.calls == calls_before_scrapes, "a scrape made NVML calls"
     finally:
         sim.close()
     return {
@@ -67,6 +81,9 @@ def measure(scenario: str, gpus: int, samples: int, processes: str) -> dict[str,
         "bytes_per_sample_frame_deflated_mean": round(statistics.mean(packed)),
         "event_api_calls_per_sample": round(event_calls / samples, 2),
         "bytes_hello": len(hello) + 1,
+        "exporter_cpu_ms_per_scrape_mean": round(1000 * statistics.mean(scrape_cpu), 3),
+        "exporter_bytes_per_scrape": len(scrape.encode()),
+        "exporter_bytes_per_scrape_gzipped": len(gzip.compress(scrape.encode(), 6)),
     }
 
 

@@ -35,3 +35,17 @@ async def wait_for(pilot: Pilot[Any], predicate: Callable[[], bool], what: str, 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
         await pilot.pause()
+
+
+def wait_until(predicate: Callable[[], Any], what: str, timeout: float = 10.0, every: float = 0.05) -> Any:
+    """Poll ``predicate`` (a condition in another process: a port that answers,
+    a value that shows) until it returns something true, which is returned;
+    fail saying ``what`` never happened."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(every)

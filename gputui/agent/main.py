@@ -4,6 +4,11 @@ Frames go to stdout, one JSON object a line; commands come on stdin, one
 JSON object a line. Diagnostics go to stderr. The agent exits when its
 reader goes away (a broken stdout), so an agent never outlives the
 connection that started it.
+
+With ``--metrics-listen`` the agent is a Prometheus exporter instead (see
+:mod:`gputui.agent.exporter`): it serves its latest sample at ``/metrics``
+and writes no frames unless ``--frames`` asks for them too; its errors go to
+stderr as lines, and it runs until stopped (SIGTERM, SIGINT).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import socket
 import sys
 import threading
 import time
-from typing import Any, Dict, List, Optional, TextIO
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, TextIO, Union
 
 from gputui.agent import AGENT_VERSION
 from gputui.agent.kernel_log import read_host_kernel_log
@@ -23,6 +28,9 @@ from gputui.agent.ledger import DEFAULT_STATE_DIR, LedgerError, LedgerView, choo
 from gputui.agent.sampler import Frame, Sampler, error_frame
 from gputui.agent.stop_signal import StopSignal
 from gputui.protocol import MAX_FRAME_BYTES, PROTOCOL_VERSION
+
+if TYPE_CHECKING:  # imported when asked for: a plain agent needs no HTTP server
+    from gputui.agent.exporter import MetricsServer
 
 # Seconds between samples. The dashboard's config allows 0.1 to 60 (gputui/config.py, Config.interval,
 # which this module cannot import: a GPU host has no pydantic); the agent also runs faster for the tests,
@@ -43,7 +51,9 @@ def interval_arg(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="gputui agent", description="Stream GPU telemetry as NDJSON frames.")
+    p = argparse.ArgumentParser(
+        prog="gputui agent", description="Stream GPU telemetry as NDJSON frames, or serve it to Prometheus (--metrics-listen)."
+    )
     p.add_argument(
         "--interval",
         type=interval_arg,
@@ -66,6 +76,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--state-dir",
         help="where the ledger lives (default %s, or ~/.local/state/gputui when that is not writable)" % DEFAULT_STATE_DIR,
+    )
+    p.add_argument(
+        "--metrics-listen",
+        metavar="[HOST:]PORT",
+        help="serve the latest sample at http://HOST:PORT/metrics for Prometheus, in dcgm-exporter's metric names "
+        "and labels; a bare PORT listens on 127.0.0.1 only (give 0.0.0.0:PORT for every interface). "
+        "The agent then writes no frames to stdout and reads no commands, as a service runs it; add --frames for both",
+    )
+    p.add_argument(
+        "--frames",
+        action="store_true",
+        help="with --metrics-listen: write frames to stdout and read commands on stdin as well",
     )
     p.add_argument("--stats", action="store_true", help="print NVML calls and CPU time per sample to stderr at exit")
     p.add_argument("--version", action="version", version="gputui-agent %s (protocol %d)" % (AGENT_VERSION, PROTOCOL_VERSION))
@@ -92,6 +114,23 @@ class FrameWriter:
             self.out.flush()
             self.bytes += len(line)
             self.frames += 1
+
+
+class StderrErrors:
+    """The exporter's writer when no frames are wanted: error frames become
+    lines on stderr, the rest is dropped (the exporter has them)."""
+
+    def __init__(self) -> None:
+        self.bytes = 0
+        self.frames = 0
+
+    def write(self, frame: Frame) -> None:
+        if frame.get("type") == "error":
+            sys.stderr.write("gputui agent: %s\n" % frame.get("message"))
+            sys.stderr.flush()
+
+
+Writer = Union[FrameWriter, StderrErrors]
 
 
 def oversized(frame: Frame, size: int) -> str:
@@ -177,11 +216,38 @@ def read_commands(stream: TextIO, writer: FrameWriter) -> None:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.frames and not args.metrics_listen:
+        return usage_error("--frames goes with --metrics-listen (without it the agent writes frames anyway)")
     if args.act:
+        if args.metrics_listen:
+            return usage_error("--metrics-listen does not go with --act")
         from gputui.agent.act_main import act_main
 
         return act_main(args, open_nvml, host_name(args))
-    writer = FrameWriter(sys.stdout)
+    metrics: Optional[MetricsServer] = None
+    if args.metrics_listen:
+        # Bound before NVML starts: a port in use is said at once, and nothing is left running.
+        from gputui.agent.exporter import Latest, ListenError, MetricsServer, parse_listen, stale_after
+
+        try:
+            metrics = MetricsServer(*parse_listen(args.metrics_listen), latest=Latest(stale_after(args.interval)))
+        except ListenError as exc:
+            return usage_error("--metrics-listen: %s" % exc)
+    writer: Writer = FrameWriter(sys.stdout) if metrics is None or args.frames else StderrErrors()
+    try:
+        return sample_loop(args, writer, metrics)
+    finally:
+        if metrics is not None:
+            metrics.close()
+
+
+def usage_error(message: str) -> int:
+    """One line on stderr and exit status 2, as argparse's own usage errors exit."""
+    sys.stderr.write("gputui agent: %s\n" % message)
+    return 2
+
+
+def sample_loop(args: argparse.Namespace, writer: Writer, metrics: Optional[MetricsServer]) -> int:
     stop = StopSignal()
     state_dir = streaming_state_dir(args)
     try:
@@ -201,7 +267,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         nvml, host=args.host_name, source=source, describe=describe, ledger=summary, events=events, kernel_log=kernel_log
     )
     try:
-        return run(args, sampler, writer, stop, state_dir)
+        return run(args, sampler, writer, stop, state_dir, metrics)
     except BrokenPipeError:
         # The reader is gone: exit quietly, without Python's flush warning.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -215,16 +281,31 @@ def main(argv: Optional[List[str]] = None) -> int:
             closer()
 
 
-def run(args: argparse.Namespace, sampler: Sampler, writer: FrameWriter, stop: StopSignal, state_dir: Optional[str]) -> int:
+def run(
+    args: argparse.Namespace,
+    sampler: Sampler,
+    writer: Writer,
+    stop: StopSignal,
+    state_dir: Optional[str],
+    metrics: Optional[MetricsServer] = None,
+) -> int:
+    """The sampling loop; ``metrics`` (a :class:`gputui.agent.exporter.MetricsServer`)
+    is handed each frame, which it formats when scraped: no NVML call of its own."""
     try:
-        writer.write(sampler.hello(args.interval))
+        hello = sampler.hello(args.interval)
     except sampler.caller.nvml.NVMLError as exc:
         writer.write(error_frame(init_failure(sampler.caller.nvml, exc), fatal=True))
         return 2
+    writer.write(hello)
+    if metrics is not None:
+        metrics.latest.set_hello(hello)
+        metrics.start()
+        sys.stderr.write("gputui agent: serving metrics at http://%s/metrics\n" % metrics.address)
+        sys.stderr.flush()
     if state_dir:
         for problem in reapply_drains(sampler, state_dir, host_name(args)):
             writer.write(error_frame(problem))
-    if not args.once:
+    if not args.once and isinstance(writer, FrameWriter):
         threading.Thread(target=read_commands, args=(sys.stdin, writer), daemon=True).start()
     limit = 1 if args.once else args.count
     cpu0 = time.process_time()
@@ -237,8 +318,12 @@ def run(args: argparse.Namespace, sampler: Sampler, writer: FrameWriter, stop: S
         except Exception as exc:
             writer.write(error_frame("sample failed: %s: %s" % (type(exc).__name__, exc)))
             frame = None
+            if metrics is not None:
+                metrics.latest.failed()
         if frame is not None:
             calls += frame["nvml_calls"]
+            if metrics is not None:
+                metrics.latest.update(frame)
             writer.write(frame)
         samples += 1
         if limit and samples >= limit:
