@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import cast
 
 from gputui import __version__
-from gputui.cli_args import CommandParser, add_demo_args, demo_spec
+from gputui.cli_args import CommandParser, add_demo_args, add_prometheus_arg, demo_spec
 from gputui.protocol import ACTIONS
 
 
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="open the dashboard with every action refused, whatever the config allows",
     )
+    add_prometheus_arg(p, "ui_prometheus")
     # Every command's parser is a CommandParser (argparse makes them of the parent's class); typed as
     # argparse's own for the modules that add commands.
     sub = cast("argparse._SubParsersAction[argparse.ArgumentParser]", p.add_subparsers(dest="command", metavar="COMMAND"))
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--demo", action="store_true", help="a simulated fleet instead of the config's hosts")
     where.add_argument("--config", dest="snap_config", type=Path, help="config file with the hosts to ask")
     add_demo_args(snap, hosts=4)
+    add_prometheus_arg(snap, "snap_prometheus")
     snap.add_argument("--format", choices=("table", "json", "markdown"), default="table")
     snap.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for every host (default 15)")
     check = sub.add_parser("check-config", help="validate the config and try every host once")
@@ -49,7 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--timeout", type=float, default=20.0, help="seconds to wait for the hosts (default 20)")
     from gputui.health import check_cli
 
-    add_demo_args(check_cli.add_parser(sub), hosts=4)
+    check = check_cli.add_parser(sub)
+    add_demo_args(check, hosts=4)
+    add_prometheus_arg(check, "check_prometheus")
     from gputui.actions.cli import add_parsers
 
     add_parsers(sub)
@@ -128,7 +132,7 @@ def _main(argv: list[str] | None = None) -> int:
         return run_demo(args.hosts, args.gpus, args.scenario, args.seed, args.interval)
     from gputui.ui.launch import run_configured
 
-    return run_configured(args.config, read_only=args.ui_read_only)
+    return run_configured(args.config, read_only=args.ui_read_only, prometheus_url=args.ui_prometheus)
 
 
 def _check_config(path: Path | None, timeout: float) -> int:
@@ -167,9 +171,10 @@ def _snapshot(args: argparse.Namespace) -> int:
 
     try:
         path = None if args.demo else args.snap_config or args.config  # `gputui --config F snapshot` too
-        fleet = open_fleet(path, demo_spec(args))
-        if fleet.path is not None and not fleet.config.hosts:
-            raise ValueError(no_hosts(fleet.path))
+        url = prometheus_url(args, args.snap_prometheus)
+        fleet = open_fleet(path, demo_spec(args), url)
+        if not fleet.sources:  # the config lists none, or its Prometheus could not say
+            raise ValueError(fleet.problems[0] if fleet.problems else no_hosts(fleet.path or Path("config")))
     except (ValueError, ConfigError) as exc:
         print(f"gputui: {exc}", file=sys.stderr)
         return 2
@@ -179,8 +184,16 @@ def _snapshot(args: argparse.Namespace) -> int:
         await fleet.close()
 
     asyncio.run(look())
-    print(snapshot.render(fleet.store, args.format, fleet.config.thresholds if fleet.path is not None else None))
+    print(snapshot.render(fleet.store, args.format, None if args.demo else fleet.config.thresholds))
     return 0 if all(r.sample is not None for r in fleet.store.hosts.values()) else 1
+
+
+def prometheus_url(args: argparse.Namespace, own: str | None) -> str | None:
+    """``--prometheus`` given to the command or before it; refused with ``--demo``."""
+    url = own or args.ui_prometheus
+    if url is not None and args.demo:
+        raise ValueError("--prometheus and --demo: choose one")
+    return cast(str | None, url)
 
 
 def no_hosts(path: Path) -> str:

@@ -90,3 +90,14 @@ def demo_spec(args: argparse.Namespace) -> DemoSpec | None:
     if not args.demo:
         return None
     return DemoSpec(args.hosts, args.gpus, args.scenario, args.seed, args.interval)
+
+
+def add_prometheus_arg(p: Any, dest: str) -> None:
+    """``--prometheus URL``; each command keeps it under its own ``dest``, so that a subcommand's
+    default does not hide ``gputui --prometheus URL snapshot``'s."""
+    p.add_argument(
+        "--prometheus",
+        dest=dest,
+        metavar="URL",
+        help="read the fleet from this Prometheus (dcgm-exporter's metrics; the config's [prometheus] settings apply)",
+    )

@@ -171,6 +171,49 @@ class Notify(_Strict):
         return value
 
 
+class Prometheus(_Strict):
+    """A Prometheus that scrapes dcgm-exporter (or ``gputui agent --metrics-listen``):
+    its hosts are read from it, one query per metric family per refresh (gputui/sources/prometheus.py)."""
+
+    url: str = Field(description="the HTTP API root, e.g. http://prometheus.example:9090")
+    selector: str = Field("", description='label matchers added to every query, e.g. {cluster="a"}')
+    host_label: str | None = Field(
+        None, min_length=1, description="the label naming a GPU's host (default: Hostname, else hostname; instance is common)"
+    )
+    bearer_token_file: str | None = Field(None, min_length=1, description="a file holding the bearer token (never logged)")
+    ca_file: str | None = Field(None, min_length=1, description="CA bundle for an https:// URL (default: the system's)")
+    timeout_s: float = Field(10.0, gt=0, le=300, description="a query slower than this has failed")
+    refresh_s: float = Field(5.0, ge=0.2, le=300, description="seconds between reads of the whole fleet")
+    scrape_interval_s: float = Field(
+        30.0, ge=0.2, le=3600, description="how often Prometheus scrapes the exporters, until measured (staleness)"
+    )
+    max_answer_mib: float = Field(64.0, gt=0, le=4096, description="a larger answer is refused, not read")
+    xid_window: str = Field("15m", pattern=r"^[0-9]+[smh]$", description="an XID gauge that changed within this is an event")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        scheme, _, rest = value.partition("://")
+        if scheme.lower() not in ("http", "https") or not rest.split("/", 1)[0]:
+            raise ValueError(f"expected an http:// or https:// URL with a host, got {value!r}")
+        return value.rstrip("/")
+
+    @field_validator("selector")
+    @classmethod
+    def _matchers(cls, value: str) -> str:
+        text = value.strip()
+        if text and not (text.startswith("{") and text.endswith("}")):
+            raise ValueError(f'expected label matchers in braces, such as {{cluster="a"}}, got {value!r}')
+        return text
+
+    @field_validator("host_label")
+    @classmethod
+    def _label_name(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+            raise ValueError(f"expected a Prometheus label name (letters, digits, _), got {value!r}")
+        return value
+
+
 class Group(_Strict):
     description: str = ""
     backend: Backend | None = None
@@ -233,6 +276,7 @@ class Config(_Strict):
     hosts: list[Host] = Field(default_factory=list)
     actions: Actions = Field(default_factory=Actions)
     notify: Notify = Field(default_factory=Notify)
+    prometheus: Prometheus | None = None
 
     def backend_of(self, host: Host) -> str:
         """The host's own backend, else its group's, else the default."""

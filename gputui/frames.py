@@ -152,6 +152,9 @@ class GpuSample(_Model):
     throttle_ms: dict[str, float] | None = None  # ms spent in each clock-event reason during the last interval
     field_errors: dict[str, str] | None = None  # field -> NVML error, for reads that failed (not "not supported")
     processes: list[ProcessInfo] = Field(default_factory=list)
+    # Who holds it where the source can list no processes: a Kubernetes pod (namespace/pod/container)
+    # as dcgm-exporter's labels name it, read through Prometheus.
+    holder: str | None = None
     mig: list[MigUse] | None = None  # in MIG mode: each instance's memory and processes
 
     @property

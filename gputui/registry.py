@@ -42,6 +42,7 @@ SOURCE_KINDS: tuple[SourceKind, ...] = (
     SourceKind("local", "gputui.sources.local", "host", "the agent as a child process of the dashboard"),
     SourceKind("nvidia-smi", "gputui.sources.nvidia_smi", "host", "nvidia-smi over SSH; nothing is uploaded"),
     SourceKind("demo", "gputui.sources.demo", "fleet", "simulated hosts (gputui demo, --demo)"),
+    SourceKind("prometheus", "gputui.sources.prometheus", "fleet", "dcgm-exporter's metrics in a Prometheus ([prometheus])"),
 )
 
 ACTION_BACKENDS: tuple[BackendKind, ...] = (

@@ -40,19 +40,11 @@ async def follow_once(source: Source, store: FleetStore, taps: Sequence[Tap] = (
     sends garbage is not trusted to be in sync with its own output.
     """
     name = source.name
-    routed = False
-
-    def arrived(line: bytes) -> None:
-        nonlocal routed
-        if not routed:  # connected: the jump hosts it went through are known now
-            store.set_via(name, source.via)
-            routed = True
-        for tap in taps:
-            tap.line(name, line)
+    arrivals = Arrivals(name, source, store, taps)
 
     try:
         try:
-            async for frame in source.frames(arrived):
+            async for frame in source.frames(arrivals):
                 store.apply(name, frame)
         except FrameError as exc:
             store.mark_bad_frame(name, str(exc))
@@ -70,6 +62,26 @@ async def follow_once(source: Source, store: FleetStore, taps: Sequence[Tap] = (
         store.mark_down(name, f"internal error: {exc!r} (will retry)")
     finally:
         await source.close()
+
+
+class Arrivals:
+    """What a source calls with each line it received: the first one says the host is
+    connected (its jump hosts are known then); every one goes to the taps (a recorder)."""
+
+    def __init__(self, name: str, source: Source, store: FleetStore, taps: Sequence[Tap]) -> None:
+        self.name, self.source, self.store, self.taps = name, source, store, taps
+        self.routed = False
+
+    @property
+    def listening(self) -> bool:
+        return bool(self.taps)
+
+    def __call__(self, line: bytes) -> None:
+        if not self.routed:
+            self.store.set_via(self.name, self.source.via)
+            self.routed = True
+        for tap in self.taps:
+            tap.line(self.name, line)
 
 
 def backoff(attempt: int, rng: random.Random) -> float:

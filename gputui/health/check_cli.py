@@ -156,9 +156,12 @@ def _open(args: argparse.Namespace) -> Fleet:
     from gputui.sources.fleet import open_fleet
 
     path = args.check_file or args.config
-    fleet = open_fleet(path, demo_spec(args))
-    if fleet.path is not None and not fleet.config.hosts:
-        raise ValueError(f"{fleet.path}: no hosts to check")
+    url = args.check_prometheus or args.ui_prometheus
+    if url is not None and args.demo:
+        raise ValueError("--prometheus and --demo: choose one")
+    fleet = open_fleet(path, demo_spec(args), url)
+    if not fleet.sources:  # the config lists none, or its Prometheus could not say (UNKNOWN, with why)
+        raise ValueError(fleet.problems[0] if fleet.problems else f"{fleet.path or 'config'}: no hosts to check")
     return fleet
 
 

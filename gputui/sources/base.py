@@ -31,8 +31,16 @@ __all__ = [
     "SourceContext",
 ]
 
-# Sees each line a source received, before it is parsed (a recorder, gputui/record).
-LineTap = Callable[[bytes], None]
+
+class LineTap(Protocol):
+    """Sees each line a source received, before it is parsed (a recorder, gputui/record).
+    ``listening``: whether anyone is; a source that makes its frames itself serialises
+    them for the tap only then."""
+
+    def __call__(self, line: bytes) -> None: ...
+
+    @property
+    def listening(self) -> bool: ...
 
 
 class Source(Protocol):
@@ -106,6 +114,10 @@ class FleetPart:
 
     sources: list[Source]
     close: Callable[[], Awaitable[None]]
+    problem: str | None = None  # why it has no hosts yet (its server unreachable), for the operator
+    # Hands hosts found later to the caller's runner (``runner.add``), for those who follow the fleet
+    # over time (the dashboard, a recording); None for a kind whose hosts are fixed at the start.
+    follow_new: Callable[[Callable[[Source], None]], None] | None = None
 
 
 class FleetSourceFactory(Protocol):

@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
+from pydantic import ValidationError
+
 from gputui import config as cfg
 from gputui import registry
 from gputui.fleet.store import FleetStore
-from gputui.sources.base import FleetSourceFactory, HostSourceFactory, Source, SourceContext
+from gputui.sources.base import FleetPart, FleetSourceFactory, HostSourceFactory, Source, SourceContext
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,13 @@ class Fleet:
     path: Path | None = None  # the config file, when the hosts come from one
     context: SourceContext | None = None  # None for the demo: hosts cannot be added to it
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # a source that could not list its hosts yet, and why
+    followers: list[Callable[[Callable[[Source], None]], None]] = field(default_factory=list)
+
+    def follow_new(self, add: Callable[[Source], None]) -> None:
+        """Hand hosts that sources find later (a Prometheus's new nodes) to ``add``: the dashboard's runner."""
+        for follow in self.followers:
+            follow(add)
 
     def source_for(self, host: cfg.Host) -> Source:
         """The source of a host added while running (the dashboard's add-host dialog)."""
@@ -64,21 +73,37 @@ def host_source(host: cfg.Host, context: SourceContext) -> Source:
 
 
 def from_config(config: cfg.Config, path: Path | None = None) -> Fleet:
-    """The fleet of a loaded config: every ``[[hosts]]`` entry, read as its ``transport`` says."""
+    """The fleet of a loaded config: every ``[[hosts]]`` entry, read as its ``transport`` says, and
+    the hosts of ``[prometheus]`` (those not in ``[[hosts]]``)."""
     store = FleetStore(stale_after=config.thresholds.stale_after_intervals)
     for h in config.hosts:
         store.add_host(h.name, tuple(h.tags), h.group)
     context = SourceContext(config)
     title = f"gputui: {path.name}" if path is not None else "gputui"
-    return Fleet(store, [host_source(h, context) for h in config.hosts], config, title, path, context)
+    fleet = Fleet(store, [host_source(h, context) for h in config.hosts], config, title, path, context)
+    if config.prometheus is not None:
+        part = fleet_part("prometheus", config.prometheus, config)
+        fleet.sources += part.sources
+        fleet.closers.append(part.close)
+        if part.problem is not None:
+            fleet.problems.append(part.problem)
+        if part.follow_new is not None:
+            fleet.followers.append(part.follow_new)
+        if path is None:
+            fleet.title = f"gputui: {config.prometheus.url}"
+    return fleet
+
+
+def fleet_part(kind: str, settings: object, config: cfg.Config) -> FleetPart:
+    make = cast(FleetSourceFactory, registry.load(registry.source_kind(kind)).fleet_sources)
+    return make(settings, config)
 
 
 def demo(spec: DemoSpec, config: cfg.Config | None = None) -> Fleet:
     """Simulated hosts; ``config`` gives thresholds and [notify] (``gputui --config F check --demo``).
     ValueError for a bad demo argument."""
     config = config or cfg.Config()
-    make = cast(FleetSourceFactory, registry.load(registry.source_kind("demo")).fleet_sources)
-    part = make(spec, config)
+    part = fleet_part("demo", spec, config)
     return Fleet(FleetStore(), part.sources, config, spec.title(), closers=[part.close])
 
 
@@ -91,19 +116,33 @@ def config_needed(path: Path) -> str:
     )
 
 
-def open_fleet(path: Path | None, demo_spec: DemoSpec | None = None) -> Fleet:
+def open_fleet(path: Path | None, demo_spec: DemoSpec | None = None, prometheus_url: str | None = None) -> Fleet:
     """The fleet a command asked for: the demo (with the config at ``path`` for its settings, if
-    given), or the hosts of the config at ``path`` (default: $GPUTUI_CONFIG or ~/.config/...).
+    given), or the hosts of the config at ``path`` (default: $GPUTUI_CONFIG or ~/.config/...), with
+    ``--prometheus URL`` in place of the config's [prometheus] url (no config file needed then).
 
-    ConfigError for a config that cannot be read; ValueError for a bad demo argument, or for no
-    config and no --demo (never a simulated fleet unasked).
+    ConfigError for a config that cannot be read; ValueError for a bad demo argument or URL, or for
+    no config, no --prometheus and no --demo (never a simulated fleet unasked).
     """
     if demo_spec is not None:
         return demo(demo_spec, cfg.load(path) if path is not None else None)
     if path is None and not cfg.default_path().exists():
-        raise ValueError(config_needed(cfg.default_path()))
+        if prometheus_url is None:
+            raise ValueError(config_needed(cfg.default_path()))
+        return from_config(with_prometheus(cfg.Config(), prometheus_url))
     path = path or cfg.default_path()
-    return from_config(cfg.load(path), path)
+    config = cfg.load(path)
+    return from_config(with_prometheus(config, prometheus_url) if prometheus_url else config, path)
+
+
+def with_prometheus(config: cfg.Config, url: str) -> cfg.Config:
+    """``config`` reading the Prometheus at ``url`` (its other [prometheus] settings kept); ValueError for a bad URL."""
+    try:
+        settings = cfg.Prometheus(url=url) if config.prometheus is None else config.prometheus.model_copy(update={"url": url})
+        settings = cfg.Prometheus.model_validate(settings.model_dump())
+    except ValidationError as exc:
+        raise ValueError(f"--prometheus: {exc.errors()[0]['msg']}") from None
+    return config.model_copy(update={"prometheus": settings})
 
 
 def sources_for(config: cfg.Config) -> list[Source]:

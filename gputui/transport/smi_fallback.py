@@ -52,6 +52,7 @@ SOURCE = "nvidia-smi"
 MAX_GPUS = 64
 REFUSED = re.compile(r'Field\s+["\u201c\u201d]?([^"\u201c\u201d\s]+)["\u201c\u201d]?\s+is not a valid field to query')
 
+
 def value(text: str) -> str | None:
     """nvidia-smi's ways of saying "no value" all become None."""
     text = text.strip()

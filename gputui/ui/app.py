@@ -111,6 +111,10 @@ class GpuTuiApp(App[None]):
         self.source_factory = source_factory
         self.idle_holding_s = idle_holding_s
         self.theme_problems = register_themes(self)
+        # A source that finds hosts as it goes (Prometheus) hands them to the runner; one that could
+        # not list its hosts at the start says why once the screen is up (gputui/ui/launch.py sets both).
+        self.follow_new: Callable[[Callable[[Source], None]], None] | None = None
+        self.source_problems: list[str] = []
         self.configured_theme = theme
         self.ready = False  # theme changes before this are not the operator's
         self.theme = pick_theme(theme, self.available_themes)
@@ -122,12 +126,16 @@ class GpuTuiApp(App[None]):
             self.push_screen(WelcomeScreen(*self.welcome))
             return
         self.runner.start()
+        if self.follow_new is not None:
+            self.follow_new(self.runner.add)
         self.tape.attach()
         self.push_screen(OverviewScreen(self.store, self.fleet_title, self.parts()))
         self.health_tick()  # a store that starts full (a replay, a snapshot) is judged before the first draw
         self.set_interval(HEALTH_S, self.health_tick_async)
         for problem in self.theme_problems:
             self.notify(problem, severity="warning", timeout=10)
+        for problem in self.source_problems:
+            self.notify(f"{problem}; trying again", severity="error", timeout=20, markup=False)
 
     async def on_unmount(self) -> None:
         if self.notifier is not None:

@@ -61,8 +61,9 @@ def run_app(app: GpuTuiApp) -> int:
     return 0
 
 
-def configured_app(path: Path, config: cfg.Config, read_only: bool = False) -> GpuTuiApp:
-    """The dashboard on the hosts of ``config``, with its guarded actions."""
+def configured_app(path: Path | None, config: cfg.Config, read_only: bool = False) -> GpuTuiApp:
+    """The dashboard on the hosts of ``config``, with its guarded actions; ``path`` None: a config
+    made from the command line (``--prometheus URL``), to which no host can be added."""
     fleet = fleets.from_config(config, path)
     app = GpuTuiApp(
         fleet.store,
@@ -70,30 +71,36 @@ def configured_app(path: Path, config: cfg.Config, read_only: bool = False) -> G
         title=fleet.title,
         theme=config.theme,
         config_path=path,
-        source_factory=fleet.source_for,
+        source_factory=fleet.source_for if path is not None else None,
         on_exit=fleet.close,
         idle_holding_s=config.thresholds.idle_holding_minutes * 60,
         config=config,
         read_only=read_only,
         triage_first=True,
     )
+    if fleet.followers:
+        app.follow_new = fleet.follow_new
+    app.source_problems = fleet.problems
     problem = unknown_theme(config.theme, app.available_themes)
     if problem is not None:  # shown once, as a notification, with the theme files' own problems
-        app.theme_problems.append(escape(f"{path}: {problem}; showing {app.theme}"))
+        app.theme_problems.append(escape(f"{path or 'config'}: {problem}; showing {app.theme}"))
     return app
 
 
-def run_configured(path: Path | None, read_only: bool = False) -> int:
-    """``read_only``: every action is refused (and audited), whatever the config allows."""
+def run_configured(path: Path | None, read_only: bool = False, prometheus_url: str | None = None) -> int:
+    """``read_only``: every action is refused (and audited), whatever the config allows.
+    ``prometheus_url``: read the fleet from that Prometheus (with the config's settings, if there is one)."""
     path = path or cfg.default_path()
-    if not path.exists():
+    if not path.exists() and prometheus_url is None:
         return run_app(GpuTuiApp(welcome=(path, None)))
     try:
-        config = cfg.load(path)
-    except cfg.ConfigError as exc:
+        config = cfg.load(path) if path.exists() else cfg.Config()
+        if prometheus_url is not None:
+            config = fleets.with_prometheus(config, prometheus_url)
+    except (cfg.ConfigError, ValueError) as exc:
         print(f"gputui: {exc}", file=sys.stderr)
         return 2
-    return run_app(configured_app(path, config, read_only))
+    return run_app(configured_app(path if path.exists() else None, config, read_only))
 
 
 def replay_app(path: Path, speed: float = 1.0, start: str | None = None) -> GpuTuiApp:
