@@ -76,6 +76,7 @@ def to_json(store: FleetStore) -> dict[str, Any]:
                 "driver_version": r.hello.driver_version if r.hello else None,
                 "agent_version": r.hello.agent_version if r.hello else None,
                 "source": r.hello.source if r.hello else None,
+                "missing_fields": list(r.hello.missing_fields) if r.hello else None,  # what its source cannot say
                 "error": r.error,
                 "gpus": [_gpu_json(r, g) for g in r.gpus()],
             }

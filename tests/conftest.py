@@ -34,7 +34,7 @@ from tests.sshfleet import SshFleet, running_fleet
 TESTS = Path(__file__).parent
 
 # The support module that brings a thing up, and the marker a test using it gets.
-MARK_BY_MODULE = {"tests.sshfleet": "ssh", "tests.slurm_cluster": "slurm"}
+MARK_BY_MODULE = {"tests.sshfleet": "ssh", "tests.slurm_cluster": "slurm", "tests.prometheus_server": "prometheus"}
 # The fixture that starts a thing (used by the test or by a fixture it uses), and its marker.
 MARK_BY_FIXTURE = {"fleet": "ssh", "slurm": "slurm"}
 

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from gputui.ui.screens.connections import reads
 
 from gputui import config as cfg
 from gputui.fleet.runner import FleetRunner
@@ -25,6 +24,7 @@ from gputui.sources.base import AgentLines
 from gputui.sources.fleet import sources_for
 from gputui.transport import bundle
 from gputui.transport.ssh import AgentBundle, SshLink, SshShared
+from gputui.ui.screens.connections import reads
 from tests.sshfleet import SshFleet, login_home
 
 

@@ -1,7 +1,7 @@
 """dcgm-exporter's metrics, as a Prometheus query returns them, turned into frames.
 
 A pure translation, no I/O: :class:`Reading` gathers one refresh's answers
-(one vector per metric family, the inventory with every label, each host's
+(every family's values, the inventory with every label, each host's
 latest scrape time and the GPUs whose XID changed lately) and
 :class:`HostFrames` makes one host's ``hello`` (when its GPUs first appear or
 change) and ``sample`` (only when the host was scraped again since the last
@@ -131,14 +131,15 @@ class Reading:
     xid_changed: set[tuple[str, int]] = field(default_factory=set)  # (host, gpu) whose XID gauge moved lately
     unlabelled: int = 0  # series with no host or gpu label: said once, not guessed
 
-    def add_values(self, family: str, result: Iterable[Mapping[str, Any]], host_label: str | None) -> None:
-        found = self.values.setdefault(family, {})
+    def add_values(self, result: Iterable[Mapping[str, Any]], host_label: str | None) -> None:
+        """Series of any family, told apart by ``__name__``."""
         for series in result:
-            key = key_of(series.get("metric", {}), host_label)
+            labels = series.get("metric", {})
+            key = key_of(labels, host_label)
             if key is None:
                 self.unlabelled += 1
                 continue
-            found[key] = series["value"][1]
+            self.values.setdefault(labels.get("__name__", ""), {})[key] = series["value"][1]
 
     def add_inventory(self, result: Iterable[Mapping[str, Any]], host_label: str | None) -> None:
         for series in result:

@@ -6,11 +6,12 @@ source asks Prometheus instead: hosts are the values of the host label
 (``Hostname``, else ``hostname``, or ``host_label``), found once at start
 and again on every refresh, so nodes that join appear by themselves.
 
-One shared feed reads the whole fleet per refresh, never one query per
-host: one instant query per metric family (values only, grouped by host, GPU
-and MIG instance, so the answer carries three labels, not twelve), one with
-every label of the framebuffer series (model, UUID, bus id, driver, pod),
-each host's latest scrape time, and the GPUs whose XID gauge moved lately.
+One shared feed reads the whole fleet per refresh in four instant queries,
+whatever its size, never one per host: every family's values in one
+(``{__name__=~"..."}``, grouped by name, host, GPU and MIG instance, so each
+series carries four labels, not twelve), every label of the framebuffer
+series (model, UUID, bus id, driver, pod), each host's latest scrape time,
+and the GPUs whose XID gauge moved lately.
 gputui/sources/dcgm.py turns the answers into each host's frames; each host
 is then a source of its own for the runner, so that a host's trouble, the
 store and the screens are as for an SSH host.
@@ -163,8 +164,11 @@ class Queries:
     def series(self, family: str) -> str:
         return f"{family}{{{self.matchers}}}" if self.matchers else family
 
-    def values(self, family: str) -> str:
-        return f"max by ({self.by_gpu}) ({self.series(family)})"
+    def values(self, families: Iterable[str]) -> str:
+        """Every family's values in one query: by name, host, GPU and MIG instance (three labels, not twelve)."""
+        names = "|".join(families)
+        matchers = f'__name__=~"{names}"' + (f", {self.matchers}" if self.matchers else "")
+        return f"max by (__name__, {self.by_gpu}) ({{{matchers}}})"
 
     def inventory(self) -> str:
         return self.series(dcgm.FB_USED)
@@ -245,21 +249,19 @@ class PrometheusFeed:
     async def read(self) -> dcgm.Reading:
         """One refresh: every query at once; any failure fails the refresh (no half-fleet is shown as whole)."""
         q, label = self.queries, self.settings.host_label
-        families = [f for f in dcgm.FAMILIES if f != dcgm.FB_USED]
-        answers = await asyncio.gather(
+        inventory, scraped, xids, values = await asyncio.gather(
             self.client.query(q.inventory()),
             self.client.query(q.scraped()),
             self.client.query(q.xid_changes()),
-            *(self.client.query(q.values(f)) for f in families),
+            self.client.query(q.values(f for f in dcgm.FAMILIES if f != dcgm.FB_USED)),
         )
         reading = dcgm.Reading()
-        reading.add_inventory(answers[0], label)
-        reading.add_scraped(answers[1], label)
-        reading.add_xid_changes(answers[2], label)
-        for family, result in zip(families, answers[3:], strict=True):
-            reading.add_values(family, result, label)
+        reading.add_inventory(inventory, label)
+        reading.add_scraped(scraped, label)
+        reading.add_xid_changes(xids, label)
+        reading.add_values(values, label)
         if reading.unlabelled and not reading.inventory:
-            self._names(answers[0])  # says which label is missing
+            self._names(inventory)  # says which label is missing
         return reading
 
     async def deliver(self, reading: dcgm.Reading) -> None:

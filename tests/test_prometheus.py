@@ -1,0 +1,170 @@
+"""The Prometheus source against a real Prometheus (Debian's package) that scrapes
+gputui agents in --metrics-listen mode on simulated GPUs and dcgm-exporter-format
+endpoints with planted values: what `gputui snapshot` and `gputui check` read
+through it, per host and GPU, and a node turning stale when its exporter stops."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gputui import config as cfg
+from gputui.fleet.runner import FleetRunner
+from gputui.fleet.store import FleetStore, HostState
+from gputui.sources.fleet import from_config
+from gputui.sources.prometheus import PrometheusFeed
+from tests.prometheus_server import DcgmEndpoint, PrometheusServer, dcgm_text, free_port, start_agent, stopped_at_exit
+from tests.waiting import wait_until
+
+# What the dcgm-exporter on dcgm-node-1 sends: its default counters (no ECC, no retired pages),
+# GPU 3 held by a Kubernetes pod.
+PLANTED = [
+    {"DCGM_FI_DEV_GPU_UTIL": 97, "DCGM_FI_DEV_MEM_COPY_UTIL": 41, "DCGM_FI_DEV_FB_USED": 61234, "DCGM_FI_DEV_FB_FREE": 20000,
+     "DCGM_FI_DEV_GPU_TEMP": 71, "DCGM_FI_DEV_MEMORY_TEMP": 78, "DCGM_FI_DEV_POWER_USAGE": 612.5,
+     "DCGM_FI_DEV_SM_CLOCK": 1980, "DCGM_FI_DEV_MEM_CLOCK": 2619, "DCGM_FI_DEV_XID_ERRORS": 0,
+     "DCGM_FI_DEV_PCIE_REPLAY_COUNTER": 3, "DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS": 2,
+     "DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS": 0, "DCGM_FI_DEV_ROW_REMAP_FAILURE": 0}
+    for _ in range(4)
+]  # fmt: skip
+PLANTED[2] = {**PLANTED[2], "DCGM_FI_DEV_GPU_TEMP": 44, "DCGM_FI_DEV_GPU_UTIL": 0, "DCGM_FI_DEV_FB_USED": 1}
+POD = {3: {"container": "trainer", "namespace": "ml-team", "pod": "llm-ft-7f9c"}}
+QUIET = [dict(PLANTED[2]) for _ in range(2)]  # dcgm-node-2: idle and cool, until its XID gauge moves
+
+
+@dataclass
+class Stack:
+    prometheus: PrometheusServer
+    node1: DcgmEndpoint
+    node2: DcgmEndpoint
+    doomed: subprocess.Popen[bytes]  # agent-c: stopped by the staleness test
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    ports = {name: free_port() for name in ("agent-a", "agent-b", "agent-c")}
+    agents = [start_agent("agent-a", "healthy", ports["agent-a"]), start_agent("agent-b", "mixed", ports["agent-b"])]
+    agents.append(start_agent("agent-c", "healthy", ports["agent-c"]))
+    node1 = DcgmEndpoint(dcgm_text("dcgm-node-1", PLANTED, POD))
+    node2 = DcgmEndpoint(dcgm_text("dcgm-node-2", QUIET))
+    targets = {
+        "gputui-agent": [f"127.0.0.1:{port}" for port in ports.values()],
+        "dcgm-exporter": [node1.address, node2.address],
+    }
+    prometheus = PrometheusServer(tmp_path_factory.mktemp("prometheus"), targets)
+    with stopped_at_exit(agents):
+        try:
+            prometheus.start()
+            prometheus.wait_for_hosts(["agent-a", "agent-b", "agent-c", "dcgm-node-1", "dcgm-node-2"])
+            yield Stack(prometheus, node1, node2, agents[2])
+        finally:
+            prometheus.stop()
+            node1.close()
+            node2.close()
+
+
+def gputui(*args: str, config: Path | None = None) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "gputui", *args] + (["--config", str(config)] if config else [])
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+
+
+def write_config(tmp_path: Path, url: str, **settings: object) -> Path:
+    lines = [f'url = "{url}"', "refresh_s = 0.5", "scrape_interval_s = 1.0"]
+    lines += [f"{k} = {json.dumps(v)}" for k, v in settings.items()]
+    path = tmp_path / "config.toml"
+    path.write_text("[prometheus]\n" + "\n".join(lines) + "\n")
+    return path
+
+
+def test_snapshot_reads_every_host_and_gpu_with_the_planted_values(stack: Stack, tmp_path: Path) -> None:
+    config = write_config(tmp_path, stack.prometheus.url)
+    r = gputui("snapshot", "--format", "json", config=config)
+    assert r.returncode == 0, r.stderr
+    hosts = {h["name"]: h for h in json.loads(r.stdout)["hosts"]}
+    assert set(hosts) == {"agent-a", "agent-b", "agent-c", "dcgm-node-1", "dcgm-node-2"}
+    node = hosts["dcgm-node-1"]
+    assert (node["state"], node["source"], node["driver_version"]) == ("live", "prometheus", "550.54.15")
+    gpus = {g["index"]: g for g in node["gpus"]}
+    assert sorted(gpus) == [0, 1, 2, 3]
+    g0, g2 = gpus[0], gpus[2]
+    assert (g0["temp_c"], g0["mem_temp_c"], g0["util_pct"], g0["mem_util_pct"]) == (71, 78, 97, 41)
+    assert (g0["mem_used_mib"], g0["mem_total_mib"], g0["power_w"], g0["sm_clock_mhz"]) == (61234, 81234, 612.5, 1980)
+    assert (g0["uuid"], g0["name"], g0["pci_bus_id"]) == ("GPU-dcgm-node-1-0000", "NVIDIA H100 80GB HBM3", "00000000:17:00.0")
+    assert g0["remapped_rows"]["correctable"] == 2 and g0["pcie_replays"] == 3
+    assert (g2["temp_c"], g2["util_pct"], g2["mem_used_mib"]) == (44, 0, 1)
+    # Not exported by dcgm-exporter's default counters: null and said, never 0.
+    assert g0["ecc"] is None and g0["retired_pages"] is None
+    assert {"ecc", "retired pages"} <= set(node["missing_fields"])
+    assert g0["temp_slowdown_c"] == 89  # the model's default: dcgm-exporter does not send it
+    assert gpus[3]["holder"] == "ml-team/llm-ft-7f9c/trainer" and g0["holder"] is None
+    # The agents' own exporters, read back: every GPU, with the agent's facts.
+    for name in ("agent-a", "agent-b"):
+        agent = hosts[name]
+        assert agent["state"] == "live" and len(agent["gpus"]) == 2, agent
+        assert all(g["uuid"] and g["temp_c"] is not None and g["mem_total_mib"] for g in agent["gpus"]), agent
+
+
+async def test_one_read_of_the_fleet_costs_the_same_queries_whatever_its_size(stack: Stack) -> None:
+    """Queries per refresh do not grow with hosts: Prometheus's own count of API queries, for the whole
+    fleet and for one host selected."""
+
+    counts = []
+    for selector in ("", '{Hostname="dcgm-node-1"}'):
+        feed = PrometheusFeed(cfg.Prometheus(url=stack.prometheus.url, selector=selector))
+        before = stack.prometheus.queries_answered()
+        reading = await feed.read()
+        counts.append(stack.prometheus.queries_answered() - before)
+        await feed.close()
+        assert len(reading.hosts()) == (5 if not selector else 1), selector
+    assert counts == [4, 4]
+
+
+def test_an_xid_rising_on_a_node_is_critical_in_check(stack: Stack, tmp_path: Path) -> None:
+    config = write_config(tmp_path, stack.prometheus.url, selector='{Hostname="dcgm-node-2"}')
+    calm = gputui("check", "--format", "json", config=config)
+    assert calm.returncode == 0, calm.stdout + calm.stderr
+    assert json.loads(calm.stdout)["hosts"] == 1
+    failing = [dict(QUIET[0]), {**QUIET[1], "DCGM_FI_DEV_XID_ERRORS": 79}]
+    stack.node2.body = dcgm_text("dcgm-node-2", failing)
+    wait_until(lambda: stack.prometheus.value('max(DCGM_FI_DEV_XID_ERRORS{Hostname="dcgm-node-2"})') == 79, "the XID scraped", 30)
+    r = gputui("check", "--format", "json", config=config)
+    assert r.returncode == 2, r.stdout + r.stderr
+    alerts = json.loads(r.stdout)["alerts"]
+    xid = [a for a in alerts if a["host"] == "dcgm-node-2" and a["gpu"] == 1 and "79" in a["title"]]
+    assert xid and xid[0]["severity"] == "critical", alerts
+
+
+async def test_a_node_whose_exporter_stops_turns_stale_never_live(stack: Stack, tmp_path: Path) -> None:
+    config = cfg.load(write_config(tmp_path, stack.prometheus.url, selector='{Hostname="agent-c"}'))
+    fleet = from_config(config)
+    runner = FleetRunner(fleet.sources, fleet.store)
+    store: FleetStore = fleet.store
+    runner.start()
+    try:
+        await until(lambda: store.hosts["agent-c"].state(store.clock()) is HostState.LIVE, "agent-c live", 30)
+        stack.doomed.terminate()
+        stack.doomed.wait(timeout=10)
+        stopped = time.monotonic()
+        await until(lambda: store.hosts["agent-c"].state(store.clock()) is HostState.STALE, "agent-c stale", 30)
+        record = store.hosts["agent-c"]
+        # Stale within a few scrape intervals: as an SSH host whose agent went quiet.
+        assert time.monotonic() - stopped < record.stale_after * record.interval_s + 3 * config.prometheus.refresh_s + 2  # type: ignore[union-attr]
+    finally:
+        await runner.stop()
+        await fleet.close()
+
+
+async def until(predicate: Any, what: str, timeout: float) -> None:
+    """Wait for a condition that the runner's tasks bring about (checked as the store changes, and as time passes)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.1)
