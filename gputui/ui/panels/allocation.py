@@ -189,7 +189,7 @@ class AllocationPanel(HostPanel):
                 "" if g.lost else Text(fmt(g.util_pct, "{}%"), justify="right"),
                 ", ".join(users),
                 ", ".join(str(p.pid) for p in g.processes),
-                job_words(g.processes),
+                job_words(g.processes) or (f"pod {g.holder}" if g.holder else ""),  # a pod, where the source knows no processes
             )
             for m in mig_instances(record, g):
                 rows[f"{g.index}/{m.index}"] = self.instance_row(m, g, view)

@@ -32,6 +32,9 @@ def reads(r: HostRecord) -> str:
         # An older nvidia-smi lacks fields the rules use: say which, as alerts may then lean on defaults.
         lacking = f" (lacks {', '.join(r.hello.missing_fields)})" if r.hello.missing_fields else ""
         return f"reduced: nvidia-smi{lacking}"
+    if r.hello.source == "prometheus":  # dcgm-exporter's metrics: what its counters leave out is not exported
+        lacking = f" (not exported: {', '.join(r.hello.missing_fields)})" if r.hello.missing_fields else ""
+        return f"prometheus{lacking}"
     return "simulated" if r.hello.source.startswith("sim:") else "agent (NVML)"
 
 
