@@ -30,6 +30,7 @@ from collections.abc import Generator
 
 from gputui.fleet.store import FleetStore, HostState
 from gputui.health.model import Alert
+from gputui.ui.app import GpuTuiApp
 from gputui.ui.launch import demo_app
 from gputui.ui.screens.overview import OverviewScreen
 from gputui.ui.widgets.fleet_view import FleetView
@@ -41,7 +42,11 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def measure(hosts: int, seconds: float) -> dict[str, object]:
-    app = demo_app(hosts, 8, "fleet", 0, 1.0)
+    return await measure_app(demo_app(hosts, 8, "fleet", 0, 1.0), hosts, seconds)
+
+
+async def measure_app(app: GpuTuiApp, hosts: int, seconds: float, gpus_per_host: int = 8) -> dict[str, object]:
+    """The app's CPU, peak RSS, refresh and health times over ``seconds``, once all ``hosts`` are live."""
     app.triage_first = False  # measure the overview, with the engine still ticking
     refresh_ms: list[float] = []
     health_ms: list[float] = []  # CPU of one whole evaluation
@@ -97,7 +102,7 @@ async def measure(hosts: int, seconds: float) -> dict[str, object]:
         await pilot.press("q")
     return {
         "hosts": hosts,
-        "gpus": hosts * 8,
+        "gpus": hosts * gpus_per_host,
         "live_at_end": live,
         "seconds": round(wall, 1),
         "all_live_after_s": round(first_all - started, 1),

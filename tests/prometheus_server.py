@@ -14,6 +14,7 @@ fail saying so (they are not skipped).
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import socket
 import subprocess
@@ -133,7 +134,8 @@ def dcgm_text(host: str, gpus: Sequence[Mapping[str, float]], extra: Mapping[int
         labels = gpu_labels(host, index, (extra or {}).get(index))
         text = ",".join(f'{k}="{v}"' for k, v in labels.items())
         for family, value in values.items():
-            families.setdefault(family, []).append(f"{family}{{{text}}} {value:g}")
+            shown = "NaN" if math.isnan(value) else f"{value:g}"
+            families.setdefault(family, []).append(f"{family}{{{text}}} {shown}")
     out = []
     for family, lines in families.items():
         kind = "counter" if family.endswith(("_COUNTER", "_TOTAL")) else "gauge"

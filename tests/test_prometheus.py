@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import subprocess
 import sys
 import time
@@ -36,6 +37,7 @@ PLANTED = [
     for _ in range(4)
 ]  # fmt: skip
 PLANTED[2] = {**PLANTED[2], "DCGM_FI_DEV_GPU_TEMP": 44, "DCGM_FI_DEV_GPU_UTIL": 0, "DCGM_FI_DEV_FB_USED": 1}
+PLANTED[1] = {**PLANTED[1], "DCGM_FI_DEV_MEMORY_TEMP": math.nan}  # an exporter's NaN: null and why, never a number
 POD = {3: {"container": "trainer", "namespace": "ml-team", "pod": "llm-ft-7f9c"}}
 QUIET = [dict(PLANTED[2]) for _ in range(2)]  # dcgm-node-2: idle and cool, until its XID gauge moves
 
@@ -105,6 +107,8 @@ def test_snapshot_reads_every_host_and_gpu_with_the_planted_values(stack: Stack,
     assert {"ecc", "retired pages"} <= set(node["missing_fields"])
     assert g0["temp_slowdown_c"] == 89  # the model's default: dcgm-exporter does not send it
     assert gpus[3]["holder"] == "ml-team/llm-ft-7f9c/trainer" and g0["holder"] is None
+    assert gpus[1]["mem_temp_c"] is None and "NaN" in gpus[1]["field_errors"]["mem_temp_c"]
+    assert gpus[1]["temp_c"] == 71 and node["state"] == "live"  # the rest of the GPU, and the host, as before
     # The agents' own exporters, read back: every GPU, with the agent's facts.
     for name in ("agent-a", "agent-b"):
         agent = hosts[name]
@@ -168,3 +172,37 @@ async def until(predicate: Any, what: str, timeout: float) -> None:
     while not predicate():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         await asyncio.sleep(0.1)
+
+
+def test_an_answer_over_the_cap_is_refused_not_read(stack: Stack, tmp_path: Path) -> None:
+    """The hosts are listed (that answer is small), then every read of their values is over the cap:
+    each host is down with the reason, and snapshot says no host answered (exit 1)."""
+    config = write_config(tmp_path, stack.prometheus.url, max_answer_mib=0.001)
+    r = gputui("snapshot", "--format", "json", config=config)
+    assert r.returncode == 1, r.stderr
+    hosts = json.loads(r.stdout)["hosts"]
+    assert {"agent-a", "agent-b", "dcgm-node-1", "dcgm-node-2"} <= {h["name"] for h in hosts}
+    for host in hosts:
+        assert host["state"] == "down" and host["gpus"] == [], host
+        assert "an answer over 0.001 MiB was refused (max_answer_mib)" in host["error"], host
+
+
+async def test_prometheus_down_marks_its_hosts_down_with_why_and_they_return_with_it(stack: Stack, tmp_path: Path) -> None:
+    """Prometheus stopped: every host it feeds is down, saying why (never its old values as live); started
+    again on the same data, the feed's retries bring them back. Last in this module: it restarts Prometheus."""
+    config = cfg.load(write_config(tmp_path, stack.prometheus.url, selector='{Hostname=~"agent-a|dcgm-node-1"}'))
+    fleet = from_config(config)
+    runner = FleetRunner(fleet.sources, fleet.store)
+    store = fleet.store
+    runner.start()
+    try:
+        names = ("agent-a", "dcgm-node-1")
+        await until(lambda: all(store.hosts[n].state(store.clock()) is HostState.LIVE for n in names), "both live", 30)
+        stack.prometheus.stop()
+        await until(lambda: all(store.hosts[n].state(store.clock()) is HostState.DOWN for n in names), "both down", 30)
+        assert all("cannot connect" in (store.hosts[n].error or "") for n in names), [store.hosts[n].error for n in names]
+        stack.prometheus.start()
+        await until(lambda: all(store.hosts[n].state(store.clock()) is HostState.LIVE for n in names), "both back", 90)
+    finally:
+        await runner.stop()
+        await fleet.close()

@@ -131,6 +131,23 @@ class Reading:
     xid_changed: set[tuple[str, int]] = field(default_factory=set)  # (host, gpu) whose XID gauge moved lately
     unlabelled: int = 0  # series with no host or gpu label: said once, not guessed
 
+    @classmethod
+    def of(
+        cls,
+        inventory: list[dict[str, Any]],
+        scraped: list[dict[str, Any]],
+        xids: list[dict[str, Any]],
+        values: list[dict[str, Any]],
+        host_label: str | None,
+    ) -> Reading:
+        """One refresh's four answers, read (in a thread: for 10,000 GPUs this is most of a refresh's work)."""
+        reading = cls()
+        reading.add_inventory(inventory, host_label)
+        reading.add_scraped(scraped, host_label)
+        reading.add_xid_changes(xids, host_label)
+        reading.add_values(values, host_label)
+        return reading
+
     def add_values(self, result: Iterable[Mapping[str, Any]], host_label: str | None) -> None:
         """Series of any family, told apart by ``__name__``."""
         for series in result:

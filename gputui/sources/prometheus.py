@@ -63,6 +63,7 @@ class PromClient:
 
     def __init__(self, settings: cfg.Prometheus) -> None:
         self.url = settings.url
+        self.limit_mib = settings.max_answer_mib
         self.limit = int(settings.max_answer_mib * 1024 * 1024)
         self.timeout = settings.timeout_s
         headers = {"Accept": "application/json"}
@@ -95,10 +96,11 @@ class PromClient:
             raise LinkError(f"prometheus {self.url}: no answer within {self.timeout:g}s") from None
         except httpx.HTTPError as exc:
             raise LinkError(f"prometheus {self.url}: cannot connect: {exc}") from None
-        return self._result(resp.status_code, body)
+        # Decoding 10,000 GPUs' answer takes a few hundred ms: in a thread, so the screen keeps its turns.
+        return await asyncio.to_thread(self._result, resp.status_code, body)
 
     def _too_big(self) -> LinkError:
-        return LinkError(f"prometheus {self.url}: an answer over {self.limit // (1024 * 1024)} MiB was refused (max_answer_mib)")
+        return LinkError(f"prometheus {self.url}: an answer over {self.limit_mib:g} MiB was refused (max_answer_mib)")
 
     async def _body(self, resp: httpx.Response) -> bytes:
         chunks, size = [], 0
@@ -231,7 +233,9 @@ class PrometheusFeed:
 
     async def _run(self) -> None:
         failures = 0
+        loop = asyncio.get_running_loop()
         while True:
+            started = loop.time()
             try:
                 reading = await self.read()
             except LinkError as exc:
@@ -244,7 +248,8 @@ class PrometheusFeed:
             failures = 0
             self.refreshes += 1
             await self.deliver(reading)
-            await asyncio.sleep(self.settings.refresh_s)
+            # Every refresh_s from the start of the last read, not after it: a read that took long is not added.
+            await asyncio.sleep(max(0.0, started + self.settings.refresh_s - loop.time()))
 
     async def read(self) -> dcgm.Reading:
         """One refresh: every query at once; any failure fails the refresh (no half-fleet is shown as whole)."""
@@ -255,11 +260,7 @@ class PrometheusFeed:
             self.client.query(q.xid_changes()),
             self.client.query(q.values(f for f in dcgm.FAMILIES if f != dcgm.FB_USED)),
         )
-        reading = dcgm.Reading()
-        reading.add_inventory(inventory, label)
-        reading.add_scraped(scraped, label)
-        reading.add_xid_changes(xids, label)
-        reading.add_values(values, label)
+        reading = await asyncio.to_thread(dcgm.Reading.of, inventory, scraped, xids, values, label)
         if reading.unlabelled and not reading.inventory:
             self._names(inventory)  # says which label is missing
         return reading
