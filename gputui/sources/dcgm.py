@@ -130,6 +130,7 @@ class Reading:
     scraped: dict[str, float] = field(default_factory=dict)  # host -> its latest scrape time (epoch s)
     xid_changed: set[tuple[str, int]] = field(default_factory=set)  # (host, gpu) whose XID gauge moved lately
     unlabelled: int = 0  # series with no host or gpu label: said once, not guessed
+    exported: dict[str, set[str]] = field(default_factory=dict)  # family -> the hosts that export it
 
     @classmethod
     def of(
@@ -156,7 +157,9 @@ class Reading:
             if key is None:
                 self.unlabelled += 1
                 continue
-            self.values.setdefault(labels.get("__name__", ""), {})[key] = series["value"][1]
+            family = labels.get("__name__", "")
+            self.values.setdefault(family, {})[key] = series["value"][1]
+            self.exported.setdefault(family, set()).add(key[0])
 
     def add_inventory(self, result: Iterable[Mapping[str, Any]], host_label: str | None) -> None:
         for series in result:
@@ -247,7 +250,7 @@ class HostFrames:
         }  # fmt: skip
 
     def _exported(self, reading: Reading, families: tuple[str, ...]) -> bool:
-        return any(key[0] == self.host for family in families for key in reading.values.get(family, {}))
+        return any(self.host in reading.exported.get(family, ()) for family in families)
 
     def _static(self, reading: Reading, index: int, keys: list[Key]) -> dict[str, Any]:
         labels = reading.inventory[keys[0]]
