@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -77,7 +78,7 @@ class PromClient:
         """One query, answered before returning (the hosts, when the fleet is opened)."""
         try:
             with httpx.Client(**self.options) as http, http.stream("POST", "/api/v1/query", data={"query": promql}) as resp:
-                body = self._body_sync(resp)
+                body = self._body_sync(resp, time.monotonic() + self.timeout)
         except httpx.TimeoutException:
             raise LinkError(f"prometheus {self.url}: no answer within {self.timeout:g}s") from None
         except httpx.HTTPError as exc:
@@ -88,9 +89,11 @@ class PromClient:
         if self.http is None:
             self.http = httpx.AsyncClient(**self.options)
         try:
-            async with self.http.stream("POST", "/api/v1/query", data={"query": promql}) as resp:
+            # httpx's timeout bounds each read, not the answer: one that trickles in a byte at a time
+            # never ended, and its hosts went stale with no reason. timeout_s is the whole query's.
+            async with asyncio.timeout(self.timeout), self.http.stream("POST", "/api/v1/query", data={"query": promql}) as resp:
                 body = await self._body(resp)
-        except httpx.TimeoutException:
+        except (httpx.TimeoutException, TimeoutError):
             raise LinkError(f"prometheus {self.url}: no answer within {self.timeout:g}s") from None
         except httpx.HTTPError as exc:
             raise LinkError(f"prometheus {self.url}: cannot connect: {exc}") from None
@@ -108,12 +111,14 @@ class PromClient:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def _body_sync(self, resp: httpx.Response) -> bytes:
+    def _body_sync(self, resp: httpx.Response, deadline: float) -> bytes:
         chunks, size = [], 0
         for chunk in resp.iter_bytes():
             size += len(chunk)
             if size > self.limit:
                 raise self._too_big()
+            if time.monotonic() > deadline:  # a trickle of quick reads: over timeout_s in all (httpx's is per read)
+                raise LinkError(f"prometheus {self.url}: no answer within {self.timeout:g}s")
             chunks.append(chunk)
         return b"".join(chunks)
 
