@@ -125,7 +125,7 @@ class PromClient:
     def _result(self, status: int, body: bytes) -> list[dict[str, Any]]:
         try:
             answer = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: JSON nested too deep ("[[[[..."), not a ValueError
             answer = None
         if not isinstance(answer, dict):
             what = f"HTTP {status}, " if status != 200 else ""
@@ -136,7 +136,14 @@ class PromClient:
         data = answer.get("data")
         if not isinstance(data, dict) or data.get("resultType") != "vector" or not isinstance(data.get("result"), list):
             raise LinkError(f"prometheus {self.url}: the answer is not an instant vector")
-        return [s for s in data["result"] if isinstance(s, dict) and isinstance(s.get("value"), list) and len(s["value"]) == 2]
+        result = [s for s in data["result"] if isinstance(s, dict) and isinstance(s.get("value"), list) and len(s["value"]) == 2]
+        # Labels are strings in Prometheus's JSON; any other (a null "gpu") would fail in gputui/sources/dcgm.py
+        # with a TypeError, which no caller expects: that ended the feed for good, its hosts stale with no reason.
+        for series in result:
+            labels = series.setdefault("metric", {})
+            if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
+                raise LinkError(f"prometheus {self.url}: not Prometheus's JSON: a series' labels are not strings: {labels!r:.80}")
+        return result
 
     async def close(self) -> None:
         if self.http is not None:
