@@ -283,6 +283,10 @@ class PrometheusFeed:
                 if self.add is None:
                     continue  # a command that reads once (snapshot, check): the hosts it started with
                 self.add(source)
+                # Its runner subscribes next, which empties its queue: frames made now were dropped, yet
+                # counted as sent (no more until Prometheus scrapes the host again, up to an interval
+                # away). Its first frames come with the next refresh.
+                continue
             frames = self.hosts[name].frames(reading, keys)
             if frames:
                 _put(self.queues[name], frames)
