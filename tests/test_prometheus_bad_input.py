@@ -580,7 +580,7 @@ async def test_a_host_no_longer_scraped_turns_stale(up: FakePrometheus, how: str
 
         await wait_true(stale, f"{HOSTS[0]} stale", timeout=10)
         # Its last frame came at most one scrape before it stopped; stale after stale_after intervals.
-        assert time.monotonic() - stopped < stale_after * SCRAPE_S + 1.0
+        assert time.monotonic() - stopped < stale_after * SCRAPE_S + 2.0  # (unmeasured: 3 x 5 s)
         assert states(store)[HOSTS[1]] is HostState.LIVE  # the other host is still scraped
         other = store.hosts[HOSTS[1]]
         await wait_true(lambda: other.sample is not None and other.sample.seq >= 8, f"more samples from {HOSTS[1]}")
