@@ -3,6 +3,7 @@ conditions in a running app through the pilot."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import select
 import time
@@ -49,3 +50,17 @@ def wait_until(predicate: Callable[[], Any], what: str, timeout: float = 10.0, e
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(every)
+
+
+async def wait_true(predicate: Callable[[], Any], what: str, timeout: float = 10.0, every: float = 0.05) -> Any:
+    """In a test's own event loop (no app, no pilot): let it run until ``predicate`` holds, looking
+    every ``every`` seconds (a state that changes with time alone, such as stale, fires no event);
+    fail saying ``what`` never happened."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        await asyncio.sleep(every)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -79,7 +80,7 @@ class PromClient:
         """One query, answered before returning (the hosts, when the fleet is opened)."""
         try:
             with httpx.Client(**self.options) as http, http.stream("POST", "/api/v1/query", data={"query": promql}) as resp:
-                body = self._body_sync(resp)
+                body = self._body_sync(resp, time.monotonic() + self.timeout)
         except httpx.TimeoutException:
             raise LinkError(f"prometheus {self.url}: no answer within {self.timeout:g}s") from None
         except httpx.HTTPError as exc:
@@ -90,9 +91,11 @@ class PromClient:
         if self.http is None:
             self.http = httpx.AsyncClient(**self.options)
         try:
-            async with self.http.stream("POST", "/api/v1/query", data={"query": promql}) as resp:
+            # httpx's timeout bounds each read, not the answer: one that trickles in a byte at a time
+            # never ended, and its hosts went stale with no reason. timeout_s is the whole query's.
+            async with asyncio.timeout(self.timeout), self.http.stream("POST", "/api/v1/query", data={"query": promql}) as resp:
                 body = await self._body(resp)
-        except httpx.TimeoutException:
+        except (httpx.TimeoutException, TimeoutError):
             raise LinkError(f"prometheus {self.url}: no answer within {self.timeout:g}s") from None
         except httpx.HTTPError as exc:
             raise LinkError(f"prometheus {self.url}: cannot connect: {exc}") from None
@@ -111,19 +114,21 @@ class PromClient:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def _body_sync(self, resp: httpx.Response) -> bytes:
+    def _body_sync(self, resp: httpx.Response, deadline: float) -> bytes:
         chunks, size = [], 0
         for chunk in resp.iter_bytes():
             size += len(chunk)
             if size > self.limit:
                 raise self._too_big()
+            if time.monotonic() > deadline:  # a trickle of quick reads: over timeout_s in all (httpx's is per read)
+                raise LinkError(f"prometheus {self.url}: no answer within {self.timeout:g}s")
             chunks.append(chunk)
         return b"".join(chunks)
 
     def _result(self, status: int, body: bytes) -> list[dict[str, Any]]:
         try:
             answer = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: JSON nested too deep ("[[[[..."), not a ValueError
             answer = None
         if not isinstance(answer, dict):
             what = f"HTTP {status}, " if status != 200 else ""
@@ -134,7 +139,14 @@ class PromClient:
         data = answer.get("data")
         if not isinstance(data, dict) or data.get("resultType") != "vector" or not isinstance(data.get("result"), list):
             raise LinkError(f"prometheus {self.url}: the answer is not an instant vector")
-        return [s for s in data["result"] if isinstance(s, dict) and isinstance(s.get("value"), list) and len(s["value"]) == 2]
+        result = [s for s in data["result"] if isinstance(s, dict) and isinstance(s.get("value"), list) and len(s["value"]) == 2]
+        # Labels are strings in Prometheus's JSON; any other (a null "gpu") would fail in gputui/sources/dcgm.py
+        # with a TypeError, which no caller expects: that ended the feed for good, its hosts stale with no reason.
+        for series in result:
+            labels = series.setdefault("metric", {})
+            if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
+                raise LinkError(f"prometheus {self.url}: not Prometheus's JSON: a series' labels are not strings: {labels!r:.80}")
+        return result
 
     async def close(self) -> None:
         if self.http is not None:
@@ -274,6 +286,10 @@ class PrometheusFeed:
                 if self.add is None:
                     continue  # a command that reads once (snapshot, check): the hosts it started with
                 self.add(source)
+                # Its runner subscribes next, which empties its queue: frames made now were dropped, yet
+                # counted as sent (no more until Prometheus scrapes the host again, up to an interval
+                # away). Its first frames come with the next refresh.
+                continue
             frames = self.hosts[name].frames(reading, keys)
             if frames:
                 _put(self.queues[name], frames)
