@@ -258,6 +258,10 @@ class FakePrometheus:
                 for labels, _, host in self.series(m[2], m[3])
             ]
             return self.grouped(m[1], rows, now)
+        m = re.fullmatch(r'max by \(([\w, ]*)\) \(\{__name__=~"([\w|]+)"(?:, (.*))?\}\)', query)
+        if m:  # every family's values in one query, told apart by __name__
+            rows = [(labels, float(v)) for family in m[2].split("|") for labels, v, _ in self.series(family, m[3])]
+            return self.grouped(m[1], rows, now)
         m = re.fullmatch(r"max by \(([\w, ]*)\) \((\w+)(?:\{(.*)\})?\)", query)
         if m:
             return self.grouped(m[1], [(labels, float(v)) for labels, v, _ in self.series(m[2], m[3])], now)
@@ -623,7 +627,7 @@ def reading_at(t: float, xid: str, changed: bool) -> tuple[dcgm.Reading, list[dc
     ]
     reading.add_inventory(inventory, None)
     reading.add_scraped([{"metric": {"Hostname": host}, "value": [t, str(t)]}], None)
-    reading.add_values(dcgm.XID, [{"metric": {"Hostname": host, "gpu": "0"}, "value": [t, xid]}], None)
+    reading.add_values([{"metric": {"__name__": dcgm.XID, "Hostname": host, "gpu": "0"}, "value": [t, xid]}], None)
     reading.add_xid_changes([{"metric": {"Hostname": host, "gpu": "0"}, "value": [t, "1" if changed else "0"]}], None)
     return reading, reading.hosts()["h"]
 

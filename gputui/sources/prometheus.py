@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import random
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -40,6 +41,7 @@ from gputui.frames import ErrorFrame, FrameError, Hello, Result, Sample
 from gputui.sources import dcgm
 from gputui.sources.base import FleetPart, LineTap, LinkError, Source
 
+log = logging.getLogger(__name__)
 QUEUED = 4  # refreshes a host may fall behind before the oldest is dropped
 BACKOFF_MAX_S = 60.0
 Frame = Hello | Sample | ErrorFrame | Result
@@ -250,16 +252,19 @@ class PrometheusFeed:
             started = loop.time()
             try:
                 reading = await self.read()
-            except LinkError as exc:
+                await self.deliver(reading)
+            except Exception as error:  # anything but a LinkError is a bug here, yet never the end of the feed
+                if not isinstance(error, LinkError):
+                    log.exception("reading %s failed", self.settings.url)
+                    error = LinkError(f"prometheus {self.settings.url}: internal error: {error!r} (will retry)")
                 failures += 1
                 for queue in self.queues.values():
-                    _put(queue, exc)
+                    _put(queue, error)
                 delay = min(BACKOFF_MAX_S, self.settings.refresh_s * 2.0 ** min(failures, 8))
                 await asyncio.sleep(delay * self.rng.uniform(0.5, 1.0))
                 continue
             failures = 0
             self.refreshes += 1
-            await self.deliver(reading)
             # Every refresh_s from the start of the last read, not after it: a read that took long is not added.
             await asyncio.sleep(max(0.0, started + self.settings.refresh_s - loop.time()))
 
