@@ -7,8 +7,9 @@ default counters, values that move every scrape), waits until Prometheus
 holds them all, then runs the real app headless on ``gputui --prometheus``
 and reports, for the app process alone (Prometheus and the endpoints are
 other processes, as they would be at a site), what bench/ui_scale.py
-reports for the demo fleet, plus how many queries Prometheus answered per
-refresh and how long one read of the fleet took.
+reports for the demo fleet, plus how many queries Prometheus answered, how
+long one read of the whole fleet took (its four queries and decoding the
+answers) and the bytes of its answers per refresh.
 """
 
 from __future__ import annotations
@@ -91,10 +92,16 @@ def main() -> None:
             prometheus.wait_for_hosts([f"gpu-{n:05d}" for n in (0, args.hosts - 1)], timeout=300)
             settings = cfg.Prometheus(url=prometheus.url, refresh_s=args.refresh, scrape_interval_s=5.0)
             app = configured_app(None, cfg.Config(prometheus=settings))
+            feed = app.runner.sources[0].feed  # type: ignore[attr-defined]  # every host's: one PrometheusFeed
             queries0, t0 = prometheus.queries_answered(), time.monotonic()
             result = asyncio.run(measure_app(app, args.hosts, args.seconds))
             took = time.monotonic() - t0
             result["prometheus_queries_per_s"] = round((prometheus.queries_answered() - queries0) / took, 2)
+            reads = sorted(feed.read_s)
+            result["fleet_reads"] = len(reads)
+            result["fleet_read_p50_ms"] = round(1000 * reads[len(reads) // 2]) if reads else None
+            result["fleet_read_max_ms"] = round(1000 * reads[-1]) if reads else None
+            result["bytes_per_refresh"] = round(feed.client.bytes_read / max(1, feed.refreshes))
             result["refresh_s"] = args.refresh
             result["scrape"] = args.scrape
             print(json.dumps(result), flush=True)

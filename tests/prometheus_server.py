@@ -116,18 +116,22 @@ class PrometheusServer:
                 self.process.wait()
 
 
-def gpu_labels(host: str, index: int, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The labels dcgm-exporter puts on a GPU's series, in its order."""
+def gpu_labels(host: str, index: int, extra: Mapping[str, str | None] | None = None) -> dict[str, str]:
+    """The labels dcgm-exporter puts on a GPU's series, in its order; ``extra`` adds, or drops (None)."""
     labels = {
         "gpu": str(index), "UUID": f"GPU-{host}-{index:04d}", "pci_bus_id": f"00000000:{0x17 + index:02X}:00.0",
         "device": f"nvidia{index}", "modelName": "NVIDIA H100 80GB HBM3", "Hostname": host,
         "DCGM_FI_DRIVER_VERSION": "550.54.15",
     }  # fmt: skip
-    labels.update(extra or {})
+    for name, value in (extra or {}).items():
+        if value is None:
+            labels.pop(name, None)
+        else:
+            labels[name] = value
     return labels
 
 
-def dcgm_text(host: str, gpus: Sequence[Mapping[str, float]], extra: Mapping[int, Mapping[str, str]] | None = None) -> str:
+def dcgm_text(host: str, gpus: Sequence[Mapping[str, float]], extra: Mapping[int, Mapping[str, str | None]] | None = None) -> str:
     """One scrape of a dcgm-exporter with the default counters: ``gpus[i]`` maps a family to its value."""
     families: dict[str, list[str]] = {}
     for index, values in enumerate(gpus):

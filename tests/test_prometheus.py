@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
 import subprocess
 import sys
 import time
@@ -47,6 +48,7 @@ class Stack:
     prometheus: PrometheusServer
     node1: DcgmEndpoint
     node2: DcgmEndpoint
+    unlabelled: DcgmEndpoint  # an exporter whose series have no Hostname (a relabelling that dropped it)
     doomed: subprocess.Popen[bytes]  # agent-c: stopped by the staleness test
 
 
@@ -57,25 +59,30 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     agents.append(start_agent("agent-c", "healthy", ports["agent-c"]))
     node1 = DcgmEndpoint(dcgm_text("dcgm-node-1", PLANTED, POD))
     node2 = DcgmEndpoint(dcgm_text("dcgm-node-2", QUIET))
+    unlabelled = DcgmEndpoint(dcgm_text("x", QUIET, {0: {"Hostname": None}, 1: {"Hostname": None}}))
     targets = {
         "gputui-agent": [f"127.0.0.1:{port}" for port in ports.values()],
         "dcgm-exporter": [node1.address, node2.address],
+        "dcgm-nolabel": [unlabelled.address],
     }
     prometheus = PrometheusServer(tmp_path_factory.mktemp("prometheus"), targets)
     with stopped_at_exit(agents):
         try:
             prometheus.start()
             prometheus.wait_for_hosts(["agent-a", "agent-b", "agent-c", "dcgm-node-1", "dcgm-node-2"])
-            yield Stack(prometheus, node1, node2, agents[2])
+            wait_until(lambda: prometheus.value('count(DCGM_FI_DEV_FB_USED{job="dcgm-nolabel"})'), "the unlabelled scrape")
+            yield Stack(prometheus, node1, node2, unlabelled, agents[2])
         finally:
             prometheus.stop()
-            node1.close()
-            node2.close()
+            for endpoint in (node1, node2, unlabelled):
+                endpoint.close()
 
 
 def gputui(*args: str, config: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """The command as an operator runs it; no config of the machine's user is read."""
     argv = [sys.executable, "-m", "gputui", *args] + (["--config", str(config)] if config else [])
-    return subprocess.run(argv, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    env = {**os.environ, "GPUTUI_CONFIG": "/nonexistent/gputui-test/config.toml"}
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, env=env)
 
 
 def write_config(tmp_path: Path, url: str, **settings: object) -> Path:
@@ -87,10 +94,11 @@ def write_config(tmp_path: Path, url: str, **settings: object) -> Path:
 
 
 def test_snapshot_reads_every_host_and_gpu_with_the_planted_values(stack: Stack, tmp_path: Path) -> None:
-    config = write_config(tmp_path, stack.prometheus.url)
-    r = gputui("snapshot", "--format", "json", config=config)
+    r = gputui("snapshot", "--prometheus", stack.prometheus.url, "--format", "json")  # no config file at all
     assert r.returncode == 0, r.stderr
-    hosts = {h["name"]: h for h in json.loads(r.stdout)["hosts"]}
+    snapshot = json.loads(r.stdout)
+    assert snapshot["schema"] == "gputui.snapshot/1"
+    hosts = {h["name"]: h for h in snapshot["hosts"]}
     assert set(hosts) == {"agent-a", "agent-b", "agent-c", "dcgm-node-1", "dcgm-node-2"}
     node = hosts["dcgm-node-1"]
     assert (node["state"], node["source"], node["driver_version"]) == ("live", "prometheus", "550.54.15")
@@ -172,6 +180,18 @@ async def until(predicate: Any, what: str, timeout: float) -> None:
     while not predicate():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         await asyncio.sleep(0.1)
+
+
+def test_series_without_the_host_label_say_which_setting_to_change(stack: Stack, tmp_path: Path) -> None:
+    config = write_config(tmp_path, stack.prometheus.url, selector='{job="dcgm-nolabel"}')
+    r = gputui("snapshot", config=config)
+    assert r.returncode == 2
+    assert "no series has the label Hostname or hostname: set [prometheus] host_label" in r.stderr, r.stderr
+    config = write_config(tmp_path, stack.prometheus.url, selector='{job="dcgm-nolabel"}', host_label="instance")
+    r = gputui("snapshot", "--format", "json", config=config)
+    assert r.returncode == 0, r.stderr
+    [host] = json.loads(r.stdout)["hosts"]
+    assert host["name"] == stack.unlabelled.address and [g["temp_c"] for g in host["gpus"]] == [44, 44]
 
 
 def test_an_answer_over_the_cap_is_refused_not_read(stack: Stack, tmp_path: Path) -> None:

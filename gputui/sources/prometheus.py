@@ -77,6 +77,7 @@ class PromClient:
             "verify": settings.ca_file or True, "follow_redirects": False,
         }  # fmt: skip
         self.http: httpx.AsyncClient | None = None
+        self.bytes_read = 0  # answers' bodies, all queries (the benchmark's bytes per refresh)
 
     def query_now(self, promql: str) -> list[dict[str, Any]]:
         """One query, answered before returning (the hosts, when the fleet is opened)."""
@@ -111,6 +112,7 @@ class PromClient:
         chunks, size = [], 0
         async for chunk in resp.aiter_bytes():
             size += len(chunk)
+            self.bytes_read += len(chunk)
             if size > self.limit:
                 raise self._too_big()
             chunks.append(chunk)
@@ -213,6 +215,7 @@ class PrometheusFeed:
         self.add: Callable[[Source], None] | None = None
         self.rng = random.Random()
         self.refreshes = 0  # reads of the whole fleet that worked (the benchmark's count)
+        self.read_s: list[float] = []  # how long each of them took, queries and decoding (the benchmark's)
 
     # -- hosts ----------------------------------------------------------------------
     def discover(self) -> list[str]:
@@ -265,6 +268,8 @@ class PrometheusFeed:
                 continue
             failures = 0
             self.refreshes += 1
+            self.read_s.append(loop.time() - started)
+            del self.read_s[:-1000]
             # Every refresh_s from the start of the last read, not after it: a read that took long is not added.
             await asyncio.sleep(max(0.0, started + self.settings.refresh_s - loop.time()))
 
