@@ -32,6 +32,7 @@ from gputui.health.engine import HealthEngine
 from gputui.health.model import Alert, Severity
 from gputui.sim.nvidia_smi import app_rows, gpu_row
 from gputui.sim.nvml import SimNvml
+from gputui.sources import dcgm
 from gputui.sources.demo import host_names, scenario_for
 from gputui.transport.smi_fallback import APP_FIELDS, GPU_FIELDS, hello_frame, parse_apps, parse_gpu_line, sample_frame
 from gputui.ui.app import GpuTuiApp
@@ -169,6 +170,7 @@ async def shoot() -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     await shoot_triage()
+    await shoot_prometheus()
     await shoot_welcome()
     for svg in sorted(OUT.glob("*.svg")):
         print(svg)
@@ -280,6 +282,64 @@ async def shoot_mig(store: FleetStore, judge: Judge) -> None:
         await pilot.press("3")
         await pilot.pause()
         app.save_screenshot(str(OUT / "host-allocation-mig.svg"))
+
+
+def prometheus_reading(t: float, hosts: list[str]) -> dcgm.Reading:
+    """What four queries to a Prometheus holding dcgm-exporter's default counters answer:
+    8 H100s a node, some held by Kubernetes pods, no ECC or retired pages exported."""
+    inventory, values, scraped = [], [], []
+    for h, host in enumerate(hosts):
+        scraped.append({"metric": {"Hostname": host}, "value": [t, str(t)]})
+        for gpu in range(8):
+            labels = {
+                "gpu": str(gpu), "UUID": f"GPU-{h:02x}{gpu:02x}c3e1-7a2b-4c8d-9e0f-1a2b3c4d5e6f", "device": f"nvidia{gpu}",
+                "pci_bus_id": f"00000000:{0x18 + 16 * gpu:02X}:00.0", "modelName": "NVIDIA H100 80GB HBM3",
+                "Hostname": host, "DCGM_FI_DRIVER_VERSION": "550.54.15",
+            }  # fmt: skip
+            if gpu < 6 - 2 * h:
+                labels.update(namespace="ml-train", pod=f"llm-ft-{h}{gpu // 2}-7f9c", container="trainer")
+            busy = gpu < 6 - 2 * h
+            used = 61_000 + 1_000 * gpu if busy else 3
+            inventory.append({"metric": labels, "value": [t, str(used)]})
+            family = {
+                "DCGM_FI_DEV_GPU_UTIL": (88 + gpu) if busy else 0, "DCGM_FI_DEV_MEM_COPY_UTIL": 35 if busy else 0,
+                "DCGM_FI_DEV_FB_FREE": 81_559 - used, "DCGM_FI_DEV_GPU_TEMP": (64 + 2 * gpu) if busy else 33,
+                "DCGM_FI_DEV_MEMORY_TEMP": (70 + gpu) if busy else 35, "DCGM_FI_DEV_POWER_USAGE": 590.5 if busy else 71.2,
+                "DCGM_FI_DEV_SM_CLOCK": 1980 if busy else 345, "DCGM_FI_DEV_MEM_CLOCK": 2619, "DCGM_FI_DEV_XID_ERRORS": 0,
+                "DCGM_FI_DEV_PCIE_REPLAY_COUNTER": 0, "DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS": 0,
+                "DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS": 0, "DCGM_FI_DEV_ROW_REMAP_FAILURE": 0,
+            }  # fmt: skip
+            for name, v in family.items():
+                values.append({"metric": {"__name__": name, "Hostname": host, "gpu": str(gpu)}, "value": [t, str(v)]})
+    return dcgm.Reading.of(inventory, scraped, [], values, None)
+
+
+async def shoot_prometheus() -> None:
+    """Hosts read through Prometheus (dcgm-exporter): the connections view, and a node's allocation by pod."""
+    clock = Clock()
+    store = FleetStore(clock=clock)
+    judge = Judge(clock)
+    hosts = ["dgx-a01", "dgx-a02", "dgx-a03"]
+    frames = {name: dcgm.HostFrames(name, 5.0) for name in hosts}
+    for _ in range(60):
+        clock.now += 5.0
+        reading = prometheus_reading(WALL + clock.now, hosts)
+        for name, keys in reading.hosts().items():
+            store.add_host(name)
+            for frame in frames[name].frames(reading, keys):
+                store.apply(name, parse_frame(json.dumps(frame)))
+        judge(store)
+    app = judged_app(store, judge, "gputui: http://prometheus.example:9090")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("c")
+        await pilot.pause()
+        app.save_screenshot(str(OUT / "connections-prometheus.svg"))
+        await pilot.press("escape")
+        app.open_host("dgx-a01")
+        await pilot.pause()
+        await pilot.press("3")
+        await pilot.pause()
+        app.save_screenshot(str(OUT / "host-allocation-prometheus.svg"))
 
 
 async def shoot_welcome() -> None:
