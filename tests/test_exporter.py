@@ -22,6 +22,9 @@ from gputui.agent.exporter import CONTENT_TYPE, Latest, metrics_text, parse_list
 from gputui.sim.scenarios import H100_SXM
 from tests.waiting import wait_until
 
+# promtool comes with Debian's prometheus package: with the Prometheus tests, out of `make test-fast`.
+pytestmark = pytest.mark.prometheus
+
 # promtool's lint findings that dcgm-exporter's own names and labels bring
 # (upper-case names, "UUID" and "modelName" labels, counters without _total):
 # kept, since Grafana dashboards for dcgm-exporter query exactly those names.
