@@ -650,3 +650,24 @@ def test_xid_gauge_is_an_event_only_when_it_changes() -> None:
     assert xids(frames, 106.0, "48", changed=True) == []
     assert xids(frames, 107.0, "48", changed=False) == []  # quiet for the whole window
     assert xids(frames, 108.0, "48", changed=True) == [(48, 0)]  # then the same code again is a new XID
+
+
+def test_an_unreadable_token_file_is_said_plainly_before_anything_is_asked(tmp_path: Path) -> None:
+    """A setting the operator must fix is an error at start (exit 2, the file named), not a host to retry;
+    the token itself is never printed."""
+    config = tmp_path / "config.toml"
+    config.write_text(f'[prometheus]\nurl = "http://127.0.0.1:9"\nbearer_token_file = "{tmp_path}/missing.token"\n')
+    for command in ("snapshot", "check"):
+        r = subprocess.run(
+            [sys.executable, "-m", "gputui", command, "--config", str(config)],
+            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        assert r.returncode == (2 if command == "snapshot" else 3), r.stderr + r.stdout
+        assert f"cannot read bearer_token_file {tmp_path}/missing.token" in r.stderr + r.stdout
+    (tmp_path / "secret.token").write_text("s3cr3t-t0ken\n")
+    config.write_text(f'[prometheus]\nurl = "http://127.0.0.1:9"\nbearer_token_file = "{tmp_path}/secret.token"\n')
+    r = subprocess.run(
+        [sys.executable, "-m", "gputui", "snapshot", "--config", str(config)],
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert r.returncode == 2 and "cannot connect" in r.stderr and "s3cr3t" not in r.stderr + r.stdout

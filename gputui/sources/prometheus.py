@@ -52,7 +52,10 @@ def fleet_sources(settings: cfg.Prometheus, config: cfg.Config) -> FleetPart:
     each a source on one shared feed. Prometheus unreachable: no hosts yet, and ``problem`` says why;
     the dashboard keeps trying and adds them as they come."""
     skip = {h.name for h in config.hosts}
-    feed = PrometheusFeed(settings, skip)
+    try:
+        feed = PrometheusFeed(settings, skip)
+    except LinkError as exc:  # the settings themselves (an unreadable token file): the operator's to fix, not to retry
+        raise ValueError(str(exc)) from None
     problem = None
     try:
         names = feed.discover()

@@ -97,10 +97,11 @@ def run_configured(path: Path | None, read_only: bool = False, prometheus_url: s
         config = cfg.load(path) if path.exists() else cfg.Config()
         if prometheus_url is not None:
             config = fleets.with_prometheus(config, prometheus_url)
+        app = configured_app(path if path.exists() else None, config, read_only)
     except (cfg.ConfigError, ValueError) as exc:
         print(f"gputui: {exc}", file=sys.stderr)
         return 2
-    return run_app(configured_app(path if path.exists() else None, config, read_only))
+    return run_app(app)
 
 
 def replay_app(path: Path, speed: float = 1.0, start: str | None = None) -> GpuTuiApp:
