@@ -21,6 +21,9 @@ from gputui.render import age_words
 
 FREE_MEM_MIB = 1024  # a CUDA context alone holds a few hundred MiB
 IDLE_UTIL_PCT = 5.0
+# Sources that cannot list a GPU's processes (dcgm-exporter through Prometheus): there a GPU
+# is in use when its source names a holder (a pod) or it holds memory, not when a list is empty.
+NO_PROCESS_LIST = frozenset({"prometheus"})
 DEFAULT_IDLE_HOLDING_S = 900.0
 RECENT_S = 60.0  # read from the per-sample tier: the coarse one lags by up to a rollup
 
@@ -98,3 +101,13 @@ def allocation(g: GpuSample, hist: GpuHistory | None, idle_holding_s: float) -> 
     if idle_s >= idle_holding_s:
         return GpuAllocation(Alloc.IDLE_HOLDING, "idle, holding memory")
     return GpuAllocation(Alloc.IDLE, f"idle (for {age_words(idle_s)})")
+
+
+def in_use(g: GpuSample, source: str | None) -> bool:
+    """Whether the GPU is taken: it runs processes, or, where ``source`` cannot list them, it has a
+    holder or holds memory (the overview's "busy" counts)."""
+    if g.processes:
+        return True
+    if source not in NO_PROCESS_LIST:
+        return False
+    return g.holder is not None or (g.mem_used_mib or 0) >= FREE_MEM_MIB

@@ -86,6 +86,7 @@ GROUPS: Mapping[str, tuple[str, ...]] = {
 HOST_LABELS = ("Hostname", "hostname")  # released dcgm-exporter, and its main branch
 POD_LABELS = ("namespace", "pod", "container")
 SOURCE = "prometheus"
+GONE = "dcgm-exporter reports nothing of it but its last XID: lost to the driver"
 
 # One GPU (or MIG instance) as a refresh found it: (host, gpu index, GPU instance id or None).
 Key = tuple[str, int, int | None]
@@ -185,10 +186,20 @@ class Reading:
                 self.xid_changed.add((key[0], key[1]))
 
     def hosts(self) -> dict[str, list[Key]]:
+        """Each host's GPUs (and MIG instances): those with readings, and those of a host with readings
+        that have nothing left but their XID gauge (a GPU fallen off the bus keeps its last XID)."""
         by_host: dict[str, list[Key]] = {}
-        for key in sorted(self.inventory, key=lambda k: (k[0], k[1], -1 if k[2] is None else k[2])):
+        for key in sorted(self.inventory, key=_order):
             by_host.setdefault(key[0], []).append(key)
+        for key in sorted(self.values.get(XID, {}), key=_order):
+            gpus = by_host.get(key[0])
+            if gpus is not None and all(k[1] != key[1] for k in gpus):
+                gpus.append(key)
         return by_host
+
+
+def _order(key: Key) -> tuple[str, int, int]:
+    return key[0], key[1], -1 if key[2] is None else key[2]
 
 
 def _int(value: float | None) -> int | None:
@@ -236,7 +247,7 @@ class HostFrames:
             if index not in by_gpu:
                 gpus.append({"index": index, "lost": True, "error": "no longer reported by dcgm-exporter"})
         gpus.sort(key=lambda g: g["index"])
-        labels = reading.inventory[next(iter(by_gpu.values()))[0]] if by_gpu else {}
+        labels = next((reading.inventory[k[0]] for k in by_gpu.values() if k[0] in reading.inventory), {})
         missing = sorted(name for name, families in GROUPS.items() if not self._exported(reading, families))
         static = (tuple(repr(g) for g in gpus), labels.get("DCGM_FI_DRIVER_VERSION"), tuple(missing), self.interval_s)
         if static == self.static:
@@ -253,6 +264,8 @@ class HostFrames:
         return any(self.host in reading.exported.get(family, ()) for family in families)
 
     def _static(self, reading: Reading, index: int, keys: list[Key]) -> dict[str, Any]:
+        if keys[0] not in reading.inventory:
+            return {"index": index, "lost": True, "error": GONE}
         labels = reading.inventory[keys[0]]
         name = labels.get("modelName")
         total = sum(self._fb_total(reading, key) or 0 for key in keys) or None
@@ -297,7 +310,7 @@ class HostFrames:
             if not keys:
                 gpus.append({"index": index, "lost": True})
                 continue
-            gpus.append(self._gpu(reading, index, keys))
+            gpus.append(self._gpu(reading, index, keys) if keys[0] in reading.inventory else {"index": index, "lost": True})
             event = self._xid(reading, index, keys[0])
             if event is not None:
                 events.append(event)

@@ -18,6 +18,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Input, Static
 
+from gputui.fleet.allocation import in_use
 from gputui.fleet.store import FleetStore, HostState
 from gputui.health.model import Severity
 from gputui.ui.screens.seam import AppParts
@@ -94,9 +95,10 @@ class OverviewScreen(Screen[None]):
         """(GPUs, busy, lost) over the fleet."""
         gpus = busy = lost = 0
         for record in self.store.hosts.values():
+            source = record.hello.source if record.hello else None
             for g in record.gpus():
                 gpus += 1
-                busy += bool(g.processes)
+                busy += in_use(g, source)
                 lost += g.lost
         return gpus, busy, lost
 

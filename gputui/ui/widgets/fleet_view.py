@@ -23,6 +23,7 @@ from textual.scroll_view import ScrollView
 from textual.scrollbar import ScrollBarRender
 from textual.strip import Strip
 
+from gputui.fleet.allocation import in_use
 from gputui.fleet.store import FleetStore, HostRecord, HostState
 from gputui.health.model import Severity
 from gputui.render import age_words
@@ -174,7 +175,8 @@ class FleetView(ScrollView, can_focus=True):
 
     def _summary(self, r: HostRecord, pal: Palette) -> list[Segment]:
         gpus = [g for g in r.gpus() if not g.lost]
-        busy = sum(1 for g in gpus if g.processes)
+        source = r.hello.source if r.hello else None
+        busy = sum(1 for g in gpus if in_use(g, source))
         used = sum(g.mem_used_mib or 0 for g in gpus)
         total = sum(g.mem_total_mib or 0 for g in gpus)
         temps = [g.temp_c for g in gpus if g.temp_c is not None]
