@@ -192,6 +192,7 @@ class LedgerGpu(_Model):
     since: float | None = None
     backend: str | None = None
     uuid: str | None = None
+    ticket: str | None = None  # sent by agents since the snapshot's allocation; None from older ones
 
 
 class LedgerNode(_Model):
@@ -200,6 +201,7 @@ class LedgerNode(_Model):
     reason: str | None = None
     since: float | None = None
     backend: str | None = None
+    ticket: str | None = None
 
 
 class LedgerSummary(_Model):

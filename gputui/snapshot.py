@@ -15,6 +15,17 @@ from collections.abc import Sequence
 from typing import Any
 
 from gputui.config import Thresholds
+from gputui.fleet.allocation import (
+    DEFAULT_IDLE_HOLDING_S,
+    GpuAllocation,
+    Ledger,
+    LedgerMark,
+    allocation,
+    holder_words,
+    ledger_of,
+    state_word,
+    with_ledger,
+)
 from gputui.fleet.mig import MigInstance, mig_instances
 from gputui.fleet.runner import FleetRunner
 from gputui.fleet.store import FleetStore, HostRecord, HostState
@@ -62,12 +73,18 @@ async def collect(sources: Sequence[Source], store: FleetStore, timeout: float, 
         await runner.stop()
 
 
-def to_json(store: FleetStore) -> dict[str, Any]:
+def gpu_allocation(record: HostRecord, gpu: GpuSample, ledger: Ledger, idle_holding_s: float) -> GpuAllocation:
+    """The GPU's state as the allocation panel shows it: from its sample and history, the ledger over it."""
+    return with_ledger(allocation(gpu, record.history.get(gpu.index), idle_holding_s), ledger.gpus.get(gpu.index))
+
+
+def to_json(store: FleetStore, idle_holding_s: float = DEFAULT_IDLE_HOLDING_S) -> dict[str, Any]:
     now = store.clock()
     hosts = []
     for r in store.hosts.values():
         state = r.state(now)
         age = r.age_s(now)
+        ledger = ledger_of(r)
         hosts.append(
             {
                 "name": r.name,
@@ -78,13 +95,36 @@ def to_json(store: FleetStore) -> dict[str, Any]:
                 "source": r.hello.source if r.hello else None,
                 "missing_fields": list(r.hello.missing_fields) if r.hello else None,  # what its source cannot say
                 "error": r.error,
-                "gpus": [_gpu_json(r, g) for g in r.gpus()],
+                "node": _node_json(ledger.node),
+                "ledger_error": ledger.error,
+                "gpus": [_gpu_json(r, g, ledger, idle_holding_s) for g in r.gpus()],
             }
         )
     return {"schema": SCHEMA, "taken_at": round(time.time(), 3), "hosts": hosts}
 
 
-def _gpu_json(record: HostRecord, gpu: GpuSample) -> dict[str, Any]:
+def _node_json(mark: LedgerMark | None) -> dict[str, Any] | None:
+    """The node's entry in the ledger (drain-node), or None when the ledger holds none."""
+    if mark is None:
+        return None
+    return {"state": mark.state, "reason": mark.reason, "ticket": mark.ticket, "since": mark.since, "by": mark.by}
+
+
+def _allocation_json(gpu: GpuSample, a: GpuAllocation, ledger: Ledger) -> dict[str, Any]:
+    mark = a.ledger
+    return {
+        "state": state_word(a),
+        "holder": holder_words(gpu, mark),
+        "reason": mark.reason if mark else None,
+        "ticket": mark.ticket if mark else None,
+        "since": mark.since if mark else None,
+        "until": mark.until if mark else None,
+        "by": mark.by if mark else None,
+        "version": ledger.version,
+    }
+
+
+def _gpu_json(record: HostRecord, gpu: GpuSample, ledger: Ledger, idle_holding_s: float) -> dict[str, Any]:
     out = gpu.model_dump(mode="json")
     static = record.static(gpu.index)
     out["uuid"] = static.uuid if static else None
@@ -97,6 +137,7 @@ def _gpu_json(record: HostRecord, gpu: GpuSample) -> dict[str, Any]:
     del out["mig"]
     instances = mig_instances(record, gpu)
     out["mig_devices"] = [_mig_json(m) for m in instances] if instances else None
+    out["allocation"] = _allocation_json(gpu, gpu_allocation(record, gpu, ledger, idle_holding_s), ledger)
     return out
 
 
@@ -113,12 +154,13 @@ def _mig_json(m: MigInstance) -> dict[str, Any]:
     }
 
 
-def to_table(store: FleetStore) -> str:
+def to_table(store: FleetStore, idle_holding_s: float = DEFAULT_IDLE_HOLDING_S) -> str:
     now = store.clock()
     out: list[str] = []
     for r in store.hosts.values():
         state = r.state(now)
         age = r.age_s(now)
+        ledger = ledger_of(r)
         head = f"{r.name}  {state.value}"
         if age is not None:
             head += f"  data {age:.1f}s old"
@@ -127,11 +169,14 @@ def to_table(store: FleetStore) -> str:
         out.append(head)
         if state is HostState.DOWN or r.error:
             out.append(f"  ! {r.error}")
+        if ledger.node is not None:
+            out.append(f"  node {ledger.node.state}" + (f": {ledger.node.reason}" if ledger.node.reason else ""))
         if not r.gpus():
             out.append("")
             continue
         out.append(
-            f"  {'GPU':<4}{'Name':<24}{'Util':>6}{'Mem used / total':>20}{'Temp':>6}{'Power / cap':>14}{'Fan':>6}  Throttle"
+            f"  {'GPU':<4}{'Name':<24}{'Util':>6}{'Mem used / total':>20}{'Temp':>6}{'Power / cap':>14}{'Fan':>6}"
+            f"  {'State':<13}Throttle"
         )
         for g in r.gpus():
             static = r.static(g.index)
@@ -140,11 +185,12 @@ def to_table(store: FleetStore) -> str:
             if g.lost:
                 out.append(f"  {g.index:<4}{name:<24}  GPU LOST (fallen off the bus) - no data")
                 continue
+            word = state_word(gpu_allocation(r, g, ledger, idle_holding_s))
             mem = f"{fmt(g.mem_used_mib)} / {fmt(g.mem_total_mib)} MiB"
             power = f"{fmt(g.power_w, '{:.0f}')} / {fmt(g.power_limit_w, '{:.0f}')} W"
             out.append(
                 f"  {g.index:<4}{name:<24}{fmt(g.util_pct, '{}%'):>6}{mem:>20}{fmt(g.temp_c, '{}C'):>6}"
-                f"{power:>14}{fmt(g.fan_pct, '{}%'):>6}  {throttle_words(g.throttle)}"
+                f"{power:>14}{fmt(g.fan_pct, '{}%'):>6}  {word:<13}{throttle_words(g.throttle)}"
             )
         procs = [(g.index, p) for g in r.gpus() for p in g.processes]
         if procs:
@@ -162,12 +208,14 @@ def to_markdown(store: FleetStore, thresholds: Thresholds | None = None) -> str:
     from gputui.health.report import markdown_report
 
     alerts = HealthEngine(thresholds, hold_s=0.0, clear_s=0.0).evaluate(store)
-    return markdown_report(store, alerts, time.time(), every_host=True, title="GPU fleet snapshot")
+    idle_holding_s = thresholds.idle_holding_minutes * 60 if thresholds is not None else DEFAULT_IDLE_HOLDING_S
+    return markdown_report(store, alerts, time.time(), every_host=True, title="GPU fleet snapshot", idle_holding_s=idle_holding_s)
 
 
 def render(store: FleetStore, fmt_name: str, thresholds: Thresholds | None = None) -> str:
+    idle_holding_s = thresholds.idle_holding_minutes * 60 if thresholds is not None else DEFAULT_IDLE_HOLDING_S
     if fmt_name == "json":
-        return json.dumps(to_json(store), indent=2)
+        return json.dumps(to_json(store, idle_holding_s), indent=2)
     if fmt_name == "markdown":
         return to_markdown(store, thresholds)
-    return to_table(store)
+    return to_table(store, idle_holding_s)

@@ -248,7 +248,7 @@ class Txn:
 # reasons, but a ledger written by hand or by an older agent is not, and
 # every sample carries the summary: its size must not follow the file's.
 SUMMARY_TEXT_MAX = 200
-GPU_KEYS = ("state", "for", "by", "until", "reason", "since", "backend")
+GPU_KEYS = ("state", "for", "by", "until", "reason", "ticket", "since", "backend")
 NODE_KEYS = ("state", "by", "reason", "ticket", "since", "backend", "slurm_node", "audit_id")
 
 

@@ -8,15 +8,25 @@ memory), and "idle, holding memory" once something has held it while its
 utilisation stayed at or under 5 % for ``idle_holding_s`` (15 min by
 default). That is judged from the history, not from one sample: a job
 between two steps is not wasting its GPU.
+
+The host's ledger (reservations, drains; docs/actions.md) rides on each
+sample and overrides those words (:func:`ledger_of`, :func:`with_ledger`):
+the allocation panel shows them and ``gputui snapshot`` prints them, from
+the same code.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from gputui.fleet.history import GpuHistory
-from gputui.frames import GpuSample
+from gputui.frames import GpuSample, ProcessInfo
+
+if TYPE_CHECKING:
+    from gputui.fleet.store import HostRecord
 from gputui.render import age_words
 
 FREE_MEM_MIB = 1024  # a CUDA context alone holds a few hundred MiB
@@ -45,6 +55,8 @@ class LedgerMark:
     by: str | None = None
     until: float | None = None  # epoch seconds
     reason: str | None = None
+    since: float | None = None  # epoch seconds
+    ticket: str | None = None
 
 
 @dataclass(frozen=True)
@@ -111,3 +123,92 @@ def in_use(g: GpuSample, source: str | None) -> bool:
     if source not in NO_PROCESS_LIST:
         return False
     return g.holder is not None or (g.mem_used_mib or 0) >= FREE_MEM_MIB
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """A host's ledger as its latest sample reports it: holds by GPU index, the node's, or why it is unreadable."""
+
+    gpus: dict[int, LedgerMark]
+    node: LedgerMark | None
+    error: str | None = None
+    version: int | None = None
+
+
+NO_LEDGER = Ledger({}, None)
+
+
+def ledger_of(record: HostRecord) -> Ledger:
+    """The ledger of the latest sample; empty when the host holds nothing (or sent none)."""
+    summary = record.sample.ledger if record.sample is not None else None
+    if summary is None:
+        return NO_LEDGER
+    gpus = {
+        int(key): LedgerMark(g.state, g.holder, g.by, g.until, g.reason, g.since, g.ticket)
+        for key, g in summary.gpus.items()
+        if key.isdigit()
+    }
+    n = summary.node
+    node = LedgerMark(n.state, by=n.by, reason=n.reason, since=n.since, ticket=n.ticket) if n is not None else None
+    return Ledger(gpus, node, summary.error, summary.version)
+
+
+def until_words(epoch: float, now: float | None = None) -> str:
+    """A local time, with the date only when it is not today."""
+    moment, today = time.localtime(epoch), time.localtime(time.time() if now is None else now)
+    same_day = moment.tm_yday == today.tm_yday and moment.tm_year == today.tm_year
+    return time.strftime("%H:%M" if same_day else "%b %d %H:%M", moment)
+
+
+def short(text: str | None, width: int = 40) -> str:
+    flat = " ".join((text or "").split())
+    return flat if len(flat) <= width else flat[: width - 3] + "..."
+
+
+def mark_words(mark: LedgerMark) -> str:
+    """What the State column says for a ledger entry."""
+    if mark.state == "reserved":
+        words = "reserved" + (f" for {mark.holder}" if mark.holder else "")
+        return words + (f" until {until_words(mark.until)}" if mark.until is not None else "")
+    return f"{mark.state}: {short(mark.reason)}" if mark.reason else mark.state
+
+
+def with_ledger(base: GpuAllocation, mark: LedgerMark | None) -> GpuAllocation:
+    """The ledger's word first, what runs on the GPU (if anything) in brackets."""
+    if mark is None or base.state is Alloc.LOST:
+        return base
+    words = mark_words(mark)
+    if base.state is not Alloc.FREE:
+        words += f" ({base.words})"
+    return GpuAllocation(base.state, words, mark)
+
+
+def state_word(a: GpuAllocation) -> str:
+    """One word for the state, for scripts and narrow columns: free, busy, idle,
+    idle-holding, lost, or the ledger's (reserved, drained). A lost GPU is lost
+    whatever the ledger holds for it, as in the panel."""
+    if a.state is Alloc.LOST:
+        return "lost"
+    if a.ledger is not None:
+        return a.ledger.state
+    return "idle-holding" if a.state is Alloc.IDLE_HOLDING else a.state.value
+
+
+def job_words(processes: list[ProcessInfo]) -> str:
+    seen: dict[str, None] = {}
+    for p in processes:
+        if p.slurm_job:
+            seen[f"slurm {p.slurm_job}"] = None
+        if p.container:
+            seen[f"ctr {p.container}"] = None
+    return ", ".join(seen)
+
+
+def holder_words(g: GpuSample, mark: LedgerMark | None = None) -> str | None:
+    """Who holds the GPU: whom a reservation is for; else the users of its
+    processes, else their Slurm jobs / containers, else the holder its source
+    names (a pod); None when nothing says."""
+    if mark is not None and mark.state == "reserved" and mark.holder:
+        return mark.holder
+    users = sorted({p.user for p in g.processes if p.user})
+    return ", ".join(users) or job_words(g.processes) or g.holder or None

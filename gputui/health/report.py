@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
+from gputui.fleet.allocation import DEFAULT_IDLE_HOLDING_S, allocation, ledger_of, state_word, with_ledger
 from gputui.fleet.store import FleetStore, HostRecord
 from gputui.frames import ProcessInfo
 from gputui.health.model import Alert, Severity
@@ -61,7 +62,13 @@ def alerts_markdown(alerts: Sequence[Alert], now: float, remarks: Mapping[str, s
     return [*out, ""]
 
 
-def host_markdown(record: HostRecord, mono_now: float, alerts: Sequence[Alert], with_processes: bool) -> list[str]:
+def host_markdown(
+    record: HostRecord,
+    mono_now: float,
+    alerts: Sequence[Alert],
+    with_processes: bool,
+    idle_holding_s: float = DEFAULT_IDLE_HOLDING_S,
+) -> list[str]:
     """One host: heading with its state, its alerts' count, its GPU table and (optionally) its processes."""
     state = record.state(mono_now).value
     age = record.age_s(mono_now)
@@ -73,30 +80,39 @@ def host_markdown(record: HostRecord, mono_now: float, alerts: Sequence[Alert], 
     if alerts:
         counts = Counter(a.severity for a in alerts)
         facts.append("alerts: " + ", ".join(f"{counts[s]} {s.word}" for s in sorted(Severity, reverse=True) if counts[s]))
+    node = ledger_of(record).node
+    if node is not None:
+        facts.append(f"node {node.state}" + (f": {cell(node.reason)}" if node.reason else ""))
     if facts:
         out += [", ".join(facts), ""]
     if record.error:
         out += [f"> {cell(record.error)}", ""]
     if record.gpus():
-        out += gpu_table(record)
+        out += gpu_table(record, idle_holding_s)
     if with_processes:
         out += process_table(record)
     return out
 
 
-def gpu_table(record: HostRecord) -> list[str]:
-    out = ["| GPU | Name | Util | Memory (MiB) | Temp | Power (W) | Throttle | Processes |", "|---|---|---|---|---|---|---|---|"]
+def gpu_table(record: HostRecord, idle_holding_s: float = DEFAULT_IDLE_HOLDING_S) -> list[str]:
+    """The host's GPUs, with each one's state as the allocation tab judges it (free, busy, reserved, drained...)."""
+    out = [
+        "| GPU | Name | Util | Memory (MiB) | Temp | Power (W) | Throttle | Processes | State |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    ledger = ledger_of(record)
     for g in record.gpus():
         static = record.static(g.index)
         name = fmt(static.name if static else None)
         if g.lost:
-            out.append(f"| {g.index} | {name} | **lost** | | | | | |")
+            out.append(f"| {g.index} | {name} | **lost** | | | | | | lost |")
             continue
+        word = state_word(with_ledger(allocation(g, record.history.get(g.index), idle_holding_s), ledger.gpus.get(g.index)))
         procs = ", ".join(f"{p.pid} ({fmt(p.user)})" for p in g.processes) or "-"
         out.append(
             f"| {g.index} | {name} | {fmt(g.util_pct, '{}%')} | {fmt(g.mem_used_mib)} / {fmt(g.mem_total_mib)} "
             f"| {fmt(g.temp_c, '{} C')} | {fmt(g.power_w, '{:.0f}')} / {fmt(g.power_limit_w, '{:.0f}')} "
-            f"| {throttle_words(g.throttle)} | {procs} |"
+            f"| {throttle_words(g.throttle)} | {procs} | {word} |"
         )
     return [*out, ""]
 
@@ -124,6 +140,7 @@ def markdown_report(
     every_host: bool = False,
     title: str = "GPU incident report",
     remarks: Mapping[str, str] | None = None,
+    idle_holding_s: float = DEFAULT_IDLE_HOLDING_S,
 ) -> str:
     """The report; ``now`` is the wall clock. Affected hosts come first, worst first, with
     their processes; other hosts get their GPU table (``every_host``) or a line each."""
@@ -137,11 +154,11 @@ def markdown_report(
     for name, host_alerts in by_host.items():
         record = store.hosts.get(name)
         if record is not None:
-            out += host_markdown(record, mono_now, host_alerts, with_processes=True)
+            out += host_markdown(record, mono_now, host_alerts, with_processes=True, idle_holding_s=idle_holding_s)
     others = [r for name, r in store.hosts.items() if name not in by_host]
     if every_host:
         for record in others:
-            out += host_markdown(record, mono_now, (), with_processes=False)
+            out += host_markdown(record, mono_now, (), with_processes=False, idle_holding_s=idle_holding_s)
     elif others:
         words = [f"{r.name} ({r.state(mono_now).value}, {plural(len(r.gpus()), 'GPU')})" for r in others]
         out += ["## Hosts without alerts", "", ", ".join(words), ""]

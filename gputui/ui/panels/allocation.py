@@ -18,9 +18,6 @@ an action takes whole GPUs, so instance rows cannot be marked.
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
-
 from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
@@ -30,73 +27,38 @@ from textual.widgets import DataTable, Static
 from gputui.fleet.allocation import (
     DEFAULT_IDLE_HOLDING_S,
     IDLE_UTIL_PCT,
+    NO_LEDGER,
     Alloc,
     GpuAllocation,
+    Ledger,
     LedgerMark,
     allocation,
+    job_words,
+    ledger_of,
+    mark_words,
+    short,
+    until_words,
+    with_ledger,
 )
 from gputui.fleet.mig import MigInstance, mig_instances
-from gputui.fleet.store import HostRecord
-from gputui.frames import GpuSample, ProcessInfo
+from gputui.frames import GpuSample
 from gputui.render import age_words, fmt
 from gputui.ui.panels.base import HostPanel, HostView
 from gputui.ui.widgets.palette import Palette
 from gputui.ui.widgets.table_sync import Cell, sync_rows
 
+__all__ = [  # the ledger overlay lives in gputui.fleet.allocation; these names stay importable from here
+    "NO_LEDGER",
+    "AllocationPanel",
+    "Ledger",
+    "ledger_of",
+    "mark_words",
+    "short",
+    "until_words",
+    "with_ledger",
+]
+
 COLUMNS = ("GPU", "State", "Memory used", "Util", "Users", "PIDs", "Slurm jobs / containers")
-
-
-@dataclass(frozen=True)
-class Ledger:
-    """A host's ledger as its latest sample reports it: holds by GPU index, the node's, or why it is unreadable."""
-
-    gpus: dict[int, LedgerMark]
-    node: LedgerMark | None
-    error: str | None = None
-
-
-NO_LEDGER = Ledger({}, None)
-
-
-def ledger_of(record: HostRecord) -> Ledger:
-    """The ledger of the latest sample; empty when the host holds nothing (or sent none)."""
-    summary = record.sample.ledger if record.sample is not None else None
-    if summary is None:
-        return NO_LEDGER
-    gpus = {int(key): LedgerMark(g.state, g.holder, g.by, g.until, g.reason) for key, g in summary.gpus.items() if key.isdigit()}
-    n = summary.node
-    node = LedgerMark(n.state, by=n.by, reason=n.reason) if n is not None else None
-    return Ledger(gpus, node, summary.error)
-
-
-def until_words(epoch: float, now: float | None = None) -> str:
-    """A local time, with the date only when it is not today."""
-    moment, today = time.localtime(epoch), time.localtime(time.time() if now is None else now)
-    same_day = moment.tm_yday == today.tm_yday and moment.tm_year == today.tm_year
-    return time.strftime("%H:%M" if same_day else "%b %d %H:%M", moment)
-
-
-def short(text: str | None, width: int = 40) -> str:
-    flat = " ".join((text or "").split())
-    return flat if len(flat) <= width else flat[: width - 3] + "..."
-
-
-def mark_words(mark: LedgerMark) -> str:
-    """What the State column says for a ledger entry."""
-    if mark.state == "reserved":
-        words = "reserved" + (f" for {mark.holder}" if mark.holder else "")
-        return words + (f" until {until_words(mark.until)}" if mark.until is not None else "")
-    return f"{mark.state}: {short(mark.reason)}" if mark.reason else mark.state
-
-
-def with_ledger(base: GpuAllocation, mark: LedgerMark | None) -> GpuAllocation:
-    """The ledger's word first, what runs on the GPU (if anything) in brackets."""
-    if mark is None or base.state is Alloc.LOST:
-        return base
-    words = mark_words(mark)
-    if base.state is not Alloc.FREE:
-        words += f" ({base.words})"
-    return GpuAllocation(base.state, words, mark)
 
 
 def state_style(state: Alloc, pal: Palette, mark: LedgerMark | None = None) -> Style:
@@ -109,16 +71,6 @@ def state_style(state: Alloc, pal: Palette, mark: LedgerMark | None = None) -> S
         Alloc.IDLE_HOLDING: pal.warn,
         Alloc.LOST: pal.bad,
     }[state]
-
-
-def job_words(processes: list[ProcessInfo]) -> str:
-    seen: dict[str, None] = {}
-    for p in processes:
-        if p.slurm_job:
-            seen[f"slurm {p.slurm_job}"] = None
-        if p.container:
-            seen[f"ctr {p.container}"] = None
-    return ", ".join(seen)
 
 
 class AllocationPanel(HostPanel):
