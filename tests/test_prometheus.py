@@ -140,14 +140,16 @@ async def test_one_read_of_the_fleet_costs_the_same_queries_whatever_its_size(st
 
 
 def test_an_xid_rising_on_a_node_is_critical_in_check(stack: Stack, tmp_path: Path) -> None:
-    config = write_config(tmp_path, stack.prometheus.url, selector='{Hostname="dcgm-node-2"}')
-    calm = gputui("check", "--format", "json", config=config)
+    # The URL on the command line (as an operator types it), the selector from the config.
+    config = write_config(tmp_path, "http://127.0.0.1:9", selector='{Hostname="dcgm-node-2"}')
+    url = stack.prometheus.url
+    calm = gputui("check", "--prometheus", url, "--format", "json", config=config)
     assert calm.returncode == 0, calm.stdout + calm.stderr
     assert json.loads(calm.stdout)["hosts"] == 1
     failing = [dict(QUIET[0]), {**QUIET[1], "DCGM_FI_DEV_XID_ERRORS": 79}]
     stack.node2.body = dcgm_text("dcgm-node-2", failing)
     wait_until(lambda: stack.prometheus.value('max(DCGM_FI_DEV_XID_ERRORS{Hostname="dcgm-node-2"})') == 79, "the XID scraped", 30)
-    r = gputui("check", "--format", "json", config=config)
+    r = gputui("check", "--prometheus", url, "--format", "json", config=config)
     assert r.returncode == 2, r.stdout + r.stderr
     alerts = json.loads(r.stdout)["alerts"]
     xid = [a for a in alerts if a["host"] == "dcgm-node-2" and a["gpu"] == 1 and "79" in a["title"]]
