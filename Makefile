@@ -34,6 +34,7 @@ system-deps:
 		{ command -v munged >/dev/null || test -x /usr/sbin/munged; } || missing="$$missing munge"; \
 		command -v nsenter >/dev/null || missing="$$missing util-linux"; \
 		command -v promtool >/dev/null || missing="$$missing prometheus"; \
+		command -v jq >/dev/null || missing="$$missing jq"; \
 		if [ -n "$$missing" ]; then \
 			echo "installing$$missing for the SSH, Slurm and exporter tests"; \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \

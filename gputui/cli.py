@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import cast
 
 from gputui import __version__
-from gputui.cli_args import CommandParser, add_demo_args, add_prometheus_arg, demo_spec
+from gputui.cli_args import CommandParser, add_demo_args, add_prometheus_arg, demo_spec, prometheus_url
 from gputui.protocol import ACTIONS
 
 
@@ -186,14 +186,6 @@ def _snapshot(args: argparse.Namespace) -> int:
     asyncio.run(look())
     print(snapshot.render(fleet.store, args.format, None if args.demo else fleet.config.thresholds))
     return 0 if all(r.sample is not None for r in fleet.store.hosts.values()) else 1
-
-
-def prometheus_url(args: argparse.Namespace, own: str | None) -> str | None:
-    """``--prometheus`` given to the command or before it; refused with ``--demo``."""
-    url = own or args.ui_prometheus
-    if url is not None and args.demo:
-        raise ValueError("--prometheus and --demo: choose one")
-    return cast(str | None, url)
 
 
 def no_hosts(path: Path) -> str:

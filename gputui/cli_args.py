@@ -101,3 +101,11 @@ def add_prometheus_arg(p: Any, dest: str) -> None:
         metavar="URL",
         help="read the fleet from this Prometheus (dcgm-exporter's metrics; the config's [prometheus] settings apply)",
     )
+
+
+def prometheus_url(args: argparse.Namespace, own: str | None) -> str | None:
+    """``--prometheus`` given to the command (``own``) or before it; ValueError with ``--demo``."""
+    url: str | None = own or args.ui_prometheus
+    if url is not None and args.demo:
+        raise ValueError("--prometheus and --demo: choose one")
+    return url

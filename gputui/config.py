@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -73,21 +74,20 @@ ActionOrAny = Literal["reserve", "release", "drain", "undrain", "kill", "drain-n
 ACTION_NAMES: tuple[str, ...] = ACTIONS
 
 
-def _known_backend(value: str) -> str:
-    if value not in registry.backend_names():
-        raise ValueError(f"unknown action backend {value!r}; known: {', '.join(registry.backend_names())}")
-    return value
+def _one_of(what: str, names: Callable[[], tuple[str, ...]]) -> AfterValidator:
+    """A name the registry lists (read when a config is checked, so a kind added there is valid here)."""
 
+    def check(value: str) -> str:
+        if value not in names():
+            raise ValueError(f"unknown {what} {value!r}; known: {', '.join(names())}")
+        return value
 
-def _known_transport(value: str) -> str:
-    if value not in registry.host_kinds():
-        raise ValueError(f"unknown transport {value!r}; known: {', '.join(registry.host_kinds())}")
-    return value
+    return AfterValidator(check)
 
 
 # Names from gputui/registry.py: a new source kind or action backend is valid here once it is listed there.
-Backend = Annotated[str, AfterValidator(_known_backend)]
-Transport = Annotated[str, AfterValidator(_known_transport)]
+Backend = Annotated[str, _one_of("action backend", registry.backend_names)]
+Transport = Annotated[str, _one_of("transport", registry.host_kinds)]
 
 
 class PolicyRule(_Strict):

@@ -5,7 +5,6 @@ through it, per host and GPU, and a node turning stale when its exporter stops."
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import os
@@ -15,7 +14,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -25,7 +23,7 @@ from gputui.fleet.store import FleetStore, HostState
 from gputui.sources.fleet import from_config
 from gputui.sources.prometheus import PrometheusFeed
 from tests.prometheus_server import DcgmEndpoint, PrometheusServer, dcgm_text, free_port, start_agent, stopped_at_exit
-from tests.waiting import wait_until
+from tests.waiting import wait_true, wait_until
 
 # What the dcgm-exporter on dcgm-node-1 sends: its default counters (no ECC, no retired pages),
 # GPU 3 held by a Kubernetes pod.
@@ -163,25 +161,17 @@ async def test_a_node_whose_exporter_stops_turns_stale_never_live(stack: Stack, 
     store: FleetStore = fleet.store
     runner.start()
     try:
-        await until(lambda: store.hosts["agent-c"].state(store.clock()) is HostState.LIVE, "agent-c live", 30)
+        await wait_true(lambda: store.hosts["agent-c"].state(store.clock()) is HostState.LIVE, "agent-c live", 30)
         stack.doomed.terminate()
         stack.doomed.wait(timeout=10)
         stopped = time.monotonic()
-        await until(lambda: store.hosts["agent-c"].state(store.clock()) is HostState.STALE, "agent-c stale", 30)
+        await wait_true(lambda: store.hosts["agent-c"].state(store.clock()) is HostState.STALE, "agent-c stale", 30)
         record = store.hosts["agent-c"]
         # Stale within a few scrape intervals: as an SSH host whose agent went quiet.
         assert time.monotonic() - stopped < record.stale_after * record.interval_s + 3 * config.prometheus.refresh_s + 2  # type: ignore[union-attr]
     finally:
         await runner.stop()
         await fleet.close()
-
-
-async def until(predicate: Any, what: str, timeout: float) -> None:
-    """Wait for a condition that the runner's tasks bring about (checked as the store changes, and as time passes)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.1)
 
 
 def test_series_without_the_host_label_say_which_setting_to_change(stack: Stack, tmp_path: Path) -> None:
@@ -219,12 +209,12 @@ async def test_prometheus_down_marks_its_hosts_down_with_why_and_they_return_wit
     runner.start()
     try:
         names = ("agent-a", "dcgm-node-1")
-        await until(lambda: all(store.hosts[n].state(store.clock()) is HostState.LIVE for n in names), "both live", 30)
+        await wait_true(lambda: all(store.hosts[n].state(store.clock()) is HostState.LIVE for n in names), "both live", 30)
         stack.prometheus.stop()
-        await until(lambda: all(store.hosts[n].state(store.clock()) is HostState.DOWN for n in names), "both down", 30)
+        await wait_true(lambda: all(store.hosts[n].state(store.clock()) is HostState.DOWN for n in names), "both down", 30)
         assert all("cannot connect" in (store.hosts[n].error or "") for n in names), [store.hosts[n].error for n in names]
         stack.prometheus.start()
-        await until(lambda: all(store.hosts[n].state(store.clock()) is HostState.LIVE for n in names), "both back", 90)
+        await wait_true(lambda: all(store.hosts[n].state(store.clock()) is HostState.LIVE for n in names), "both back", 90)
     finally:
         await runner.stop()
         await fleet.close()

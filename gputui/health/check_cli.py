@@ -152,13 +152,11 @@ def _say(text: str, status: int, err: bool = False) -> int:
 def _open(args: argparse.Namespace) -> Fleet:
     """The fleet to check: the demo's (with the config's thresholds and [notify], if one is named), or
     the config's hosts; ValueError or ConfigError says why not."""
-    from gputui.cli_args import demo_spec
+    from gputui.cli_args import demo_spec, prometheus_url
     from gputui.sources.fleet import open_fleet
 
     path = args.check_file or args.config
-    url = args.check_prometheus or args.ui_prometheus
-    if url is not None and args.demo:
-        raise ValueError("--prometheus and --demo: choose one")
+    url = prometheus_url(args, args.check_prometheus)
     fleet = open_fleet(path, demo_spec(args), url)
     if not fleet.sources:  # the config lists none, or its Prometheus could not say (UNKNOWN, with why)
         raise ValueError(fleet.problems[0] if fleet.problems else f"{fleet.path or 'config'}: no hosts to check")

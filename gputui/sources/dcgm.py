@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -150,27 +150,27 @@ class Reading:
         reading.add_values(values, host_label)
         return reading
 
-    def add_values(self, result: Iterable[Mapping[str, Any]], host_label: str | None) -> None:
-        """Series of any family, told apart by ``__name__``."""
+    def _keyed(self, result: Iterable[Mapping[str, Any]], host_label: str | None) -> Iterator[tuple[Key, dict[str, str], Any]]:
+        """Each series with its GPU's key, labels and raw value; one without a host or GPU is counted, not guessed."""
         for series in result:
             labels = series.get("metric", {})
             key = key_of(labels, host_label)
             if key is None:
                 self.unlabelled += 1
                 continue
+            yield key, labels, series["value"][1]
+
+    def add_values(self, result: Iterable[Mapping[str, Any]], host_label: str | None) -> None:
+        """Series of any family, told apart by ``__name__``."""
+        for key, labels, value in self._keyed(result, host_label):
             family = labels.get("__name__", "")
-            self.values.setdefault(family, {})[key] = series["value"][1]
+            self.values.setdefault(family, {})[key] = value
             self.exported.setdefault(family, set()).add(key[0])
 
     def add_inventory(self, result: Iterable[Mapping[str, Any]], host_label: str | None) -> None:
-        for series in result:
-            labels = series.get("metric", {})
-            key = key_of(labels, host_label)
-            if key is None:
-                self.unlabelled += 1
-                continue
+        for key, labels, value in self._keyed(result, host_label):
             self.inventory[key] = labels
-            self.values.setdefault(FB_USED, {})[key] = series["value"][1]
+            self.values.setdefault(FB_USED, {})[key] = value
 
     def add_scraped(self, result: Iterable[Mapping[str, Any]], host_label: str | None) -> None:
         for series in result:

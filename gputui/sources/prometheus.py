@@ -111,26 +111,26 @@ class PromClient:
     def _too_big(self) -> LinkError:
         return LinkError(f"prometheus {self.url}: an answer over {self.limit_mib:g} MiB was refused (max_answer_mib)")
 
+    def _keep(self, body: bytearray, chunk: bytes) -> None:
+        """Add one chunk of an answer, refusing it past the cap before more is read."""
+        body += chunk
+        self.bytes_read += len(chunk)
+        if len(body) > self.limit:
+            raise self._too_big()
+
     async def _body(self, resp: httpx.Response) -> bytes:
-        chunks, size = [], 0
+        body = bytearray()
         async for chunk in resp.aiter_bytes():
-            size += len(chunk)
-            self.bytes_read += len(chunk)
-            if size > self.limit:
-                raise self._too_big()
-            chunks.append(chunk)
-        return b"".join(chunks)
+            self._keep(body, chunk)
+        return bytes(body)
 
     def _body_sync(self, resp: httpx.Response, deadline: float) -> bytes:
-        chunks, size = [], 0
+        body = bytearray()
         for chunk in resp.iter_bytes():
-            size += len(chunk)
-            if size > self.limit:
-                raise self._too_big()
+            self._keep(body, chunk)
             if time.monotonic() > deadline:  # a trickle of quick reads: over timeout_s in all (httpx's is per read)
                 raise LinkError(f"prometheus {self.url}: no answer within {self.timeout:g}s")
-            chunks.append(chunk)
-        return b"".join(chunks)
+        return bytes(body)
 
     def _result(self, status: int, body: bytes) -> list[dict[str, Any]]:
         try:

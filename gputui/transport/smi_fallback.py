@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator, Sequence
 
 import asyncssh
 
-from gputui.gpu_facts import REASON_BITS, model_limits
+from gputui.gpu_facts import model_limits, reasons_of
 from gputui.protocol import PROTOCOL_VERSION
 from gputui.transport.base import LinkError
 from gputui.transport.lines import split_lines
@@ -113,7 +113,7 @@ def throttle_reasons(mask_text: str | None) -> list[str] | None:
         mask = int(mask_text, 16)
     except ValueError:
         return None
-    return sorted(name for bit, name in REASON_BITS if mask & bit)
+    return reasons_of(mask)
 
 
 def hello_frame(
