@@ -180,7 +180,7 @@ def _snapshot(args: argparse.Namespace) -> int:
         return 2
 
     async def look() -> None:
-        await snapshot.collect(fleet.sources, fleet.store, args.timeout)
+        await snapshot.collect(fleet.sources, fleet.store, args.timeout, cluster=fleet.slurm)
         await fleet.close()
 
     asyncio.run(look())

@@ -214,6 +214,17 @@ class Prometheus(_Strict):
         return value
 
 
+class Slurm(_Strict):
+    """The site's Slurm controller, read from the dashboard's machine (gputui/slurm/reader.py):
+    jobs on GPUs, node states and reservations, three commands a refresh for the whole cluster."""
+
+    enabled: bool = Field(True, description="read Slurm (a [slurm] section with enabled = false keeps the settings)")
+    conf: str | None = Field(None, min_length=1, description="the cluster's slurm.conf (SLURM_CONF; default: Slurm's own)")
+    refresh_s: float = Field(10.0, ge=1.0, le=3600, description="seconds between reads of the cluster")
+    timeout_s: float = Field(10.0, gt=0, le=300, description="a command slower than this has failed")
+    bin_dir: str | None = Field(None, min_length=1, description="where squeue, sinfo and scontrol are (default: PATH)")
+
+
 class Group(_Strict):
     description: str = ""
     backend: Backend | None = None
@@ -277,6 +288,7 @@ class Config(_Strict):
     actions: Actions = Field(default_factory=Actions)
     notify: Notify = Field(default_factory=Notify)
     prometheus: Prometheus | None = None
+    slurm: Slurm | None = None
 
     def backend_of(self, host: Host) -> str:
         """The host's own backend, else its group's, else the default."""

@@ -31,17 +31,31 @@ from gputui.fleet.runner import FleetRunner
 from gputui.fleet.store import FleetStore, HostRecord, HostState
 from gputui.frames import GpuSample
 from gputui.render import fmt, throttle_words
+from gputui.slurm.model import SlurmView
+from gputui.slurm.reader import SlurmReader
 from gputui.sources.base import Source
 
 SCHEMA = "gputui.snapshot/1"
 
 
-async def collect(sources: Sequence[Source], store: FleetStore, timeout: float, samples: int = 1) -> None:
+async def collect(
+    sources: Sequence[Source], store: FleetStore, timeout: float, samples: int = 1, cluster: SlurmReader | None = None
+) -> None:
     """Follow every source until each host has sent ``samples`` samples or failed, or ``timeout`` passes.
 
     ``gputui check`` asks for two: rules on counters that climb need two looks,
-    and XIDs from NVML arrive in the samples after the first.
+    and XIDs from NVML arrive in the samples after the first. ``cluster``: the
+    site's Slurm, read once meanwhile (its own timeout bounds it).
     """
+    reading = asyncio.ensure_future(cluster.read()) if cluster is not None else None
+    try:
+        await _follow(sources, store, timeout, samples)
+    finally:
+        if reading is not None:
+            store.set_slurm(await reading)
+
+
+async def _follow(sources: Sequence[Source], store: FleetStore, timeout: float, samples: int) -> None:
     runner = FleetRunner(sources, store, reconnect=False)  # one look: no retries
     changed = asyncio.Event()
     counts: dict[str, int] = {}
@@ -97,7 +111,8 @@ def to_json(store: FleetStore, idle_holding_s: float = DEFAULT_IDLE_HOLDING_S) -
                 "error": r.error,
                 "node": _node_json(ledger.node),
                 "ledger_error": ledger.error,
-                "gpus": [_gpu_json(r, g, ledger, idle_holding_s) for g in r.gpus()],
+                "slurm": _slurm_json(store.slurm, r.name),
+                "gpus": [_gpu_json(r, g, ledger, idle_holding_s, store.slurm) for g in r.gpus()],
             }
         )
     return {"schema": SCHEMA, "taken_at": round(time.time(), 3), "hosts": hosts}
@@ -124,7 +139,22 @@ def _allocation_json(gpu: GpuSample, a: GpuAllocation, ledger: Ledger) -> dict[s
     }
 
 
-def _gpu_json(record: HostRecord, gpu: GpuSample, ledger: Ledger, idle_holding_s: float) -> dict[str, Any]:
+def _slurm_json(view: SlurmView | None, host: str) -> dict[str, Any] | None:
+    """The host's Slurm node (sinfo's state and reason) and its reservations, where [slurm] is read."""
+    if view is None:
+        return None
+    node = view.node(host)
+    return {
+        "node": node.as_dict() if node is not None else None,
+        "reservations": [r.as_dict() for r in view.reservations_on(host)],
+        "read_at": view.read_at,
+        "error": view.error,
+    }
+
+
+def _gpu_json(
+    record: HostRecord, gpu: GpuSample, ledger: Ledger, idle_holding_s: float, slurm: SlurmView | None = None
+) -> dict[str, Any]:
     out = gpu.model_dump(mode="json")
     static = record.static(gpu.index)
     out["uuid"] = static.uuid if static else None
@@ -138,6 +168,10 @@ def _gpu_json(record: HostRecord, gpu: GpuSample, ledger: Ledger, idle_holding_s
     instances = mig_instances(record, gpu)
     out["mig_devices"] = [_mig_json(m) for m in instances] if instances else None
     out["allocation"] = _allocation_json(gpu, gpu_allocation(record, gpu, ledger, idle_holding_s), ledger)
+    job = slurm.job_on(record.name, gpu.index) if slurm is not None else None
+    out["allocation"]["slurm_job"] = job.as_dict(time.time()) if job is not None else None
+    if job is not None and out["allocation"]["holder"] is None:
+        out["allocation"]["holder"] = job.user
     return out
 
 
@@ -171,6 +205,7 @@ def to_table(store: FleetStore, idle_holding_s: float = DEFAULT_IDLE_HOLDING_S) 
             out.append(f"  ! {r.error}")
         if ledger.node is not None:
             out.append(f"  node {ledger.node.state}" + (f": {ledger.node.reason}" if ledger.node.reason else ""))
+        out.extend(_slurm_lines(store.slurm, r.name))
         if not r.gpus():
             out.append("")
             continue
@@ -199,6 +234,20 @@ def to_table(store: FleetStore, idle_holding_s: float = DEFAULT_IDLE_HOLDING_S) 
                 out.append(f"  {index:<4}{p.pid:>8}  {fmt(p.user):<10}{fmt(p.gpu_mem_mib, '{} MiB'):>10}  {fmt(p.command)[:60]}")
         out.append("")
     return "\n".join(out)
+
+
+def _slurm_lines(view: SlurmView | None, host: str) -> list[str]:
+    """The node as Slurm has it, its reservations and the jobs on its GPUs."""
+    if view is None:
+        return []
+    node = view.node(host)
+    lines = [f"  slurm {node.words()}"] if node is not None else []
+    lines += [f"  slurm {r.words()}" for r in view.reservations_on(host)]
+    now, name = time.time(), view.node_name(host)
+    lines += [f"  slurm GPU {','.join(map(str, j.gpus[name]))}: {j.words(now)}" for j in view.jobs_on(host)]
+    if view.error:
+        lines.append(f"  ! slurm: {view.error}")
+    return lines
 
 
 def to_markdown(store: FleetStore, thresholds: Thresholds | None = None) -> str:

@@ -48,6 +48,7 @@ import re
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import tempfile
 import time
@@ -92,13 +93,21 @@ class NodeInfo:
 
 class SlurmCluster:
     def __init__(self, fleet: SshFleet | None = None, nodes: Sequence[str] = DEFAULT_NODES, slurmd: bool = True,
-                 sshd_env: bool = True, start_timeout: float = 30.0) -> None:  # fmt: skip
+                 sshd_env: bool = True, start_timeout: float = 30.0, gpus: int = 0,
+                 loopback_node: str | None = None) -> None:  # fmt: skip
         """``fleet`` must be started first. ``slurmd``: run a slurmd per node (only
         with namespaces). ``sshd_env``: restart the fleet's sshd with SLURM_CONF in
-        their SetEnv, so SSH sessions (the product's agent) find this cluster."""
+        their SetEnv, so SSH sessions (the product's agent) find this cluster.
+        ``gpus``: each node has that many GPUs as Slurm GRES, backed by stand-in
+        device files (see :meth:`_write_gres`). ``loopback_node``: without
+        namespaces, run one slurmd on 127.0.0.1 for that node (on a port of its
+        own), so it registers and runs jobs; the other nodes stay UNKNOWN."""
         self.fleet = fleet
         self.nodes = list(nodes)
         self.want_slurmd = slurmd
+        self.gpus = gpus
+        self.loopback_node = loopback_node
+        self.loopback_port = free_port() if loopback_node is not None else 0
         self.sshd_env = sshd_env
         self.start_timeout = start_timeout
         self.root = Path()
@@ -161,6 +170,9 @@ class SlurmCluster:
                 for node in self.nodes:
                     self._start_slurmd(node)
                 self._wait_nodes_idle()
+            elif self.loopback_node is not None:
+                self._start_slurmd(self.loopback_node)
+                self._wait_nodes_idle()
             if self.sshd_env and fleet is not None:
                 self._patch_sshd(fleet)
         except BaseException:
@@ -202,6 +214,8 @@ class SlurmCluster:
             "SlurmctldDebug=info",
             "SlurmdDebug=info",
             "ReturnToService=2",
+            "DefMemPerCPU=10",  # not all of the node's memory: jobs share a node
+            "SlurmdParameters=config_overrides",  # the CPUs and GRES below, whatever this machine has
             "ProctrackType=proctrack/linuxproc",
             "TaskPlugin=task/none",
             "SelectType=select/cons_tres",
@@ -211,10 +225,33 @@ class SlurmCluster:
             "AccountingStorageType=accounting_storage/none",
             "MailProg=/bin/true",
         ]
+        if self.gpus:
+            lines.append("GresTypes=gpu")
         for node in self.nodes:
-            lines.append(f"NodeName={node} NodeAddr={self._node_address(node)} CPUs=1 RealMemory=100 State=UNKNOWN")
+            gres = f" Gres=gpu:{self.gpus}" if self.gpus else ""
+            port = f" Port={self.loopback_port}" if node == self.loopback_node and not self.namespaces else ""
+            lines.append(f"NodeName={node} NodeAddr={self._node_address(node)}{port} CPUs=4 RealMemory=1000{gres} State=UNKNOWN")
         lines.append(f"PartitionName=gpu Nodes={','.join(self.nodes)} Default=YES MaxTime=INFINITE State=UP")
         self.conf_path.write_text("\n".join(lines) + "\n")
+        if self.gpus:
+            self._write_gres()
+
+    def _write_gres(self) -> None:
+        """gres.conf beside slurm.conf, each node's GPUs backed by character
+        devices made for the run (major 195 as NVIDIA's, minor = GPU index), as
+        a real site lists /dev/nvidia0..N: slurmd checks the files exist, and a
+        job's GRES index (``scontrol show job -d``: ``gpu:1(IDX:0)``) is the
+        position in that list, so GPU 0 is /dev/nvidia0 as on a real host."""
+        lines = ["AutoDetect=off"]
+        for node in self.nodes:
+            dev = self.root / "dev" / node
+            dev.mkdir(parents=True)
+            for i in range(self.gpus):
+                os.mknod(dev / f"nvidia{i}", 0o600 | stat.S_IFCHR, os.makedev(195, i))
+            last = self.gpus - 1
+            files = f"{dev}/nvidia[0-{last}]" if last else f"{dev}/nvidia0"
+            lines.append(f"NodeName={node} Name=gpu File={files}")
+        (self.root / "gres.conf").write_text("\n".join(lines) + "\n")
 
     def _node_address(self, node: str) -> str:
         if self.fleet is not None and self.namespaces:
@@ -246,14 +283,13 @@ class SlurmCluster:
         self._poll(self.ping, self.slurmctld, "slurmctld")
 
     def _start_slurmd(self, node: str) -> None:
-        assert self.fleet is not None
-        ns = self.fleet.hosts[node].namespace
+        ns = self.fleet.hosts[node].namespace if self.fleet is not None and self.namespaces else None
         (self.root / "spool" / node).mkdir(exist_ok=True)
         self.slurmds[node] = self._spawn(f"slurmd-{node}", [SLURMD, "-D", "-N", node, "-f", str(self.conf_path)], ns)
 
     def _wait_nodes_idle(self) -> None:
         deadline = time.monotonic() + self.start_timeout
-        for node in self.nodes:
+        for node in self.slurmds:
             while self.node_state(node) != "IDLE":
                 proc = self.slurmds[node]
                 if proc.poll() is not None:

@@ -17,7 +17,7 @@ from gputui.snapshot import to_json, to_table
 from tests.action_cli import gputui
 
 HOSTILE = 'it\'s "hot"; $(touch /tmp/gputui-alloc-pwned) `id`\ntempérature 温度 ✓'
-ALLOCATION_KEYS = {"state", "holder", "reason", "ticket", "since", "until", "by", "version"}
+ALLOCATION_KEYS = {"state", "holder", "reason", "ticket", "since", "until", "by", "version", "slurm_job"}
 LOST_GPU = 5  # the incident scenario's
 
 

@@ -12,11 +12,12 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Protocol
 
 from gputui.fleet.store import FleetStore
 from gputui.frames import FrameError
+from gputui.slurm.model import SlurmView
 from gputui.sources.base import LinkError, Source
 
 log = logging.getLogger(__name__)
@@ -132,6 +133,10 @@ class FleetRunner:
                     await wake.wait()
             except TimeoutError:
                 pass
+
+    def follow_cluster(self, follow: Callable[[Callable[[SlurmView], None]], Awaitable[None]]) -> None:
+        """Keep the store's view of the site's Slurm fresh (``SlurmReader.follow``), for as long as the hosts."""
+        self.tasks.append(asyncio.ensure_future(follow(self.store.set_slurm)))
 
     def retry_now(self, name: str) -> None:
         event = self.wakeups.get(name)

@@ -16,6 +16,7 @@ from enum import StrEnum
 
 from gputui.fleet.history import FINE_SAMPLES, GpuHistory
 from gputui.frames import ErrorFrame, GpuSample, GpuStatic, Hello, Result, Sample, XidEvent
+from gputui.slurm.model import SlurmView
 
 STALE_AFTER_INTERVALS = 3
 MAX_EVENTS = 200  # per host: an XID storm must not grow the dashboard
@@ -95,6 +96,7 @@ class FleetStore:
         self.hosts: dict[str, HostRecord] = {}
         self.version = 0  # bumped on every change, so readers can skip redraws
         self.listeners: list[Callable[[], None]] = []
+        self.slurm: SlurmView | None = None  # the site's Slurm, where [slurm] is set: jobs, node states, reservations
 
     def _changed(self) -> None:
         self.version += 1
@@ -142,6 +144,12 @@ class FleetStore:
             elif hist.interval_s != interval:  # the host came back with another interval
                 hist.interval_s = interval
             hist.push(gpu.util_pct, gpu.mem_pct, gpu.temp_c, gpu.power_w)
+
+    def set_slurm(self, view: SlurmView) -> None:
+        """A new reading of the cluster (or the old one with why it could not be read again)."""
+        if view != self.slurm:
+            self.slurm = view
+            self._changed()
 
     def mark_bad_frame(self, name: str, error: str) -> None:
         record = self.hosts[name]

@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
 
         store.listeners.append(lambda: engine.observe(store))  # every sample, not only the last
         try:
-            await collect(fleet.sources, store, args.timeout, samples=SAMPLES)
+            await collect(fleet.sources, store, args.timeout, samples=SAMPLES, cluster=fleet.slurm)
         finally:
             await fleet.close()
 

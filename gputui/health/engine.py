@@ -34,6 +34,7 @@ from gputui.health.finding import Context, Finding
 from gputui.health.jump import jump_outages
 from gputui.health.model import Alert
 from gputui.health.rules import counter_values, host_findings
+from gputui.slurm.model import SlurmView
 
 ALWAYS_JUDGED = frozenset({"xid", "stale", "down"})  # judged whatever the host's state
 HOSTS_PER_STEP = 64  # about 5 ms of rules at 8 GPUs a host
@@ -116,7 +117,7 @@ class HealthEngine:
             counter.rises.append((now, value - counter.value))
         counter.value = value  # lower: the GPU was reset, counting starts again
 
-    def _context(self, record: HostRecord, now: float, mono_now: float) -> Context:
+    def _context(self, record: HostRecord, now: float, mono_now: float, slurm: SlurmView | None = None) -> Context:
         memory = self._hosts.get(record.name, _HostMemory())
         xids, last_xid = self._xids(record, now)
         counter_from = now - self.thresholds.counter_window_minutes * 60.0
@@ -126,7 +127,10 @@ class HealthEngine:
                 counter.rises.popleft()
             if counter.rises:
                 climbs[key] = sum(by for _, by in counter.rises)
-        return Context(self.thresholds, now, mono_now, xids, last_xid, climbs)
+        jobs = {}
+        if slurm is not None:
+            jobs = {g.index: job.label() for g in record.gpus() if (job := slurm.job_on(record.name, g.index)) is not None}
+        return Context(self.thresholds, now, mono_now, xids, last_xid, climbs, jobs)
 
     def _xids(self, record: HostRecord, now: float) -> tuple[list[XidEvent], dict[int | None, XidEvent]]:
         """The host's XIDs within the window, oldest first, and each GPU's newest
@@ -161,7 +165,7 @@ class HealthEngine:
         for n, (name, record) in enumerate(list(store.hosts.items()), 1):
             if record.state(mono_now) is not HostState.LIVE:
                 not_live.add(name)
-            for finding in host_findings(record, self._context(record, now, mono_now)):
+            for finding in host_findings(record, self._context(record, now, mono_now, store.slurm)):
                 seen[finding.key(name)] = (name, finding)
             if n % hosts_per_step == 0:
                 yield

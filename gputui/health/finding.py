@@ -41,3 +41,4 @@ class Context:
     xids: Sequence[XidEvent] = ()  # this host's XIDs within the window
     last_xid: Mapping[int | None, XidEvent] = field(default_factory=dict)  # per GPU, the newest XID ever seen
     climbs: Mapping[tuple[int, str], int] = field(default_factory=dict)  # (gpu, counter) -> rise within the window
+    jobs: Mapping[int, str] = field(default_factory=dict)  # GPU -> the Slurm job holding it ("job 12 train (alice)")

@@ -42,8 +42,9 @@ def idle_in_every_sample(hist: GpuHistory | None) -> int:
     return len(fine)
 
 
-def idle_holding(g: GpuSample, hist: GpuHistory | None, th: Thresholds, now: float) -> Finding | None:
-    """The finding for one GPU, or None: WARNING from history, INFO from process age (see the module's note)."""
+def idle_holding(g: GpuSample, hist: GpuHistory | None, th: Thresholds, now: float, job: str | None = None) -> Finding | None:
+    """The finding for one GPU, or None: WARNING from history, INFO from process age (see the module's note).
+    ``job``: the Slurm job Slurm gave the GPU to, named in the title: it is what an operator cancels."""
     if g.util_pct is None or g.util_pct > IDLE_UTIL_PCT:
         return None  # busy, or no utilisation to judge by (MIG): as allocation() would say, sooner
     limit_s = th.idle_holding_minutes * 60.0
@@ -58,11 +59,15 @@ def idle_holding(g: GpuSample, hist: GpuHistory | None, th: Thresholds, now: flo
     }
     if users:
         evidence["users"] = ", ".join(users)
+    held_by = ""
+    if job is not None:
+        evidence["Slurm job"] = job
+        held_by = f": {job}"
     advice = "ask its owner to release it (end the idle process) or reclaim it: others are waiting for GPUs"
     if state is Alloc.IDLE_HOLDING:
         idle_s = idle_for_s(hist, limit_s)
         evidence["basis"] = f"history: idle for at least {age_words(idle_s)}"
-        title = f"GPU {g.index} idle, holding memory (<= {IDLE_UTIL_PCT:.0f}% util for {age_words(idle_s)}+)"
+        title = f"GPU {g.index} idle, holding memory (<= {IDLE_UTIL_PCT:.0f}% util for {age_words(idle_s)}+){held_by}"
         return Finding("idle-holding", Severity.WARNING, g.index, title, advice, evidence, since=now - idle_s)
     seen = idle_in_every_sample(hist)
     starts = [p.started_at for p in g.processes]
@@ -72,5 +77,5 @@ def idle_holding(g: GpuSample, hist: GpuHistory | None, th: Thresholds, now: flo
     if now - held_since < limit_s:
         return None
     evidence["basis"] = f"processes running {age_words(now - held_since)}; idle in all {seen} samples seen"
-    title = f"GPU {g.index} holding memory, idle in every sample seen (process running {age_words(now - held_since)})"
+    title = f"GPU {g.index} holding memory, idle in every sample seen (process running {age_words(now - held_since)}){held_by}"
     return Finding("idle-holding", Severity.INFO, g.index, title, advice, evidence, since=held_since)

@@ -158,7 +158,7 @@ def gpu_findings(g: GpuSample, record: HostRecord, statics: dict[int, GpuStatic]
         remap(g),
         retired(g),
         uncorrected_ecc(g),
-        idle_holding(g, record.history.get(g.index), ctx.thresholds, ctx.now),
+        idle_holding(g, record.history.get(g.index), ctx.thresholds, ctx.now, ctx.jobs.get(g.index)),
         field_errors(g),
     ]
     found = [f for f in out if f is not None]

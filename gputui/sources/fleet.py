@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from gputui import config as cfg
 from gputui import registry
 from gputui.fleet.store import FleetStore
+from gputui.slurm.reader import SlurmReader
 from gputui.sources.base import FleetPart, FleetSourceFactory, HostSourceFactory, Source, SourceContext
 
 
@@ -48,6 +49,7 @@ class Fleet:
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # a source that could not list its hosts yet, and why
     followers: list[Callable[[Callable[[Source], None]], None]] = field(default_factory=list)
+    slurm: SlurmReader | None = None  # [slurm]: the site's jobs, node states and reservations
 
     def follow_new(self, add: Callable[[Source], None]) -> None:
         """Hand hosts that sources find later (a Prometheus's new nodes) to ``add``: the dashboard's runner."""
@@ -81,6 +83,7 @@ def from_config(config: cfg.Config, path: Path | None = None) -> Fleet:
     context = SourceContext(config)
     title = f"gputui: {path.name}" if path is not None else "gputui"
     fleet = Fleet(store, [host_source(h, context) for h in config.hosts], config, title, path, context)
+    fleet.slurm = SlurmReader.from_config(config)
     if config.prometheus is not None:
         part = fleet_part("prometheus", config.prometheus, config)
         fleet.sources += part.sources

@@ -24,6 +24,7 @@ from gputui.health.engine import HealthEngine
 from gputui.health.model import Severity
 from gputui.health.notify_send import Notifier
 from gputui.record.player import ReplayPlayer
+from gputui.slurm.model import SlurmView
 from gputui.sources.base import Source
 from gputui.ui.dialogs.action_screen import ActionDesk, ActionScreen, Draft
 from gputui.ui.dialogs.help_screen import HelpScreen
@@ -115,6 +116,8 @@ class GpuTuiApp(App[None]):
         # not list its hosts at the start says why once the screen is up (gputui/ui/launch.py sets both).
         self.follow_new: Callable[[Callable[[Source], None]], None] | None = None
         self.source_problems: list[str] = []
+        # The site's Slurm ([slurm]): read by the runner beside the hosts (gputui/ui/launch.py sets it).
+        self.follow_cluster: Callable[[Callable[[SlurmView], None]], Awaitable[None]] | None = None
         self.configured_theme = theme
         self.ready = False  # theme changes before this are not the operator's
         self.theme = pick_theme(theme, self.available_themes)
@@ -128,6 +131,8 @@ class GpuTuiApp(App[None]):
         self.runner.start()
         if self.follow_new is not None:
             self.follow_new(self.runner.add)
+        if self.follow_cluster is not None:
+            self.runner.follow_cluster(self.follow_cluster)
         self.tape.attach()
         self.push_screen(OverviewScreen(self.store, self.fleet_title, self.parts()))
         self.health_tick()  # a store that starts full (a replay, a snapshot) is judged before the first draw

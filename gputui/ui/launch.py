@@ -81,6 +81,8 @@ def configured_app(path: Path | None, config: cfg.Config, read_only: bool = Fals
     if fleet.followers:
         app.follow_new = fleet.follow_new
     app.source_problems = fleet.problems
+    if fleet.slurm is not None:
+        app.follow_cluster = fleet.slurm.follow
     problem = unknown_theme(config.theme, app.available_themes)
     if problem is not None:  # shown once, as a notification, with the theme files' own problems
         app.theme_problems.append(escape(f"{path or 'config'}: {problem}; showing {app.theme}"))

@@ -43,6 +43,7 @@ from gputui.fleet.allocation import (
 from gputui.fleet.mig import MigInstance, mig_instances
 from gputui.frames import GpuSample
 from gputui.render import age_words, fmt
+from gputui.slurm.model import SlurmJob
 from gputui.ui.panels.base import HostPanel, HostView
 from gputui.ui.widgets.palette import Palette
 from gputui.ui.widgets.table_sync import Cell, sync_rows
@@ -71,6 +72,14 @@ def state_style(state: Alloc, pal: Palette, mark: LedgerMark | None = None) -> S
         Alloc.IDLE_HOLDING: pal.warn,
         Alloc.LOST: pal.bad,
     }[state]
+
+
+def jobs_cell(g: GpuSample, job: SlurmJob | None) -> str:
+    """The Slurm job Slurm gave the GPU, else the jobs and containers its processes are in, else
+    its source's holder (a pod, where the source lists no processes)."""
+    if job is not None:
+        return job.label()
+    return job_words(g.processes) or (f"pod {g.holder}" if g.holder else "")
 
 
 class AllocationPanel(HostPanel):
@@ -141,7 +150,7 @@ class AllocationPanel(HostPanel):
                 "" if g.lost else Text(fmt(g.util_pct, "{}%"), justify="right"),
                 ", ".join(users),
                 ", ".join(str(p.pid) for p in g.processes),
-                job_words(g.processes) or (f"pod {g.holder}" if g.holder else ""),  # a pod, where the source knows no processes
+                jobs_cell(g, view.slurm_job(g.index)),
             )
             for m in mig_instances(record, g):
                 rows[f"{g.index}/{m.index}"] = self.instance_row(m, g, view)

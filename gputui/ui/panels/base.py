@@ -17,6 +17,7 @@ from textual.widget import Widget
 
 from gputui.fleet.store import HostRecord
 from gputui.frames import GpuSample
+from gputui.slurm.model import SlurmJob, SlurmView
 from gputui.ui.widgets.palette import Palette, ascii_mode
 
 BARS = " ▁▂▃▄▅▆▇█"
@@ -32,6 +33,11 @@ class HostView:
     stale: bool  # the host is not live: numbers are old and drawn dim
     pal: Palette
     ascii: bool  # Linux console: draw nothing outside ASCII
+    slurm: SlurmView | None = None  # the site's Slurm ([slurm]): its jobs on these GPUs, the node's state
+
+    def slurm_job(self, gpu: int) -> SlurmJob | None:
+        """The Slurm job given this GPU (by its GRES index), where Slurm is read."""
+        return self.slurm.job_on(self.record.name, gpu) if self.slurm is not None else None
 
     @property
     def deg(self) -> str:

@@ -27,6 +27,7 @@ from textual.widgets import DataTable, Input, Static
 from gputui.fleet.mig import MigInstance, instance_of, mig_instances
 from gputui.frames import ProcessInfo
 from gputui.render import NA, age_words, fmt
+from gputui.slurm.model import SlurmJob
 from gputui.ui.panels.base import HostPanel, HostView
 from gputui.ui.panels.proc_groups import GROUPINGS, WORDS, Group, grouped, header_cells, job_words
 from gputui.ui.widgets.table_sync import Cell, sync_rows
@@ -60,6 +61,22 @@ COLUMNS = (
 BY_KEY = {c.key: c for c in COLUMNS}
 SORTABLE = tuple(c.key for c in COLUMNS if c.value is not None)
 DEFAULT_SORT = "gpu"
+
+
+def slurm_job_words(job: SlurmJob | None) -> str:
+    """The job Slurm gave the process's GPU, where the process's cgroup did not name one."""
+    return f"slurm {job.id} {job.name}" if job is not None else ""
+
+
+def jobs_words(view: HostView, wall: float) -> Text:
+    """Each Slurm job on the host, with the GPUs Slurm gave it, its partition, elapsed time and limit."""
+    text = Text()
+    if view.slurm is None:
+        return text
+    for job in view.slurm.jobs_on(view.record.name):
+        gpus = ",".join(str(i) for i in job.gpus.get(view.slurm.node_name(view.record.name), ()))
+        text.append(f"   GPU {gpus}: {job.words(wall)}", view.pal.accent)
+    return text
 
 
 def alike(by: str, p: ProcessInfo) -> str | None:
@@ -308,7 +325,7 @@ class ProcessesPanel(HostPanel):
             num(fmt(p.cpu_pct, "{:.0f}%")),
             num(fmt(p.rss_mib, "{:,.0f} MiB")),
             num(running),
-            job_words(p),
+            job_words(p) or slurm_job_words(view.slurm_job(gpu)),
             fmt(p.command),
         )
 
@@ -327,5 +344,6 @@ class ProcessesPanel(HostPanel):
             text.append(f"   user '{self.user_filter}': {shown} of {total} shown", pal.warn)
         if self.marked:
             text.append(f"   {len(self.marked)} marked: K kills them in one step", pal.warn)
+        text.append_text(jobs_words(view, time.time()))
         text.append("   o/O: sort  g: group  u: user  space/U/J: mark one (a group) / the user's / the job's", pal.dim)
         return text

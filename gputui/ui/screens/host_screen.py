@@ -35,6 +35,7 @@ from gputui.ui.panels.utilization import UtilizationPanel
 from gputui.ui.screens.seam import AppParts, OpenAction
 from gputui.ui.widgets.footer import KeysFooter
 from gputui.ui.widgets.palette import Palette, ascii_mode
+from gputui.ui.widgets.slurm_text import slurm_words
 
 REFRESH_S = 1.0
 TABS = (("utilization", "Utilization"), ("thermal", "Thermal"), ("allocation", "Allocation"), ("processes", "Processes"))
@@ -172,7 +173,8 @@ class HostScreen(Screen[None]):
         self.query_one("#host-title", Static).update(self.title_line(r, state, now, pal))
         panel = self.active_panel()
         if panel is not None:
-            panel.show(HostView(record=r, now=now, stale=state is not HostState.LIVE, pal=pal, ascii=ascii_mode(self.app)))
+            stale = state is not HostState.LIVE
+            panel.show(HostView(record=r, now=now, stale=stale, pal=pal, ascii=ascii_mode(self.app), slurm=self.store.slurm))
             if self.gpu is not None and panel.id not in self.placed:
                 self.place_cursor(panel)
 
@@ -198,6 +200,7 @@ class HostScreen(Screen[None]):
         if mode:  # up front: the line is cut at the right edge
             text.append(f"   {mode}", pal.warn)
         text.append(f"   data {age_words(r.age_s(now))} old")
+        text.append_text(slurm_words(self.store.slurm, r.name, pal))
         if r.hello:
             models = Counter((g.name or "unknown GPU").replace("NVIDIA ", "") for g in r.hello.gpus if not g.lost)
             text.append("   " + ", ".join(f"{n}x {name}" for name, n in models.items()))

@@ -55,6 +55,7 @@ from gputui.ui.screens.seam import AppParts, OpenAction
 from gputui.ui.state.alerts import AlertBoard, count_words, severity_style
 from gputui.ui.widgets.footer import KeysFooter
 from gputui.ui.widgets.palette import Palette, ascii_mode, celsius
+from gputui.ui.widgets.slurm_text import slurm_jobs_given
 from gputui.ui.widgets.table_sync import Cell, sync_rows
 
 REFRESH_S = 1.0
@@ -352,7 +353,10 @@ class TriageScreen(Screen[None]):
         jobs = sorted({p.slurm_job for _, p in found.values() if p.slurm_job})
         if users:
             text.append(f"   users {', '.join(users)}")
-        if jobs:
+        given = slurm_jobs_given(self.store.slurm, host, alert.gpu if alert is not None else None)
+        if given:  # what Slurm says holds the GPUs: the job an operator cancels or asks about
+            text.append(f"   Slurm {'; '.join(given)}", pal.accent)
+        elif jobs:
             text.append(f"   Slurm jobs {', '.join(jobs)}")
         if record is None or record.sample is None:
             text.append("   no sample from this host yet", pal.warn)

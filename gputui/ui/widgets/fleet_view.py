@@ -33,6 +33,7 @@ from gputui.ui.widgets.fleet_columns import Columns
 from gputui.ui.widgets.fleet_order import Row, arrange
 from gputui.ui.widgets.heatmap import CELL_W, Ramp, cell
 from gputui.ui.widgets.palette import Palette, ascii_mode
+from gputui.ui.widgets.slurm_text import node_style
 
 
 class FleetView(ScrollView, can_focus=True):
@@ -197,6 +198,10 @@ class FleetView(ScrollView, can_focus=True):
         held = self.held_words(r)
         if held:
             segs.append(Segment(f"  {held}", pal.warn))
+        node = self.store.slurm.node(r.name) if self.store.slurm is not None else None
+        if node is not None:  # Slurm's word for the node, with the reason when it takes no work
+            style = node_style(node, pal)
+            segs.append(Segment(f"  slurm {node.words() if style != pal.text else node.state}", style))
         return segs
 
     def held_words(self, r: HostRecord) -> str:

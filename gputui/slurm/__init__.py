@@ -1,0 +1,1 @@
+"""Slurm as the site sees it: jobs on GPUs, node states, reservations, read from the controller."""
