@@ -17,21 +17,19 @@ from typing import Any
 from gputui.config import Thresholds
 from gputui.fleet.allocation import (
     DEFAULT_IDLE_HOLDING_S,
-    GpuAllocation,
     Ledger,
-    LedgerMark,
-    allocation,
-    holder_words,
+    allocation_json,
+    gpu_allocation,
     ledger_of,
+    node_json,
     state_word,
-    with_ledger,
 )
 from gputui.fleet.mig import MigInstance, mig_instances
 from gputui.fleet.runner import FleetRunner
 from gputui.fleet.store import FleetStore, HostRecord, HostState
 from gputui.frames import GpuSample
 from gputui.render import fmt, throttle_words
-from gputui.slurm.model import SlurmView
+from gputui.slurm.model import SlurmView, slurm_json
 from gputui.slurm.reader import SlurmReader
 from gputui.sources.base import Source
 
@@ -87,11 +85,6 @@ async def _follow(sources: Sequence[Source], store: FleetStore, timeout: float, 
         await runner.stop()
 
 
-def gpu_allocation(record: HostRecord, gpu: GpuSample, ledger: Ledger, idle_holding_s: float) -> GpuAllocation:
-    """The GPU's state as the allocation panel shows it: from its sample and history, the ledger over it."""
-    return with_ledger(allocation(gpu, record.history.get(gpu.index), idle_holding_s), ledger.gpus.get(gpu.index))
-
-
 def to_json(store: FleetStore, idle_holding_s: float = DEFAULT_IDLE_HOLDING_S) -> dict[str, Any]:
     now = store.clock()
     hosts = []
@@ -109,47 +102,13 @@ def to_json(store: FleetStore, idle_holding_s: float = DEFAULT_IDLE_HOLDING_S) -
                 "source": r.hello.source if r.hello else None,
                 "missing_fields": list(r.hello.missing_fields) if r.hello else None,  # what its source cannot say
                 "error": r.error,
-                "node": _node_json(ledger.node),
+                "node": node_json(ledger.node),
                 "ledger_error": ledger.error,
-                "slurm": _slurm_json(store.slurm, r.name),
+                "slurm": slurm_json(store.slurm, r.name),
                 "gpus": [_gpu_json(r, g, ledger, idle_holding_s, store.slurm) for g in r.gpus()],
             }
         )
     return {"schema": SCHEMA, "taken_at": round(time.time(), 3), "hosts": hosts}
-
-
-def _node_json(mark: LedgerMark | None) -> dict[str, Any] | None:
-    """The node's entry in the ledger (drain-node), or None when the ledger holds none."""
-    if mark is None:
-        return None
-    return {"state": mark.state, "reason": mark.reason, "ticket": mark.ticket, "since": mark.since, "by": mark.by}
-
-
-def _allocation_json(gpu: GpuSample, a: GpuAllocation, ledger: Ledger) -> dict[str, Any]:
-    mark = a.ledger
-    return {
-        "state": state_word(a),
-        "holder": holder_words(gpu, mark),
-        "reason": mark.reason if mark else None,
-        "ticket": mark.ticket if mark else None,
-        "since": mark.since if mark else None,
-        "until": mark.until if mark else None,
-        "by": mark.by if mark else None,
-        "version": ledger.version,
-    }
-
-
-def _slurm_json(view: SlurmView | None, host: str) -> dict[str, Any] | None:
-    """The host's Slurm node (sinfo's state and reason) and its reservations, where [slurm] is read."""
-    if view is None:
-        return None
-    node = view.node(host)
-    return {
-        "node": node.as_dict() if node is not None else None,
-        "reservations": [r.as_dict() for r in view.reservations_on(host)],
-        "read_at": view.read_at,
-        "error": view.error,
-    }
 
 
 def _gpu_json(
@@ -167,11 +126,7 @@ def _gpu_json(
     del out["mig"]
     instances = mig_instances(record, gpu)
     out["mig_devices"] = [_mig_json(m) for m in instances] if instances else None
-    out["allocation"] = _allocation_json(gpu, gpu_allocation(record, gpu, ledger, idle_holding_s), ledger)
-    job = slurm.job_on(record.name, gpu.index) if slurm is not None else None
-    out["allocation"]["slurm_job"] = job.as_dict(time.time()) if job is not None else None
-    if job is not None and out["allocation"]["holder"] is None:
-        out["allocation"]["holder"] = job.user
+    out["allocation"] = allocation_json(record, gpu, ledger, idle_holding_s, slurm)
     return out
 
 

@@ -16,7 +16,7 @@ NAGIOS_FIRST = re.compile(
     r"^GPUTUI (OK|WARNING|CRITICAL|UNKNOWN) - (\d+) critical, (\d+) warning(?:, (\d+) unreachable)? "
     r"\| critical=(\d+) warning=(\d+) info=(\d+) hosts=(\d+) unreachable=(\d+)$"
 )
-ALERT_KEYS = {"key", "rule", "severity", "host", "gpu", "title", "advice", "since", "evidence", "behind"}
+ALERT_KEYS = {"key", "rule", "severity", "host", "gpu", "title", "advice", "since", "evidence", "behind", "allocation"}
 
 
 def env() -> dict[str, str]:
@@ -65,11 +65,13 @@ def test_json_lists_every_alert_with_its_fields_and_counts_them(incident_json: d
     assert data["schema"] == "gputui.check/1"
     assert (data["status"], data["exit_code"]) == ("critical", 2)
     assert data["hosts"] == 2 and data["unreachable"] == []
+    assert [h["name"] for h in data["fleet"]] == ["gpu-01", "gpu-02"]
     alerts = data["alerts"]
     for alert in alerts:
         assert set(alert) == ALERT_KEYS
         assert alert["severity"] in ("critical", "warning", "info")
         assert all(isinstance(v, str) for v in alert["evidence"].values())
+        assert (alert["allocation"] is None) == (alert["gpu"] is None)  # a GPU's alert says who holds the GPU
     counts = {s: sum(1 for a in alerts if a["severity"] == s) for s in ("critical", "warning", "info")}
     assert data["counts"] == counts
     order = {"critical": 0, "warning": 1, "info": 2}

@@ -1,7 +1,8 @@
 """Apps for the UI tests and the steps that drive them.
 
 - make_app: the dashboard on two local simulated hosts with the given
-  ``[actions]``, its audit log and ledger state in the test's tmp_path, and
+  ``[actions]``, its audit log and ledger state in the test's tmp_path (a
+  second audit log: a second operator's dashboard on the same hosts), and
   the steps of a guarded action from it (open the allocation tab, start an
   action with a reason, read the dialog's status and preview);
 - frozen_store: a fleet store of simulated hosts sampled once on a fixed clock;
@@ -37,12 +38,16 @@ SIZE = (150, 40)
 AGENT_WAIT_S = 30.0  # a preview or an apply starts a fresh agent process per host
 
 
-def make_app(tmp_path: Path, actions: str, read_only: bool = False, theme: str = "gputui-dark") -> GpuTuiApp:
+def make_app(
+    tmp_path: Path, actions: str, read_only: bool = False, theme: str = "gputui-dark", audit: str = "audit.jsonl"
+) -> GpuTuiApp:
+    """``audit``: the audit log's name; another one gives a second operator's dashboard
+    (own config and audit log) on the same hosts and ledger state."""
     hosts = "".join(f'[[hosts]]\nname = "{n}"\ntransport = "local"\nsim = "healthy"\ngpus = 2\n' for n in ("a", "b"))
-    path = tmp_path / "config.toml"
+    path = tmp_path / ("config.toml" if audit == "audit.jsonl" else f"config-{Path(audit).stem}.toml")
     path.write_text(
         f'interval = 0.2\ntheme = "{theme}"\n'
-        f'[actions]\naudit_log = "{tmp_path}/audit.jsonl"\nstate_dir = "{tmp_path}/state"\n{actions}\n{hosts}'
+        f'[actions]\naudit_log = "{tmp_path}/{audit}"\nstate_dir = "{tmp_path}/state"\n{actions}\n{hosts}'
     )
     return configured_app(path, cfg.load(path), read_only=read_only)
 

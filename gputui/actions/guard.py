@@ -302,8 +302,9 @@ def _summary(answer: HostAnswer) -> dict[str, Any]:
 def _why(answer: HostAnswer | None) -> str:
     if answer is None:
         return "no answer"
-    if answer.conflict:
-        return f"conflict: {answer.error or 'the ledger changed since the preview'}; look again and retry"
+    if answer.conflict:  # the hosts' own words end in "preview again" (older agents' too)
+        error = answer.error or "changed since your preview"
+        return f"conflict: {error}" + ("" if error.endswith("preview again") else ": preview again")
     return answer.error or "failed"
 
 

@@ -123,3 +123,41 @@ def outcome_lines(outcome: Outcome) -> list[str]:
         lines += [f"    {d}" for d in step.result.done]
         lines += [f"    note: {n}" for n in step.result.notes]
     return lines
+
+
+def outcome_words(outcome: Outcome) -> str:
+    """The outcome in one line, for the dialog's status and the notification after it; a
+    lost race says who holds the targets now rather than the hosts' raw errors."""
+    conflict = conflict_words(outcome)
+    if conflict is None:
+        return f"{outcome.status}: {outcome.message}"
+    return conflict if outcome.status == "failed" else f"{outcome.status}: {conflict}"
+
+
+def conflict_words(outcome: Outcome) -> str | None:
+    """The line an operator who lost a race reads: which targets changed since their
+    preview, who holds them now (the host's answer), and what to do; None when no
+    target was in conflict."""
+    lost = [s for s in outcome.plan.steps if s.result is not None and s.result.conflict]
+    if not lost:
+        return None
+    return "changed since your preview: " + "; ".join(now_words(s) for s in lost) + ": preview again"
+
+
+def now_words(step: HostStep) -> str:
+    """``a:0 is now reserved for alice``; a target whose answer names no GPUs (a
+    Slurm node, an older agent) in the host's own words."""
+    label, result = step.target.label(), step.result
+    if result is None or not result.gpus:
+        error = (result.error if result is not None else None) or "changed"
+        return f"{label}: {error.removesuffix(': preview again')}"
+    if len(result.gpus) == 1:
+        return f"{label} is now {held_words(result.gpus[0])}"
+    return f"{label} is now " + ", ".join(f"GPU {g.index} {held_words(g)}" for g in result.gpus)
+
+
+def held_words(g: GpuState) -> str:
+    """A GPU's ledger state as the host answered it: free, reserved for whom, drained by whom."""
+    if g.state == "free" or not g.holder:
+        return g.state
+    return f"{g.state} {'for' if g.state == 'reserved' else 'by'} {g.holder}"

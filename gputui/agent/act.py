@@ -64,7 +64,7 @@ def _run(req: Request, nvml: Any, host: str, ledger: LedgerFile, resp: Response)
             _kill(req, hg, ledger, resp)
             return
         with ledger.locked() as txn:
-            _check_version(req, txn, resp)
+            _check_version(req, txn, resp, hg)
             if req.action in GPU_ACTIONS:
                 gpus = act_gpu.plan(req, hg, txn, resp)
                 if req.apply:
@@ -82,16 +82,29 @@ def _run(req: Request, nvml: Any, host: str, ledger: LedgerFile, resp: Response)
         hg.close()
 
 
-def _check_version(req: Request, txn: Txn, resp: Response) -> None:
+def _check_version(req: Request, txn: Txn, resp: Response, hg: Optional[HostGpus] = None) -> None:
     resp["ledger_version"] = txn.version
     if txn.expired:
         resp["notes"].append("%d expired reservation(s) were dropped from the ledger" % len(txn.expired))
     if req.apply and req.expect_version is not None and req.expect_version != txn.version:
         raise Refused(
-            "the ledger changed since the preview (it is at version %d, the preview saw %d): preview again"
-            % (txn.version, req.expect_version),
+            "changed since your preview: the ledger is at version %d, your preview saw %d%s: preview again"
+            % (txn.version, req.expect_version, _held_now(req, hg, txn, resp)),
             conflict=True,
         )
+
+
+def _held_now(req: Request, hg: Optional[HostGpus], txn: Txn, resp: Response) -> str:
+    """What the GPUs asked for hold now, in words and in the answer's ``gpus``: a
+    second operator must learn who got there first, not only that someone did."""
+    if hg is None or req.action not in GPU_ACTIONS:
+        return ""
+    try:
+        gpus = hg.resolve(req.gpus)
+    except Refused:
+        return ""  # the apply's own plan would say why; the version is the news here
+    resp["gpus"] = act_gpu.gpu_states(txn, gpus)
+    return "".join("; %s is now %s" % (g.label(), act_gpu.entry_words(txn.gpu(g.uuid or ""))) for g in gpus)
 
 
 def _kill(req: Request, hg: HostGpus, ledger: LedgerFile, resp: Response) -> None:

@@ -51,6 +51,15 @@ def _held(entry: Dict[str, Any]) -> str:
     return "reserved for %s by %s%s (%s)" % (entry.get("for"), entry.get("by"), when, entry.get("reason"))
 
 
+def entry_words(entry: Optional[Dict[str, Any]]) -> str:
+    """A GPU's ledger entry in words: free, reserved for whom, or drained by whom and why."""
+    if entry is None:
+        return "free"
+    if entry.get("state") == "reserved":
+        return _held(entry)
+    return "%s by %s (%s)" % (entry.get("state"), entry.get("by"), entry.get("reason"))
+
+
 def _need_root(req: Request, what: str) -> None:
     """A preview says at once that it would fail; an apply lets NVML answer for itself."""
     if not am_root() and not req.apply:

@@ -11,8 +11,9 @@ between two steps is not wasting its GPU.
 
 The host's ledger (reservations, drains; docs/actions.md) rides on each
 sample and overrides those words (:func:`ledger_of`, :func:`with_ledger`):
-the allocation panel shows them and ``gputui snapshot`` prints them, from
-the same code.
+the allocation panel shows them, and ``gputui snapshot`` and ``gputui check``
+print them as one JSON object per GPU (:func:`allocation_json`), from the
+same code.
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gputui.fleet.history import GpuHistory
 from gputui.frames import GpuSample, ProcessInfo
 
 if TYPE_CHECKING:
     from gputui.fleet.store import HostRecord
+    from gputui.slurm.model import SlurmView
 from gputui.render import age_words
 
 FREE_MEM_MIB = 1024  # a CUDA context alone holds a few hundred MiB
@@ -212,3 +214,36 @@ def holder_words(g: GpuSample, mark: LedgerMark | None = None) -> str | None:
         return mark.holder
     users = sorted({p.user for p in g.processes if p.user})
     return ", ".join(users) or job_words(g.processes) or g.holder or None
+
+
+def gpu_allocation(record: HostRecord, gpu: GpuSample, ledger: Ledger, idle_holding_s: float) -> GpuAllocation:
+    """The GPU's state as the allocation panel shows it: from its sample and history, the ledger over it."""
+    return with_ledger(allocation(gpu, record.history.get(gpu.index), idle_holding_s), ledger.gpus.get(gpu.index))
+
+
+def allocation_json(
+    record: HostRecord, gpu: GpuSample, ledger: Ledger, idle_holding_s: float, slurm: SlurmView | None = None
+) -> dict[str, Any]:
+    """The GPU's ``allocation`` object (docs/snapshot.md), one shape for ``snapshot`` and ``check``
+    so that a script reads both alike. ``slurm``: the site's Slurm, for the job it gave the GPU."""
+    a = gpu_allocation(record, gpu, ledger, idle_holding_s)
+    mark = a.ledger
+    job = slurm.job_on(record.name, gpu.index) if slurm is not None else None
+    return {
+        "state": state_word(a),
+        "holder": holder_words(gpu, mark) or (job.user if job is not None else None),
+        "reason": mark.reason if mark else None,
+        "ticket": mark.ticket if mark else None,
+        "since": mark.since if mark else None,
+        "until": mark.until if mark else None,
+        "by": mark.by if mark else None,
+        "version": ledger.version,
+        "slurm_job": job.as_dict(time.time()) if job is not None else None,
+    }
+
+
+def node_json(mark: LedgerMark | None) -> dict[str, Any] | None:
+    """The node's entry in the ledger (drain-node), or None when the ledger holds none."""
+    if mark is None:
+        return None
+    return {"state": mark.state, "reason": mark.reason, "ticket": mark.ticket, "since": mark.since, "by": mark.by}

@@ -18,7 +18,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +28,7 @@ from gputui.health.model import Alert, Severity
 from gputui.health.words import clock_words, plural
 
 if TYPE_CHECKING:
+    from gputui.fleet.store import FleetStore
     from gputui.sources.fleet import Fleet
 
 SCHEMA = "gputui.check/1"
@@ -49,6 +50,7 @@ class Outcome:
     hosts: int
     unreachable: list[str]
     checked_at: float
+    fleet: list[dict[str, Any]] = field(default_factory=list)  # fleet_json: each host's ledger and GPUs' allocation
 
     @property
     def counts(self) -> dict[Severity, int]:
@@ -121,7 +123,8 @@ def run(args: argparse.Namespace) -> int:
     except Exception as exc:  # a monitoring plugin that crashes must still say UNKNOWN, not page as OK
         return _unknown(args.check_format, f"check failed: {type(exc).__name__}: {exc}")
     unreachable = [name for name, r in store.hosts.items() if r.sample is None]
-    outcome = Outcome(alerts, len(store.hosts), unreachable, time.time())
+    fleet_state = fleet_json(store, thresholds.idle_holding_minutes * 60)
+    outcome = Outcome(alerts, len(store.hosts), unreachable, time.time(), fleet_state)
     if args.notify:
         from gputui.health.check_notify import notify_once
 
@@ -223,7 +226,41 @@ def to_table(outcome: Outcome) -> str:
     return "\n".join(lines)
 
 
-def alert_json(a: Alert) -> dict[str, Any]:
+def fleet_json(store: FleetStore, idle_holding_s: float) -> list[dict[str, Any]]:
+    """Every host checked: its state, the node's ledger entry and each GPU's ``allocation``,
+    the snapshot's objects from the same code, so that a script paging on an alert can say
+    who holds the GPU (or why it is drained) without a second look at the fleet."""
+    from gputui.fleet.allocation import allocation_json, ledger_of, node_json
+    from gputui.slurm.model import slurm_json
+
+    now = store.clock()
+    hosts = []
+    for r in store.hosts.values():
+        ledger = ledger_of(r)
+        gpus = []
+        for g in r.gpus():
+            static = r.static(g.index)
+            uuid = static.uuid if static else None
+            gpus.append(
+                {"index": g.index, "uuid": uuid, "allocation": allocation_json(r, g, ledger, idle_holding_s, store.slurm)}
+            )
+        hosts.append(
+            {
+                "name": r.name,
+                "state": r.state(now).value,
+                "node": node_json(ledger.node),
+                "ledger_error": ledger.error,
+                "slurm": slurm_json(store.slurm, r.name),
+                "gpus": gpus,
+            }
+        )
+    return hosts
+
+
+def alert_json(a: Alert, allocations: dict[tuple[str, int], dict[str, Any]] | None = None) -> dict[str, Any]:
+    """``allocations``: by (host, GPU index), from fleet_json; a GPU's alert carries its GPU's
+    (null for a host's alert, or a GPU the host's sample does not list)."""
+    gpu = None if a.gpu is None else (allocations or {}).get((a.host, a.gpu))
     return {
         "key": a.key,
         "rule": a.rule,
@@ -235,11 +272,13 @@ def alert_json(a: Alert) -> dict[str, Any]:
         "since": round(a.since, 3),
         "evidence": dict(a.evidence),
         "behind": list(a.behind),  # a jump host's alert: the hosts cut off behind it
+        "allocation": gpu,
     }
 
 
 def to_json(outcome: Outcome) -> dict[str, Any]:
     counts = outcome.counts
+    allocations = {(h["name"], g["index"]): g["allocation"] for h in outcome.fleet for g in h["gpus"]}
     return {
         "schema": SCHEMA,
         "status": outcome.status.name.lower(),
@@ -248,5 +287,6 @@ def to_json(outcome: Outcome) -> dict[str, Any]:
         "hosts": outcome.hosts,
         "unreachable": list(outcome.unreachable),
         "counts": {s.word: counts[s] for s in Severity},
-        "alerts": [alert_json(a) for a in outcome.alerts],
+        "alerts": [alert_json(a, allocations) for a in outcome.alerts],
+        "fleet": outcome.fleet,
     }

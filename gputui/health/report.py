@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
-from gputui.fleet.allocation import DEFAULT_IDLE_HOLDING_S, allocation, ledger_of, state_word, with_ledger
+from gputui.fleet.allocation import DEFAULT_IDLE_HOLDING_S, gpu_allocation, ledger_of, state_word
 from gputui.fleet.store import FleetStore, HostRecord
 from gputui.frames import ProcessInfo
 from gputui.health.model import Alert, Severity
@@ -107,7 +107,7 @@ def gpu_table(record: HostRecord, idle_holding_s: float = DEFAULT_IDLE_HOLDING_S
         if g.lost:
             out.append(f"| {g.index} | {name} | **lost** | | | | | | lost |")
             continue
-        word = state_word(with_ledger(allocation(g, record.history.get(g.index), idle_holding_s), ledger.gpus.get(g.index)))
+        word = state_word(gpu_allocation(record, g, ledger, idle_holding_s))
         procs = ", ".join(f"{p.pid} ({fmt(p.user)})" for p in g.processes) or "-"
         out.append(
             f"| {g.index} | {name} | {fmt(g.util_pct, '{}%')} | {fmt(g.mem_used_mib)} / {fmt(g.mem_total_mib)} "

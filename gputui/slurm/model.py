@@ -148,3 +148,17 @@ def _when(epoch: float | None) -> str | None:
     if not epoch:
         return None
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(epoch))
+
+
+def slurm_json(view: SlurmView | None, host: str) -> dict[str, object] | None:
+    """The host's ``slurm`` object in ``snapshot`` and ``check`` JSON (docs/snapshot.md):
+    its node as sinfo has it and its reservations; None where Slurm is not read."""
+    if view is None:
+        return None
+    node = view.node(host)
+    return {
+        "node": node.as_dict() if node is not None else None,
+        "reservations": [r.as_dict() for r in view.reservations_on(host)],
+        "read_at": view.read_at,
+        "error": view.error,
+    }

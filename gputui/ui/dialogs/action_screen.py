@@ -27,7 +27,7 @@ from gputui.actions.audit import AuditError, AuditLog
 from gputui.actions.guard import Guard, Outcome, Plan
 from gputui.actions.identity import key_fingerprints
 from gputui.actions.model import ActionRequest, Operator, Target
-from gputui.actions.render import outcome_lines, plan_lines
+from gputui.actions.render import conflict_words, outcome_lines, outcome_words, plan_lines
 from gputui.actions.until import parse_until
 from gputui.config import Config
 from gputui.protocol import words_problem
@@ -313,7 +313,14 @@ class ActionScreen(ModalScreen[Outcome | None]):
         self.query_one("#confirm", Input).display = False
         style = "ok" if outcome.ok else "bad"
         self.show_lines(plan_lines(outcome.plan), outcome_lines(outcome), style)
-        self.say(f"{outcome.status}: {outcome.message}  (audit {outcome.audit_id})", style)
+        self.say(f"{outcome_words(outcome)}  (audit {outcome.audit_id})", style)
+        if outcome.status == "failed" and conflict_words(outcome) is not None:
+            # Someone acted on the targets between this preview and its apply, and nothing
+            # was done: the form again, Preview at hand, since "preview again" comes next.
+            self.phase, self.plan = "form", None
+            self.sync_buttons()
+            self.query_one("#preview", Button).focus()
+            return
         self.sync_buttons()
         self.query_one("#cancel", Button).focus()
 

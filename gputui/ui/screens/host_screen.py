@@ -25,6 +25,7 @@ from textual.widgets import DataTable, Static, TabbedContent, TabPane
 
 from gputui.actions.guard import Outcome
 from gputui.actions.model import Target
+from gputui.actions.render import outcome_words
 from gputui.fleet.store import FleetStore, HostRecord, HostState
 from gputui.render import age_words, fmt
 from gputui.ui.panels.allocation import AllocationPanel
@@ -152,7 +153,7 @@ class HostScreen(Screen[None]):
         if outcome is None:
             return
         severity: SeverityLevel = "information" if outcome.ok else ("warning" if outcome.status == "cancelled" else "error")
-        self.notify(f"{outcome.status}: {outcome.message} (audit {outcome.audit_id})", severity=severity, markup=False)
+        self.notify(f"{outcome_words(outcome)} (audit {outcome.audit_id})", severity=severity, markup=False)
         if outcome.status == "applied":
             self.query_one(AllocationPanel).clear_marks()
             self.query_one(ProcessesPanel).clear_marks()

@@ -42,6 +42,7 @@ from textual.widgets import DataTable, Static
 from gputui.actions.audit import AuditError
 from gputui.actions.guard import Outcome
 from gputui.actions.model import Target
+from gputui.actions.render import outcome_words
 from gputui.fleet.store import FleetStore, HostState
 from gputui.frames import ProcessInfo
 from gputui.health.model import Alert, Severity
@@ -442,7 +443,7 @@ class TriageScreen(Screen[None]):
         if outcome is None:
             return
         severity: SeverityLevel = "information" if outcome.ok else ("warning" if outcome.status == "cancelled" else "error")
-        self.notify(f"{outcome.status}: {outcome.message} (audit {outcome.audit_id})", severity=severity, markup=False)
+        self.notify(f"{outcome_words(outcome)} (audit {outcome.audit_id})", severity=severity, markup=False)
         self.update_view()
 
     def action_acknowledge(self) -> None:
