@@ -82,7 +82,11 @@ async def _follow(sources: Sequence[Source], store: FleetStore, timeout: float, 
                 return
     finally:
         store.listeners.remove(on_change)
+        looked_at = store.clock()
         await runner.stop()
+        # One look is judged as of when it ended: closing the connections (a second or
+        # more over SSH) must not turn hosts with a short interval stale before they are printed.
+        store.clock = lambda: looked_at
 
 
 def to_json(store: FleetStore, idle_holding_s: float = DEFAULT_IDLE_HOLDING_S) -> dict[str, Any]:

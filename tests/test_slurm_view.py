@@ -121,6 +121,17 @@ def test_a_node_drained_outside_gputui_shows_drained_with_who_and_why(slurm: Slu
     assert f"  slurm drained: {DRAIN_REASON} (root, " in table.stdout
 
 
+def test_check_json_carries_the_job_and_the_node_as_the_snapshot_does(
+    slurm: SlurmCluster, job: str, drained: str, tmp_path: Path
+) -> None:
+    r = gputui(write_config(tmp_path, slurm), "check", "--format", "json")
+    assert r.returncode == 0, r.stdout + r.stderr  # healthy hosts: a drained node is Slurm's business, not an alert
+    fleet = {h["name"]: h for h in json.loads(r.stdout)["fleet"]}
+    assert fleet["node-a"]["gpus"][0]["allocation"]["slurm_job"]["id"] == job
+    assert fleet["node-a"]["state"] == "live"  # judged as of the look, not after the hosts were closed
+    assert fleet[drained]["slurm"]["node"]["reason"] == DRAIN_REASON
+
+
 def test_a_controller_that_cannot_be_read_is_said_and_the_hosts_still_shown(slurm: SlurmCluster, tmp_path: Path) -> None:
     data = snapshot(write_config(tmp_path, slurm, f'bin_dir = "{tmp_path}"'))  # no squeue there
     host = host_of(data, "node-a")
