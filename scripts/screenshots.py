@@ -32,6 +32,8 @@ from gputui.health.engine import HealthEngine
 from gputui.health.model import Alert, Severity
 from gputui.sim.nvidia_smi import app_rows, gpu_row
 from gputui.sim.nvml import SimNvml
+from gputui.slurm import parse as slurm_parse
+from gputui.slurm.model import SlurmView
 from gputui.sources import dcgm
 from gputui.sources.demo import host_names, scenario_for
 from gputui.transport.smi_fallback import APP_FIELDS, GPU_FIELDS, hello_frame, parse_apps, parse_gpu_line, sample_frame
@@ -169,6 +171,7 @@ async def shoot() -> None:
         await shoot_actions(store, judge, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    await shoot_slurm(store, judge)
     await shoot_triage()
     await shoot_prometheus()
     await shoot_welcome()
@@ -282,6 +285,66 @@ async def shoot_mig(store: FleetStore, judge: Judge) -> None:
         await pilot.press("3")
         await pilot.pause()
         app.save_screenshot(str(OUT / "host-allocation-mig.svg"))
+
+
+def slurm_reading(store: FleetStore) -> SlurmView:
+    """What squeue, sinfo and scontrol would answer for the frozen fleet: a job on each
+    busy GPU pair of the first hosts (its user the processes' own), a node drained by an
+    operator with a reason, one reserved for maintenance; read through the real parsers."""
+    started = time.time() - 5400  # the screen says elapsed time from the real clock: 1.5h, run after run
+    jobs, nodes = [], []
+    names = ("llm-pretrain", "eval-sweep", "tokenize", "rl-ppo")
+    for h, name in enumerate(host_names(16)[:8]):
+        record = store.hosts[name]
+        given: dict[str, tuple[str, list[int]]] = {}  # the job each process's cgroup names: Slurm gave it the GPU
+        for g in record.gpus():
+            for p in g.processes:
+                if p.slurm_job and g.index not in given.setdefault(p.slurm_job, (p.user or "?", []))[1]:
+                    given[p.slurm_job][1].append(g.index)
+        for n, (job_id, (user, gpus)) in enumerate(given.items()):
+            jobs.append({
+                "job_id": int(job_id), "name": names[(h + n) % len(names)], "user_name": user,
+                "partition": "a100" if h % 2 else "h100", "job_state": "RUNNING", "start_time": started + 600 * n,
+                "time_limit": 1440, "gres_detail": [f"gpu:{len(gpus)}(IDX:{','.join(map(str, gpus))})"], "nodes": name,
+                "job_resources": {"allocated_nodes": [{"nodename": name}]},
+            })  # fmt: skip
+        held = given
+        state, flags, reason = ("mixed" if held else "idle"), [], ""
+        if h == 5:
+            state, flags, reason = "idle", ["DRAIN"], "PSU 2 failed, vendor case 88123"
+        nodes.append({"name": name, "state": state, "state_flags": flags, "reason": reason,
+                      "reason_set_by_user": "ops" if reason else None, "reason_changed_at": int(WALL)})  # fmt: skip
+    resv = (
+        "ReservationName=gputui-gpu-07 StartTime=2026-12-05T08:00:00 EndTime=2026-12-05T12:00:00 Duration=04:00:00 "
+        "Nodes=gpu-07 NodeCnt=1 CoreCnt=64 Features=(null) PartitionName=(null) Flags=MAINT,IGNORE_JOBS,SPEC_NODES "
+        "TRES=cpu=64 Users=bob Groups=(null) Accounts=(null) Licenses=(null) State=ACTIVE BurstBuffer=(null) Watts=n/a"
+    )
+    return SlurmView(
+        jobs=tuple(slurm_parse.squeue_jobs(json.dumps({"jobs": jobs}))),
+        nodes=slurm_parse.sinfo_nodes(json.dumps({"nodes": nodes})),
+        reservations=tuple(slurm_parse.reservations(resv)),
+        read_at=WALL,
+    )
+
+
+async def shoot_slurm(store: FleetStore, judge: Judge) -> None:
+    """A Slurm site ([slurm]): node states in the overview, jobs on a host's GPUs."""
+    store.slurm = slurm_reading(store)
+    try:
+        app = judged_app(store, judge, "demo: 16 hosts (fleet, seed 0)")
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            app.save_screenshot(str(OUT / "overview-slurm.svg"))
+            app.open_host(host_names(16)[0])
+            await pilot.pause()
+            await pilot.press("3")
+            await pilot.pause()
+            app.save_screenshot(str(OUT / "host-allocation-slurm.svg"))
+            await pilot.press("4")
+            await pilot.pause()
+            app.save_screenshot(str(OUT / "host-processes-slurm.svg"))
+    finally:
+        store.slurm = None
 
 
 def prometheus_reading(t: float, hosts: list[str]) -> dcgm.Reading:

@@ -63,9 +63,12 @@ SORTABLE = tuple(c.key for c in COLUMNS if c.value is not None)
 DEFAULT_SORT = "gpu"
 
 
-def slurm_job_words(job: SlurmJob | None) -> str:
-    """The job Slurm gave the process's GPU, where the process's cgroup did not name one."""
-    return f"slurm {job.id} {job.name}" if job is not None else ""
+def slurm_job_words(p: ProcessInfo, job: SlurmJob | None) -> str:
+    """The process's job with its name, where Slurm gave the GPU to the job its cgroup names (or
+    its cgroup names none); else what the cgroup says: a process outside the GPU's job shows as such."""
+    if job is not None and p.slurm_job in (None, job.id):
+        return f"slurm {job.id} {job.name}"
+    return job_words(p)
 
 
 def jobs_words(view: HostView, wall: float) -> Text:
@@ -325,7 +328,7 @@ class ProcessesPanel(HostPanel):
             num(fmt(p.cpu_pct, "{:.0f}%")),
             num(fmt(p.rss_mib, "{:,.0f} MiB")),
             num(running),
-            job_words(p) or slurm_job_words(view.slurm_job(gpu)),
+            slurm_job_words(p, view.slurm_job(gpu)),
             fmt(p.command),
         )
 

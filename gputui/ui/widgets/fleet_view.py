@@ -201,7 +201,8 @@ class FleetView(ScrollView, can_focus=True):
         node = self.store.slurm.node(r.name) if self.store.slurm is not None else None
         if node is not None:  # Slurm's word for the node, with the reason when it takes no work
             style = node_style(node, pal)
-            segs.append(Segment(f"  slurm {node.words() if style != pal.text else node.state}", style))
+            routine = style == pal.text  # idle, mixed, allocated: said quietly, with no reason
+            segs.append(Segment(f"  slurm {node.state if routine else node.words()}", pal.dim if routine else style))
         return segs
 
     def held_words(self, r: HostRecord) -> str:
