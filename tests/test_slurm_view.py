@@ -110,6 +110,8 @@ def test_snapshot_json_names_the_job_on_the_gpu_slurm_gave_it(slurm: SlurmCluste
     node = host_of(data, "node-a")["slurm"]["node"]
     assert node["name"] == "gt-a" and node["state"] == "mixed"
     assert not Path("/tmp/gt-slurm-pwned").exists()
+    report = gputui(write_config(tmp_path, slurm), "snapshot", "--format", "markdown")
+    assert f"| busy, job {job} {JOB_NAME} (root) |" in report.stdout
 
 
 def test_a_node_drained_outside_gputui_shows_drained_with_who_and_why(slurm: SlurmCluster, drained: str, tmp_path: Path) -> None:
@@ -119,6 +121,8 @@ def test_a_node_drained_outside_gputui_shows_drained_with_who_and_why(slurm: Slu
     assert node["reason"] == DRAIN_REASON and node["reason_by"] == "root" and node["reason_at"] > T0
     table = gputui(write_config(tmp_path, slurm), "snapshot", "--format", "table")
     assert f"  slurm drained: {DRAIN_REASON} (root, " in table.stdout
+    report = gputui(write_config(tmp_path, slurm), "snapshot", "--format", "markdown")
+    assert f"Slurm drained: {DRAIN_REASON} (root, " in report.stdout  # the incident report says it too
 
 
 def test_check_json_carries_the_job_and_the_node_as_the_snapshot_does(

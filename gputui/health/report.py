@@ -20,6 +20,7 @@ from gputui.frames import ProcessInfo
 from gputui.health.model import Alert, Severity
 from gputui.health.words import clock_words, plural
 from gputui.render import age_words, fmt, throttle_words
+from gputui.slurm.model import SlurmView
 
 
 def affected_processes(store: FleetStore, alert: Alert) -> list[tuple[int, ProcessInfo]]:
@@ -68,8 +69,10 @@ def host_markdown(
     alerts: Sequence[Alert],
     with_processes: bool,
     idle_holding_s: float = DEFAULT_IDLE_HOLDING_S,
+    slurm: SlurmView | None = None,
 ) -> list[str]:
-    """One host: heading with its state, its alerts' count, its GPU table and (optionally) its processes."""
+    """One host: heading with its state, its alerts' count, its GPU table and (optionally) its processes;
+    ``slurm``: the site's Slurm, for the node's state and the job on each GPU."""
     state = record.state(mono_now).value
     age = record.age_s(mono_now)
     head = f"## {record.name} ({state})"
@@ -83,18 +86,21 @@ def host_markdown(
     node = ledger_of(record).node
     if node is not None:
         facts.append(f"node {node.state}" + (f": {cell(node.reason)}" if node.reason else ""))
+    slurm_node = slurm.node(record.name) if slurm is not None else None
+    if slurm_node is not None:
+        facts.append(f"Slurm {cell(slurm_node.words())}")
     if facts:
         out += [", ".join(facts), ""]
     if record.error:
         out += [f"> {cell(record.error)}", ""]
     if record.gpus():
-        out += gpu_table(record, idle_holding_s)
+        out += gpu_table(record, idle_holding_s, slurm)
     if with_processes:
         out += process_table(record)
     return out
 
 
-def gpu_table(record: HostRecord, idle_holding_s: float = DEFAULT_IDLE_HOLDING_S) -> list[str]:
+def gpu_table(record: HostRecord, idle_holding_s: float = DEFAULT_IDLE_HOLDING_S, slurm: SlurmView | None = None) -> list[str]:
     """The host's GPUs, with each one's state as the allocation tab judges it (free, busy, reserved, drained...)."""
     out = [
         "| GPU | Name | Util | Memory (MiB) | Temp | Power (W) | Throttle | Processes | State |",
@@ -108,6 +114,9 @@ def gpu_table(record: HostRecord, idle_holding_s: float = DEFAULT_IDLE_HOLDING_S
             out.append(f"| {g.index} | {name} | **lost** | | | | | | lost |")
             continue
         word = state_word(gpu_allocation(record, g, ledger, idle_holding_s))
+        job = slurm.job_on(record.name, g.index) if slurm is not None else None
+        if job is not None:
+            word += f", {cell(job.label())}"
         procs = ", ".join(f"{p.pid} ({fmt(p.user)})" for p in g.processes) or "-"
         out.append(
             f"| {g.index} | {name} | {fmt(g.util_pct, '{}%')} | {fmt(g.mem_used_mib)} / {fmt(g.mem_total_mib)} "
@@ -154,11 +163,11 @@ def markdown_report(
     for name, host_alerts in by_host.items():
         record = store.hosts.get(name)
         if record is not None:
-            out += host_markdown(record, mono_now, host_alerts, with_processes=True, idle_holding_s=idle_holding_s)
+            out += host_markdown(record, mono_now, host_alerts, True, idle_holding_s, store.slurm)
     others = [r for name, r in store.hosts.items() if name not in by_host]
     if every_host:
         for record in others:
-            out += host_markdown(record, mono_now, (), with_processes=False, idle_holding_s=idle_holding_s)
+            out += host_markdown(record, mono_now, (), False, idle_holding_s, store.slurm)
     elif others:
         words = [f"{r.name} ({r.state(mono_now).value}, {plural(len(r.gpus()), 'GPU')})" for r in others]
         out += ["## Hosts without alerts", "", ", ".join(words), ""]
