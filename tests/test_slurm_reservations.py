@@ -201,8 +201,7 @@ def test_an_agent_backend_refuses_reserve_node_saying_what_works(slurm: SlurmClu
     config = write_config(tmp_path, {}, local={"node-l": "ledger"})
     r = gputui(slurm, config, "reserve-node", "node-l", "--reason", "eval", "--yes")
     assert r.returncode == 1
-    assert 'reserve-node makes or ends a Slurm reservation at Slurm\'s controller' in r.stderr
-    assert 'backend = "slurmctld"' in r.stderr
+    assert CONTROL_PLANE_ONLY.format(action="reserve-node") in r.stderr and 'backend = "slurmctld"' in r.stderr
     assert audit(tmp_path)[-1]["status"] == "refused" and not (tmp_path / "state").exists()
     r = gputui(slurm, config, "reserve-node", "node-l:0", "--reason", "eval", "--yes")
     assert r.returncode == 2 and "reserve-node takes a whole host" in r.stderr
