@@ -2,7 +2,7 @@
 resume-node, reserve-node and release-node through the site's Slurm
 controller, run from the dashboard's machine.
 
-No agent is involved and no GPU is touched: the preview asks
+For a whole node no agent is involved and no GPU is touched: the preview asks
 ``scontrol show node -o NODE`` for the node's state and reason and shows the
 exact ``scontrol update`` that would run; the apply reads the node again,
 refuses as a conflict when someone drained, resumed or re-reasoned it since
