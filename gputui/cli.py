@@ -18,7 +18,7 @@ from typing import cast
 
 from gputui import __version__
 from gputui.cli_args import CommandParser, add_demo_args, add_prometheus_arg, demo_spec, prometheus_url
-from gputui.protocol import ACTIONS
+from gputui.protocol import ALL_ACTIONS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -116,7 +116,7 @@ def _main(argv: list[str] | None = None) -> int:
         from gputui.ui.launch import run_replay
 
         return run_replay(args.recording, args.speed, args.start)
-    if args.command in (*ACTIONS, "audit"):
+    if args.command in (*ALL_ACTIONS, "audit"):
         from gputui.actions import cli as action_cli
 
         return action_cli.run(args, args.config)

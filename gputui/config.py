@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gputui import registry
-from gputui.protocol import ACTIONS, MAX_TERM_WAIT_S
+from gputui.protocol import ALL_ACTIONS, MAX_TERM_WAIT_S
 
 # They separate a target's parts (gpu-07:0,1) and the words of a command line.
 HOST_NAME_SEPARATORS = ":,"
@@ -69,9 +69,13 @@ class Ssh(_Strict):
     compression: bool = Field(True, description="zlib on the wire: telemetry JSON shrinks several times")
 
 
-ActionName = Literal["reserve", "release", "drain", "undrain", "kill", "drain-node", "resume-node"]
-ActionOrAny = Literal["reserve", "release", "drain", "undrain", "kill", "drain-node", "resume-node", "*"]
-ACTION_NAMES: tuple[str, ...] = ACTIONS
+ActionName = Literal[
+    "reserve", "release", "drain", "undrain", "kill", "drain-node", "resume-node", "reserve-node", "release-node"
+]
+ActionOrAny = Literal[
+    "reserve", "release", "drain", "undrain", "kill", "drain-node", "resume-node", "reserve-node", "release-node", "*"
+]
+ACTION_NAMES: tuple[str, ...] = ALL_ACTIONS
 
 
 def _one_of(what: str, names: Callable[[], tuple[str, ...]]) -> AfterValidator:

@@ -17,9 +17,17 @@ PROTOCOL_VERSION = 1
 MAX_FRAME_BYTES = 1 << 20
 # The action request protocol (``gputui agent --act``): its fields are gputui.actions.model.HostRequest.
 ACTION_PROTOCOL: Final = 1
+# The actions an agent takes (``gputui agent --act``).
 ACTIONS = ("reserve", "release", "drain", "undrain", "kill", "drain-node", "resume-node")
 GPU_ACTIONS = ("reserve", "release", "drain", "undrain")
-NODE_ACTIONS = ("drain-node", "resume-node")
+# Whole-node actions only a control-plane backend carries out: a Slurm
+# reservation is made at the controller (backend slurmctld), so an agent is
+# never sent one and refuses one as an unknown action.
+CONTROL_PLANE_ACTIONS = ("reserve-node", "release-node")
+# Every action the dashboard offers: the agent's, then the control plane's.
+ALL_ACTIONS = ACTIONS + CONTROL_PLANE_ACTIONS
+# The actions whose target is a whole host (just its name).
+NODE_ACTIONS = ("drain-node", "resume-node", *CONTROL_PLANE_ACTIONS)
 # The backends a host's agent carries out (gputui/registry.py: the "agent" flavour).
 # Control-plane backends (slurmctld) run from the dashboard and are never sent to an agent.
 AGENT_BACKENDS = ("ledger", "nvml", "slurm")

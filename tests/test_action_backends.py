@@ -1,7 +1,8 @@
 """Action backends: every one the registry names loads and previews and applies;
 the slurmctld backend drains and resumes whole nodes through a real Slurm
 controller from the dashboard's machine (tests/slurm_cluster.py, loopback: no
-slurmd, so nodes stay UNKNOWN), refuses GPU-level actions, passes scontrol's
+slurmd, so nodes stay UNKNOWN), refuses drain, undrain and kill (single-GPU
+reserve and release go to the host's ledger: tests/test_slurm_reservations.py), passes scontrol's
 own words back when it fails, and refuses an apply when someone changed the
 node since the preview."""
 
@@ -123,7 +124,7 @@ def test_drain_node_and_resume_node_through_the_controller(slurm: SlurmCluster, 
 
 
 @pytest.mark.parametrize(
-    "args", [("reserve", "node-b:0", "--for", "bob"), ("drain", "node-b:0,1"), ("kill", "node-b:pid=4242")], ids=lambda a: a[0]
+    "args", [("drain", "node-b:0,1"), ("undrain", "node-b:0"), ("kill", "node-b:pid=4242")], ids=lambda a: a[0]
 )
 def test_gpu_level_actions_are_refused_with_the_reason(slurm: SlurmCluster, tmp_path: Path, args: tuple[str, ...]) -> None:
     config = write_config(tmp_path, {"node-b": "gt-b"})

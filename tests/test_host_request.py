@@ -1,6 +1,7 @@
 """The host request is defined once: the dashboard's pydantic HostRequest and the
 agent's stdlib parser (gputui.agent.act_request) have the same fields and
-accept and refuse the same requests, and the guard's bytes on the wire are
+accept and refuse the same requests (but for the control-plane backend and
+actions, which an agent is never sent), and the guard's bytes on the wire are
 what they were when the request was a hand-built dict."""
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from gputui.actions.model import ActionRequest, Affected, HostAnswer, HostReques
 from gputui.agent import act_request
 from gputui.agent.act_request import Refused, Request
 from gputui.config import Config
-from gputui.protocol import ACTION_PROTOCOL, ACTIONS, AGENT_BACKENDS, GPU_ACTIONS
+from gputui.protocol import ACTION_PROTOCOL, ACTIONS, AGENT_BACKENDS, ALL_ACTIONS, CONTROL_PLANE_ACTIONS, GPU_ACTIONS
 
 MISSING = object()  # the field left out of the request
 NOW = time.time()
@@ -37,7 +38,7 @@ OPERATORS: list[Any] = [
 CANDIDATES: dict[str, list[Any]] = {
     "v": [1, True, 1.0, 2, 0, "1", None, MISSING],
     "phase": ["preview", "apply", "Apply", "", None, 1, MISSING],
-    "action": [*ACTIONS, "bogus", "", None, 3, MISSING],
+    "action": [*ALL_ACTIONS, "bogus", "", None, 3, MISSING],
     "gpus": [["0"], [0], [" 1 "], ["GPU-5d1c"], ["0", 1], [], [True], "0", None, [1.5], [None], [[0]], MISSING],
     "pid": [None, 1, 2, 4242, 0, -3, "4242", True, 2.5, MISSING],
     "pid_start": [None, 0, 123456, "1", True, 1.5, MISSING],
@@ -53,8 +54,14 @@ CANDIDATES: dict[str, list[Any]] = {
     "expect_version": [None, 0, 7, "7", True, 1.5, MISSING],
     "audit_id": [None, "a1b2c3", "", 3, MISSING],
 }
-# By design, and only these: an agent is never sent a control-plane backend, so it refuses one.
-MODEL_ONLY = {("backend", "slurmctld")}
+# By design, and only these: an agent is never sent a control-plane backend or action, so it
+# refuses one; the model judges such a request as the agent judges it with the stand-in named here
+# (the agent's own Slurm backend, the node action with the same fields).
+MODEL_ONLY: dict[tuple[str, str], tuple[str, str]] = {
+    ("backend", "slurmctld"): ("backend", "slurm"),
+    ("action", "reserve-node"): ("action", "drain-node"),
+    ("action", "release-node"): ("action", "resume-node"),
+}
 
 
 def base(action: str, phase: str) -> dict[str, Any]:
@@ -97,7 +104,17 @@ def test_the_agent_takes_the_agent_flavour_and_nothing_else() -> None:
     agent = {k.name for k in registry.ACTION_BACKENDS if k.flavour == "agent"}
     assert agent == set(AGENT_BACKENDS) == set(act_request.BACKENDS)
     control = {k.name for k in registry.ACTION_BACKENDS if k.flavour == "control-plane"}
-    assert {("backend", name) for name in control} == MODEL_ONLY
+    assert {("backend", name) for name in control} | {("action", a) for a in CONTROL_PLANE_ACTIONS} == set(MODEL_ONLY)
+    assert set(ALL_ACTIONS) - set(ACTIONS) == set(CONTROL_PLANE_ACTIONS)
+
+
+@pytest.mark.parametrize("action", CONTROL_PLANE_ACTIONS)
+def test_a_control_plane_action_is_the_dashboards_alone(action: str) -> None:
+    """The slurmctld backend is handed reserve-node and release-node; an agent sent one refuses it by name."""
+    obj = {**base(action, "preview"), "backend": "slurmctld", "slurm_node": "gpu07", "for": "bob"}
+    assert model_accepts(obj)
+    with pytest.raises(Refused, match=f"unknown action '{action}'"):
+        Request({**obj, "backend": "slurm"})
 
 
 @pytest.mark.parametrize("phase", ["preview", "apply"])
@@ -148,7 +165,10 @@ def test_each_field_is_accepted_and_refused_alike(field: str) -> None:
                 else:
                     obj[field] = value
                 model, agent = model_accepts(obj), agent_accepts(obj)
-                expected = (True, False) if isinstance(value, str) and (field, value) in MODEL_ONLY else (agent, agent)
+                expected = (agent, agent)
+                if isinstance(value, str) and (field, value) in MODEL_ONLY:
+                    stand_in, as_value = MODEL_ONLY[(field, value)]
+                    expected = (agent_accepts({**obj, stand_in: as_value}), False)
                 if (model, agent) != expected:
                     shown = "missing" if value is MISSING else repr(value)
                     disagree.append(f"{action}/{phase} {field}={shown}: model {model}, agent {agent}")

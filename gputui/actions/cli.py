@@ -1,4 +1,4 @@
-"""``gputui reserve|release|drain|undrain|kill|drain-node|resume-node`` and
+"""``gputui reserve|release|drain|undrain|kill|drain-node|resume-node|reserve-node|release-node`` and
 ``gputui audit``: the guard for scripts and for operators without the TUI.
 
 Exit status: 0 done (or dry run shown), 1 refused, cancelled, in conflict or
@@ -43,6 +43,8 @@ HELP = {
     "kill": "stop a GPU process: SIGTERM, and SIGKILL only with --kill-after",
     "drain-node": "drain a whole host (Slurm: scontrol State=DRAIN)",
     "resume-node": "return a drained host to service (Slurm: State=RESUME)",
+    "reserve-node": "hold a whole Slurm node for a user: a Slurm reservation (backend slurmctld)",
+    "release-node": "delete gputui's Slurm reservation of a node (backend slurmctld)",
 }
 INTERRUPTED = 130
 NO_LOG = 3
@@ -63,6 +65,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         p.add_argument("--yes", action="store_true", help="skip the confirmation (only with --reason)")
         p.add_argument("--force", action="store_true", help="go past the blast-radius limit")
         p.add_argument("--read-only", action="store_true", help="refuse every action, whatever the config says")
+        if name == "reserve-node":
+            p.add_argument("--for", dest="holder", help="Slurm user(s) the node is held for, as a,b (default: you)")
+            p.add_argument("--until", help="end of the reservation: a duration (2h, 30m, 1d) or a local time (default: none)")
         if name == "reserve":
             p.add_argument("--for", dest="holder", help="user or team the GPUs are held for (default: you)")
             p.add_argument("--until", help="end of the hold: a duration (2h, 30m, 1d) or a local time (2026-12-01 08:00)")

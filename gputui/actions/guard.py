@@ -246,7 +246,7 @@ class Guard:
             operator=HostOperator(user=op.user, host=op.host, keys=list(op.keys)),
             reason=request.reason,
             ticket=request.ticket,
-            holder=request.holder or (op.user if request.kind == "reserve" else None),
+            holder=request.holder or (op.user if request.kind in ("reserve", "reserve-node") else None),
             until=request.until,
             term_wait_s=self._term_wait(request),
             kill_after=request.kill_after,

@@ -29,7 +29,7 @@ from pydantic import (
 )
 
 from gputui import registry
-from gputui.protocol import ACTIONS, GPU_ACTIONS, MAX_TERM_WAIT_S, SLURM_NODE_NAME, words_problem
+from gputui.protocol import ALL_ACTIONS, GPU_ACTIONS, MAX_TERM_WAIT_S, SLURM_NODE_NAME, words_problem
 
 # Actions whose confirmation is typed, not a keypress: they stop work.
 TYPED_CONFIRM = frozenset({"kill", "drain", "drain-node"})
@@ -74,8 +74,8 @@ class ActionRequest:
     targets: list[Target]
     reason: str
     ticket: str | None = None
-    holder: str | None = None  # reserve: who the GPUs are held for
-    until: float | None = None  # reserve: epoch seconds
+    holder: str | None = None  # reserve, reserve-node: who the GPUs or the node are held for
+    until: float | None = None  # reserve, reserve-node: epoch seconds
     kill_after: bool = False  # kill: SIGKILL when SIGTERM is not honoured
     term_wait_s: float | None = None
     force: bool = False  # past the blast-radius limit
@@ -120,6 +120,9 @@ class NodeState(_Answer):
     name: str
     state: str  # Slurm's State=, e.g. "IDLE", "MIXED+DRAIN"
     reason: str | None = None  # Slurm's Reason=, with its "[user@time]" stamp
+    # reserve-node and release-node: gputui's reservation of the node as Slurm has
+    # it (slurm_reservation.reservation_words), "none" when it has none; None when not looked at.
+    reservation: str | None = None
 
 
 class HostAnswer(_Answer):
@@ -155,8 +158,8 @@ def _finite(value: float) -> float:
 
 
 def _known_action(value: str) -> str:
-    if value not in ACTIONS:
-        raise ValueError(f"unknown action {value!r} (known: {', '.join(ACTIONS)})")
+    if value not in ALL_ACTIONS:
+        raise ValueError(f"unknown action {value!r} (known: {', '.join(ALL_ACTIONS)})")
     return value
 
 
@@ -207,7 +210,8 @@ class HostRequest(BaseModel):
     only (``gputui.agent.act_request``, its ``KNOWN_FIELDS``), and
     tests/test_host_request.py holds the two to accepting and refusing alike.
     The one difference by design: ``backend`` may name a control-plane backend
-    (slurmctld) here, which an agent refuses, as it is never sent one.
+    (slurmctld) and ``action`` a control-plane action (reserve-node,
+    release-node) here, which an agent refuses, as it is never sent one.
     """
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)

@@ -53,7 +53,7 @@ def plan_lines(plan: Plan) -> list[str]:
     r = plan.request
     lines = [f"{r.kind} {' '.join(t.label() for t in r.targets)}  by {plan.operator.label()}"]
     lines.append(f"  reason: {r.reason!r}" + (f"  ticket: {r.ticket}" if r.ticket else ""))
-    if r.kind == "reserve":
+    if r.kind in ("reserve", "reserve-node"):
         lines.append(f"  for: {r.holder or plan.operator.user}  until: {until_words(r.until)}")
     if r.kind == "kill":
         lines.append(f"  {kill_words(r.term_wait_s, r.kill_after)}")

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from gputui.actions.model import HostAnswer, HostRequest
 from gputui.config import Config, Host
+from gputui.protocol import CONTROL_PLANE_ACTIONS
 from gputui.transport.base import LinkError
 from gputui.transport.local import agent_argv
 from gputui.transport.ssh import SshLink, SshShared
@@ -26,6 +27,11 @@ ANSWER_LIMIT = 4 * 1024 * 1024
 NO_AGENT = (
     'the host is read through nvidia-smi only (transport = "nvidia-smi"): no agent runs there to do it; '
     'a whole node can be drained with backend = "slurmctld"'
+)
+CONTROL_PLANE_ONLY = (
+    "{action} makes or ends a Slurm reservation at Slurm's controller, which no host's agent does: "
+    'give the host backend = "slurmctld" (its slurm_node names the node); '
+    "with this host's backend, reserve its GPUs (reserve HOST:0,1) or drain the node (drain-node)"
 )
 
 
@@ -53,6 +59,8 @@ class AgentBackend:
 
     async def ask(self, host: Host, request: HostRequest, timeout: float) -> HostAnswer:
         phase = request.phase
+        if request.action in CONTROL_PLANE_ACTIONS:  # never sent: the agent would refuse it as unknown
+            return HostAnswer.failure(CONTROL_PLANE_ONLY.format(action=request.action), phase)
         if host.transport == "nvidia-smi":  # the site allows nothing of gputui to run there
             return HostAnswer.failure(NO_AGENT, phase)
         data = payload(request)

@@ -1,7 +1,8 @@
-"""The ``control-plane`` flavour for Slurm (backend ``slurmctld``): drain-node and
-resume-node through the site's Slurm controller, run from the dashboard's machine.
+"""The ``control-plane`` flavour for Slurm (backend ``slurmctld``): drain-node,
+resume-node, reserve-node and release-node through the site's Slurm
+controller, run from the dashboard's machine.
 
-No agent is involved and no GPU is touched: the preview asks
+For a whole node no agent is involved and no GPU is touched: the preview asks
 ``scontrol show node -o NODE`` for the node's state and reason and shows the
 exact ``scontrol update`` that would run; the apply reads the node again,
 refuses as a conflict when someone drained, resumed or re-reasoned it since
@@ -11,8 +12,15 @@ environment (``SLURM_CONF`` as usual). Whatever goes wrong (scontrol missing,
 refusing, too slow) is a failed answer carrying scontrol's own words, which
 the guard audits like any other; nothing raises.
 
-GPU-level actions (reserve, release, drain, undrain, kill) are refused at the
-preview: Slurm's controller knows nodes, not which GPU a hold is on.
+reserve-node creates a Slurm reservation of the whole node under a name
+gputui finds again (:mod:`gputui.actions.backends.slurm_reservation`) and
+release-node deletes it; their preview also reads that reservation, and an
+apply is a conflict when it appeared, went or changed since.
+
+A single GPU cannot be held by a Slurm 22.05 reservation (its TRES= takes CPU,
+Node, License and BB), so reserve and release of GPUs go to the host's ledger
+through its agent (backend ledger), and the preview says so. drain, undrain
+and kill are refused at the preview: Slurm's controller knows nodes, not GPUs.
 """
 
 from __future__ import annotations
@@ -21,15 +29,22 @@ import asyncio
 import re
 import shlex
 
+from gputui import registry
+from gputui.actions.backends import slurm_reservation as resv
+from gputui.actions.backends.base import ActionBackend
 from gputui.actions.model import HostAnswer, HostRequest, NodeState
 from gputui.config import Config, Host
-from gputui.protocol import NODE_ACTIONS, scontrol_update_argv
+from gputui.protocol import CONTROL_PLANE_ACTIONS, NODE_ACTIONS, scontrol_update_argv
 
 SCONTROL = "scontrol"
 NODE_ONLY = (
-    "the slurmctld backend acts on whole nodes (drain-node, resume-node) through Slurm's controller; "
-    "use backend ledger, nvml or slurm for single GPUs and processes"
+    "the slurmctld backend acts on whole nodes (drain-node, resume-node, reserve-node, release-node) "
+    "through Slurm's controller, and holds single GPUs (reserve, release) in the host's ledger; "
+    "use backend ledger, nvml or slurm for drain, undrain and kill"
 )
+LEDGER_HELD = ("reserve", "release")
+SINGLE_GPU = "Slurm 22.05 reservations cannot hold single GPUs (TRES= takes CPU, Node, License, BB): the host's ledger holds it"
+NO_COMMENT = "Slurm 22.05 reservations have no comment field: the reason and ticket are kept in gputui's audit log only"
 # The parts of Slurm's State= that someone (or Slurm, for a failed node) set on
 # purpose; the rest (IDLE, MIXED, ALLOCATED, NOT_RESPONDING...) moves with jobs and pings.
 ADMIN_FLAGS = frozenset({"DRAIN", "DRAINING", "DRAINED", "DOWN", "FAIL", "MAINT", "REBOOT_REQUESTED", "REBOOT_ISSUED"})
@@ -47,22 +62,23 @@ class SlurmctldBackend:
     def __init__(self, config: Config, scontrol: str = SCONTROL) -> None:
         self.config = config
         self.scontrol = scontrol
+        self._ledger: ActionBackend | None = None
 
     async def preview(self, host: Host, request: HostRequest, timeout: float) -> HostAnswer:
+        if request.action in LEDGER_HELD:
+            return await self._by_ledger(host, request, None, timeout)
         if request.action not in NODE_ACTIONS:
             return HostAnswer.failure(NODE_ONLY, "preview")
         name = node_name(host, request)
-        node = await self._show(name, timeout)
+        node = await self._look(request, name, timeout)
         if isinstance(node, str):
             return _failed(host, "preview", node)
+        if request.action in CONTROL_PLANE_ACTIONS:
+            return reservation_preview(host, request, name, node, self.scontrol)
         argv = self._argv(request, name)
         draining = request.action == "drain-node"
         drained = bool(admin_flags(node) & {"DRAIN", "DRAINING", "DRAINED"})
-        notes = [
-            f"backend slurmctld: this machine runs scontrol against Slurm's controller "
-            f"(node {name} is {node.state}{f', reason: {node.reason}' if node.reason else ''}); "
-            "no agent is asked and no GPU or process is touched"
-        ]
+        notes = [_where(name, node)]
         if draining and drained:
             notes.append("Slurm already has the node drained: its reason is replaced")
         elif not draining and not drained:
@@ -73,12 +89,14 @@ class SlurmctldBackend:
         return HostAnswer(ok=True, phase="preview", host=host.name, node=node, commands=[argv], steps=[step], notes=notes)
 
     async def apply(self, host: Host, request: HostRequest, preview: HostAnswer, timeout: float) -> HostAnswer:
+        if request.action in LEDGER_HELD:
+            return await self._by_ledger(host, request, preview, timeout)
         if request.action not in NODE_ACTIONS:
             return HostAnswer.failure(NODE_ONLY, "apply")
         if preview.node is None:
             return _failed(host, "apply", "no preview of the node to check against: preview first")
         name = node_name(host, request)
-        now = await self._show(name, timeout)
+        now = await self._look(request, name, timeout)
         if isinstance(now, str):
             return _failed(host, "apply", now)
         if fingerprint(now) != fingerprint(preview.node):
@@ -97,16 +115,47 @@ class SlurmctldBackend:
                 answer = HostAnswer(ok=False, phase="apply", host=host.name, error=error, commands=[argv])
         else:  # not run, or no answer in time: what Slurm has now is looked at only when it answered
             return HostAnswer(ok=False, phase="apply", host=host.name, error=said, commands=[argv])
-        after = await self._show(name, timeout)
+        after = await self._look(request, name, timeout)
         if isinstance(after, NodeState):
             answer.node = after
             answer.notes.append(f"Slurm now has node {name} as {_words(after)}")
         return answer
 
+    async def _by_ledger(self, host: Host, request: HostRequest, preview: HostAnswer | None, timeout: float) -> HostAnswer:
+        """A single GPU's reserve or release, which no Slurm reservation can hold:
+        handed to the ledger backend (the host's agent), whose answer, or its
+        failure to reach the host, is the answer, with the reason in a note."""
+        if self._ledger is None:
+            self._ledger = registry.load(registry.backend_kind("ledger")).backend(self.config)
+        held = request.model_copy(update={"backend": "ledger"})
+        if preview is None:
+            answer = await self._ledger.preview(host, held, timeout)
+            answer.notes.insert(0, SINGLE_GPU)
+            return answer
+        return await self._ledger.apply(host, held, preview, timeout)
+
     # -- scontrol ---------------------------------------------------------------
     def _argv(self, request: HostRequest, name: str) -> list[str]:
+        if request.action == "reserve-node":
+            return resv.create_argv(self.scontrol, name, holder_of(request), request.until)
+        if request.action == "release-node":
+            return resv.delete_argv(self.scontrol, name)
         argv = scontrol_update_argv(request.action, name, request.reason)
         return [self.scontrol, *argv[1:]]
+
+    async def _look(self, request: HostRequest, name: str, timeout: float) -> NodeState | str:
+        """The node, and for reserve-node and release-node gputui's reservation of it too."""
+        node = await self._show(name, timeout)
+        if isinstance(node, str) or request.action not in CONTROL_PLANE_ACTIONS:
+            return node
+        said = await self._run(resv.show_argv(self.scontrol), timeout)
+        if isinstance(said, str):
+            return said
+        code, out, err = said
+        if code != 0:
+            return f"scontrol show reservation: {err.strip() or out.strip() or f'exited with status {code}'}"
+        found = resv.find(resv.parse_reservations(out), resv.gputui_reservation_name(name))
+        return node.model_copy(update={"reservation": resv.reservation_words(found)})
 
     async def _show(self, name: str, timeout: float) -> NodeState | str:
         """The node as the controller has it, or why not (scontrol's words)."""
@@ -149,6 +198,48 @@ def node_name(host: Host, request: HostRequest) -> str:
     return request.slurm_node or host.slurm_node or host.name
 
 
+def holder_of(request: HostRequest) -> str:
+    """Who a reserve-node holds the node for: ``--for``, else the operator."""
+    return (request.holder or "").strip() or request.operator.user
+
+
+def reservation_preview(host: Host, request: HostRequest, name: str, node: NodeState, scontrol: str) -> HostAnswer:
+    """reserve-node when gputui has no reservation of the node, release-node when
+    it has one; either the other way round is refused here, saying what there is."""
+    rname = resv.gputui_reservation_name(name)
+    held = node.reservation not in (None, resv.NONE)
+    refused = None
+    if request.action == "release-node" and not held:
+        refused = f"Slurm has no reservation {rname} (gputui's for node {name}): nothing to release"
+    elif request.action == "reserve-node" and held:
+        refused = f"node {name} already has gputui's reservation {node.reservation}: release-node first"
+    elif request.action == "reserve-node" and not resv.SLURM_USERS.fullmatch(holder_of(request)):
+        refused = (
+            f"--for {holder_of(request)!r} is not a Slurm user name (letters, digits, . _ -; several as a,b): "
+            "a reservation's Users= takes users Slurm's controller knows"
+        )
+    if refused is not None:
+        return HostAnswer(ok=False, phase="preview", host=host.name, error=refused, node=node)
+    notes = [_where(name, node)]
+    if request.action == "reserve-node":
+        argv = resv.create_argv(scontrol, name, holder_of(request), request.until)
+        step = f"create Slurm reservation {rname} of node {name} for {holder_of(request)}"
+        notes += [
+            f"Flags={resv.FLAGS}: the reservation starts now even with jobs running on the node; they run to their end, "
+            f"and only its users' jobs (sbatch --reservation={rname}) start there. Flags=MAINT is not set: "
+            "it would show the node as under maintenance and count the hold as down time",
+            f"Users={holder_of(request)}: Slurm refuses a name its controller does not know as a user (Invalid user id)",
+            NO_COMMENT,
+            "no --until: Slurm's Duration=UNLIMITED, which is a year in Slurm 22.05; release-node ends it sooner"
+            if request.until is None
+            else f"ends at {argv[5].removeprefix('EndTime=')} (Slurm removes an ended reservation within about half a minute)",
+        ]
+    else:
+        argv = resv.delete_argv(scontrol, name)
+        step = f"delete Slurm reservation {rname}: node {name} takes everyone's jobs again (a drain stays)"
+    return HostAnswer(ok=True, phase="preview", host=host.name, node=node, commands=[argv], steps=[step], notes=notes)
+
+
 def parse_node(name: str, text: str) -> NodeState | None:
     """``scontrol show node -o`` (one line a node; several for a hostlist) as one NodeState."""
     lines = [line for line in text.splitlines() if line.startswith("NodeName=")] or [text]
@@ -169,13 +260,22 @@ def admin_flags(node: NodeState) -> set[str]:
     return {part for state in node.state.split(",") for part in state.split("+")} & ADMIN_FLAGS
 
 
-def fingerprint(node: NodeState) -> tuple[frozenset[str], str | None]:
-    """What a preview is judged against: the flags someone sets and the reason (with its stamp)."""
-    return frozenset(admin_flags(node)), node.reason
+def fingerprint(node: NodeState) -> tuple[frozenset[str], str | None, str | None]:
+    """What a preview is judged against: the flags someone sets, the reason (with
+    its stamp) and, for reserve-node and release-node, gputui's reservation."""
+    return frozenset(admin_flags(node)), node.reason, node.reservation
 
 
 def _words(node: NodeState) -> str:
-    return node.state + (f", reason: {node.reason}" if node.reason else ", no reason")
+    words = node.state + (f", reason: {node.reason}" if node.reason else ", no reason")
+    return words + (f", gputui's reservation: {node.reservation}" if node.reservation is not None else "")
+
+
+def _where(name: str, node: NodeState) -> str:
+    return (
+        f"backend slurmctld: this machine runs scontrol against Slurm's controller (node {name} is {_words(node)}); "
+        "no agent is asked and no GPU or process is touched"
+    )
 
 
 def _failed(host: Host, phase: str, error: str) -> HostAnswer:
