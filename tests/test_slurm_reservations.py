@@ -25,16 +25,13 @@ import pytest
 
 from gputui.actions.audit import AuditLog
 from gputui.actions.backends.agent import CONTROL_PLANE_ONLY
-from gputui.actions.backends.slurm_reservation import (
-    SlurmReservation,
-    gputui_reservation_name,
-    parse_reservations,
-    reservation_words,
-)
+from gputui.actions.backends.slurm_reservation import gputui_reservation_name, reservation_words
 from gputui.actions.backends.slurmctld import NO_COMMENT, NODE_ONLY, SINGLE_GPU
 from gputui.actions.guard import Guard
 from gputui.actions.model import ActionRequest, Operator, Target
 from gputui.config import Config
+from gputui.slurm.model import SlurmReservation
+from gputui.slurm.parse import reservations as parse_reservations
 from tests.slurm_cluster import SlurmCluster
 from tests.waiting import wait_until
 

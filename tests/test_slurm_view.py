@@ -190,3 +190,25 @@ def test_an_idle_gpu_held_by_a_job_is_named_with_its_job(slurm: SlurmCluster, jo
     assert alert.severity is Severity.WARNING
     assert alert.title.endswith(f": job {job} {JOB_NAME} (root)")
     assert alert.evidence["Slurm job"] == f"job {job} {JOB_NAME} (root)"
+
+
+def test_a_node_reserved_through_gputui_shows_its_reservation_beside_it(slurm: SlurmCluster, job: str, tmp_path: Path) -> None:
+    """reserve-node through the slurmctld backend, with [slurm] conf as its only way to the
+    controller (no SLURM_CONF in the environment): the reservation is read back beside the node."""
+    actions = f'[actions]\nenabled = true\naudit_log = "{tmp_path}/audit.jsonl"\nstate_dir = "{tmp_path}/state"\n'
+    config = write_config(tmp_path, slurm)
+    text = config.read_text().replace('slurm_node = "gt-a"\n', 'slurm_node = "gt-a"\nbackend = "slurmctld"\n')
+    config.write_text(text + actions)
+    done = gputui(config, "reserve-node", "node-a", "--for", "nobody", "--until", "1h", "--reason", "burn-in", "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+    try:
+        host = host_of(snapshot(config), "node-a")
+        (held,) = host["slurm"]["reservations"]
+        assert (held["name"], held["users"], held["state"]) == ("gputui-gt-a", "nobody", "ACTIVE")
+        assert host["slurm"]["node"]["state"] in ("mixed", "reserved"), host["slurm"]["node"]
+        table = gputui(config, "snapshot", "--format", "table").stdout
+        assert "  slurm reservation gputui-gt-a for nobody until " in table
+    finally:
+        released = gputui(config, "release-node", "node-a", "--reason", "burn-in done", "--yes")
+        assert released.returncode == 0, released.stdout + released.stderr
+    assert host_of(snapshot(config), "node-a")["slurm"]["reservations"] == []

@@ -97,7 +97,7 @@ class SlurmReservation:
     end: str
     flags: str
     state: str
-    node_names: tuple[str, ...] = ()  # ``nodes`` expanded
+    node_names: tuple[str, ...] = field(default=(), compare=False)  # ``nodes`` expanded
 
     def words(self) -> str:
         return f"reservation {self.name} for {self.users or '?'} until {self.end.replace('T', ' ')} ({self.state.lower()})"

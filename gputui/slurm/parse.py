@@ -129,24 +129,24 @@ def state_word(base: str, flags: tuple[str, ...]) -> str:
 
 
 def reservations(text: str) -> list[SlurmReservation]:
-    """``scontrol show reservation -o``: one ``Key=value ...`` line each; values
-    hold no spaces except in fields this does not read."""
+    """``scontrol show reservation -o``: one ``Key=value ...`` line each (values
+    hold no spaces except in fields this does not read); Slurm's ``(null)`` is ""."""
     out: list[SlurmReservation] = []
     for line in text.splitlines():
         if not line.startswith("ReservationName="):
             continue
-        fields = _fields(line)
+        fields = {key: "" if value == "(null)" else value for key, value in _fields(line).items()}
         nodes = fields.get("Nodes", "")
         out.append(
             SlurmReservation(
                 name=fields.get("ReservationName", ""),
                 nodes=nodes,
-                users=fields.get("Users", "") if fields.get("Users") != "(null)" else "",
+                users=fields.get("Users", ""),
                 start=fields.get("StartTime", ""),
                 end=fields.get("EndTime", ""),
                 flags=fields.get("Flags", ""),
                 state=fields.get("State", ""),
-                node_names=tuple(expand_hostlist(nodes)) if nodes != "(null)" else (),
+                node_names=tuple(expand_hostlist(nodes)),
             )
         )
     return out

@@ -11,14 +11,12 @@ show none.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 
 from gputui.config import Config, Slurm
-from gputui.slurm import parse
+from gputui.slurm import command, parse
 from gputui.slurm.model import SlurmView
 
 Commands = tuple[list[str], list[str], list[str]]
@@ -38,13 +36,10 @@ class SlurmReader:
         return cls(config.slurm, {h.name: h.slurm_node for h in config.hosts if h.slurm_node})
 
     def commands(self) -> Commands:
-        def tool(name: str) -> str:
-            return str(Path(self.settings.bin_dir) / name) if self.settings.bin_dir else name
-
         return (
-            [tool("squeue"), "--json"],
-            [tool("sinfo"), "--json"],
-            [tool("scontrol"), "show", "reservation", "-o"],
+            [command.tool(self.settings, "squeue"), "--json"],
+            [command.tool(self.settings, "sinfo"), "--json"],
+            [command.tool(self.settings, "scontrol"), "show", "reservation", "-o"],
         )
 
     async def read(self) -> SlurmView:
@@ -75,38 +70,14 @@ class SlurmReader:
             publish(await self.read())
             await asyncio.sleep(self.settings.refresh_s)
 
-    def _env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        if self.settings.conf:
-            env["SLURM_CONF"] = self.settings.conf
-        return env
-
     async def _run(self, argv: list[str]) -> tuple[str, str | None]:
         """The command's output, or why there is none."""
         self.reads += 1
-        what = " ".join(argv)
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE, env=self._env(),
-            )  # fmt: skip
-        except FileNotFoundError:
-            return "", f"{argv[0]} is not installed on this machine (not found on PATH; [slurm] bin_dir)"
-        except OSError as exc:
-            return "", f"cannot run {argv[0]}: {exc.strerror}"
-        try:
-            async with asyncio.timeout(self.settings.timeout_s):
-                out, err = await proc.communicate()
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-            return "", f"{what} gave no answer within {self.settings.timeout_s:.0f}s"
-        except asyncio.CancelledError:
-            if proc.returncode is None:
-                proc.kill()
-            await proc.wait()
-            raise
-        if proc.returncode != 0:
-            said = err.decode("utf-8", "replace").strip() or out.decode("utf-8", "replace").strip()
-            return "", f"{what} exited {proc.returncode}: {said[:300] or 'no message'}"
-        return out.decode("utf-8", "replace"), None
+        ran = await command.run(argv, self.settings.timeout_s, self.settings)
+        if isinstance(ran, str):
+            return "", ran
+        status, out, err = ran
+        if status != 0:
+            words = err.strip() or out.strip()
+            return "", f"{' '.join(argv)} exited {status}: {words[:300] or 'no message'}"
+        return out, None

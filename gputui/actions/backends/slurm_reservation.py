@@ -1,8 +1,8 @@
 """Slurm reservations as gputui makes them (backend slurmctld's reserve-node and
-release-node) and reads them back: a pure reader of ``scontrol show
-reservation -o``, also used by the dashboard to show a node's reservation
-beside it. Standard library only, and nothing here runs anything: the
-backend runs the argument lists built here, never through a shell.
+release-node) and finds them again (read with the dashboard's reader of
+``scontrol show reservation -o``, gputui/slurm/parse.py, so the preview and
+the node's line on screen agree). Nothing here runs anything: the backend
+runs the argument lists built here, never through a shell.
 
 The name: gputui's reservation of node ``N`` is ``gputui-N`` (characters
 Slurm would not take in a name, such as a hostlist's brackets, become
@@ -29,7 +29,8 @@ from __future__ import annotations
 import math
 import re
 import time
-from dataclasses import dataclass
+
+from gputui.slurm.model import SlurmReservation
 
 PREFIX = "gputui-"
 # IGNORE_JOBS: the reservation starts now even while jobs run on the node (they
@@ -41,51 +42,11 @@ NONE = "none"
 # One or more user names, comma-separated: what Users= takes, and nothing that could read as another key.
 SLURM_USERS = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*(?:,[A-Za-z0-9_][A-Za-z0-9._-]*)*")
 _NOT_IN_NAME = re.compile(r"[^A-Za-z0-9._-]")
-_KEY = re.compile(r"\s+(?=[A-Za-z][A-Za-z_]*=)")
-
-
-@dataclass(frozen=True)
-class SlurmReservation:
-    """One reservation as ``scontrol show reservation -o`` gives it, each field
-    as printed (times as Slurm's local ISO ``2026-12-05T03:42:46``); Slurm's
-    ``(null)`` is read as an empty string."""
-
-    name: str
-    nodes: str
-    users: str
-    start: str
-    end: str
-    flags: str
-    state: str
 
 
 def gputui_reservation_name(node: str) -> str:
     """The name gputui gives its reservation of ``node`` (a NodeName, or a hostlist)."""
     return PREFIX + _NOT_IN_NAME.sub("_", node)
-
-
-def parse_reservations(text: str) -> list[SlurmReservation]:
-    """Every reservation in ``scontrol show reservation -o`` output: one line each;
-    other lines ("No reservations in the system") are no reservation."""
-    found = []
-    for line in text.splitlines():
-        if not line.startswith("ReservationName="):
-            continue
-        fields = {
-            key: ("" if value == "(null)" else value) for key, _, value in (p.partition("=") for p in _KEY.split(line.strip()))
-        }
-        found.append(
-            SlurmReservation(
-                name=fields.get("ReservationName", ""),
-                nodes=fields.get("Nodes", ""),
-                users=fields.get("Users", ""),
-                start=fields.get("StartTime", ""),
-                end=fields.get("EndTime", ""),
-                flags=fields.get("Flags", ""),
-                state=fields.get("State", ""),
-            )
-        )
-    return found
 
 
 def find(reservations: list[SlurmReservation], name: str) -> SlurmReservation | None:

@@ -25,7 +25,6 @@ and kill are refused at the preview: Slurm's controller knows nodes, not GPUs.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import shlex
 
@@ -35,6 +34,9 @@ from gputui.actions.backends.base import ActionBackend
 from gputui.actions.model import HostAnswer, HostRequest, NodeState
 from gputui.config import Config, Host
 from gputui.protocol import CONTROL_PLANE_ACTIONS, NODE_ACTIONS, scontrol_update_argv
+from gputui.slurm import command
+from gputui.slurm.command import Ran
+from gputui.slurm.parse import reservations
 
 SCONTROL = "scontrol"
 NODE_ONLY = (
@@ -59,9 +61,9 @@ def backend(config: Config) -> SlurmctldBackend:
 
 
 class SlurmctldBackend:
-    def __init__(self, config: Config, scontrol: str = SCONTROL) -> None:
+    def __init__(self, config: Config, scontrol: str | None = None) -> None:
         self.config = config
-        self.scontrol = scontrol
+        self.scontrol = scontrol or command.tool(config.slurm, SCONTROL)  # [slurm] bin_dir, as the reader
         self._ledger: ActionBackend | None = None
 
     async def preview(self, host: Host, request: HostRequest, timeout: float) -> HostAnswer:
@@ -154,7 +156,7 @@ class SlurmctldBackend:
         code, out, err = said
         if code != 0:
             return f"scontrol show reservation: {err.strip() or out.strip() or f'exited with status {code}'}"
-        found = resv.find(resv.parse_reservations(out), resv.gputui_reservation_name(name))
+        found = resv.find(reservations(out), resv.gputui_reservation_name(name))
         return node.model_copy(update={"reservation": resv.reservation_words(found)})
 
     async def _show(self, name: str, timeout: float) -> NodeState | str:
@@ -170,28 +172,14 @@ class SlurmctldBackend:
             return f"scontrol show node {name}: no State= in its answer: {out.strip()[:200]!r}"
         return node
 
-    async def _run(self, argv: list[str], timeout: float) -> tuple[int, str, str] | str:
+    async def _run(self, argv: list[str], timeout: float) -> Ran | str:
         """``(status, stdout, stderr)``, or why it could not be run or did not finish."""
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-            )
-        except FileNotFoundError:
-            return f"{argv[0]} is not installed on this machine (not found on PATH): the slurmctld backend runs it here"
-        except OSError as exc:
-            return f"cannot run {argv[0]}: {exc.strerror}"
-        try:
-            async with asyncio.timeout(timeout):
-                out, err = await proc.communicate()
-        except TimeoutError:
-            await _stop(proc)
-            what = shlex.join(argv[:4])
-            return f"{what} gave no answer within {timeout:.0f}s; Slurm may or may not have done it: look before retrying"
-        except asyncio.CancelledError:
-            await _stop(proc)
-            raise
-        assert proc.returncode is not None
-        return proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+        said = await command.run(argv, timeout, self.config.slurm)
+        if isinstance(said, str) and "gave no answer" in said:
+            return f"{said}; Slurm may or may not have done it: look before retrying"
+        if isinstance(said, str) and "not installed" in said:
+            return f"{said}: the slurmctld backend runs it here"
+        return said
 
 
 def node_name(host: Host, request: HostRequest) -> str:
@@ -280,9 +268,3 @@ def _where(name: str, node: NodeState) -> str:
 
 def _failed(host: Host, phase: str, error: str) -> HostAnswer:
     return HostAnswer(ok=False, phase=phase, host=host.name, error=error)
-
-
-async def _stop(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is None:
-        proc.kill()
-    await proc.wait()
