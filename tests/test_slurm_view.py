@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Input
 
 from gputui import config as cfg
 from gputui.config import Slurm
@@ -36,7 +36,7 @@ from tests.action_cli import gputui
 from tests.health_data import HOST, T0, Fleet, gpu
 from tests.screen_reading import screen_text
 from tests.slurm_cluster import SlurmCluster
-from tests.ui_apps import SIZE, open_allocation
+from tests.ui_apps import SIZE, open_allocation, preview, start, status
 from tests.waiting import wait_for, wait_until
 
 JOB_NAME = 'train "llm" $(touch /tmp/gt-slurm-pwned) ✓'
@@ -212,3 +212,46 @@ def test_a_node_reserved_through_gputui_shows_its_reservation_beside_it(slurm: S
         released = gputui(config, "release-node", "node-a", "--reason", "burn-in done", "--yes")
         assert released.returncode == 0, released.stdout + released.stderr
     assert host_of(snapshot(config), "node-a")["slurm"]["reservations"] == []
+
+
+async def test_a_node_is_reserved_in_slurm_from_the_host_screen(slurm: SlurmCluster, job: str, tmp_path: Path) -> None:
+    """V on a slurmctld host: the dialog asks whom for and until when, previews the scontrol
+    command, applies it; the reservation shows in the host's title once Slurm is read again."""
+    actions = f'[actions]\nenabled = true\naudit_log = "{tmp_path}/audit.jsonl"\nstate_dir = "{tmp_path}/state"\n'
+    text = write_config(tmp_path, slurm).read_text()
+    config = tmp_path / "config.toml"
+    config.write_text(text.replace('slurm_node = "gt-a"\n', 'slurm_node = "gt-a"\nbackend = "slurmctld"\n') + actions)
+    app = configured_app(config, cfg.load(config))
+    app.triage_first = False
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await open_allocation(pilot, app, "node-a")
+            dialog = await start(pilot, "V", "burn-in")
+            holder = dialog.query_one("#holder", Input)
+            holder.value = "nobody"
+            dialog.query_one("#until", Input).value = "1h"
+            dialog.query_one("#reason", Input).focus()
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: dialog.phase != "asking", "the preview", 30)
+            assert "scontrol create reservation ReservationName=gputui-gt-a" in preview(dialog), status(dialog) + preview(dialog)
+            await pilot.click("#apply")  # a reservation needs a yes, not the host's name typed
+            await wait_for(pilot, lambda: dialog.phase == "done", "the apply", 30)
+            assert status(dialog).startswith("applied:"), status(dialog) + preview(dialog)
+            await pilot.press("escape")
+            shown = lambda: "reservation gputui-gt-a for nobody" in screen_text(app)  # noqa: E731
+            await wait_for(pilot, shown, "the reservation in the title", 30)
+            assert app.screen is screen
+    finally:
+        released = gputui(config, "release-node", "node-a", "--reason", "burn-in done", "--yes")
+        assert released.returncode == 0, released.stdout + released.stderr
+
+
+async def test_the_slurm_reservation_keys_show_only_on_slurmctld_hosts(slurm: SlurmCluster, tmp_path: Path) -> None:
+    config = write_config(tmp_path, slurm)
+    app = configured_app(config, cfg.load(config))
+    app.triage_first = False
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_allocation(pilot, app, "node-a")
+        assert screen.check_action("act", ("drain-node",)) is True
+        assert screen.check_action("act", ("reserve-node",)) is False  # backend ledger: Slurm holds no reservation for it
+        assert "Reserve node" not in screen_text(app)

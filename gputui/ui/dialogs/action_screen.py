@@ -42,7 +42,10 @@ TITLES = {
     "kill": "Kill process",
     "drain-node": "Drain node",
     "resume-node": "Resume node",
+    "reserve-node": "Reserve node (Slurm reservation)",
+    "release-node": "Release node (Slurm reservation)",
 }
+HOLDS = ("reserve", "reserve-node")  # the actions that hold for someone, until a time
 UNTIL_HINT = "2h, 30m, 1d or 2026-12-01 08:00; empty: no end"
 
 
@@ -111,7 +114,7 @@ class ActionScreen(ModalScreen[Outcome | None]):
             yield Static(Text(self.draft.label(), style="bold"), id="action-title")
             yield from _field("reason", "reason (required, for the audit log)", value=self.draft.reason)
             yield from _field("ticket", "ticket id (optional)")
-            if kind == "reserve":
+            if kind in HOLDS:
                 yield from _field("holder", "user or team", value=getpass.getuser(), label="for")
                 yield from _field("until", UNTIL_HINT)
             if kind == "kill":
@@ -185,7 +188,7 @@ class ActionScreen(ModalScreen[Outcome | None]):
             self.query_one("#ticket" if problem.startswith("the ticket") else "#reason", Input).focus()
             return None
         request = ActionRequest(self.draft.kind, list(self.draft.targets), reason, ticket=ticket)
-        if self.draft.kind == "reserve":
+        if self.draft.kind in HOLDS:
             request.holder = self.query_one("#holder", Input).value.strip() or None
             until = self.query_one("#until", Input).value.strip()
             try:

@@ -41,7 +41,14 @@ from gputui.ui.widgets.slurm_text import slurm_words
 REFRESH_S = 1.0
 TABS = (("utilization", "Utilization"), ("thermal", "Thermal"), ("allocation", "Allocation"), ("processes", "Processes"))
 GPU_ACTIONS = (("R", "reserve", "Reserve"), ("X", "release", "Release"), ("D", "drain", "Drain"), ("U", "undrain", "Undrain"))
-NODE_ACTIONS = (("N", "drain-node", "Drain node"), ("M", "resume-node", "Resume node"))
+NODE_ACTIONS = (
+    ("N", "drain-node", "Drain node"),
+    ("M", "resume-node", "Resume node"),
+    ("V", "reserve-node", "Reserve node"),  # a Slurm reservation: hosts whose backend is slurmctld
+    ("L", "release-node", "Release node"),
+)
+NODE_KINDS = {kind for _, kind, _ in NODE_ACTIONS}
+SLURM_RESERVATIONS = ("reserve-node", "release-node")
 
 
 def lost_hint(kind: str, record: HostRecord | None, gpus: list[int]) -> str:
@@ -112,7 +119,13 @@ class HostScreen(Screen[None]):
 
     # -- actions ---------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action != "act" or not parameters or parameters[0] in ("drain-node", "resume-node"):
+        if action != "act" or not parameters:
+            return True
+        if parameters[0] in SLURM_RESERVATIONS:  # only where Slurm's controller holds the node: shown nowhere else
+            desk = self.parts.actions
+            host = desk.config.host(self.host) if desk is not None else None
+            return desk is not None and host is not None and desk.config.backend_of(host) == "slurmctld"
+        if parameters[0] in NODE_KINDS:
             return True
         on_processes = (self.tabs.active or TABS[0][0]) == "processes"
         return on_processes == (parameters[0] == "kill")
@@ -129,7 +142,7 @@ class HostScreen(Screen[None]):
             elif picked:
                 users = sorted({p.user or "?" for _, p in picked})
                 detail = f"{len(picked)} processes of {', '.join(users)}"
-        elif kind in ("drain-node", "resume-node"):
+        elif kind in NODE_KINDS:
             targets = [Target(self.host)]
         else:
             gpus = self.selected_gpus()
