@@ -32,6 +32,7 @@ from gputui.ui.launch import configured_app
 from gputui.ui.panels.allocation import AllocationPanel
 from gputui.ui.panels.processes import ProcessesPanel
 from gputui.ui.screens.host_screen import HostScreen
+from gputui.ui.widgets.slurm_text import slurm_jobs_given
 from tests.action_cli import gputui
 from tests.health_data import HOST, T0, Fleet, gpu
 from tests.screen_reading import screen_text
@@ -190,6 +191,10 @@ def test_an_idle_gpu_held_by_a_job_is_named_with_its_job(slurm: SlurmCluster, jo
     assert alert.severity is Severity.WARNING
     assert alert.title.endswith(f": job {job} {JOB_NAME} (root)")
     assert alert.evidence["Slurm job"] == f"job {job} {JOB_NAME} (root)"
+    # Triage's affected line for that alert names the same job, with its partition and limit.
+    (given,) = slurm_jobs_given(fleet.store.slurm, HOST, alert.gpu)
+    assert given.startswith(f"job {job} {JOB_NAME} (root), partition gpu, ") and given.endswith(" of 30m on GPU 0")
+    assert slurm_jobs_given(fleet.store.slurm, HOST, 1) == []
 
 
 def test_a_node_reserved_through_gputui_shows_its_reservation_beside_it(slurm: SlurmCluster, job: str, tmp_path: Path) -> None:
