@@ -35,6 +35,29 @@ def test_the_agent_needs_nothing_but_the_stdlib_and_pynvml(module: str) -> None:
     assert third_party == set(), f"{module} loads {third_party}: a GPU host would need them installed"
 
 
+def imported_by_run(argv: list[str], tmp_path: Path) -> set[str]:
+    """Every module a real run of the command imports, as ``python -X importtime`` lists them."""
+    run = subprocess.run(
+        [sys.executable, "-X", "importtime", *argv], capture_output=True, text=True, timeout=60, check=True, cwd=tmp_path
+    )
+    lines = [line for line in run.stderr.splitlines() if line.startswith("import time:") and "imported package" not in line]
+    assert lines, run.stderr[-500:]
+    return {line.rsplit("|", 1)[1].strip() for line in lines}
+
+
+def test_gputui_agent_imports_only_what_the_agent_does(tmp_path: Path) -> None:
+    """`gputui agent --once` (the console script) costs what `python -m gputui.agent --once` does: the
+    front end hands the agent its arguments before it imports anything of the dashboard."""
+    once = ["--once", "--sim", "healthy", "--gpus", "2", "--sim-processes", "synthetic", "--state-dir", str(tmp_path)]
+    script = Path(sys.executable).parent / "gputui"
+    command = imported_by_run([str(script), "agent", *once], tmp_path)
+    agent = imported_by_run(["-m", "gputui.agent", *once], tmp_path)
+    assert command - agent == {"gputui.cli"}, "gputui agent imports more than the agent"
+    dashboard = {"pydantic", "textual", "rich", "asyncssh", "httpx", "asyncio", "tomllib", "gputui.config", "gputui.cli_args"}
+    assert {name.split(".")[0] for name in command} & dashboard == set()
+    assert command & dashboard == set()
+
+
 @pytest.mark.parametrize("module", ["gputui.health.check_cli", "gputui.snapshot", "gputui.actions.cli", "gputui.record.cli"])
 def test_command_line_tools_do_not_load_the_ui(module: str) -> None:
     assert "textual" not in loaded_after(module), f"{module} loads Textual"
