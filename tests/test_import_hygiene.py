@@ -58,6 +58,42 @@ def test_gputui_agent_imports_only_what_the_agent_does(tmp_path: Path) -> None:
     assert command & dashboard == set()
 
 
+def evaluated_unions(tree: ast.Module) -> list[int]:
+    """Lines of annotations written ``X | Y`` that Python evaluates (no ``from __future__ import annotations``):
+    before 3.10 they raise TypeError as the module loads."""
+    future = any(
+        isinstance(node, ast.ImportFrom) and node.module == "__future__" and any(a.name == "annotations" for a in node.names)
+        for node in tree.body
+    )
+    if future:
+        return []
+    annotations: list[ast.expr] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            every = [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs, node.args.vararg, node.args.kwarg]
+            annotations += [a.annotation for a in every if a is not None and a.annotation is not None]
+            annotations += [node.returns] if node.returns is not None else []
+        elif isinstance(node, ast.AnnAssign):
+            annotations.append(node.annotation)
+    return sorted(
+        {n.lineno for a in annotations for n in ast.walk(a) if isinstance(n, ast.BinOp) and isinstance(n.op, ast.BitOr)}
+    )
+
+
+def test_the_bundle_loads_on_python_38() -> None:
+    """The agent bundle runs on a host's python3, 3.8 up: an annotation ``str | None`` evaluated
+    as gputui/protocol.py loaded stopped every agent on 3.8 and 3.9 (vermin's check cannot tell
+    it from ``os.O_RDWR | os.O_CREAT``)."""
+    package = UI.parent
+    sources = [package / "protocol.py", *sorted((package / "agent").glob("*.py")), *sorted((package / "sim").glob("*.py"))]
+    found = {
+        str(path.relative_to(package.parent)): lines
+        for path in sources
+        if (lines := evaluated_unions(ast.parse(path.read_text(encoding="utf-8"))))
+    }
+    assert found == {}, "write Optional[X] / Union[X, Y], or add `from __future__ import annotations`"
+
+
 @pytest.mark.parametrize("module", ["gputui.health.check_cli", "gputui.snapshot", "gputui.actions.cli", "gputui.record.cli"])
 def test_command_line_tools_do_not_load_the_ui(module: str) -> None:
     assert "textual" not in loaded_after(module), f"{module} loads Textual"
