@@ -29,7 +29,10 @@ def loaded_after(module: str) -> set[str]:
     return {name.split(".")[0] for name in json.loads(out)}
 
 
-@pytest.mark.parametrize("module", ["gputui.agent.main", "gputui.agent.act_main", "gputui.agent.exporter", "gputui.sim.nvml"])
+@pytest.mark.parametrize(
+    "module",
+    ["gputui.agent.main", "gputui.agent.act_main", "gputui.agent.exporter", "gputui.agent.bundle_main", "gputui.sim.nvml"],
+)
 def test_the_agent_needs_nothing_but_the_stdlib_and_pynvml(module: str) -> None:
     third_party = loaded_after(module) & {"pydantic", "textual", "rich", "asyncssh", "psutil", "plotext", "tomli_w"}
     assert third_party == set(), f"{module} loads {third_party}: a GPU host would need them installed"
