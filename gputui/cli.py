@@ -1,7 +1,11 @@
 """The ``gputui`` command: the dashboard, the agent, the demo and snapshots.
 
 Textual is imported only by the commands that draw a screen, so ``gputui
-agent`` and ``gputui snapshot`` start fast and work where no UI can.
+agent`` and ``gputui snapshot`` start fast and work where no UI can. ``gputui
+agent`` is handed to the agent before anything else is imported: at module
+level this file imports only what the agent imports anyway, so a one-shot
+``gputui agent --once`` costs what ``python -m gputui.agent --once`` does
+(tests/test_import_hygiene.py holds it to that).
 
 Exit status: 2 for a usage or config error (3 for ``gputui check``, which
 follows the Nagios convention: a usage error there is UNKNOWN, not CRITICAL).
@@ -13,15 +17,19 @@ import argparse
 import os
 import signal
 import sys
-from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from gputui import __version__
-from gputui.cli_args import CommandParser, add_demo_args, add_prometheus_arg, demo_spec, prometheus_url
-from gputui.protocol import ALL_ACTIONS
+
+if TYPE_CHECKING:  # imported where used: `gputui agent` needs none of them (pathlib alone costs a few ms)
+    from pathlib import Path
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from pathlib import Path
+
+    from gputui.cli_args import CommandParser, add_demo_args, add_prometheus_arg
+
     p = CommandParser(prog="gputui", description="Terminal dashboard for GPU cluster operations.")
     p.add_argument("--version", action="version", version=f"gputui {__version__}")
     p.add_argument("--config", type=Path, help="config file (default: $GPUTUI_CONFIG or ~/.config/gputui/config.toml)")
@@ -80,6 +88,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     """The arguments; a usage error exits with the status of the command it is in (see CommandParser)."""
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
+    if args.command == "agent":  # `gputui agent ...` never gets here (see _main): options came before it
+        parser.error("`agent` comes first (gputui agent --help): the agent takes none of the dashboard's options")
     if extra:  # said by the command's own parser, so that `gputui check --bogus` exits 3 as check's errors do
         _command_parser(parser, args.command).error(f"unrecognized arguments: {' '.join(extra)}")
     return args
@@ -99,6 +109,10 @@ def _main(argv: list[str] | None = None) -> int:
         from gputui.agent.main import main as agent_main
 
         return agent_main(args_list[1:])
+    from pathlib import Path
+
+    from gputui.protocol import ALL_ACTIONS
+
     args = parse(args_list)
     if args.command == "snapshot":
         return _snapshot(args)
@@ -164,8 +178,10 @@ def _bundle(output: Path) -> int:
 
 def _snapshot(args: argparse.Namespace) -> int:
     import asyncio
+    from pathlib import Path
 
     from gputui import snapshot
+    from gputui.cli_args import demo_spec, prometheus_url
     from gputui.config import ConfigError
     from gputui.sources.fleet import open_fleet
 

@@ -9,7 +9,7 @@ is stdlib-only and rides in the agent bundle.
 """
 
 import re
-from typing import Final, List
+from typing import Final, List, Optional
 
 # The frame protocol (hello, sample, event, result, error): a dashboard refuses another version plainly.
 PROTOCOL_VERSION = 1
@@ -45,7 +45,7 @@ MAX_REASON_CHARS = 200
 MAX_TICKET_CHARS = 64
 
 
-def words_problem(reason: str, ticket: str | None) -> str | None:
+def words_problem(reason: str, ticket: Optional[str]) -> Optional[str]:
     """Why a reason or ticket cannot go on record as given; None when it can."""
     if not reason.strip():
         return "a reason is required: say why, for the record"

@@ -212,6 +212,23 @@ def test_the_agent_refuses_an_interval_that_would_spin(value: str, tmp_path: Pat
     assert f"argument --interval: must be between {AGENT_MIN_S:g} and {AGENT_MAX_S:g} seconds, got {value}" in result.stderr
 
 
+def test_options_before_agent_are_refused_as_not_the_agents(tmp_path: Path) -> None:
+    """`gputui --read-only agent --once` once said that --once was unrecognised, and with no option
+    after it opened the dashboard: the agent takes none of the dashboard's options."""
+    for args in (["--read-only", "agent", "--once"], ["--read-only", "agent"]):
+        result = gputui(tmp_path, *args, timeout=30)
+        assert result.returncode == 2
+        assert result.stdout == ""
+        assert "`agent` comes first (gputui agent --help): the agent takes none of the dashboard's options" in result.stderr
+
+
+def test_gputui_agent_help_is_the_agents(tmp_path: Path) -> None:
+    result = gputui(tmp_path, "agent", "--help", timeout=30)
+    assert result.returncode == 0
+    assert result.stdout.startswith("usage: gputui agent ")
+    assert "--once" in result.stdout and "--metrics-listen" in result.stdout
+
+
 # -- record --duration and replay --speed ------------------------------------------
 
 

@@ -29,10 +29,72 @@ def loaded_after(module: str) -> set[str]:
     return {name.split(".")[0] for name in json.loads(out)}
 
 
-@pytest.mark.parametrize("module", ["gputui.agent.main", "gputui.agent.act_main", "gputui.agent.exporter", "gputui.sim.nvml"])
+@pytest.mark.parametrize(
+    "module",
+    ["gputui.agent.main", "gputui.agent.act_main", "gputui.agent.exporter", "gputui.agent.bundle_main", "gputui.sim.nvml"],
+)
 def test_the_agent_needs_nothing_but_the_stdlib_and_pynvml(module: str) -> None:
     third_party = loaded_after(module) & {"pydantic", "textual", "rich", "asyncssh", "psutil", "plotext", "tomli_w"}
     assert third_party == set(), f"{module} loads {third_party}: a GPU host would need them installed"
+
+
+def imported_by_run(argv: list[str], tmp_path: Path) -> set[str]:
+    """Every module a real run of the command imports, as ``python -X importtime`` lists them."""
+    run = subprocess.run(
+        [sys.executable, "-X", "importtime", *argv], capture_output=True, text=True, timeout=60, check=True, cwd=tmp_path
+    )
+    lines = [line for line in run.stderr.splitlines() if line.startswith("import time:") and "imported package" not in line]
+    assert lines, run.stderr[-500:]
+    return {line.rsplit("|", 1)[1].strip() for line in lines}
+
+
+def test_gputui_agent_imports_only_what_the_agent_does(tmp_path: Path) -> None:
+    """`gputui agent --once` (the console script) costs what `python -m gputui.agent --once` does: the
+    front end hands the agent its arguments before it imports anything of the dashboard."""
+    once = ["--once", "--sim", "healthy", "--gpus", "2", "--sim-processes", "synthetic", "--state-dir", str(tmp_path)]
+    script = Path(sys.executable).parent / "gputui"
+    command = imported_by_run([str(script), "agent", *once], tmp_path)
+    agent = imported_by_run(["-m", "gputui.agent", *once], tmp_path)
+    assert command - agent == {"gputui.cli"}, "gputui agent imports more than the agent"
+    dashboard = {"pydantic", "textual", "rich", "asyncssh", "httpx", "asyncio", "tomllib", "gputui.config", "gputui.cli_args"}
+    assert {name.split(".")[0] for name in command} & dashboard == set()
+    assert command & dashboard == set()
+
+
+def evaluated_unions(tree: ast.Module) -> list[int]:
+    """Lines of annotations written ``X | Y`` that Python evaluates (no ``from __future__ import annotations``):
+    before 3.10 they raise TypeError as the module loads."""
+    future = any(
+        isinstance(node, ast.ImportFrom) and node.module == "__future__" and any(a.name == "annotations" for a in node.names)
+        for node in tree.body
+    )
+    if future:
+        return []
+    annotations: list[ast.expr] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            every = [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs, node.args.vararg, node.args.kwarg]
+            annotations += [a.annotation for a in every if a is not None and a.annotation is not None]
+            annotations += [node.returns] if node.returns is not None else []
+        elif isinstance(node, ast.AnnAssign):
+            annotations.append(node.annotation)
+    return sorted(
+        {n.lineno for a in annotations for n in ast.walk(a) if isinstance(n, ast.BinOp) and isinstance(n.op, ast.BitOr)}
+    )
+
+
+def test_the_bundle_loads_on_python_38() -> None:
+    """The agent bundle runs on a host's python3, 3.8 up: an annotation ``str | None`` evaluated
+    as gputui/protocol.py loaded stopped every agent on 3.8 and 3.9 (vermin's check cannot tell
+    it from ``os.O_RDWR | os.O_CREAT``)."""
+    package = UI.parent
+    sources = [package / "protocol.py", *sorted((package / "agent").glob("*.py")), *sorted((package / "sim").glob("*.py"))]
+    found = {
+        str(path.relative_to(package.parent)): lines
+        for path in sources
+        if (lines := evaluated_unions(ast.parse(path.read_text(encoding="utf-8"))))
+    }
+    assert found == {}, "write Optional[X] / Union[X, Y], or add `from __future__ import annotations`"
 
 
 @pytest.mark.parametrize("module", ["gputui.health.check_cli", "gputui.snapshot", "gputui.actions.cli", "gputui.record.cli"])
