@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from gputui.child_process import end_child
 from gputui.config import Config, Slurm
 from gputui.slurm import parse
 from gputui.slurm.model import SlurmView
@@ -98,13 +99,10 @@ class SlurmReader:
             async with asyncio.timeout(self.settings.timeout_s):
                 out, err = await proc.communicate()
         except TimeoutError:
-            proc.kill()
-            await proc.wait()
+            await end_child(proc, term_s=0)
             return "", f"{what} gave no answer within {self.settings.timeout_s:.0f}s"
         except asyncio.CancelledError:
-            if proc.returncode is None:
-                proc.kill()
-            await proc.wait()
+            await end_child(proc, term_s=0)  # bounded: closing the dashboard cancels a read in flight
             raise
         if proc.returncode != 0:
             said = err.decode("utf-8", "replace").strip() or out.decode("utf-8", "replace").strip()

@@ -22,6 +22,7 @@ import re
 import shlex
 
 from gputui.actions.model import HostAnswer, HostRequest, NodeState
+from gputui.child_process import end_child
 from gputui.config import Config, Host
 from gputui.protocol import NODE_ACTIONS, scontrol_update_argv
 
@@ -183,6 +184,4 @@ def _failed(host: Host, phase: str, error: str) -> HostAnswer:
 
 
 async def _stop(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is None:
-        proc.kill()
-    await proc.wait()
+    await end_child(proc, term_s=0)
