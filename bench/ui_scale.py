@@ -39,7 +39,7 @@ from collections.abc import Generator
 from gputui.fleet.store import FleetStore, HostState
 from gputui.health.model import Alert
 from gputui.ui.app import GpuTuiApp
-from gputui.ui.launch import demo_app
+from gputui.ui.launch import demo_app, tune_gc
 from gputui.ui.screens.overview import OverviewScreen
 from gputui.ui.widgets.fleet_view import FleetView
 
@@ -132,6 +132,7 @@ async def measure(hosts: int, seconds: float) -> dict[str, object]:
 async def measure_app(app: GpuTuiApp, hosts: int, seconds: float, gpus_per_host: int = 8) -> dict[str, object]:
     """The app's CPU, peak RSS, refresh and health times and loop stalls over ``seconds``, once all
     ``hosts`` are live, and how long quitting took."""
+    tune_gc()  # as ``gputui`` runs the dashboard (gputui/ui/launch.py: run_app)
     app.triage_first = False  # measure the overview, with the engine still ticking
     health, lag = HealthTimes(app), LoopLag()
     async with app.run_test(size=(200, 60)) as pilot:
