@@ -57,6 +57,8 @@ class FleetFigures:
         self.generation = 0  # counts so far: what was worked out from the figures' hosts keys on it
 
     def current(self) -> Figures:
+        """The figures now: the last count while the store's version and the clock (at or after that
+        count, before the first live host's stale deadline) say it still holds, else a new one."""
         now = self.store.clock()
         if self.counted is None or self.version != self.store.version or not self.valid_from <= now < self.valid_until:
             self.counted = self._count(now)
