@@ -1,10 +1,12 @@
-"""The dashboard at scale: CPU, memory and refresh time with N demo hosts.
+"""The dashboard at scale: CPU, memory, refresh time and event-loop stalls with N demo hosts.
 
-Run by hand (``python bench/ui_scale.py``); not a test. For 64, 256 and
-1,024 simulated 8-GPU hosts at a 1 s interval it runs the real app headless
-(Textual's ``run_test``) on the demo fleet for ``--seconds`` and prints, for
-the app process alone (the simulated hosts run in child processes, as real
-hosts would be elsewhere):
+Run by hand (``python bench/ui_scale.py --hosts 64 1024 --seconds 20``); not a
+test. For each size (64, 256 and 1,024 simulated 8-GPU hosts at a 1 s interval
+unless ``--hosts`` says otherwise; each in a process of its own, so that peak
+RSS is that size's own) it runs the real app headless (Textual's ``run_test``)
+on the demo fleet for ``--seconds`` and prints one JSON line with, for the app
+process alone (the simulated hosts run in child processes, as real hosts would
+be elsewhere):
 
 - CPU % of one core over the run, after the first frames arrived;
 - peak RSS;
@@ -13,7 +15,13 @@ hosts would be elsewhere):
 - the same for one health tick (the rules engine over the whole store, once a
   second; the overview stays in front, the triage screen is not opened), and
   the longest slice of it the event loop waited on (the engine gives the loop
-  a turn every 64 hosts).
+  a turn every 64 hosts);
+- the longest stall of the event loop, whatever held it (a refresh, a health
+  slice, parsing frames, the garbage collector): a probe task sleeps 10 ms
+  over and over, and how late it wakes is how long the loop was held
+  (p99 and max);
+- how long quitting took: the app unmounting, its hosts' links closing and
+  the demo's feed processes ending.
 """
 
 from __future__ import annotations
@@ -31,9 +39,12 @@ from collections.abc import Generator
 from gputui.fleet.store import FleetStore, HostState
 from gputui.health.model import Alert
 from gputui.ui.app import GpuTuiApp
-from gputui.ui.launch import demo_app
+from gputui.ui.launch import demo_app, tune_gc
 from gputui.ui.screens.overview import OverviewScreen
 from gputui.ui.widgets.fleet_view import FleetView
+
+PROBE_S = 0.010  # the loop-lag probe's sleep: 100 wakeups a second cost next to nothing
+ALL_LIVE_WITHIN_S = 300.0  # 4,096 hosts take a while to start on a 2-core machine
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -41,64 +52,107 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * (len(ordered) - 1) + 0.5))]
 
 
-async def measure(hosts: int, seconds: float) -> dict[str, object]:
-    return await measure_app(demo_app(hosts, 8, "fleet", 0, 1.0), hosts, seconds)
+def spread(name: str, values: list[float]) -> dict[str, float | None]:
+    """``name``'s p50 and p99 in ms (None for no values): a bench line's usual pair."""
+    return {
+        f"{name}_p50_ms": round(statistics.median(values), 1) if values else None,
+        f"{name}_p99_ms": round(percentile(values, 0.99), 1) if values else None,
+    }
 
 
-async def measure_app(app: GpuTuiApp, hosts: int, seconds: float, gpus_per_host: int = 8) -> dict[str, object]:
-    """The app's CPU, peak RSS, refresh and health times over ``seconds``, once all ``hosts`` are live."""
-    app.triage_first = False  # measure the overview, with the engine still ticking
-    refresh_ms: list[float] = []
-    health_ms: list[float] = []  # CPU of one whole evaluation
-    slice_ms: list[float] = []  # the longest the loop waited on one slice of it
-    steps = app.board.steps
-    assert steps is not None
+class LoopLag:
+    """How late the event loop wakes a task that sleeps ``PROBE_S``: the time something else held
+    the loop. Cheap (a hundred wakeups a second) and honest: it sees every stall, not only the
+    ones a bench knew to time."""
 
-    def timed_steps(store: FleetStore) -> Generator[None, None, list[Alert]]:
-        inner, total = steps(store), 0.0
+    def __init__(self) -> None:
+        self.late_ms: list[float] = []
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            await asyncio.sleep(PROBE_S)
+            self.late_ms.append(1000 * max(0.0, loop.time() - started - PROBE_S))
+
+
+class HealthTimes:
+    """Wraps the board's evaluation steps: each slice's time and each whole evaluation's."""
+
+    def __init__(self, app: GpuTuiApp) -> None:
+        steps = app.board.steps
+        assert steps is not None
+        self.inner_steps = steps
+        self.whole_ms: list[float] = []  # CPU of one whole evaluation
+        self.slice_ms: list[float] = []  # the longest the loop waited on one slice of it
+        app.board.steps = self.steps
+
+    def steps(self, store: FleetStore) -> Generator[None, None, list[Alert]]:
+        inner, total = self.inner_steps(store), 0.0
         while True:
             started = time.perf_counter()
             try:
                 next(inner)
             except StopIteration as done:
                 took = time.perf_counter() - started
-                slice_ms.append(1000 * took)
-                health_ms.append(1000 * (total + took))
+                self.slice_ms.append(1000 * took)
+                self.whole_ms.append(1000 * (total + took))
                 return done.value  # type: ignore[no-any-return]
             took = time.perf_counter() - started
             total += took
-            slice_ms.append(1000 * took)
+            self.slice_ms.append(1000 * took)
             yield
 
-    app.board.steps = timed_steps
+    def clear(self) -> None:
+        self.whole_ms.clear()
+        self.slice_ms.clear()
+
+
+def time_refreshes(screen: OverviewScreen) -> list[float]:
+    """Wraps the overview's refresh: re-reading the store and drawing every visible line."""
+    refresh_ms: list[float] = []
+    original = screen.update_view
+
+    def timed_update() -> None:
+        started = time.perf_counter()
+        original()
+        view = screen.query_one(FleetView)
+        for y in range(view.size.height):
+            view.render_line(y)
+        refresh_ms.append(1000 * (time.perf_counter() - started))
+
+    screen.update_view = timed_update  # type: ignore[method-assign]
+    return refresh_ms
+
+
+async def measure(hosts: int, seconds: float) -> dict[str, object]:
+    return await measure_app(demo_app(hosts, 8, "fleet", 0, 1.0), hosts, seconds)
+
+
+async def measure_app(app: GpuTuiApp, hosts: int, seconds: float, gpus_per_host: int = 8) -> dict[str, object]:
+    """The app's CPU, peak RSS, refresh and health times and loop stalls over ``seconds``, once all
+    ``hosts`` are live, and how long quitting took."""
+    tune_gc()  # as ``gputui`` runs the dashboard (gputui/ui/launch.py: run_app)
+    app.triage_first = False  # measure the overview, with the engine still ticking
+    health, lag = HealthTimes(app), LoopLag()
     async with app.run_test(size=(200, 60)) as pilot:
         screen = app.screen
         assert isinstance(screen, OverviewScreen)
-        original = screen.update_view
-
-        def timed_update() -> None:
-            started = time.perf_counter()
-            original()
-            view = screen.query_one(FleetView)
-            for y in range(view.size.height):
-                view.render_line(y)
-            refresh_ms.append(1000 * (time.perf_counter() - started))
-
-        screen.update_view = timed_update  # type: ignore[method-assign]
+        refresh_ms = time_refreshes(screen)
         store = app.store
         started = time.monotonic()
-        deadline = started + 120
-        while store.counts()[HostState.LIVE] < hosts and time.monotonic() < deadline:
+        while store.counts()[HostState.LIVE] < hosts and time.monotonic() < started + ALL_LIVE_WITHIN_S:
             await pilot.pause(0.2)
         first_all = time.monotonic()
+        probe = asyncio.ensure_future(lag.run())
         refresh_ms.clear()
-        health_ms.clear()
-        slice_ms.clear()
+        health.clear()
         cpu0, wall0 = time.process_time(), time.monotonic()
         await pilot.pause(seconds)
-        cpu = time.process_time() - cpu0
-        wall = time.monotonic() - wall0
+        cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+        probe.cancel()
         live = store.counts()[HostState.LIVE]
+        quitting = time.monotonic()
         await pilot.press("q")
     return {
         "hosts": hosts,
@@ -109,13 +163,14 @@ async def measure_app(app: GpuTuiApp, hosts: int, seconds: float, gpus_per_host:
         "app_cpu_pct_of_one_core": round(100 * cpu / wall, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "refreshes": len(refresh_ms),
-        "refresh_p50_ms": round(statistics.median(refresh_ms), 1) if refresh_ms else None,
-        "refresh_p99_ms": round(percentile(refresh_ms, 0.99), 1) if refresh_ms else None,
-        "health_ticks": len(health_ms),
-        "health_p50_ms": round(statistics.median(health_ms), 1) if health_ms else None,
-        "health_p99_ms": round(percentile(health_ms, 0.99), 1) if health_ms else None,
-        "health_slice_p99_ms": round(percentile(slice_ms, 0.99), 1) if slice_ms else None,
-        "health_slice_max_ms": round(max(slice_ms), 1) if slice_ms else None,
+        **spread("refresh", refresh_ms),
+        "health_ticks": len(health.whole_ms),
+        **spread("health", health.whole_ms),
+        "health_slice_p99_ms": round(percentile(health.slice_ms, 0.99), 1) if health.slice_ms else None,
+        "health_slice_max_ms": round(max(health.slice_ms), 1) if health.slice_ms else None,
+        "loop_stall_p99_ms": round(percentile(lag.late_ms, 0.99), 1) if lag.late_ms else None,
+        "loop_stall_max_ms": round(max(lag.late_ms), 1) if lag.late_ms else None,
+        "quit_s": round(time.monotonic() - quitting, 2),
     }
 
 

@@ -98,14 +98,21 @@ class HealthEngine:
         so ``gputui check`` calls it on every store change to miss no sample."""
         now = self.clock()
         for name, record in store.hosts.items():
-            memory = self._hosts.setdefault(name, _HostMemory())
-            sample = record.sample
-            if sample is None or sample is memory.sample:
-                continue
-            memory.sample = sample
-            for g in sample.gpus:
-                for counter, value in counter_values(g).items():
-                    self._count(memory, (g.index, counter), value, now)
+            self._observe_host(name, record, now)
+
+    def _observe_host(self, name: str, record: HostRecord, now: float) -> None:
+        """One host's part of ``observe``: the evaluation takes it host by host, just before
+        judging the host, so that no step of it walks the whole fleet."""
+        memory = self._hosts.get(name)
+        if memory is None:
+            memory = self._hosts[name] = _HostMemory()
+        sample = record.sample
+        if sample is None or sample is memory.sample:
+            return
+        memory.sample = sample
+        for g in sample.gpus:
+            for counter, value in counter_values(g).items():
+                self._count(memory, (g.index, counter), value, now)
 
     @staticmethod
     def _count(memory: _HostMemory, key: tuple[int, str], value: int, now: float) -> None:
@@ -158,11 +165,11 @@ class HealthEngine:
         drives it across turns of its event loop, so that judging 1,024 hosts
         never holds up a keystroke or a redraw for the whole pass."""
         now, mono_now = self.clock(), store.clock()
-        self.observe(store)
         self._forget_gone(store)
         seen: dict[str, tuple[str, Finding]] = {}
         not_live: set[str] = set()
         for n, (name, record) in enumerate(list(store.hosts.items()), 1):
+            self._observe_host(name, record, now)  # its counters, as ``observe`` takes them
             if record.state(mono_now) is not HostState.LIVE:
                 not_live.add(name)
             for finding in host_findings(record, self._context(record, now, mono_now, store.slurm)):
@@ -191,7 +198,13 @@ class HealthEngine:
 
     def _forget_gone(self, store: FleetStore) -> None:
         """A host removed from the store takes its alerts and memory with it
-        (a jump host is in the store only if it is a GPU host too: its alert clears as any other)."""
+        (a jump host is in the store only if it is a GPU host too: its alert clears as any other).
+
+        Every host judged has a memory, and only this drops one, so when every remembered host is
+        still in the store no alert's host has gone either: the usual case costs one C-level
+        comparison of the two key sets, not a rebuild of both dicts each second."""
+        if self._hosts.keys() <= store.hosts.keys():
+            return
         self._hosts = {k: v for k, v in self._hosts.items() if k in store.hosts}
         self._tracked = {k: t for k, t in self._tracked.items() if t.host in store.hosts or t.rule == "jump"}
 

@@ -15,7 +15,6 @@ check.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import urllib.error
@@ -23,6 +22,7 @@ import urllib.request
 from collections.abc import Callable, Collection, Sequence
 
 from gputui import __version__
+from gputui.child_process import end_child
 from gputui.config import PLACEHOLDER, Notify
 from gputui.health.model import Alert
 from gputui.health.notify import Notice, NoticeGate
@@ -56,9 +56,7 @@ async def run_command(template: Sequence[str], notice: Notice, timeout_s: float)
         return f"notify command {argv[0]} took over {timeout_s:g}s and was stopped"
     finally:
         if proc.returncode is None:  # timed out or cancelled: it must not outlive the attempt
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
+            await end_child(proc, term_s=0)
     if proc.returncode != 0:
         tail = short(err.decode("utf-8", "replace").strip().splitlines()[-1] if err.strip() else "", 120)
         return f"notify command {argv[0]} failed (status {proc.returncode}){': ' + tail if tail else ''}"

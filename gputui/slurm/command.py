@@ -11,6 +11,7 @@ import os
 import shlex
 from pathlib import Path
 
+from gputui.child_process import end_child
 from gputui.config import Slurm
 
 Ran = tuple[int, str, str]  # exit status, stdout, stderr
@@ -56,6 +57,4 @@ async def run(argv: list[str], timeout: float, settings: Slurm | None = None) ->
 
 
 async def _stop(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is None:
-        proc.kill()
-    await proc.wait()
+    await end_child(proc, term_s=0)  # bounded: closing the dashboard cancels a read in flight

@@ -15,6 +15,7 @@ import sys
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
+from gputui.child_process import end_child
 from gputui.sources.base import AgentLines, FleetPart, Source
 from gputui.sources.demo_feed import FLEET, host_names, scenario_for
 from gputui.transport.base import LinkError
@@ -78,9 +79,11 @@ class DemoFleet:
                 "--interval", str(interval)]  # fmt: skip
         if gpus is not None:
             argv += ["--gpus", str(gpus)]
-        self.feeds[first] = feed = await asyncio.create_subprocess_exec(
-            *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
-        )
+        feed = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+        if self.closed:  # closed while it started: close() did not see it, so it ends here
+            await end_child(feed)
+            raise LinkError("the demo is closing")
+        self.feeds[first] = feed
         self.readers[first] = asyncio.ensure_future(self._read(feed, self.names[first : first + HOSTS_PER_FEED]))
 
     async def _read(self, feed: asyncio.subprocess.Process, names: list[str]) -> None:
@@ -100,17 +103,19 @@ class DemoFleet:
         queue.put_nowait(item)
 
     async def close(self) -> None:
+        """End every feed, all at once and each in bounded time (gputui/child_process.py says why
+        a plain terminate-and-wait hung here): their readers stop first, so that nothing but the
+        drain in ``end_child`` reads the pipes, then each feed's stdin closes (it stops by itself)."""
         self.closed = True
         feeds, self.feeds = list(self.feeds.values()), {}
         readers, self.readers = list(self.readers.values()), {}
         for task in readers:
             task.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
         for feed in feeds:
-            if feed.returncode is None:
-                if feed.stdin is not None:
-                    feed.stdin.close()
-                feed.terminate()
-                await feed.wait()
+            if feed.stdin is not None:
+                feed.stdin.close()
+        await asyncio.gather(*(end_child(feed) for feed in feeds))
 
 
 class DemoLink:

@@ -8,6 +8,7 @@ import sys
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
 
+from gputui.child_process import end_child
 from gputui.transport.base import LinkError
 from gputui.transport.lines import split_lines
 
@@ -67,6 +68,7 @@ class LocalLink:
             raise LinkError(f"agent exited with status {code}" + (f": {detail}" if detail else ""))
         finally:
             drain.cancel()
+            await asyncio.gather(drain, return_exceptions=True)  # so that close() may drain stderr
             await self.close()
 
     async def _drain_stderr(self, stream: asyncio.StreamReader) -> None:
@@ -80,13 +82,8 @@ class LocalLink:
         await self.proc.stdin.drain()
 
     async def close(self) -> None:
+        """End the agent in bounded time (gputui/child_process.py: a bare wait can hang on its pipes)."""
         proc = self.proc
         if proc is None or proc.returncode is not None:
             return
-        proc.terminate()
-        try:
-            async with asyncio.timeout(3.0):
-                await proc.wait()
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
+        await end_child(proc)

@@ -17,6 +17,7 @@ import json
 from pydantic import ValidationError
 
 from gputui.actions.model import HostAnswer, HostRequest
+from gputui.child_process import end_child
 from gputui.config import Config, Host
 from gputui.protocol import CONTROL_PLANE_ACTIONS
 from gputui.transport.base import LinkError
@@ -99,8 +100,7 @@ class AgentBackend:
         try:
             out, err = await proc.communicate(data)
         except asyncio.CancelledError:
-            proc.kill()
-            await proc.wait()
+            await end_child(proc, term_s=0)
             raise
         if not out.strip():
             raise LinkError(f"the agent gave no answer (status {proc.returncode}): {err.decode('utf-8', 'replace')[-300:]}")

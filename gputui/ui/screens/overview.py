@@ -18,7 +18,6 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Input, Static
 
-from gputui.fleet.allocation import in_use
 from gputui.fleet.store import FleetStore, HostState
 from gputui.health.model import Severity
 from gputui.ui.screens.seam import AppParts
@@ -92,15 +91,9 @@ class OverviewScreen(Screen[None]):
         return Text("\n").join([self.fleet_line(pal, gpus), self.attention_line(pal, gpus[2])])
 
     def gpu_counts(self) -> tuple[int, int, int]:
-        """(GPUs, busy, lost) over the fleet."""
-        gpus = busy = lost = 0
-        for record in self.store.hosts.values():
-            source = record.hello.source if record.hello else None
-            for g in record.gpus():
-                gpus += 1
-                busy += in_use(g, source)
-                lost += g.lost
-        return gpus, busy, lost
+        """(GPUs, busy, lost) over the fleet, as last counted (``FleetFigures``: again only after a change)."""
+        figures = self.view.figures.current()
+        return figures.gpus, figures.busy, figures.lost
 
     def fleet_line(self, pal: Palette, gpu_counts: tuple[int, int, int]) -> Text:
         """ "demo   hosts 3: 3 live  0 stale ...   GPUs 24: 7 busy 16 idle 1 lost   sort name"
@@ -121,7 +114,7 @@ class OverviewScreen(Screen[None]):
         return Text.assemble(title, "   ", counts)
 
     def fleet_counts(self, pal: Palette, gpu_counts: tuple[int, int, int], narrow: bool) -> Text:
-        counts = self.store.counts()
+        counts = self.view.figures.current().states
         gpus, busy, lost = gpu_counts
         bold = pal.text + Style(bold=True)
         text = Text.assemble("hosts ", (str(len(self.store.hosts)), bold), ": ", (f"{counts[HostState.LIVE]} live", pal.ok))
@@ -152,7 +145,7 @@ class OverviewScreen(Screen[None]):
         view = self.view
         if view.needle:
             text.append("   " if text else "")
-            shown = len(set(view.names))
+            shown = view.arrangement.hosts_shown
             if shown:
                 text.append(f"filter '{view.needle}': {shown} of {len(self.store.hosts)} hosts", pal.warn)
             else:

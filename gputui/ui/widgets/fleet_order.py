@@ -81,3 +81,29 @@ def arrange(
         rows.append(Row(key, None, len(groups[key])))
         rows.extend(Row(r.name, r.name) for r in groups[key])
     return rows
+
+
+class Arrangement:
+    """``arrange``'s rows, kept while they cannot differ, so that a refresh does not filter and sort
+    the whole fleet for nothing. By name and unfiltered (the usual overview) they change only when a
+    host is added; any other order or a filter reads the hosts' data, and the "state" order the
+    clock and the alerts too, so those are kept while the overview's figures are (the same store
+    version, no host turned stale since: ``generation``) and the alerts are the same."""
+
+    def __init__(self, store: FleetStore) -> None:
+        self.store = store
+        self.key: tuple[object, ...] | None = None
+        self.rows: list[Row] = []
+        self.hosts_shown = 0  # distinct hosts in the rows (a host with two tags shows twice)
+
+    def rows_for(self, needle: str, sort: str, grouping: str, alerts: Mapping[str, Severity], generation: int) -> list[Row]:
+        """The rows; the same list object as last time when nothing they depend on moved."""
+        if sort == "name" and not needle:
+            key: tuple[object, ...] = (len(self.store.hosts), needle, sort, grouping)
+        else:
+            key = (generation, needle, sort, grouping, dict(alerts) if sort == "state" else None)
+        if key != self.key:
+            self.rows = arrange(self.store, needle, sort, grouping, alerts)
+            self.hosts_shown = len({r.host for r in self.rows if r.host is not None})
+            self.key = key
+        return self.rows

@@ -29,8 +29,9 @@ from gputui.health.model import Severity
 from gputui.render import age_words
 from gputui.ui.panels.allocation import ledger_of
 from gputui.ui.panels.base import AsciiScrollBarRender
+from gputui.ui.state.fleet_figures import FleetFigures
 from gputui.ui.widgets.fleet_columns import Columns
-from gputui.ui.widgets.fleet_order import Row, arrange
+from gputui.ui.widgets.fleet_order import Arrangement, Row
 from gputui.ui.widgets.heatmap import CELL_W, Ramp, cell
 from gputui.ui.widgets.palette import Palette, ascii_mode
 from gputui.ui.widgets.slurm_text import node_style
@@ -67,6 +68,9 @@ class FleetView(ScrollView, can_focus=True):
         self.ascii_bars = False
         self.gpu_columns = 0
         self.columns = Columns()
+        self.columns_key: tuple[int, int, int] | None = None
+        self.figures = FleetFigures(store)  # the overview's summary reads them too
+        self.arrangement = Arrangement(store)
         self.ledger_words: dict[str, tuple[object, str]] = {}  # host -> (the ledger it was worked out from, words)
         self.alert_hosts: Mapping[str, Severity] = {}  # host -> its worst shown alert (the app's last evaluation)
 
@@ -77,21 +81,20 @@ class FleetView(ScrollView, can_focus=True):
     def reload(self) -> None:
         """Pick up hosts, data and the view's options; redraw what is visible.
 
-        The cursor stays on the same host when the order changes under it.
+        The cursor stays on the same host when the order changes under it. The rows and the
+        figures are kept while nothing they depend on changed (``Arrangement``, ``FleetFigures``):
+        a refresh of a fleet that sent nothing new walks no host.
         """
         keep = self.selected
         in_sight = self._cursor_in_sight()
-        self.rows = arrange(self.store, self.needle, self.sort, self.grouping, self.alert_hosts)
-        self.gpu_columns = max(
-            (len(r.gpus()) or (len(r.hello.gpus) if r.hello else 0) for r in self.store.hosts.values()), default=0
-        )
-        self.columns = Columns.fitting(self.scrollable_content_region.width, self.gpu_columns, self.store.hosts)
+        figures = self.figures.current()
+        rows = self.arrangement.rows_for(self.needle, self.sort, self.grouping, self.alert_hosts, self.figures.generation)
+        if rows is not self.rows:
+            self.rows = rows
+            self._follow(keep)
+        self.gpu_columns = figures.widest
+        self.columns = self._fitting(self.scrollable_content_region.width)
         self.virtual_size = Size(self.columns.width(self.gpu_columns), len(self.rows))
-        if keep is not None:
-            for i, row in enumerate(self.rows):
-                if row.host == keep:
-                    self.cursor = i
-                    break
         self.cursor = min(self.cursor, max(0, len(self.rows) - 1))
         self.palette = Palette.of(self.app)
         self.ramp = Ramp.of(self.app)
@@ -105,6 +108,23 @@ class FleetView(ScrollView, can_focus=True):
         if in_sight:  # a new order, or a scrollbar that came with wider rows, must not hide it
             self.call_after_refresh(self._reveal_cursor)
         self.refresh()
+
+    def _follow(self, host: str | None) -> None:
+        """Put the cursor back on ``host`` in new rows (it stays at its index when the host is gone)."""
+        if host is None:
+            return
+        for i, row in enumerate(self.rows):
+            if row.host == host:
+                self.cursor = i
+                return
+
+    def _fitting(self, width: int) -> Columns:
+        """``Columns.fitting``, worked out again only when the width, the GPUs or the hosts change."""
+        key = (width, self.gpu_columns, len(self.store.hosts))
+        if key != self.columns_key:
+            self.columns = Columns.fitting(width, self.gpu_columns, self.store.hosts)
+            self.columns_key = key
+        return self.columns
 
     @property
     def selected(self) -> str | None:
