@@ -177,6 +177,8 @@ class Hello(_Model):
     interval_s: float = 1.0
     gpus: list[GpuStatic]
     missing_fields: list[str] = Field(default_factory=list)  # what the host's nvidia-smi could not be asked for
+    changes: int | None = None  # samples come as changes (gputui/protocol.py, CHANGES_VERSION)
+    keyframe_every: int | None = None
 
 
 class LedgerGpu(_Model):
@@ -224,6 +226,75 @@ class Sample(_Model):
     sample_ms: float | None = None
     ledger: LedgerSummary | None = None
     events: list[XidEvent] = Field(default_factory=list)  # XIDs since the previous sample
+    key: bool | None = None  # True: a keyframe of a stream of changes (None: an agent that sends whole samples)
+
+
+class ProcessPatch(_Model):
+    """A process's changed facts in a delta: ``pid`` and what moved, every field optional."""
+
+    pid: int
+    ppid: int | None = None
+    parent_command: str | None = None
+    user: str | None = None
+    command: str | None = None
+    gpu_mem_mib: int | None = None
+    sm_pct: int | None = None
+    mem_bw_pct: int | None = None
+    cpu_pct: float | None = None
+    rss_mib: float | None = None
+    started_at: float | None = None
+    slurm_job: str | None = None
+    container: str | None = None
+
+
+class GpuPatch(_Model):
+    """A GPU's changes in a delta: what is present (``model_fields_set``) replaces the last value."""
+
+    index: int
+    lost: bool | None = None
+    util_pct: int | None = None
+    mem_util_pct: int | None = None
+    mem_used_mib: int | None = None
+    mem_total_mib: int | None = None
+    temp_c: int | None = None
+    mem_temp_c: int | None = None
+    power_w: float | None = None
+    power_limit_w: float | None = None
+    sm_clock_mhz: int | None = None
+    mem_clock_mhz: int | None = None
+    fan_pct: int | None = None
+    pstate: str | None = None
+    throttle: list[str] | None = None
+    ecc: Ecc | None = None
+    retired_pages: RetiredPages | None = None
+    remapped_rows: RemappedRows | None = None
+    pcie_rx_kib_s: float | None = None
+    pcie_tx_kib_s: float | None = None
+    compute_mode: str | None = None
+    persistence_mode: bool | None = None
+    pcie_replays: int | None = None
+    nvlink: NvlinkErrors | None = None
+    throttle_ms: dict[str, float] | None = None
+    field_errors: dict[str, str] | None = None
+    processes: list[ProcessInfo] | None = None  # the whole list, when its pids changed
+    process_changes: list[ProcessPatch] | None = None  # else each changed process
+    holder: str | None = None
+    mig: list[MigUse] | None = None
+
+
+class Delta(_Model):
+    """A sample as changes since the previous one (gputui/protocol.py): only what
+    moved is validated, and :class:`FrameDecoder` makes it a whole :class:`Sample`."""
+
+    type: Literal["delta"]
+    v: int
+    t: float
+    seq: int
+    gpus: list[GpuPatch] = Field(default_factory=list)
+    nvml_calls: int | None = None
+    sample_ms: float | None = None
+    ledger: LedgerSummary | None = None
+    events: list[XidEvent] = Field(default_factory=list)
 
 
 class ErrorFrame(_Model):
@@ -243,11 +314,21 @@ class Result(_Model):
 
 
 Frame = Annotated[Hello | Sample | ErrorFrame | Result, Field(discriminator="type")]
-_FRAME: TypeAdapter[Hello | Sample | ErrorFrame | Result] = TypeAdapter(Frame)
+WireFrame = Annotated[Hello | Sample | Delta | ErrorFrame | Result, Field(discriminator="type")]
+_FRAME: TypeAdapter[Hello | Sample | Delta | ErrorFrame | Result] = TypeAdapter(WireFrame)
 
 
 def parse_frame(line: bytes | str) -> Hello | Sample | ErrorFrame | Result:
-    """One NDJSON line to a frame, or :class:`FrameError` saying what is wrong."""
+    """One NDJSON line to a whole frame, or :class:`FrameError` saying what is wrong
+    (a delta among them: changes mean nothing without the stream's :class:`FrameDecoder`)."""
+    frame = parse_line(line)
+    if isinstance(frame, Delta):
+        raise FrameError(f"changes of sample {frame.seq} where whole frames were expected")
+    return frame
+
+
+def parse_line(line: bytes | str) -> Hello | Sample | Delta | ErrorFrame | Result:
+    """One NDJSON line to a frame of any kind, a delta included, or :class:`FrameError`."""
     if len(line) > MAX_FRAME_BYTES:
         raise FrameError(f"frame of {len(line)} bytes exceeds the {MAX_FRAME_BYTES}-byte limit")
     try:
@@ -259,3 +340,81 @@ def parse_frame(line: bytes | str) -> Hello | Sample | ErrorFrame | Result:
     if frame.v != PROTOCOL_VERSION:
         raise FrameError(f"agent speaks protocol {frame.v}, this dashboard speaks {PROTOCOL_VERSION}")
     return frame
+
+
+class FrameDecoder:
+    """One host's stream of frames to whole frames: a :class:`Delta` is applied to
+    the GPUs of the sample before it, reusing every model that did not change.
+
+    A delta that cannot be applied (none since the last keyframe, a sample
+    missed, a GPU the keyframe did not have) is a :class:`FrameError`, and
+    every delta after it is too until the next keyframe: the host is shown as
+    of its last whole sample, never as a guess."""
+
+    def __init__(self) -> None:
+        self.gpus: dict[int, GpuSample] | None = None  # by index, in the keyframe's order; None: waiting for one
+        self.seq = 0
+
+    def frame(self, line: bytes | str) -> Hello | Sample | ErrorFrame | Result:
+        """One line of the host's stream to a whole frame (:func:`parse_line`, then :meth:`decode`)."""
+        return self.decode(parse_line(line))
+
+    def decode(self, frame: Hello | Sample | Delta | ErrorFrame | Result) -> Hello | Sample | ErrorFrame | Result:
+        if isinstance(frame, Hello):
+            self.gpus = None  # a new stream: its first sample is a keyframe
+        elif isinstance(frame, Sample):
+            self.gpus = {g.index: g for g in frame.gpus}
+            self.seq = frame.seq
+        elif isinstance(frame, Delta):
+            return self._apply(frame)
+        return frame
+
+    def _apply(self, delta: Delta) -> Sample:
+        gpus = self.gpus
+        self.gpus = None  # until this delta is applied whole
+        if gpus is None:
+            raise FrameError(f"changes of sample {delta.seq} came with no keyframe before them: waiting for the next")
+        if delta.seq != self.seq + 1:
+            raise FrameError(f"changes of sample {delta.seq} follow sample {self.seq}: waiting for the next keyframe")
+        gpus = dict(gpus)
+        for patch in delta.gpus:
+            before = gpus.get(patch.index)
+            if before is None:
+                raise FrameError(f"changes for GPU {patch.index}, which the keyframe did not have: waiting for the next")
+            gpus[patch.index] = patched_gpu(before, patch, delta.seq)
+        self.gpus, self.seq = gpus, delta.seq
+        return Sample.model_construct(
+            type="sample", v=delta.v, t=delta.t, seq=delta.seq, gpus=list(gpus.values()),
+            nvml_calls=delta.nvml_calls, sample_ms=delta.sample_ms, ledger=delta.ledger, events=delta.events,
+            key=False,
+        )  # fmt: skip
+
+
+def patched_gpu(before: GpuSample, patch: GpuPatch, seq: int) -> GpuSample:
+    """``before`` with what ``patch`` carries; every part it does not name is the same object."""
+    update = {name: getattr(patch, name) for name in patch.model_fields_set if name not in _NOT_COPIED}
+    if "lost" in update and update["lost"] is None:
+        update["lost"] = False
+    if patch.processes is not None or "processes" in patch.model_fields_set:
+        update["processes"] = patch.processes or []
+    elif patch.process_changes:
+        update["processes"] = patched_processes(before, patch.process_changes, seq)
+    return before.model_copy(update=update)
+
+
+_NOT_COPIED = frozenset({"index", "processes", "process_changes"})
+
+
+def patched_processes(gpu: GpuSample, changes: list[ProcessPatch], seq: int) -> list[ProcessInfo]:
+    """The GPU's processes with each change applied; a pid it did not have is a FrameError."""
+    by_pid = {p.pid: p for p in changes}
+    out = []
+    for process in gpu.processes:
+        patch = by_pid.pop(process.pid, None)
+        if patch is not None:
+            process = process.model_copy(update={n: getattr(patch, n) for n in patch.model_fields_set if n != "pid"})
+        out.append(process)
+    if by_pid:
+        pids = ", ".join(str(p) for p in by_pid)
+        raise FrameError(f"changes of sample {seq} for process {pids}, not on GPU {gpu.index}: waiting for the next keyframe")
+    return out

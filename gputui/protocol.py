@@ -13,6 +13,15 @@ from typing import Final, List, Optional
 
 # The frame protocol (hello, sample, event, result, error): a dashboard refuses another version plainly.
 PROTOCOL_VERSION = 1
+# Samples as changes (``gputui agent --changes``), announced in the hello as ``"changes": CHANGES_VERSION``:
+# a ``sample`` with ``"key": true`` holds everything; a ``delta`` after it holds, for each GPU
+# that moved, its ``index`` and the fields that changed (``null``: now unknown), with
+# ``processes`` whole when the list's pids changed, else ``process_changes``: each changed
+# process's ``pid`` and changed fields. Its ``seq`` follows the previous sample's; a keyframe
+# comes first and every KEYFRAME_EVERY samples, so a reader that joined late or lost a line
+# is whole again at the next one. A dashboard that does not ask never gets one.
+CHANGES_VERSION = 1
+KEYFRAME_EVERY = 30
 # The longest line the dashboard reads from an agent, and the agent writes.
 MAX_FRAME_BYTES = 1 << 20
 # The action request protocol (``gputui agent --act``): its fields are gputui.actions.model.HostRequest.

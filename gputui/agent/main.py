@@ -23,11 +23,12 @@ import time
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, TextIO, Union
 
 from gputui.agent import AGENT_VERSION
+from gputui.agent.changes import ChangeEncoder
 from gputui.agent.kernel_log import read_host_kernel_log
 from gputui.agent.ledger import DEFAULT_STATE_DIR, LedgerError, LedgerView, choose_state_dir, existing_state_dir
 from gputui.agent.sampler import Frame, Sampler, error_frame
 from gputui.agent.stop_signal import StopSignal
-from gputui.protocol import MAX_FRAME_BYTES, PROTOCOL_VERSION
+from gputui.protocol import KEYFRAME_EVERY, MAX_FRAME_BYTES, PROTOCOL_VERSION
 
 if TYPE_CHECKING:  # imported when asked for: a plain agent needs no HTTP server
     from gputui.agent.exporter import MetricsServer
@@ -88,6 +89,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--frames",
         action="store_true",
         help="with --metrics-listen: write frames to stdout and read commands on stdin as well",
+    )
+    p.add_argument(
+        "--changes",
+        action="store_true",
+        help="write samples as changes: a whole sample (a keyframe) first and every --keyframe-every samples, "
+        "in between only what moved (a dashboard asks for this; it reads either form)",
+    )
+    p.add_argument(
+        "--keyframe-every",
+        type=int,
+        default=KEYFRAME_EVERY,
+        help="with --changes: samples from one keyframe to the next (default %d)" % KEYFRAME_EVERY,
     )
     p.add_argument("--stats", action="store_true", help="print NVML calls and CPU time per sample to stderr at exit")
     p.add_argument("--version", action="version", version="gputui-agent %s (protocol %d)" % (AGENT_VERSION, PROTOCOL_VERSION))
@@ -216,6 +229,8 @@ def read_commands(stream: TextIO, writer: FrameWriter) -> None:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.keyframe_every < 1:
+        return usage_error("--keyframe-every must be at least 1")
     if args.frames and not args.metrics_listen:
         return usage_error("--frames goes with --metrics-listen (without it the agent writes frames anyway)")
     if args.act:
@@ -296,7 +311,8 @@ def run(
     except sampler.caller.nvml.NVMLError as exc:
         writer.write(error_frame(init_failure(sampler.caller.nvml, exc), fatal=True))
         return 2
-    writer.write(hello)
+    changes = ChangeEncoder(args.keyframe_every) if args.changes else None
+    writer.write(changes.hello(hello) if changes else hello)
     if metrics is not None:
         metrics.latest.set_hello(hello)
         metrics.start()
@@ -324,7 +340,7 @@ def run(
             calls += frame["nvml_calls"]
             if metrics is not None:
                 metrics.latest.update(frame)
-            writer.write(frame)
+            writer.write(changes.encode(frame) if changes else frame)
         samples += 1
         if limit and samples >= limit:
             break

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from gputui.frames import Frame, parse_frame
+from gputui.frames import Frame, FrameDecoder
 from gputui.transport.base import Link, LinkError
 
 if TYPE_CHECKING:
@@ -74,9 +74,12 @@ class AgentLines:
         return self.link.via
 
     async def frames(self, raw: LineTap) -> AsyncIterator[Frame]:
+        """Whole frames: an agent that sends changes (``--changes``) is decoded here, per
+        connection, so the store sees ordinary samples from either kind of agent."""
+        decoder = FrameDecoder()
         async for line in self.link.lines():
             raw(line)
-            yield parse_frame(line)
+            yield decoder.frame(line)
 
     async def send(self, command: dict[str, object]) -> None:
         await self.link.send(command)

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from gputui.child_process import end_child
+from gputui.protocol import KEYFRAME_EVERY
 from gputui.sources.base import AgentLines, FleetPart, Source
 from gputui.sources.demo_feed import FLEET, host_names, scenario_for
 from gputui.transport.base import LinkError
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["FLEET", "DemoFleet", "DemoLink", "fleet_sources", "host_names", "scenario_for"]
 HOSTS_PER_FEED = 512
 QUEUE_FRAMES = 8
+_DELTA = b'{"type":"delta"'  # how demo_feed writes a delta: ``type`` first, no spaces
 
 
 class DemoFleet:
@@ -76,7 +78,7 @@ class DemoFleet:
         hosts, gpus, scenario, seed, interval = self.args
         argv = [sys.executable, "-m", "gputui.sources.demo_feed", "--total", str(hosts), "--first", str(first),
                 "--count", str(HOSTS_PER_FEED), "--scenario", scenario, "--seed", str(seed),
-                "--interval", str(interval)]  # fmt: skip
+                "--interval", str(interval), "--keyframe-every", str(KEYFRAME_EVERY)]  # fmt: skip
         if gpus is not None:
             argv += ["--gpus", str(gpus)]
         feed = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
@@ -126,13 +128,19 @@ class DemoLink:
         self.fleet = fleet
 
     async def lines(self) -> AsyncIterator[bytes]:
+        """The host's lines from its feed. A new connection starts at a whole frame: the
+        feed does not start again for it (as an agent would), so the changes queued
+        before the next keyframe are passed over, as a reader that joined late would."""
         await self.fleet.ensure_feed(self.name)
         queue = self.fleet.queue(self.name)
+        whole = False
         while True:
             line = await queue.get()
             if line is None:
                 raise LinkError("the demo feed stopped")
-            yield line
+            whole = whole or not line.startswith(_DELTA)
+            if whole:
+                yield line
 
     async def send(self, command: dict[str, object]) -> None:
         raise LinkError("simulated demo hosts take no commands yet")

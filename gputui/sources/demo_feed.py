@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 
+from gputui.agent.changes import ChangeEncoder
 from gputui.agent.sampler import Sampler
 from gputui.sim.nvml import SimNvml
 
@@ -51,10 +52,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scenario", default=FLEET)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--interval", type=float, default=1.0)
+    p.add_argument("--keyframe-every", type=int, default=0, help="samples as changes, as `gputui agent --changes` (0: whole)")
     args = p.parse_args(argv)
     names = host_names(args.total)
     hosts = range(args.first, min(args.total, args.first + args.count))
     samplers = [(names[i], make_sampler(args.scenario, args.seed, args.gpus, i, names[i])) for i in hosts]
+    every = args.keyframe_every
+    # Each host's keyframes at its own phase: a thousand whole samples in one second would be a spike.
+    encoders = {name: ChangeEncoder(every, phase=i) for i, (name, _) in enumerate(samplers)} if every > 0 else {}
     stop = threading.Event()
 
     def until_parent_goes() -> None:
@@ -65,12 +70,15 @@ def main(argv: list[str] | None = None) -> int:
     out = sys.stdout
     try:
         for name, s in samplers:
-            out.write(f"{name}\t{json.dumps(s.hello(args.interval), separators=(',', ':'))}\n")
+            hello = s.hello(args.interval)
+            hello = encoders[name].hello(hello) if encoders else hello
+            out.write(f"{name}\t{json.dumps(hello, separators=(',', ':'))}\n")
         out.flush()
         next_at = time.monotonic()
         while not stop.is_set():
             for name, s in samplers:
-                out.write(f"{name}\t{json.dumps(s.sample(), separators=(',', ':'))}\n")
+                frame = encoders[name].encode(s.sample()) if encoders else s.sample()
+                out.write(f"{name}\t{json.dumps(frame, separators=(',', ':'))}\n")
             out.flush()
             next_at += args.interval
             stop.wait(max(0.0, next_at - time.monotonic()))
