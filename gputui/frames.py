@@ -10,9 +10,10 @@ the line limit are in gputui/protocol.py, which the agent imports too.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from typing_extensions import Required, TypedDict  # pydantic reads typing's TypedDict only from Python 3.12
 
 from gputui.protocol import MAX_FRAME_BYTES, PROTOCOL_VERSION
 
@@ -229,57 +230,58 @@ class Sample(_Model):
     key: bool | None = None  # True: a keyframe of a stream of changes (None: an agent that sends whole samples)
 
 
-class ProcessPatch(_Model):
-    """A process's changed facts in a delta: ``pid`` and what moved, every field optional."""
+class ProcessPatch(TypedDict, total=False):
+    """A process's changed facts in a delta: ``pid`` and what moved. A dictionary of only
+    the keys sent, not a model with every field filled: that is most of what a delta saves."""
 
-    pid: int
-    ppid: int | None = None
-    parent_command: str | None = None
-    user: str | None = None
-    command: str | None = None
-    gpu_mem_mib: int | None = None
-    sm_pct: int | None = None
-    mem_bw_pct: int | None = None
-    cpu_pct: float | None = None
-    rss_mib: float | None = None
-    started_at: float | None = None
-    slurm_job: str | None = None
-    container: str | None = None
+    pid: Required[int]
+    ppid: int | None
+    parent_command: str | None
+    user: str | None
+    command: str | None
+    gpu_mem_mib: int | None
+    sm_pct: int | None
+    mem_bw_pct: int | None
+    cpu_pct: float | None
+    rss_mib: float | None
+    started_at: float | None
+    slurm_job: str | None
+    container: str | None
 
 
-class GpuPatch(_Model):
-    """A GPU's changes in a delta: what is present (``model_fields_set``) replaces the last value."""
+class GpuPatch(TypedDict, total=False):
+    """A GPU's changes in a delta: each key sent replaces the last value (null: now unknown)."""
 
-    index: int
-    lost: bool | None = None
-    util_pct: int | None = None
-    mem_util_pct: int | None = None
-    mem_used_mib: int | None = None
-    mem_total_mib: int | None = None
-    temp_c: int | None = None
-    mem_temp_c: int | None = None
-    power_w: float | None = None
-    power_limit_w: float | None = None
-    sm_clock_mhz: int | None = None
-    mem_clock_mhz: int | None = None
-    fan_pct: int | None = None
-    pstate: str | None = None
-    throttle: list[str] | None = None
-    ecc: Ecc | None = None
-    retired_pages: RetiredPages | None = None
-    remapped_rows: RemappedRows | None = None
-    pcie_rx_kib_s: float | None = None
-    pcie_tx_kib_s: float | None = None
-    compute_mode: str | None = None
-    persistence_mode: bool | None = None
-    pcie_replays: int | None = None
-    nvlink: NvlinkErrors | None = None
-    throttle_ms: dict[str, float] | None = None
-    field_errors: dict[str, str] | None = None
-    processes: list[ProcessInfo] | None = None  # the whole list, when its pids changed
-    process_changes: list[ProcessPatch] | None = None  # else each changed process
-    holder: str | None = None
-    mig: list[MigUse] | None = None
+    index: Required[int]
+    lost: bool | None
+    util_pct: int | None
+    mem_util_pct: int | None
+    mem_used_mib: int | None
+    mem_total_mib: int | None
+    temp_c: int | None
+    mem_temp_c: int | None
+    power_w: float | None
+    power_limit_w: float | None
+    sm_clock_mhz: int | None
+    mem_clock_mhz: int | None
+    fan_pct: int | None
+    pstate: str | None
+    throttle: list[str] | None
+    ecc: Ecc | None
+    retired_pages: RetiredPages | None
+    remapped_rows: RemappedRows | None
+    pcie_rx_kib_s: float | None
+    pcie_tx_kib_s: float | None
+    compute_mode: str | None
+    persistence_mode: bool | None
+    pcie_replays: int | None
+    nvlink: NvlinkErrors | None
+    throttle_ms: dict[str, float] | None
+    field_errors: dict[str, str] | None
+    processes: list[ProcessInfo] | None  # the whole list, when its pids changed
+    process_changes: list[ProcessPatch]  # else each changed process
+    holder: str | None
+    mig: list[MigUse] | None
 
 
 class Delta(_Model):
@@ -378,41 +380,66 @@ class FrameDecoder:
             raise FrameError(f"changes of sample {delta.seq} follow sample {self.seq}: waiting for the next keyframe")
         gpus = dict(gpus)
         for patch in delta.gpus:
-            before = gpus.get(patch.index)
+            index = patch["index"]
+            before = gpus.get(index)
             if before is None:
-                raise FrameError(f"changes for GPU {patch.index}, which the keyframe did not have: waiting for the next")
-            gpus[patch.index] = patched_gpu(before, patch, delta.seq)
+                raise FrameError(f"changes for GPU {index}, which the keyframe did not have: waiting for the next")
+            gpus[index] = patched_gpu(before, patch, delta.seq)
         self.gpus, self.seq = gpus, delta.seq
-        return Sample.model_construct(
-            type="sample", v=delta.v, t=delta.t, seq=delta.seq, gpus=list(gpus.values()),
-            nvml_calls=delta.nvml_calls, sample_ms=delta.sample_ms, ledger=delta.ledger, events=delta.events,
-            key=False,
-        )  # fmt: skip
+        return _sample(delta, list(gpus.values()))
+
+
+_M = TypeVar("_M", bound=BaseModel)
+_set = object.__setattr__
+_new = object.__new__
+
+
+def _sample(delta: Delta, gpus: list[GpuSample]) -> Sample:
+    """The whole sample a delta stands for (``Sample.model_construct`` without its per-field walk)."""
+    values = {**delta.__dict__, "type": "sample", "gpus": gpus, "key": False}
+    sample = _new(Sample)
+    _set(sample, "__dict__", values)
+    _set(sample, "__pydantic_fields_set__", set(values))
+    _set(sample, "__pydantic_extra__", None)
+    _set(sample, "__pydantic_private__", None)
+    return sample
+
+
+def replaced(model: _M, update: dict[str, Any]) -> _M:
+    """``model.model_copy(update=update)`` at a fraction of the cost (it was most of decoding a
+    delta): values already validated, the models frozen, so every part not updated is shared."""
+    new = _new(type(model))
+    _set(new, "__dict__", {**model.__dict__, **update})
+    fields_set = model.__pydantic_fields_set__
+    _set(new, "__pydantic_fields_set__", fields_set if fields_set.issuperset(update) else fields_set | update.keys())
+    _set(new, "__pydantic_extra__", None)
+    _set(new, "__pydantic_private__", None)
+    return new
 
 
 def patched_gpu(before: GpuSample, patch: GpuPatch, seq: int) -> GpuSample:
     """``before`` with what ``patch`` carries; every part it does not name is the same object."""
-    update = {name: getattr(patch, name) for name in patch.model_fields_set if name not in _NOT_COPIED}
+    update: dict[str, Any] = dict(patch)
+    del update["index"]
     if "lost" in update and update["lost"] is None:
         update["lost"] = False
-    if patch.processes is not None or "processes" in patch.model_fields_set:
-        update["processes"] = patch.processes or []
-    elif patch.process_changes:
-        update["processes"] = patched_processes(before, patch.process_changes, seq)
-    return before.model_copy(update=update)
-
-
-_NOT_COPIED = frozenset({"index", "processes", "process_changes"})
+    if "processes" in update:
+        update["processes"] = update["processes"] or []
+    elif "process_changes" in update:
+        update["processes"] = patched_processes(before, update.pop("process_changes"), seq)
+    return replaced(before, update)
 
 
 def patched_processes(gpu: GpuSample, changes: list[ProcessPatch], seq: int) -> list[ProcessInfo]:
     """The GPU's processes with each change applied; a pid it did not have is a FrameError."""
-    by_pid = {p.pid: p for p in changes}
+    by_pid = {p["pid"]: p for p in changes}
     out = []
     for process in gpu.processes:
         patch = by_pid.pop(process.pid, None)
         if patch is not None:
-            process = process.model_copy(update={n: getattr(patch, n) for n in patch.model_fields_set if n != "pid"})
+            update: dict[str, Any] = dict(patch)
+            del update["pid"]
+            process = replaced(process, update)
         out.append(process)
     if by_pid:
         pids = ", ".join(str(p) for p in by_pid)

@@ -4,7 +4,10 @@ The store's clock is the replay clock: it reads the recording's time at the
 replay position, and while a frame is applied it reads exactly that frame's
 arrival time. So ages, ``stale`` and ``down`` come out as they did live, and
 everything that reads a store (the UI, the snapshot, health rules) works on a
-replay unchanged. Frames go through the same ``parse_frame`` as live ones.
+replay unchanged. Frames go through the same per-host :class:`FrameDecoder`
+as live ones, so a recording of agents that send changes replays too: a
+keyframe's ``k`` entries hold each such host's last whole sample and the
+changes since, and a rebuild starts every host's decoder afresh.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gputui.fleet.store import FleetStore
-from gputui.frames import FrameError, Sample, parse_frame
+from gputui.frames import Delta, FrameDecoder, FrameError, Sample, parse_line
 from gputui.record import format as fmt
 from gputui.record.format import Entry, RecordingError
 from gputui.record.reader import Recording
@@ -27,13 +30,19 @@ REBUILD_AFTER_S = 120.0  # a forward seek shorter than this plays on (history ke
 BATCH = 2000  # entries applied between yields to the event loop
 
 
-def apply_entry(store: FleetStore, entry: Entry) -> None:
-    """One recorded entry into the store, as the runner did it live."""
+Decoders = dict[str, FrameDecoder]
+
+
+def apply_entry(store: FleetStore, entry: Entry, decoders: Decoders | None = None) -> None:
+    """One recorded entry into the store, as the runner did it live; ``decoders``
+    (by host) are kept by the caller from one entry to the next."""
     if entry.host not in store.hosts:
         store.add_host(entry.host)
+    decoders = {} if decoders is None else decoders
     if entry.kind in (fmt.FRAME, fmt.KEY_FRAME):
+        decoder = decoders.setdefault(entry.host, FrameDecoder())
         try:
-            frame = parse_frame(entry.data)
+            frame = decoder.frame(entry.data)
         except FrameError as exc:
             store.mark_bad_frame(entry.host, str(exc))  # live, the link was reset: its end follows
             return
@@ -43,26 +52,31 @@ def apply_entry(store: FleetStore, entry: Entry) -> None:
         # worded with the agent's fatal message: do not let mark_down add it twice.
         store.hosts[entry.host].fatal = None
         store.mark_down(entry.host, _reason(entry.data))
+        decoders.pop(entry.host, None)  # live, a new connection starts a new stream
 
 
-def apply_key_entry(store: FleetStore, entry: Entry) -> None:
+def apply_key_entry(store: FleetStore, entry: Entry, decoders: Decoders | None = None) -> None:
     """A keyframe's frame (``k`` or ``e``) into the store. Its XIDs that the store already
     holds are left out: a keyframe entered after a damaged chunk repeats what was played
     before it, and the store takes two XIDs from the event API as two."""
     if entry.kind not in (fmt.KEY_FRAME, fmt.KEY_EVENTS):
-        apply_entry(store, entry)
+        apply_entry(store, entry, decoders)
         return
+    decoders = {} if decoders is None else decoders
+    record = store.add_host(entry.host)
     try:
-        frame = parse_frame(entry.data)
+        line = parse_line(entry.data)
+        if isinstance(line, (Sample, Delta)) and line.events and record.events:
+            line = line.model_copy(update={"events": [e for e in line.events if e not in record.events]})
+        # The recorder's own XIDs frame (``e``) stands outside the host's stream of changes.
+        decoder = FrameDecoder() if entry.kind == fmt.KEY_EVENTS else decoders.setdefault(entry.host, FrameDecoder())
+        frame = decoder.decode(line)
     except FrameError as exc:
         if entry.kind == fmt.KEY_FRAME:
-            apply_entry(store, entry)  # marked bad, as it was live
+            store.mark_bad_frame(entry.host, str(exc))  # marked bad, as it was live
         else:
             raise RecordingError(f"{entry.host}'s XIDs before {fmt.clock_time(entry.t)} cannot be read: {exc}") from None
         return
-    record = store.add_host(entry.host)
-    if isinstance(frame, Sample) and frame.events and record.events:
-        frame = frame.model_copy(update={"events": [e for e in frame.events if e not in record.events]})
     store.apply(entry.host, frame)
 
 
@@ -100,6 +114,7 @@ class ReplayPlayer:
         # Called after the store was cleared and rebuilt from a keyframe (a seek back, or far
         # forward), once it shows the seek's time: whatever remembers past frames starts again.
         self.on_rebuild: list[Callable[[], None]] = []
+        self.decoders: Decoders = {}  # each host's stream of changes, as played so far
         self._rebuild(0)  # the fleet as the recording found it (a ctrl+r recording starts mid-session)
 
     # -- the clock -------------------------------------------------------------
@@ -171,6 +186,7 @@ class ReplayPlayer:
     def _rebuild(self, chunk_no: int) -> None:
         """Clear the store and load chunk ``chunk_no``'s keyframe: the fleet just before it."""
         self._reset_hosts()
+        self.decoders.clear()
         self.chunk_no, self.entry_no = chunk_no, 0
         if self.recording.chunks:
             self._apply_keyframe(chunk_no)
@@ -194,10 +210,10 @@ class ReplayPlayer:
         for entry in sorted((e for e in keyframe if e.kind not in (fmt.HOST, fmt.KEY_EVENTS)), key=lambda e: e.t):
             self._apply(entry, apply_key_entry)
 
-    def _apply(self, entry: Entry, how: Callable[[FleetStore, Entry], None] = apply_entry) -> None:
+    def _apply(self, entry: Entry, how: Callable[[FleetStore, Entry, Decoders], None] = apply_entry) -> None:
         self.pinned = entry.t
         try:
-            how(self.store, entry)
+            how(self.store, entry, self.decoders)
         finally:
             self.pinned = None
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from gputui.fleet.store import xid_logged
-from gputui.frames import FrameError, Sample, XidEvent, parse_frame
+from gputui.frames import Delta, FrameError, Sample, XidEvent, parse_line
 from gputui.protocol import PROTOCOL_VERSION
 from gputui.record import format as fmt
 
@@ -27,7 +27,7 @@ EVENTS_KEPT_PER_XID = 5  # per host, GPU and XID, in every keyframe: a storm of 
 EVENTS_KEPT_S = 24 * 3600.0  # XIDs older than this (by their own time) leave the keyframes
 CHUNK_SECONDS = 20.0  # longer: each keyframe (a hello and a sample per host) costs less; shorter: faster seeks
 CHUNK_MAX_BYTES = 16 << 20  # raw bytes: a large fleet cuts chunks sooner, so a seek stays cheap
-_TYPE = re.compile(rb'"type"\s*:\s*"(hello|sample|error)"')
+_TYPE = re.compile(rb'"type"\s*:\s*"(hello|sample|delta|error)"')
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +47,9 @@ class HostState:
     tags: tuple[str, ...] = ()
     group: str | None = None
     frames: dict[bytes, tuple[float, bytes]] = field(default_factory=dict)  # frame type -> (t, raw line)
+    # An agent that sends changes (``--changes``): the deltas since its latest whole sample,
+    # which a keyframe holds too, so that a player rebuilds the host's sample from them.
+    changes: list[tuple[float, bytes]] = field(default_factory=list)
     down: tuple[float, str] | None = None
     # An XID is sent once, so a keyframe without the host's recent XIDs would
     # lose them for anyone who seeks past them. Kept per (GPU, XID), so that
@@ -108,19 +111,26 @@ class ChunkBuilder:
         state = self._state(host, t)
         match = _TYPE.search(line)
         if match is not None:
-            state.frames[match.group(1)] = (t, line)
+            kind = match.group(1)
+            if kind == b"delta":
+                if b"sample" in state.frames:  # without the whole sample before them, changes tell nothing
+                    state.changes.append((t, line))
+            else:
+                state.frames[kind] = (t, line)
+            if kind == b"sample":
+                state.changes = []
             state.down = None
-            if match.group(1) == b"sample" and b'"events"' in line:
+            if kind in (b"sample", b"delta") and b'"events"' in line:
                 self._events(state, t, line)
         self._add(host, fmt.encode_entry(fmt.FRAME, host, t, line), t)
 
     @staticmethod
     def _events(state: HostState, t: float, line: bytes) -> None:
         try:
-            frame = parse_frame(line)
+            frame = parse_line(line)
         except FrameError:
             return  # the store rejects it too: it carries nothing
-        if isinstance(frame, Sample) and frame.events:
+        if isinstance(frame, (Sample, Delta)) and frame.events:
             state.keep_events(t, frame.events, (t, line))
 
     def down(self, host: str, t: float, reason: str) -> None:
@@ -159,11 +169,12 @@ class ChunkBuilder:
         for name, state in self.hosts.items():
             facts = json.dumps({"tags": list(state.tags), "group": state.group}).encode()
             lines.append(fmt.encode_entry(fmt.HOST, name, 0.0, facts))
-            latest_sample = state.frames.get(b"sample")
-            events = [k for k in state.recent_events(self.t_first) if k.frame is None or k.frame != latest_sample]
+            latest = state.frames.get(b"sample")
+            carried = {latest, *state.changes}  # the frames written below carry their own XIDs
+            events = [k for k in state.recent_events(self.t_first) if k.frame is None or k.frame not in carried]
             if events:  # before the latest sample, which carries its own XIDs
                 lines.append(fmt.encode_entry(fmt.KEY_EVENTS, name, events[-1].t, events_frame(events)))
-            for t, raw in sorted(state.frames.values()):
+            for t, raw in sorted([*state.frames.values(), *state.changes], key=lambda f: f[0]):  # stable: ties keep arrival order
                 lines.append(fmt.encode_entry(fmt.KEY_FRAME, name, t, raw))
             if state.down is not None:
                 lines.append(fmt.encode_entry(fmt.KEY_DOWN, name, state.down[0], fmt.encode_reason(state.down[1])))
