@@ -10,10 +10,10 @@ the line limit are in gputui/protocol.py, which the agent imports too.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, Required, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
-from typing_extensions import Required, TypedDict  # pydantic reads typing's TypedDict only from Python 3.12
+from typing_extensions import TypedDict  # pydantic reads typing's TypedDict only from Python 3.12
 
 from gputui.protocol import MAX_FRAME_BYTES, PROTOCOL_VERSION
 
