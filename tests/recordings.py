@@ -9,6 +9,7 @@ import json
 import time
 from pathlib import Path
 
+from gputui.agent.changes import ChangeEncoder
 from gputui.agent.sampler import Sampler
 from gputui.fleet.runner import FleetRunner
 from gputui.fleet.store import FleetStore
@@ -23,8 +24,11 @@ from gputui.sources.demo_feed import host_names, scenario_for
 EPOCH = 1_795_000_000.0
 
 
-def write_sim_recording(path: Path, hosts: int = 4, seconds: int = 120, chunk_seconds: float = 20.0) -> None:
-    """``seconds`` of a simulated fleet at 1 s, written as a recorder writes, in a fraction of the time."""
+def write_sim_recording(
+    path: Path, hosts: int = 4, seconds: int = 120, chunk_seconds: float = 20.0, keyframe_every: int = 0
+) -> None:
+    """``seconds`` of a simulated fleet at 1 s, written as a recorder writes, in a fraction of the time;
+    with ``keyframe_every``, as agents that send changes (``--changes``) would send them."""
     now = [0.0]
     builder = ChunkBuilder(chunk_seconds)
     fleet = []
@@ -34,10 +38,13 @@ def write_sim_recording(path: Path, hosts: int = 4, seconds: int = 120, chunk_se
             (name, Sampler(sim, host=name, describe=sim.describe_process, clock=lambda: now[0], wall=lambda: EPOCH + now[0]))
         )
         builder.add_host(name, ("rack-a",), None)
+    encoders = [ChangeEncoder(keyframe_every, phase=j) for j in range(hosts)] if keyframe_every else []
     out = RecordingFile(path, "simulated", builder.hosts)
     for step in range(seconds + 1):
         for j, (name, sampler) in enumerate(fleet):
             frame = sampler.hello(1.0) if step == 0 else sampler.sample()
+            if encoders:
+                frame = encoders[j].hello(frame) if step == 0 else encoders[j].encode(frame)
             t = round(EPOCH + now[0] + 0.01 * (j + 1), 6)
             if builder.due(t) and (chunk := builder.cut()) is not None:
                 out.write(chunk)

@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +16,11 @@ import pytest
 from gputui.agent.changes import ChangeEncoder, gpu_changes
 from gputui.agent.sampler import Sampler
 from gputui.frames import FrameDecoder, FrameError, Hello, Sample, parse_frame, parse_line
+from gputui.record.player import ReplayPlayer
+from gputui.record.reader import Recording
 from gputui.sim.nvml import SimNvml
+from gputui.sources.demo_feed import host_names
+from tests.recordings import write_sim_recording
 
 
 class Clock:
@@ -196,3 +201,34 @@ def test_the_agent_refuses_a_keyframe_interval_below_one() -> None:
     argv = [sys.executable, "-m", "gputui", "agent", "--sim", "healthy", "--once", "--changes", "--keyframe-every", "0"]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "--keyframe-every must be at least 1" in out.stderr
+
+
+def timeless(sample: Sample) -> dict[str, Any]:
+    """A sample's content but its processes' start times: the simulator takes them from the real
+    clock, so two runs of the same simulated fleet differ there and nowhere else."""
+    return sample.model_dump(exclude={"key": True, "gpus": {"__all__": {"processes": {"__all__": {"started_at"}}}}})
+
+
+@pytest.mark.parametrize("offset", [1.5, 13.0, 47.5, 61.0, 119.0])
+def test_a_recording_of_changes_replays_as_the_whole_samples_would(tmp_path: Path, offset: float) -> None:
+    """The same simulated fleet recorded twice, from agents sending whole samples and
+    changes: a seek anywhere (from the keyframe before it) shows the same samples."""
+    wholes, changes = tmp_path / "whole.gtrec", tmp_path / "changes.gtrec"
+    write_sim_recording(wholes, hosts=3, seconds=120)
+    write_sim_recording(changes, hosts=3, seconds=120, keyframe_every=30)
+    players = [ReplayPlayer(Recording.open(p)) for p in (wholes, changes)]
+    for player in players:
+        player.seek(player.recording.ended_at)
+        player.seek(player.recording.started_at + offset)  # backwards: rebuilt from a keyframe
+    want, got = (p.store.hosts for p in players)
+    assert list(got) == list(want) == host_names(3)
+    for name, record in want.items():
+        assert record.sample is not None, "a sample by then"
+        replayed = got[name].sample
+        assert replayed is not None and timeless(replayed) == timeless(record.sample), name
+        assert got[name].bad_frames == 0 and got[name].error is None
+        # A keyframe holds the changes since the last whole sample: played, they give the chart
+        # those samples too, where whole samples give only the latest. The rest is the same.
+        for index, history in record.history.items():
+            want_series = history.series("util_pct", 60)
+            assert got[name].history[index].series("util_pct", 60)[-len(want_series) :] == want_series
