@@ -9,6 +9,8 @@ per-GPU sampling budget; here they are the one non-blocking ask per sample
 that the in-process demo makes. The compressed size is of the frame stream
 through one deflate stream, as SSH compression sends it. The exporter's cost
 (``--metrics-listen``) is a scrape's: formatting the latest sample, no NVML call.
+With ``--changes N`` the samples are written as ``gputui agent --changes`` writes
+them (a keyframe every N, deltas between), the encoding's CPU time included.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import statistics
 import time
 import zlib
 
+from gputui.agent.changes import ChangeEncoder
 from gputui.agent.exporter import Latest
 from gputui.agent.sampler import Sampler
 from gputui.sim.nvml import SimNvml
@@ -33,7 +36,7 @@ class Clock:
         return self.now
 
 
-def measure(scenario: str, gpus: int, samples: int, processes: str) -> dict[str, object]:
+def measure(scenario: str, gpus: int, samples: int, processes: str, changes: int = 0) -> dict[str, object]:
     clock = Clock()
     sim = SimNvml(scenario, seed=1, gpus=gpus, processes=processes, clock=clock)
     sampler = Sampler(sim, describe=sim.describe_process, clock=clock)
@@ -42,7 +45,11 @@ def measure(scenario: str, gpus: int, samples: int, processes: str) -> dict[str,
         hello = json.dumps(hello_frame, separators=(",", ":"))
         latest = Latest()
         latest.set_hello(hello_frame)
-        latest.update(sampler.sample())  # the first, complete sample is not the steady state
+        encoder = ChangeEncoder(changes) if changes else None
+        first = sampler.sample()  # the first, complete sample is not the steady state
+        latest.update(first)
+        if encoder is not None:
+            encoder.encode(first)
         calls, cpu, sizes, packed = [], [], [], []
         deflate = zlib.compressobj(6)
         events_before = sampler.xids.calls if sampler.xids else 0
@@ -51,7 +58,7 @@ def measure(scenario: str, gpus: int, samples: int, processes: str) -> dict[str,
             t0 = time.process_time()
             frame = sampler.sample()
             latest.update(frame)  # what the agent's loop hands the exporter
-            line = json.dumps(frame, separators=(",", ":"))
+            line = json.dumps(encoder.encode(frame) if encoder else frame, separators=(",", ":"))
             cpu.append(time.process_time() - t0)
             calls.append(frame["nvml_calls"] / gpus)
             sizes.append(len(line) + 1)
@@ -72,6 +79,7 @@ def measure(scenario: str, gpus: int, samples: int, processes: str) -> dict[str,
         "gpus": gpus,
         "processes": processes,
         "samples": samples,
+        "keyframe_every": changes or None,
         "nvml_calls_per_gpu_per_sample_mean": round(statistics.mean(calls), 2),
         "nvml_calls_per_gpu_per_sample_max": round(max(calls), 2),
         "cpu_ms_per_sample_mean": round(1000 * statistics.mean(cpu), 3),
@@ -91,6 +99,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--samples", type=int, default=600)
     p.add_argument("--gpus", type=int, default=8)
+    p.add_argument("--changes", type=int, default=0, metavar="N", help="samples as changes, a keyframe every N")
     args = p.parse_args()
     for scenario, processes in (
         ("healthy", "standin"),
@@ -98,7 +107,7 @@ def main() -> None:
         ("incident", "synthetic"),
         ("mixed", "synthetic"),
     ):
-        print(json.dumps(measure(scenario, args.gpus, args.samples, processes)))
+        print(json.dumps(measure(scenario, args.gpus, args.samples, processes, args.changes)))
 
 
 if __name__ == "__main__":
