@@ -22,5 +22,6 @@ def host_source(host: Host, context: SourceContext) -> Source:
         host_name=host.name if host.sim else None,
         sim_processes=host.sim_processes,
         state_dir=config.actions.state_dir,
+        changes=True,  # this installation's own agent: it speaks them, and AgentLines decodes them
     )
     return AgentLines(LocalLink(host.name, argv))

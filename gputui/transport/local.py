@@ -22,10 +22,14 @@ def agent_argv(
     sim_processes: str = "standin",
     state_dir: str | None = None,
     act: bool = False,
+    changes: bool = False,
 ) -> list[str]:
     """Arguments that run this installation's agent (streaming, or ``--act``
-    for one action); never a shell string."""
+    for one action); never a shell string. ``changes``: samples as changes
+    (``--changes``), for a reader that decodes them (AgentLines does)."""
     argv = [sys.executable, "-m", "gputui.agent", *(["--act"] if act else ["--interval", str(interval)])]
+    if changes and not act:
+        argv.append("--changes")
     if state_dir:
         argv += ["--state-dir", state_dir]
     if sim:

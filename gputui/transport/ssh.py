@@ -266,8 +266,10 @@ class SshLink:
         return True
 
     def agent_args(self, act: bool = False) -> list[str]:
-        """The agent's arguments: streaming, or ``--act`` for one action."""
-        args = ["--act"] if act else ["--interval", str(self.shared.interval)]
+        """The agent's arguments: streaming, or ``--act`` for one action. A streaming agent
+        sends changes (``--changes``): it is the bundle of this dashboard (its folder is
+        named by the bundle's digest), so it knows the flag, and AgentLines decodes them."""
+        args = ["--act"] if act else ["--interval", str(self.shared.interval), "--changes"]
         if self.shared.state_dir:
             args += ["--state-dir", self.shared.state_dir]
         if self.host.sim:
