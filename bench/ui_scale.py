@@ -38,6 +38,7 @@ from collections.abc import Generator
 
 from gputui.fleet.store import FleetStore, HostState
 from gputui.health.model import Alert
+from gputui.sources.demo import DemoFleet
 from gputui.ui.app import GpuTuiApp
 from gputui.ui.launch import demo_app, tune_gc
 from gputui.ui.screens.overview import OverviewScreen
@@ -178,12 +179,16 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--hosts", type=int, nargs="*", default=[64, 256, 1024])
     p.add_argument("--seconds", type=float, default=60.0)
+    p.add_argument("--whole-samples", action="store_true", help="demo hosts send whole samples, not changes")
     args = p.parse_args()
+    if args.whole_samples:
+        DemoFleet.keyframe_every = 0
     if len(args.hosts) == 1:
         print(json.dumps(asyncio.run(measure(args.hosts[0], args.seconds))), flush=True)
         return
     for hosts in args.hosts:  # one process each, so that peak RSS is that size's own
-        subprocess.run([sys.executable, __file__, "--hosts", str(hosts), "--seconds", str(args.seconds)], check=True)
+        whole = ["--whole-samples"] if args.whole_samples else []
+        subprocess.run([sys.executable, __file__, "--hosts", str(hosts), "--seconds", str(args.seconds), *whole], check=True)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,10 @@ class DemoFleet:
     """Starts the feeds on first use, restarts one that died, and is closed
     once by its owner (the app or the snapshot), not by each host's link."""
 
+    # Samples as changes, a keyframe every this many (0: whole samples, as agents sent
+    # them before ``--changes``; bench/ui_scale.py --whole-samples compares the two).
+    keyframe_every = KEYFRAME_EVERY
+
     def __init__(self, hosts: int, gpus: int | None, scenario: str, seed: int, interval: float) -> None:
         if hosts < 1:
             raise ValueError("a demo needs at least one host")
@@ -78,7 +82,7 @@ class DemoFleet:
         hosts, gpus, scenario, seed, interval = self.args
         argv = [sys.executable, "-m", "gputui.sources.demo_feed", "--total", str(hosts), "--first", str(first),
                 "--count", str(HOSTS_PER_FEED), "--scenario", scenario, "--seed", str(seed),
-                "--interval", str(interval), "--keyframe-every", str(KEYFRAME_EVERY)]  # fmt: skip
+                "--interval", str(interval), "--keyframe-every", str(self.keyframe_every)]  # fmt: skip
         if gpus is not None:
             argv += ["--gpus", str(gpus)]
         feed = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
