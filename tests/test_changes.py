@@ -19,6 +19,7 @@ from gputui.frames import FrameDecoder, FrameError, Hello, Sample, parse_frame, 
 from gputui.record.player import ReplayPlayer
 from gputui.record.reader import Recording
 from gputui.sim.nvml import SimNvml
+from gputui.sources.demo import DemoFleet, DemoLink
 from gputui.sources.demo_feed import host_names
 from tests.recordings import write_sim_recording
 
@@ -232,3 +233,26 @@ def test_a_recording_of_changes_replays_as_the_whole_samples_would(tmp_path: Pat
         for index, history in record.history.items():
             want_series = history.series("util_pct", 60)
             assert got[name].history[index].series("util_pct", 60)[-len(want_series) :] == want_series
+
+
+async def test_a_demo_host_read_again_starts_at_a_keyframe() -> None:
+    """The demo's feed does not start again for a new connection, as an agent would: the
+    changes queued before the next keyframe are passed over, so a fresh decoder never
+    meets a change it cannot apply."""
+    fleet = DemoFleet(1, 2, "mixed", 0, 0.02)
+    fleet.keyframe_every = 5
+    link = DemoLink(fleet.names[0], fleet)
+    try:
+        first = link.lines()
+        seen = [await anext(first) for _ in range(4)]  # hello, a keyframe, changes
+        assert [json.loads(line)["type"] for line in seen] == ["hello", "sample", "delta", "delta"]
+        await first.aclose()  # the connection is reset (a bad frame): the feed goes on
+        again = link.lines()
+        decoder = FrameDecoder()
+        frames = [decoder.frame(await anext(again)) for _ in range(12)]  # across two more keyframes
+        await again.aclose()
+        assert isinstance(frames[0], Sample) and frames[0].key is True
+        seqs = [f.seq for f in frames if isinstance(f, Sample)]
+        assert seqs == list(range(seqs[0], seqs[0] + 12))
+    finally:
+        await fleet.close()

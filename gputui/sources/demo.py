@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING
 
 from gputui.child_process import end_child
@@ -131,7 +131,7 @@ class DemoLink:
         self.name = name
         self.fleet = fleet
 
-    async def lines(self) -> AsyncIterator[bytes]:
+    async def lines(self) -> AsyncGenerator[bytes, None]:
         """The host's lines from its feed. A new connection starts at a whole frame: the
         feed does not start again for it (as an agent would), so the changes queued
         before the next keyframe are passed over, as a reader that joined late would."""
