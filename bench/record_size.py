@@ -7,7 +7,8 @@ time (a simulated clock), and writes what a recorder would: each host's
 hello, then a sample a second with a few milliseconds of arrival jitter,
 through the recorder's own ChunkBuilder and RecordingFile. It prints the
 file's size, MB per host-hour, the CPU spent compressing, and the time to
-open the file and seek to random points with the replay player.
+open the file and seek to random points with the replay player. With
+``--changes N`` the hosts send changes (``gputui agent --changes``, a keyframe every N).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from gputui.agent.changes import ChangeEncoder
 from gputui.agent.sampler import Sampler
 from gputui.record.player import ReplayPlayer
 from gputui.record.reader import Recording
@@ -52,10 +54,11 @@ def line(frame: dict[str, object]) -> bytes:
     return json.dumps(frame, separators=(",", ":")).encode()
 
 
-def write(path: Path, hosts: int, gpus: int, seconds: int) -> tuple[float, float]:
+def write(path: Path, hosts: int, gpus: int, seconds: int, changes: int = 0) -> tuple[float, float]:
     """Write the recording; returns (seconds spent sampling, CPU seconds spent compressing and writing)."""
     clock, rng = SimClock(), random.Random(0)
     fleet = samplers(hosts, gpus, clock)
+    encoders = {name: ChangeEncoder(changes, phase=i) for i, (name, _) in enumerate(fleet)} if changes else {}
     builder = ChunkBuilder()
     for name, _ in fleet:
         builder.add_host(name)
@@ -63,7 +66,7 @@ def write(path: Path, hosts: int, gpus: int, seconds: int) -> tuple[float, float
     sampling = writing = 0.0
     for step in range(seconds + 1):
         started = time.process_time()
-        frames = [(name, line(s.hello(1.0) if step == 0 else s.sample())) for name, s in fleet]
+        frames = [(name, line(encoded(encoders.get(name), s, step))) for name, s in fleet]
         sampling += time.process_time() - started
         started = time.process_time()
         for name, raw in frames:
@@ -78,6 +81,14 @@ def write(path: Path, hosts: int, gpus: int, seconds: int) -> tuple[float, float
         out.write(chunk)
     out.close()
     return sampling, writing + time.process_time() - started
+
+
+def encoded(encoder: ChangeEncoder | None, sampler: Sampler, step: int) -> dict[str, object]:
+    """The host's next frame as its agent writes it: whole, or as changes."""
+    frame = sampler.hello(1.0) if step == 0 else sampler.sample()
+    if encoder is None:
+        return frame
+    return encoder.hello(frame) if step == 0 else encoder.encode(frame)
 
 
 async def seeks(path: Path, count: int) -> tuple[float, list[float]]:
@@ -103,10 +114,11 @@ def main() -> None:
     p.add_argument("--gpus", type=int, default=8)
     p.add_argument("--seconds", type=int, default=3600)
     p.add_argument("--seeks", type=int, default=20)
+    p.add_argument("--changes", type=int, default=0, metavar="N", help="hosts send changes, a keyframe every N")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.gtrec"
-        sampling, writing = write(path, args.hosts, args.gpus, args.seconds)
+        sampling, writing = write(path, args.hosts, args.gpus, args.seconds, args.changes)
         size = path.stat().st_size
         host_hours = args.hosts * args.seconds / 3600
         opened, times = asyncio.run(seeks(path, args.seeks))
