@@ -4,6 +4,7 @@ agent sends, and bad streams refused plainly, never guessed at."""
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -14,8 +15,10 @@ from typing import Any
 import pytest
 
 from gputui.agent.changes import ChangeEncoder, gpu_changes
+from gputui.agent.main import FrameWriter
 from gputui.agent.sampler import Sampler
 from gputui.frames import FrameDecoder, FrameError, Hello, Sample, parse_frame, parse_line
+from gputui.protocol import MAX_FRAME_BYTES
 from gputui.record.player import ReplayPlayer
 from gputui.record.reader import Recording
 from gputui.sim.nvml import SimNvml
@@ -256,3 +259,19 @@ async def test_a_demo_host_read_again_starts_at_a_keyframe() -> None:
         assert seqs == list(range(seqs[0], seqs[0] + 12))
     finally:
         await fleet.close()
+
+
+def test_a_keyframe_too_big_to_send_is_followed_by_another(fleet_host: tuple[Sampler, Clock]) -> None:
+    """An oversized frame goes out as an error frame: changes after it would follow nothing."""
+    sampler, clock = fleet_host
+    encoder = ChangeEncoder(30)
+    encoder.hello(sampler.hello(1.0))
+    writer = FrameWriter(io.StringIO())
+    frame = sampler.sample()
+    assert writer.write(encoder.encode(frame))
+    clock.now += 1.0
+    big = dict(encoder.encode(sampler.sample()), padding="x" * MAX_FRAME_BYTES)
+    assert big["type"] == "delta" and not writer.write(big)
+    encoder.resync()  # as the agent's loop does when write says False
+    clock.now += 1.0
+    assert encoder.encode(sampler.sample()).get("key") is True

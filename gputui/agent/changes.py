@@ -35,6 +35,10 @@ class ChangeEncoder:
         self.since_key = None
         return dict(hello, changes=CHANGES_VERSION, keyframe_every=self.every)
 
+    def resync(self) -> None:
+        """The last frame did not reach the reader (too big to send): the next is a keyframe."""
+        self.since_key = None
+
     def encode(self, frame: Frame) -> Frame:
         """The frame to write in place of ``frame`` (a whole sample); other frames pass unchanged."""
         if frame.get("type") != "sample":

@@ -116,9 +116,11 @@ class FrameWriter:
         self.bytes = 0
         self.frames = 0
 
-    def write(self, frame: Frame) -> None:
+    def write(self, frame: Frame) -> bool:
+        """Write one frame; False when it was too big and an error frame went in its place."""
         line = json.dumps(frame, separators=(",", ":")) + "\n"
-        if len(line) > MAX_FRAME_BYTES:
+        whole = len(line) <= MAX_FRAME_BYTES
+        if not whole:
             # The dashboard would cut the connection on this line and meet it
             # again on every reconnect: say what was too big instead.
             line = json.dumps(error_frame(oversized(frame, len(line))), separators=(",", ":")) + "\n"
@@ -127,6 +129,7 @@ class FrameWriter:
             self.out.flush()
             self.bytes += len(line)
             self.frames += 1
+        return whole
 
 
 class StderrErrors:
@@ -137,10 +140,11 @@ class StderrErrors:
         self.bytes = 0
         self.frames = 0
 
-    def write(self, frame: Frame) -> None:
+    def write(self, frame: Frame) -> bool:
         if frame.get("type") == "error":
             sys.stderr.write("gputui agent: %s\n" % frame.get("message"))
             sys.stderr.flush()
+        return True
 
 
 Writer = Union[FrameWriter, StderrErrors]
@@ -340,7 +344,8 @@ def run(
             calls += frame["nvml_calls"]
             if metrics is not None:
                 metrics.latest.update(frame)
-            writer.write(changes.encode(frame) if changes else frame)
+            if not writer.write(changes.encode(frame) if changes else frame) and changes:
+                changes.resync()  # the frame went out as an error: changes would follow nothing
         samples += 1
         if limit and samples >= limit:
             break
