@@ -17,7 +17,8 @@ import pytest
 from gputui.agent.changes import ChangeEncoder, gpu_changes
 from gputui.agent.main import FrameWriter
 from gputui.agent.sampler import Sampler
-from gputui.frames import FrameDecoder, FrameError, Hello, Sample, parse_frame, parse_line
+from gputui.frame_decoder import FrameDecoder
+from gputui.frames import FrameError, Hello, Sample, parse_frame, parse_line
 from gputui.protocol import MAX_FRAME_BYTES
 from gputui.record.player import ReplayPlayer
 from gputui.record.reader import Recording

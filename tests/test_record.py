@@ -19,7 +19,8 @@ from gputui.cli import build_parser
 from gputui.config import Config
 from gputui.fleet.runner import FleetRunner
 from gputui.fleet.store import FleetStore, HostState
-from gputui.frames import FrameDecoder, Sample, XidEvent, parse_frame
+from gputui.frame_decoder import FrameDecoder
+from gputui.frames import Sample, XidEvent, parse_frame
 from gputui.protocol import PROTOCOL_VERSION
 from gputui.record import cli as record_cli
 from gputui.record import format as fmt

@@ -20,7 +20,8 @@ from collections.abc import Callable
 from typing import Any
 
 from gputui.fleet.store import FleetStore
-from gputui.frames import Delta, FrameDecoder, FrameError, Sample, parse_line
+from gputui.frame_decoder import FrameDecoder
+from gputui.frames import Delta, FrameError, Sample, parse_line
 from gputui.record import format as fmt
 from gputui.record.format import Entry, RecordingError
 from gputui.record.reader import Recording

@@ -13,7 +13,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from gputui.frames import Frame, FrameDecoder
+from gputui.frame_decoder import FrameDecoder
+from gputui.frames import Frame
 from gputui.transport.base import Link, LinkError
 
 if TYPE_CHECKING:

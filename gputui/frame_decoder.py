@@ -1,0 +1,131 @@
+"""One host's stream of changes to whole samples (gputui/protocol.py, CHANGES_VERSION).
+
+An agent asked for changes sends a keyframe and then deltas of only what
+moved. Every source keeps one :class:`FrameDecoder` per connection so the
+rest of the dashboard only ever sees whole :class:`~gputui.frames.Sample`
+frames; models that did not change are shared with the sample before, which
+is most of what the changes save on this side of the wire.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+from gputui.frames import (
+    Delta,
+    ErrorFrame,
+    FrameError,
+    GpuPatch,
+    GpuSample,
+    Hello,
+    ProcessInfo,
+    ProcessPatch,
+    Result,
+    Sample,
+    parse_line,
+)
+
+
+class FrameDecoder:
+    """One host's stream of frames to whole frames: a :class:`Delta` is applied to
+    the GPUs of the sample before it, reusing every model that did not change.
+
+    A delta that cannot be applied (none since the last keyframe, a sample
+    missed, a GPU the keyframe did not have) is a :class:`FrameError`, and
+    every delta after it is too until the next keyframe: the host is shown as
+    of its last whole sample, never as a guess."""
+
+    def __init__(self) -> None:
+        self.gpus: dict[int, GpuSample] | None = None  # by index, in the keyframe's order; None: waiting for one
+        self.seq = 0
+
+    def frame(self, line: bytes | str) -> Hello | Sample | ErrorFrame | Result:
+        """One line of the host's stream to a whole frame (:func:`parse_line`, then :meth:`decode`)."""
+        return self.decode(parse_line(line))
+
+    def decode(self, frame: Hello | Sample | Delta | ErrorFrame | Result) -> Hello | Sample | ErrorFrame | Result:
+        if isinstance(frame, Hello):
+            self.gpus = None  # a new stream: its first sample is a keyframe
+        elif isinstance(frame, Sample):
+            self.gpus = {g.index: g for g in frame.gpus}
+            self.seq = frame.seq
+        elif isinstance(frame, Delta):
+            return self._apply(frame)
+        return frame
+
+    def _apply(self, delta: Delta) -> Sample:
+        gpus = self.gpus
+        self.gpus = None  # until this delta is applied whole
+        if gpus is None:
+            raise FrameError(f"changes of sample {delta.seq} came with no keyframe before them: waiting for the next")
+        if delta.seq != self.seq + 1:
+            raise FrameError(f"changes of sample {delta.seq} follow sample {self.seq}: waiting for the next keyframe")
+        gpus = dict(gpus)
+        for patch in delta.gpus:
+            index = patch["index"]
+            before = gpus.get(index)
+            if before is None:
+                raise FrameError(f"changes for GPU {index}, which the keyframe did not have: waiting for the next")
+            gpus[index] = patched_gpu(before, patch, delta.seq)
+        self.gpus, self.seq = gpus, delta.seq
+        return _sample(delta, list(gpus.values()))
+
+
+_M = TypeVar("_M", bound=BaseModel)
+_set = object.__setattr__
+_new = object.__new__
+
+
+def _sample(delta: Delta, gpus: list[GpuSample]) -> Sample:
+    """The whole sample a delta stands for (``Sample.model_construct`` without its per-field walk)."""
+    values = {**delta.__dict__, "type": "sample", "gpus": gpus, "key": False}
+    sample = _new(Sample)
+    _set(sample, "__dict__", values)
+    _set(sample, "__pydantic_fields_set__", set(values))
+    _set(sample, "__pydantic_extra__", None)
+    _set(sample, "__pydantic_private__", None)
+    return sample
+
+
+def replaced(model: _M, update: dict[str, Any]) -> _M:
+    """``model.model_copy(update=update)`` at a fraction of the cost (it was most of decoding a
+    delta): values already validated, the models frozen, so every part not updated is shared."""
+    new = _new(type(model))
+    _set(new, "__dict__", {**model.__dict__, **update})
+    fields_set = model.__pydantic_fields_set__
+    _set(new, "__pydantic_fields_set__", fields_set if fields_set.issuperset(update) else fields_set | update.keys())
+    _set(new, "__pydantic_extra__", None)
+    _set(new, "__pydantic_private__", None)
+    return new
+
+
+def patched_gpu(before: GpuSample, patch: GpuPatch, seq: int) -> GpuSample:
+    """``before`` with what ``patch`` carries; every part it does not name is the same object."""
+    update: dict[str, Any] = dict(patch)
+    del update["index"]
+    if "lost" in update and update["lost"] is None:
+        update["lost"] = False
+    if "processes" in update:
+        update["processes"] = update["processes"] or []
+    elif "process_changes" in update:
+        update["processes"] = patched_processes(before, update.pop("process_changes"), seq)
+    return replaced(before, update)
+
+
+def patched_processes(gpu: GpuSample, changes: list[ProcessPatch], seq: int) -> list[ProcessInfo]:
+    """The GPU's processes with each change applied; a pid it did not have is a FrameError."""
+    by_pid = {p["pid"]: p for p in changes}
+    out = []
+    for process in gpu.processes:
+        patch = by_pid.pop(process.pid, None)
+        if patch is not None:
+            update: dict[str, Any] = dict(patch)
+            del update["pid"]
+            process = replaced(process, update)
+        out.append(process)
+    if by_pid:
+        pids = ", ".join(str(p) for p in by_pid)
+        raise FrameError(f"changes of sample {seq} for process {pids}, not on GPU {gpu.index}: waiting for the next keyframe")
+    return out
