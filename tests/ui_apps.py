@@ -54,7 +54,10 @@ def make_app(
 
 async def open_allocation(pilot: Pilot[None], app: GpuTuiApp, host: str = "a") -> HostScreen:
     await wait_for(pilot, lambda: app.store.hosts[host].sample is not None, f"{host}'s first sample", AGENT_WAIT_S)
-    app.open_host(host)
+    # Through the app's own message loop, not called from here: with two apps in one event loop
+    # (test_ui_two_operators), a screen pushed from the test's task would run its message pump
+    # in the context of the app whose pilot was made last, and be torn down by the wrong one.
+    app.call_later(app.open_host, host)
     await wait_for(pilot, lambda: isinstance(app.screen, HostScreen), "the host screen")
     screen = app.screen
     assert isinstance(screen, HostScreen)
