@@ -9,7 +9,10 @@ process alone (the simulated hosts run in child processes, as real hosts would
 be elsewhere):
 
 - CPU % of one core over the run, after the first frames arrived;
+- how busy the whole machine was (every core, the demo's feeds included);
 - peak RSS;
+- how many frames were bad (a host reset: with changes, a frame dropped
+  under load breaks the chain until the next keyframe);
 - the 50th and 99th percentile time of one overview refresh: re-reading the
   store (filter, sort, counts) and drawing every visible line;
 - the same for one health tick (the rules engine over the whole store, once a
@@ -19,7 +22,8 @@ be elsewhere):
 - the longest stall of the event loop, whatever held it (a refresh, a health
   slice, parsing frames, the garbage collector): a probe task sleeps 10 ms
   over and over, and how late it wakes is how long the loop was held
-  (p99 and max);
+  (p99 and max), and of those the garbage collector's pauses: per generation,
+  how many and the longest;
 - how long quitting took: the app unmounting, its hosts' links closing and
   the demo's feed processes ending.
 """
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import resource
 import statistics
@@ -40,12 +45,21 @@ from gputui.fleet.store import FleetStore, HostState
 from gputui.health.model import Alert
 from gputui.sources.demo import DemoFleet
 from gputui.ui.app import GpuTuiApp
-from gputui.ui.launch import demo_app, tune_gc
+from gputui.ui.launch import HeapSettler, demo_app, tune_gc
 from gputui.ui.screens.overview import OverviewScreen
 from gputui.ui.widgets.fleet_view import FleetView
 
 PROBE_S = 0.010  # the loop-lag probe's sleep: 100 wakeups a second cost next to nothing
 ALL_LIVE_WITHIN_S = 300.0  # 4,096 hosts take a while to start on a 2-core machine
+
+
+def machine_busy() -> tuple[int, int]:
+    """(busy, total) jiffies of every core so far (/proc/stat): whether the app had the machine to
+    itself or shared it with the demo's feeds (a stall may be the loop waiting for a core)."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle and iowait
+    return sum(fields) - idle, sum(fields)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -75,6 +89,30 @@ class LoopLag:
             started = loop.time()
             await asyncio.sleep(PROBE_S)
             self.late_ms.append(1000 * max(0.0, loop.time() - started - PROBE_S))
+
+
+class GcPauses:
+    """Each garbage collection's pause, by generation (``gc.callbacks``): of the loop's stalls,
+    the ones the collector made."""
+
+    def __init__(self) -> None:
+        self.ms: dict[int, list[float]] = {0: [], 1: [], 2: []}
+        self.started = 0.0
+        gc.callbacks.append(self.callback)
+
+    def callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self.started = time.perf_counter()
+        else:
+            self.ms[info["generation"]].append(1000 * (time.perf_counter() - self.started))
+
+    def clear(self) -> None:
+        for pauses in self.ms.values():
+            pauses.clear()
+
+    def figures(self) -> dict[str, object]:
+        """Per generation: how many collections and the longest, as ``gc_pauses``: {gen: [count, max ms]}."""
+        return {"gc_pauses": {g: [len(v), round(max(v), 1) if v else 0.0] for g, v in self.ms.items()}}
 
 
 class HealthTimes:
@@ -134,8 +172,9 @@ async def measure_app(app: GpuTuiApp, hosts: int, seconds: float, gpus_per_host:
     """The app's CPU, peak RSS, refresh and health times and loop stalls over ``seconds``, once all
     ``hosts`` are live, and how long quitting took."""
     tune_gc()  # as ``gputui`` runs the dashboard (gputui/ui/launch.py: run_app)
+    app.heap = HeapSettler(app.store)
     app.triage_first = False  # measure the overview, with the engine still ticking
-    health, lag = HealthTimes(app), LoopLag()
+    health, lag, collections = HealthTimes(app), LoopLag(), GcPauses()
     async with app.run_test(size=(200, 60)) as pilot:
         screen = app.screen
         assert isinstance(screen, OverviewScreen)
@@ -145,23 +184,31 @@ async def measure_app(app: GpuTuiApp, hosts: int, seconds: float, gpus_per_host:
         while store.counts()[HostState.LIVE] < hosts and time.monotonic() < started + ALL_LIVE_WITHIN_S:
             await pilot.pause(0.2)
         first_all = time.monotonic()
+        while app.heap is not None and time.monotonic() < started + ALL_LIVE_WITHIN_S:
+            await pilot.pause(0.2)  # the heap frozen once, at the first health tick after they connected
         probe = asyncio.ensure_future(lag.run())
         refresh_ms.clear()
         health.clear()
-        cpu0, wall0 = time.process_time(), time.monotonic()
+        collections.clear()
+        bad_before = sum(r.bad_frames for r in store.hosts.values())
+        cpu0, wall0, machine0 = time.process_time(), time.monotonic(), machine_busy()
         await pilot.pause(seconds)
         cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+        machine = [now - then for now, then in zip(machine_busy(), machine0, strict=True)]
         probe.cancel()
         live = store.counts()[HostState.LIVE]
+        bad_frames = sum(r.bad_frames for r in store.hosts.values()) - bad_before
         quitting = time.monotonic()
         await pilot.press("q")
     return {
         "hosts": hosts,
         "gpus": hosts * gpus_per_host,
         "live_at_end": live,
+        "bad_frames": bad_frames,
         "seconds": round(wall, 1),
         "all_live_after_s": round(first_all - started, 1),
         "app_cpu_pct_of_one_core": round(100 * cpu / wall, 1),
+        "machine_busy_pct": round(100 * machine[0] / max(1, machine[1]), 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "refreshes": len(refresh_ms),
         **spread("refresh", refresh_ms),
@@ -171,6 +218,7 @@ async def measure_app(app: GpuTuiApp, hosts: int, seconds: float, gpus_per_host:
         "health_slice_max_ms": round(max(health.slice_ms), 1) if health.slice_ms else None,
         "loop_stall_p99_ms": round(percentile(lag.late_ms, 0.99), 1) if lag.late_ms else None,
         "loop_stall_max_ms": round(max(lag.late_ms), 1) if lag.late_ms else None,
+        **collections.figures(),
         "quit_s": round(time.monotonic() - quitting, 2),
     }
 

@@ -115,16 +115,16 @@ def patched_gpu(before: GpuSample, patch: GpuPatch, seq: int) -> GpuSample:
 
 
 def patched_processes(gpu: GpuSample, changes: list[ProcessPatch], seq: int) -> list[ProcessInfo]:
-    """The GPU's processes with each change applied; a pid it did not have is a FrameError."""
-    by_pid = {p["pid"]: p for p in changes}
-    out = []
-    for process in gpu.processes:
+    """The GPU's processes with each change applied; a pid it did not have is a FrameError.
+    A patch is applied as it came, ``pid`` included: it is the process's own pid, unchanged."""
+    by_pid: dict[int, Any] = {p["pid"]: p for p in changes}
+    out = list(gpu.processes)
+    for i, process in enumerate(out):
         patch = by_pid.pop(process.pid, None)
         if patch is not None:
-            update: dict[str, Any] = dict(patch)
-            del update["pid"]
-            process = replaced(process, update)
-        out.append(process)
+            out[i] = replaced(process, patch)
+            if not by_pid:
+                return out
     if by_pid:
         pids = ", ".join(str(p) for p in by_pid)
         raise FrameError(f"changes of sample {seq} for process {pids}, not on GPU {gpu.index}: waiting for the next keyframe")

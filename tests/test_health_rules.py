@@ -12,6 +12,7 @@ from typing import Any
 
 from gputui.config import Thresholds
 from gputui.fleet.store import FleetStore
+from gputui.frame_decoder import FrameDecoder
 from gputui.frames import Hello, Sample, parse_frame
 from gputui.health.engine import HealthEngine
 from gputui.health.model import Alert, Severity
@@ -462,3 +463,26 @@ def test_the_dashboard_can_judge_a_large_fleet_in_slices_with_the_same_result() 
             break
     assert pauses == 150 // 64
     assert sliced == whole and len([a for a in whole if a.rule == "thermal"]) == 14
+
+
+def test_counters_climb_through_a_stream_of_changes() -> None:
+    """An agent sending changes (``--changes``) repeats no counter that did not move, and the
+    decoder keeps it as the same object: the engine, which passes over a GPU whose counters it has
+    read already, still sees the one rise that came in a delta."""
+    fleet = Fleet(counter_window_minutes=5)
+    engine = fleet.engine(hold_s=0, clear_s=0)
+    decoder = FrameDecoder()
+
+    def arrive(frame: dict[str, Any]) -> list[Alert]:
+        fleet.wall.t += 1
+        fleet.mono.t += 1
+        fleet.store.apply(HOST, decoder.frame(json.dumps({"v": PROTOCOL_VERSION, "t": fleet.wall.t, **frame})))
+        return engine.evaluate(fleet.store)
+
+    assert arrive({"type": "sample", "seq": 0, "key": True, "gpus": [gpu(pcie_replays=37)]}) == []
+    for seq in (1, 2, 3):
+        assert arrive({"type": "delta", "seq": seq, "gpus": [{"index": 0, "util_pct": 70 + seq}]}) == []
+    alerts = arrive({"type": "delta", "seq": 4, "gpus": [{"index": 0, "pcie_replays": 45}]})
+    assert one(alerts, "pcie").title == "GPU 0 PCIe replays climbing (+8 in 5 min)"
+    alerts = arrive({"type": "delta", "seq": 5, "gpus": [{"index": 0, "util_pct": 12}]})
+    assert found(alerts) == {("pcie", 0)}  # the rise is still within the window

@@ -33,7 +33,7 @@ from gputui.frames import Sample, XidEvent
 from gputui.health.finding import Context, Finding
 from gputui.health.jump import jump_outages
 from gputui.health.model import Alert
-from gputui.health.rules import counter_values, host_findings
+from gputui.health.rules import counter_parts, counter_values, host_findings
 from gputui.slurm.model import SlurmView
 
 ALWAYS_JUDGED = frozenset({"xid", "stale", "down"})  # judged whatever the host's state
@@ -56,15 +56,15 @@ class _Tracked:
 
 
 @dataclass
-class _Counter:
-    value: int
-    rises: deque[tuple[float, int]] = field(default_factory=deque)  # (wall time, by how much)
-
-
-@dataclass
 class _HostMemory:
     sample: Sample | None = None  # the last sample observed
-    counters: dict[tuple[int, str], _Counter] = field(default_factory=dict)
+    counters: dict[tuple[int, str], int] = field(default_factory=dict)  # (GPU, counter) -> its last value
+    # (wall time, by how much) of each rise within the window, for a counter that rose: most never
+    # do, and an empty deque for each of a fleet's counters was a tenth of the dashboard's memory.
+    rises: dict[tuple[int, str], deque[tuple[float, int]]] = field(default_factory=dict)
+    # Per GPU, the parts of its last sample the counters came from: a GPU whose parts are the same
+    # (the same objects, as a stream of changes keeps them, or equal ones) has nothing new to count.
+    read_from: dict[int, tuple[object, ...]] = field(default_factory=dict)
 
 
 class HealthEngine:
@@ -110,30 +110,34 @@ class HealthEngine:
         if sample is None or sample is memory.sample:
             return
         memory.sample = sample
+        read_from = memory.read_from
         for g in sample.gpus:
+            parts = counter_parts(g)
+            if read_from.get(g.index) == parts:
+                continue  # at thousands of GPUs a second, most of what observing cost
+            read_from[g.index] = parts
             for counter, value in counter_values(g).items():
                 self._count(memory, (g.index, counter), value, now)
 
     @staticmethod
     def _count(memory: _HostMemory, key: tuple[int, str], value: int, now: float) -> None:
-        counter = memory.counters.get(key)
-        if counter is None:
-            memory.counters[key] = _Counter(value)  # the first value is a baseline, not a rise
-            return
-        if value > counter.value:
-            counter.rises.append((now, value - counter.value))
-        counter.value = value  # lower: the GPU was reset, counting starts again
+        before = memory.counters.get(key)
+        memory.counters[key] = value  # the first value is a baseline; a lower one, a reset: counting starts again
+        if before is not None and value > before:
+            memory.rises.setdefault(key, deque()).append((now, value - before))
 
     def _context(self, record: HostRecord, now: float, mono_now: float, slurm: SlurmView | None = None) -> Context:
         memory = self._hosts.get(record.name, _HostMemory())
         xids, last_xid = self._xids(record, now)
         counter_from = now - self.thresholds.counter_window_minutes * 60.0
         climbs: dict[tuple[int, str], int] = {}
-        for key, counter in memory.counters.items():
-            while counter.rises and counter.rises[0][0] < counter_from:
-                counter.rises.popleft()
-            if counter.rises:
-                climbs[key] = sum(by for _, by in counter.rises)
+        for key, rises in list(memory.rises.items()):
+            while rises and rises[0][0] < counter_from:
+                rises.popleft()
+            if rises:
+                climbs[key] = sum(by for _, by in rises)
+            else:
+                del memory.rises[key]
         jobs = {}
         if slurm is not None:
             jobs = {g.index: job.label() for g in record.gpus() if (job := slurm.job_on(record.name, g.index)) is not None}

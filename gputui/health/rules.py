@@ -32,6 +32,12 @@ NEAR_SHUTDOWN_C = 2  # this close to the shutdown point a thermal alert is criti
 LOST_XID = 79
 
 
+def counter_parts(g: GpuSample) -> tuple[object, ...]:
+    """What :func:`counter_values` reads: a GPU whose parts are equal to the last ones has no new
+    counter value (the health engine skips it; keep the two in step)."""
+    return (g.ecc, g.pcie_replays, g.nvlink)
+
+
 def counter_values(g: GpuSample) -> dict[str, int]:
     """The cumulative error counters whose rise some rule watches; absent when the GPU does not say.
 

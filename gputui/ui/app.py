@@ -6,7 +6,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
@@ -39,6 +39,9 @@ from gputui.ui.state.alerts import AlertBoard, Evaluate, health_engine
 from gputui.ui.themes import console_terminal, pick_theme, register_themes, theme_is_ascii
 from gputui.ui.widgets.commands import FleetCommands, FleetPalette, ThemeCommands
 from gputui.ui.widgets.replay_bar import TAPE_BINDINGS, TapeDeck
+
+if TYPE_CHECKING:
+    from gputui.ui.launch import HeapSettler  # launch makes the app: only its type is needed here
 
 HEALTH_S = 1.0  # the health engine runs once a second, over the whole store in one pass
 WELCOME_HIDES = {"connections", "audit", "triage"}  # app keys that need a fleet
@@ -98,6 +101,8 @@ class GpuTuiApp(App[None]):
         else:
             self.engine = health_engine(thresholds, wall_clock)
             self.board = AlertBoard(self.engine.evaluate, audit, clock=wall_clock, steps=self.engine.evaluate_in_steps)
+        # Set by ``run_app`` (gputui/ui/launch.py): not in tests, whose apps share one process's collector.
+        self.heap: HeapSettler | None = None
         self.triage_first = triage_first  # open the triage screen the first time a warning or worse is active
         # New critical alerts reach people ([notify]); never from a replay: that incident is over.
         live = config is not None and replay is None and config.notify.active
@@ -285,6 +290,8 @@ class GpuTuiApp(App[None]):
         """The timer's tick: the rules over the store in slices, so input and redraws go on meanwhile."""
         await self.board.tick_async(self.store)
         self.after_health_tick()
+        if self.heap is not None and self.heap.check():
+            self.heap = None
 
     def health_restart(self) -> None:
         """A replay jumped: judge the fleet afresh, as if opened at the new moment."""

@@ -1,0 +1,66 @@
+"""The dashboard's heap is frozen once its fleet has connected (gputui/ui/launch.py): not while a
+host is still connecting, at the deadline if one never does, and never twice. What is frozen is
+still freed by its reference count: a frame replaced after the freeze is gone, not kept."""
+
+from __future__ import annotations
+
+import gc
+import json
+import weakref
+from collections.abc import Iterator
+
+import pytest
+
+from gputui.agent.sampler import Sampler
+from gputui.fleet.store import FleetStore
+from gputui.frames import Sample, parse_frame
+from gputui.sim.nvml import SimNvml
+from gputui.ui.launch import HeapSettler
+from tests.ui_apps import Clock
+
+
+@pytest.fixture(autouse=True)
+def thawed() -> Iterator[None]:
+    """The test process's collector as it was: every other test shares it."""
+    assert gc.get_freeze_count() == 0
+    yield
+    gc.unfreeze()
+
+
+def connect(store: FleetStore, sampler: Sampler, name: str) -> None:
+    store.apply(name, parse_frame(json.dumps(sampler.hello(1.0))))
+    store.apply(name, parse_frame(json.dumps(sampler.sample())))
+
+
+def test_the_heap_is_frozen_once_every_host_has_connected() -> None:
+    clock = Clock()
+    store = FleetStore(clock=clock)
+    sims = {name: SimNvml("healthy", seed=i, clock=clock) for i, name in enumerate(("a", "b"))}
+    samplers = {name: Sampler(sim, host=name, clock=clock) for name, sim in sims.items()}
+    for name in samplers:
+        store.add_host(name)
+    settler = HeapSettler(store, clock=clock, within_s=60)
+    connect(store, samplers["a"], "a")
+    assert not settler.check() and gc.get_freeze_count() == 0  # b is still connecting
+    connect(store, samplers["b"], "b")
+    assert settler.check() and gc.get_freeze_count() > 0
+    frozen = gc.get_freeze_count()
+    assert settler.check() and gc.get_freeze_count() == frozen  # once
+
+    before = store.hosts["b"].sample
+    assert isinstance(before, Sample) and gc.is_tracked(before)
+    gone = weakref.ref(before)
+    del before
+    store.apply("b", parse_frame(json.dumps(samplers["b"].sample())))
+    assert gone() is None  # frozen, yet freed as soon as the next frame replaced it
+
+
+def test_a_host_that_never_connects_does_not_hold_the_freeze_off_past_the_deadline() -> None:
+    clock = Clock()
+    store = FleetStore(clock=clock)
+    store.add_host("never")
+    settler = HeapSettler(store, clock=clock, within_s=60)
+    clock.now += 59
+    assert not settler.check() and gc.get_freeze_count() == 0
+    clock.now += 1
+    assert settler.check() and gc.get_freeze_count() > 0
