@@ -113,9 +113,10 @@ class HealthEngine:
         read_from = memory.read_from
         for g in sample.gpus:
             parts = counter_parts(g)
-            if read_from.get(g.index) == parts:
+            before = read_from.get(g.index)
+            read_from[g.index] = parts  # kept even when equal: the next sample's are then the same objects
+            if before == parts:
                 continue  # at thousands of GPUs a second, most of what observing cost
-            read_from[g.index] = parts
             for counter, value in counter_values(g).items():
                 self._count(memory, (g.index, counter), value, now)
 
