@@ -45,7 +45,7 @@ from gputui.fleet.store import FleetStore, HostState
 from gputui.health.model import Alert
 from gputui.sources.demo import DemoFleet
 from gputui.ui.app import GpuTuiApp
-from gputui.ui.launch import HeapSettler, demo_app, tune_gc
+from gputui.ui.launch import demo_app, tune_heap
 from gputui.ui.screens.overview import OverviewScreen
 from gputui.ui.widgets.fleet_view import FleetView
 
@@ -171,8 +171,7 @@ async def measure(hosts: int, seconds: float) -> dict[str, object]:
 async def measure_app(app: GpuTuiApp, hosts: int, seconds: float, gpus_per_host: int = 8) -> dict[str, object]:
     """The app's CPU, peak RSS, refresh and health times and loop stalls over ``seconds``, once all
     ``hosts`` are live, and how long quitting took."""
-    tune_gc()  # as ``gputui`` runs the dashboard (gputui/ui/launch.py: run_app)
-    app.heap = HeapSettler(app.store)
+    tune_heap(app)  # as ``gputui`` runs the dashboard (gputui/ui/launch.py: run_app)
     app.triage_first = False  # measure the overview, with the engine still ticking
     health, lag, collections = HealthTimes(app), LoopLag(), GcPauses()
     async with app.run_test(size=(200, 60)) as pilot:

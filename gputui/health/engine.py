@@ -128,17 +128,18 @@ class HealthEngine:
             memory.rises.setdefault(key, deque()).append((now, value - before))
 
     def _context(self, record: HostRecord, now: float, mono_now: float, slurm: SlurmView | None = None) -> Context:
-        memory = self._hosts.get(record.name, _HostMemory())
+        memory = self._hosts.get(record.name)  # not a default made for every host on every pass
         xids, last_xid = self._xids(record, now)
         counter_from = now - self.thresholds.counter_window_minutes * 60.0
         climbs: dict[tuple[int, str], int] = {}
-        for key, rises in list(memory.rises.items()):
+        risen = memory.rises if memory is not None else {}
+        for key, rises in list(risen.items()):
             while rises and rises[0][0] < counter_from:
                 rises.popleft()
             if rises:
                 climbs[key] = sum(by for _, by in rises)
             else:
-                del memory.rises[key]
+                del risen[key]
         jobs = {}
         if slurm is not None:
             jobs = {g.index: job.label() for g in record.gpus() if (job := slurm.job_on(record.name, g.index)) is not None}

@@ -109,14 +109,19 @@ class HeapSettler:
         return True
 
 
+def tune_heap(app: GpuTuiApp) -> None:
+    """The collector as the dashboard runs it: its thresholds now, the heap frozen once the fleet settles."""
+    tune_gc()
+    app.heap = HeapSettler(app.store)
+
+
 def run_app(app: GpuTuiApp) -> int:
     """Run the dashboard until it quits; 2, with the reason on stderr, where there is no terminal to run on."""
     problem = no_terminal()
     if problem is not None:
         print(problem, file=sys.stderr)
         return 2
-    tune_gc()
-    app.heap = HeapSettler(app.store)
+    tune_heap(app)
     app.run()
     return 0
 
