@@ -10,7 +10,8 @@ be elsewhere):
 
 - CPU % of one core over the run, after the first frames arrived;
 - how busy the whole machine was (every core, the demo's feeds included);
-- peak RSS;
+- peak RSS, and RSS at the end (each GPU's hour of history is allocated when its first sample
+  comes, so what grows after that is not history);
 - how many frames were bad (a host reset: with changes, a frame dropped
   under load breaks the chain until the next keyframe);
 - the 50th and 99th percentile time of one overview refresh: re-reading the
@@ -60,6 +61,13 @@ def machine_busy() -> tuple[int, int]:
         fields = [int(v) for v in f.readline().split()[1:]]
     idle = fields[3] + fields[4]  # idle and iowait
     return sum(fields) - idle, sum(fields)
+
+
+def rss_now_mb() -> int:
+    """Resident memory now (peak RSS includes the start: every host's hello and first keyframe at once)."""
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    return round(pages * resource.getpagesize() / 2**20)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -190,9 +198,9 @@ async def measure_app(app: GpuTuiApp, hosts: int, seconds: float, gpus_per_host:
         health.clear()
         collections.clear()
         bad_before = sum(r.bad_frames for r in store.hosts.values())
-        cpu0, wall0, machine0 = time.process_time(), time.monotonic(), machine_busy()
+        cpu0, wall0, machine0, rss_start = time.process_time(), time.monotonic(), machine_busy(), rss_now_mb()
         await pilot.pause(seconds)
-        cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+        cpu, wall, rss_end = time.process_time() - cpu0, time.monotonic() - wall0, rss_now_mb()
         machine = [now - then for now, then in zip(machine_busy(), machine0, strict=True)]
         probe.cancel()
         live = store.counts()[HostState.LIVE]
@@ -209,6 +217,8 @@ async def measure_app(app: GpuTuiApp, hosts: int, seconds: float, gpus_per_host:
         "app_cpu_pct_of_one_core": round(100 * cpu / wall, 1),
         "machine_busy_pct": round(100 * machine[0] / max(1, machine[1]), 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "rss_start_mb": rss_start,
+        "rss_end_mb": rss_end,
         "refreshes": len(refresh_ms),
         **spread("refresh", refresh_ms),
         "health_ticks": len(health.whole_ms),

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from gputui.frame_sharing import COUNTER_MODELS, share, shared_counters, shared_names
 from gputui.frames import (
     Delta,
     ErrorFrame,
@@ -47,8 +48,10 @@ class FrameDecoder:
 
     def decode(self, frame: Hello | Sample | Delta | ErrorFrame | Result) -> Hello | Sample | ErrorFrame | Result:
         if isinstance(frame, Hello):
+            share(frame)
             self.gpus = None  # a new stream: its first sample is a keyframe
         elif isinstance(frame, Sample):
+            share(frame)
             self.gpus = {g.index: g for g in frame.gpus}
             self.seq = frame.seq
         elif isinstance(frame, Delta):
@@ -83,7 +86,7 @@ def _sample(delta: Delta, gpus: list[GpuSample]) -> Sample:
     values = {**delta.__dict__, "type": "sample", "gpus": gpus, "key": False}
     sample = _new(Sample)
     _set(sample, "__dict__", values)
-    _set(sample, "__pydantic_fields_set__", set(values))
+    _set(sample, "__pydantic_fields_set__", shared_names(values.keys()))
     _set(sample, "__pydantic_extra__", None)
     _set(sample, "__pydantic_private__", None)
     return sample
@@ -95,7 +98,9 @@ def replaced(model: _M, update: dict[str, Any]) -> _M:
     new = _new(type(model))
     _set(new, "__dict__", {**model.__dict__, **update})
     fields_set = model.__pydantic_fields_set__
-    _set(new, "__pydantic_fields_set__", fields_set if fields_set.issuperset(update) else fields_set | update.keys())
+    if not fields_set.issuperset(update):
+        fields_set = shared_names(fields_set | update.keys())
+    _set(new, "__pydantic_fields_set__", fields_set)
     _set(new, "__pydantic_extra__", None)
     _set(new, "__pydantic_private__", None)
     return new
@@ -107,6 +112,13 @@ def patched_gpu(before: GpuSample, patch: GpuPatch, seq: int) -> GpuSample:
     del update["index"]
     if "lost" in update and update["lost"] is None:
         update["lost"] = False
+    for key, value in update.items():  # validated just now, as a keyframe's are: shared as theirs are
+        if type(value) in COUNTER_MODELS:
+            update[key] = shared_counters(value)
+        elif type(value) is list:
+            for item in value:
+                if isinstance(item, BaseModel):
+                    share(item)
     if "processes" in update:
         update["processes"] = update["processes"] or []
     elif "process_changes" in update:

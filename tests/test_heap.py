@@ -1,5 +1,5 @@
 """The dashboard's heap is frozen once its fleet has connected (gputui/ui/launch.py): not while a
-host is still connecting, at the deadline if one never does, and never twice. What is frozen is
+host is still connecting or waiting for its first sample, at the deadline if one never does, and never twice. What is frozen is
 still freed by its reference count: a frame replaced after the freeze is gone, not kept."""
 
 from __future__ import annotations
@@ -42,7 +42,10 @@ def test_the_heap_is_frozen_once_every_host_has_connected() -> None:
     settler = HeapSettler(store, clock=clock, within_s=60)
     connect(store, samplers["a"], "a")
     assert not settler.check() and gc.get_freeze_count() == 0  # b is still connecting
-    connect(store, samplers["b"], "b")
+    store.apply("b", parse_frame(json.dumps(samplers["b"].hello(1.0))))
+    assert store.hosts["b"].history == {}  # made with b's first sample: frozen only after it
+    assert not settler.check() and gc.get_freeze_count() == 0
+    store.apply("b", parse_frame(json.dumps(samplers["b"].sample())))
     assert settler.check() and gc.get_freeze_count() > 0
     frozen = gc.get_freeze_count()
     assert settler.check() and gc.get_freeze_count() == frozen  # once

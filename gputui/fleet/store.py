@@ -38,6 +38,10 @@ class HostRecord:
     group: str | None = None
     hello: Hello | None = None
     sample: Sample | None = None
+    # The store's number of this sample (0: none yet). Readers that only need to know whether a
+    # host sent a new sample remember this, not the sample: holding it kept every host's sample
+    # before the last alive too, twice the objects the garbage collector walks.
+    sample_no: int = 0
     last_frame_at: float | None = None  # monotonic
     down_since: float | None = None
     error: str | None = None
@@ -95,6 +99,7 @@ class FleetStore:
         self.history_samples = history_samples
         self.hosts: dict[str, HostRecord] = {}
         self.version = 0  # bumped on every change, so readers can skip redraws
+        self.samples = 0  # samples applied, to number each host's last (HostRecord.sample_no)
         self.listeners: list[Callable[[], None]] = []
         self.slurm: SlurmView | None = None  # the site's Slurm, where [slurm] is set: jobs, node states, reservations
 
@@ -123,6 +128,8 @@ class FleetStore:
                 record.hello_after_s = now - record.connecting_since
         elif isinstance(frame, Sample):
             record.sample = frame
+            self.samples += 1
+            record.sample_no = self.samples
             self._remember(record, frame)
             for event in frame.events:
                 if not xid_logged(record.events, event):

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from gputui.config import Thresholds
 from gputui.fleet.store import FleetStore, HostRecord, HostState
-from gputui.frames import Sample, XidEvent
+from gputui.frames import XidEvent
 from gputui.health.finding import Context, Finding
 from gputui.health.jump import jump_outages
 from gputui.health.model import Alert
@@ -57,7 +57,7 @@ class _Tracked:
 
 @dataclass
 class _HostMemory:
-    sample: Sample | None = None  # the last sample observed
+    sample_no: int = 0  # the last sample observed (HostRecord.sample_no)
     counters: dict[tuple[int, str], int] = field(default_factory=dict)  # (GPU, counter) -> its last value
     # (wall time, by how much) of each rise within the window, for a counter that rose: most never
     # do, and an empty deque for each of a fleet's counters was a tenth of the dashboard's memory.
@@ -107,16 +107,15 @@ class HealthEngine:
         if memory is None:
             memory = self._hosts[name] = _HostMemory()
         sample = record.sample
-        if sample is None or sample is memory.sample:
+        if sample is None or record.sample_no == memory.sample_no:
             return
-        memory.sample = sample
+        memory.sample_no = record.sample_no
         read_from = memory.read_from
         for g in sample.gpus:
             parts = counter_parts(g)
-            before = read_from.get(g.index)
-            read_from[g.index] = parts  # kept even when equal: the next sample's are then the same objects
-            if before == parts:
-                continue  # at thousands of GPUs a second, most of what observing cost
+            if read_from.get(g.index) == parts:
+                continue  # the same objects, mostly (frames share equal counters): nothing new to count
+            read_from[g.index] = parts
             for counter, value in counter_values(g).items():
                 self._count(memory, (g.index, counter), value, now)
 

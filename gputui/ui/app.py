@@ -142,6 +142,8 @@ class GpuTuiApp(App[None]):
         self.push_screen(OverviewScreen(self.store, self.fleet_title, self.parts()))
         self.health_tick()  # a store that starts full (a replay, a snapshot) is judged before the first draw
         self.set_interval(HEALTH_S, self.health_tick_async)
+        if self.heap is not None:
+            self.set_interval(self.heap.young_every_s, self.heap.collect_young)
         for problem in self.theme_problems:
             self.notify(problem, severity="warning", timeout=10)
         for problem in self.source_problems:

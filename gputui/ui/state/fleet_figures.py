@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from gputui.fleet.allocation import in_use
 from gputui.fleet.store import FleetStore, HostRecord, HostState
-from gputui.frames import Hello, Sample
+from gputui.frames import Hello
 
 
 @dataclass(frozen=True)
@@ -34,9 +34,9 @@ class Figures:
 
 @dataclass(frozen=True)
 class _HostGpus:
-    """One host's GPU counts, and the frames they were worked out from."""
+    """One host's GPU counts, and which hello and sample they were worked out from."""
 
-    sample: Sample | None
+    sample_no: int  # the host's sample counted (HostRecord.sample_no)
     hello: Hello | None
     gpus: int
     busy: int
@@ -84,13 +84,13 @@ class FleetFigures:
 
     def _host_gpus(self, record: HostRecord) -> _HostGpus:
         known = self.per_host.get(record.name)
-        if known is not None and known.sample is record.sample and known.hello is record.hello:
+        if known is not None and known.sample_no == record.sample_no and known.hello is record.hello:
             return known
         source = record.hello.source if record.hello else None
         gpus = record.sample.gpus if record.sample is not None else []
         said = len(record.hello.gpus) if record.hello else 0
         counted = _HostGpus(
-            record.sample,
+            record.sample_no,
             record.hello,
             len(gpus),
             sum(1 for g in gpus if in_use(g, source)),
