@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from gputui.frame_sharing import COUNTER_MODELS, share, shared_counters, shared_names
+from gputui.frame_sharing import built, share, share_values, shared_names
 from gputui.frames import (
     Delta,
     ErrorFrame,
@@ -77,33 +77,21 @@ class FrameDecoder:
 
 
 _M = TypeVar("_M", bound=BaseModel)
-_set = object.__setattr__
-_new = object.__new__
 
 
 def _sample(delta: Delta, gpus: list[GpuSample]) -> Sample:
     """The whole sample a delta stands for (``Sample.model_construct`` without its per-field walk)."""
     values = {**delta.__dict__, "type": "sample", "gpus": gpus, "key": False}
-    sample = _new(Sample)
-    _set(sample, "__dict__", values)
-    _set(sample, "__pydantic_fields_set__", shared_names(values.keys()))
-    _set(sample, "__pydantic_extra__", None)
-    _set(sample, "__pydantic_private__", None)
-    return sample
+    return built(Sample, values, shared_names(values.keys()))
 
 
 def replaced(model: _M, update: dict[str, Any]) -> _M:
     """``model.model_copy(update=update)`` at a fraction of the cost (it was most of decoding a
     delta): values already validated, the models frozen, so every part not updated is shared."""
-    new = _new(type(model))
-    _set(new, "__dict__", {**model.__dict__, **update})
     fields_set = model.__pydantic_fields_set__
     if not fields_set.issuperset(update):
         fields_set = shared_names(fields_set | update.keys())
-    _set(new, "__pydantic_fields_set__", fields_set)
-    _set(new, "__pydantic_extra__", None)
-    _set(new, "__pydantic_private__", None)
-    return new
+    return built(type(model), {**model.__dict__, **update}, fields_set)
 
 
 def patched_gpu(before: GpuSample, patch: GpuPatch, seq: int) -> GpuSample:
@@ -112,13 +100,7 @@ def patched_gpu(before: GpuSample, patch: GpuPatch, seq: int) -> GpuSample:
     del update["index"]
     if "lost" in update and update["lost"] is None:
         update["lost"] = False
-    for key, value in update.items():  # validated just now, as a keyframe's are: shared as theirs are
-        if type(value) in COUNTER_MODELS:
-            update[key] = shared_counters(value)
-        elif type(value) is list:
-            for item in value:
-                if isinstance(item, BaseModel):
-                    share(item)
+    share_values(update)  # validated just now, as a keyframe's are: shared as theirs are
     if "processes" in update:
         update["processes"] = update["processes"] or []
     elif "process_changes" in update:

@@ -40,14 +40,19 @@ def shared_names(names: Set[str]) -> set[str]:
     return _names(frozenset(names))
 
 
-@lru_cache(maxsize=4096)
-def _counters(kind: type[_M], items: tuple[tuple[str, Any], ...], names: frozenset[str]) -> _M:
+def built(kind: type[_M], values: dict[str, Any], names: set[str]) -> _M:
+    """A model of values already validated, as ``model_construct`` makes one without its per-field walk."""
     model = _new(kind)
-    _set(model, "__dict__", dict(items))
-    _set(model, "__pydantic_fields_set__", _names(names))
+    _set(model, "__dict__", values)
+    _set(model, "__pydantic_fields_set__", names)
     _set(model, "__pydantic_extra__", None)
     _set(model, "__pydantic_private__", None)
     return model
+
+
+@lru_cache(maxsize=4096)
+def _counters(kind: type[_M], items: tuple[tuple[str, Any], ...], names: frozenset[str]) -> _M:
+    return built(kind, dict(items), _names(names))
 
 
 def shared_counters(model: _M) -> _M:
@@ -56,11 +61,8 @@ def shared_counters(model: _M) -> _M:
     return one
 
 
-def share(model: BaseModel) -> None:
-    """Make a model just validated, and the models in it, hold shared parts. Only for a model
-    no reader has seen yet: it is changed in place (its values stay equal)."""
-    _set(model, "__pydantic_fields_set__", shared_names(model.__pydantic_fields_set__))
-    values = model.__dict__
+def share_values(values: dict[str, Any]) -> None:
+    """Make the models among ``values`` (a model's, or a delta's changes) hold shared parts, in place."""
     for key, value in values.items():
         if isinstance(value, BaseModel):
             if type(value) in COUNTER_MODELS:
@@ -71,3 +73,10 @@ def share(model: BaseModel) -> None:
             for item in value:
                 if isinstance(item, BaseModel):
                     share(item)
+
+
+def share(model: BaseModel) -> None:
+    """Make a model just validated, and the models in it, hold shared parts. Only for a model
+    no reader has seen yet: it is changed in place (its values stay equal)."""
+    _set(model, "__pydantic_fields_set__", shared_names(model.__pydantic_fields_set__))
+    share_values(model.__dict__)

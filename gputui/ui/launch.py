@@ -109,9 +109,7 @@ class HeapSettler:
         now = self.store.clock()
         # A host that has said hello but sent no sample yet makes its history with its first one:
         # frozen before it, that history (tens of objects a GPU) would be walked every full collection.
-        connecting = any(
-            r.state(now) is HostState.CONNECTING or (r.hello is not None and r.sample is None) for r in self.store.hosts.values()
-        )
+        connecting = any(waiting(r, now) for r in self.store.hosts.values())
         if connecting and self.clock() < self.deadline:
             return False
         gc.collect()  # what is garbage already is freed, not frozen
