@@ -1,4 +1,4 @@
-"""The dashboard's heap is frozen once its fleet has connected (gputui/ui/launch.py): not while a
+"""The dashboard's heap is frozen once its fleet has connected (gputui/ui/heap.py): not while a
 host is still connecting or waiting for its first sample, at the deadline if one never does, and never twice. What is frozen is
 still freed by its reference count: a frame replaced after the freeze is gone, not kept."""
 
@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import weakref
 from collections.abc import Iterator
 
@@ -15,7 +16,7 @@ from gputui.agent.sampler import Sampler
 from gputui.fleet.store import FleetStore
 from gputui.frames import Sample, parse_frame
 from gputui.sim.nvml import SimNvml
-from gputui.ui.launch import HeapSettler
+from gputui.ui.heap import HeapSettler
 from tests.ui_apps import Clock
 
 
@@ -51,7 +52,7 @@ def test_the_heap_is_frozen_once_every_host_has_connected() -> None:
     assert settler.check() and gc.get_freeze_count() == frozen  # once
 
     before = store.hosts["b"].sample
-    assert isinstance(before, Sample) and gc.is_tracked(before)
+    assert isinstance(before, Sample)
     gone = weakref.ref(before)
     del before
     store.apply("b", parse_frame(json.dumps(samplers["b"].sample())))
@@ -67,3 +68,22 @@ def test_a_host_that_never_connects_does_not_hold_the_freeze_off_past_the_deadli
     assert not settler.check() and gc.get_freeze_count() == 0
     clock.now += 1
     assert settler.check() and gc.get_freeze_count() > 0
+
+
+def rss_kb() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
+
+
+def test_memory_freed_between_blocks_still_in_use_goes_back_to_the_system() -> None:
+    """Replaced frames leave glibc's heap full of free holes that it keeps until asked: the dashboard
+    asks once a minute, else its RSS grows for as long as it runs (179 to 222 MB in 5 min at 1,024 hosts)."""
+    settler = HeapSettler(FleetStore(), within_s=60)
+    assert settler.trim is not None  # glibc: the C library of the machines the dashboard runs on
+    blocks = [bytearray(4_000) for _ in range(20_000)]  # 80 MB, each block from malloc (over 512 B)
+    kept = blocks[::16]  # one in sixteen lives on, so free() cannot shrink the heap past the holes
+    del blocks
+    holding = rss_kb()
+    settler.give_back()
+    assert rss_kb() < holding - 25_000  # a third of the 75 MB freed, at least (49 MB here), is the system's again
+    assert len(kept) == 1_250

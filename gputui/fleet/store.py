@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from gputui.fleet.history import FINE_SAMPLES, GpuHistory
+from gputui.frame_untracking import untrack_frame, untracker
 from gputui.frames import ErrorFrame, GpuSample, GpuStatic, Hello, Result, Sample, XidEvent
 from gputui.slurm.model import SlurmView
 
@@ -102,6 +103,7 @@ class FleetStore:
         self.samples = 0  # samples applied, to number each host's last (HostRecord.sample_no)
         self.listeners: list[Callable[[], None]] = []
         self.slurm: SlurmView | None = None  # the site's Slurm, where [slurm] is set: jobs, node states, reservations
+        self.untrack = untracker()  # frames kept here are never walked by the collector (gputui/frame_untracking.py)
 
     def _changed(self) -> None:
         self.version += 1
@@ -121,12 +123,14 @@ class FleetStore:
         record.last_frame_at = now
         record.down_since = None
         if isinstance(frame, Hello):
+            self._keep(frame)
             record.hello = frame
             record.error = None
             record.failed_hop = None
             if record.connecting_since is not None:
                 record.hello_after_s = now - record.connecting_since
         elif isinstance(frame, Sample):
+            self._keep(frame)
             record.sample = frame
             self.samples += 1
             record.sample_no = self.samples
@@ -140,6 +144,10 @@ class FleetStore:
                 record.fatal = frame.message
                 record.down_since = now
         self._changed()
+
+    def _keep(self, frame: Hello | Sample) -> None:
+        if self.untrack is not None:
+            untrack_frame(frame, self.untrack)
 
     def _remember(self, record: HostRecord, sample: Sample) -> None:
         interval = record.interval_s

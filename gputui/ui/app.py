@@ -41,7 +41,7 @@ from gputui.ui.widgets.commands import FleetCommands, FleetPalette, ThemeCommand
 from gputui.ui.widgets.replay_bar import TAPE_BINDINGS, TapeDeck
 
 if TYPE_CHECKING:
-    from gputui.ui.launch import HeapSettler  # launch makes the app: only its type is needed here
+    from gputui.ui.heap import HeapSettler
 
 HEALTH_S = 1.0  # the health engine runs once a second, over the whole store in one pass
 WELCOME_HIDES = {"connections", "audit", "triage"}  # app keys that need a fleet
@@ -144,6 +144,7 @@ class GpuTuiApp(App[None]):
         self.set_interval(HEALTH_S, self.health_tick_async)
         if self.heap is not None:
             self.set_interval(self.heap.young_every_s, self.heap.collect_young)
+            self.set_interval(self.heap.trim_every_s, self.heap.give_back)
         for problem in self.theme_problems:
             self.notify(problem, severity="warning", timeout=10)
         for problem in self.source_problems:

@@ -3,25 +3,22 @@
 The dashboard draws on a terminal and reads its keys from one: with stdin or
 stdout redirected it would write escape codes into a file and wait for keys
 that never come, so it refuses to start there (exit 2) and names the
-commands that print instead. It also sets up the process's garbage
-collection for a dashboard of thousands of hosts (see below).
+commands that print instead. It also sets up the process's heap for a
+dashboard of thousands of hosts (gputui/ui/heap.py).
 """
 
 from __future__ import annotations
 
-import gc
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
 from textual.markup import escape
 
 from gputui import config as cfg
-from gputui.fleet.store import FleetStore, HostRecord, HostState
 from gputui.sources import fleet as fleets
 from gputui.ui.app import GpuTuiApp
+from gputui.ui.heap import HeapSettler, tune_gc
 from gputui.ui.themes import unknown_theme
 
 
@@ -56,80 +53,9 @@ def no_terminal() -> str | None:
     )
 
 
-# -- garbage collection: short pauses at thousands of hosts ----------------------------
-# Python's collector stops the event loop for as long as it takes to walk the
-# objects of the generations it collects. Two kinds of objects fill a large
-# dashboard's heap: each host's latest frame, replaced every interval (tens of
-# thousands of objects at 1,024 hosts, nearly all freed by their reference
-# count, never by the collector), and what lives as long as the host does (its
-# history, its hello, the health engine's memory of it). The thresholds keep
-# each collection of the young generations small; :class:`HeapSettler` takes
-# the long-lived part out of the walk once the fleet has connected, so a full
-# collection walks only what came after, not the whole heap. Measured with
-# ``bench/ui_scale.py`` (its ``gc_pauses`` and loop-stall figures).
-
-# Python's defaults (700, 10, 10) suit short scripts, not a dashboard that parses thousands of
-# frames a second. A young generation of 2,000 objects is walked in about 5 ms at 1,024 hosts
-# (20,000 took 30 to 70); the middle one, collected every 100 of those, holds about a second of
-# frames, whatever its threshold, so a higher one only makes its pauses rarer.
-GC_THRESHOLDS = (2_000, 100, 50)
-SETTLE_WITHIN_S = 120.0  # a fleet still connecting after this long is settled as it is
-# The young generation's threshold counts objects made less objects freed, and a frame that
-# replaces the one before frees as much as it makes: frames piled up in it, tens of thousands at
-# 1,024 hosts (40 ms to walk; 156 ms at 4,096), until something else made a collection happen.
-# Collected on a clock as well, it holds a tenth of a second of frames at most.
-YOUNG_EVERY_S = 0.1
-
-
-def tune_gc() -> None:
-    """The collector's thresholds for the dashboard's process (``GC_THRESHOLDS``): only when garbage
-    in cycles is looked for changes, not what is freed."""
-    gc.set_threshold(*GC_THRESHOLDS)
-
-
-class HeapSettler:
-    """Freezes the heap (``gc.freeze``) once, when every host has connected or given up trying, or
-    ``within_s`` after the start: what exists then is mostly what lives as long as the dashboard
-    does, and the collector need not walk it again each full collection (300 to 650 ms at 1,024
-    hosts). Frozen objects are still freed by their reference count; only a cycle of them that
-    became garbage later would stay (a screen open at that moment and closed after), once."""
-
-    young_every_s = YOUNG_EVERY_S  # the app collects the young generation this often (``collect_young``)
-
-    def __init__(self, store: FleetStore, clock: Callable[[], float] = time.monotonic, within_s: float = SETTLE_WITHIN_S) -> None:
-        self.store = store
-        self.clock = clock
-        self.deadline = clock() + within_s
-        self.settled = False
-
-    def check(self) -> bool:
-        """Freeze now if the fleet has settled; whether it has (then or before)."""
-        if self.settled:
-            return True
-        now = self.store.clock()
-        # A host that has said hello but sent no sample yet makes its history with its first one:
-        # frozen before it, that history (tens of objects a GPU) would be walked every full collection.
-        connecting = any(waiting(r, now) for r in self.store.hosts.values())
-        if connecting and self.clock() < self.deadline:
-            return False
-        gc.collect()  # what is garbage already is freed, not frozen
-        gc.freeze()
-        self.settled = True
-        return True
-
-    @staticmethod
-    def collect_young() -> None:
-        gc.collect(0)
-
-
-def waiting(record: HostRecord, now: float) -> bool:
-    """Whether the host is still on its way to its first sample: connecting, or said hello and no more."""
-    state = record.state(now)
-    return state is HostState.CONNECTING or (state is HostState.LIVE and record.sample is None)
-
-
 def tune_heap(app: GpuTuiApp) -> None:
-    """The collector as the dashboard runs it: its thresholds now, the heap frozen once the fleet settles."""
+    """The collector as the dashboard runs it: its thresholds now, the heap frozen once the fleet
+    settles, freed memory given back on a clock (gputui/ui/heap.py)."""
     tune_gc()
     app.heap = HeapSettler(app.store)
 

@@ -1,0 +1,67 @@
+"""Frames the store keeps are taken out of the garbage collector's walk.
+
+Python's cyclic collector stops the event loop for as long as it takes to
+walk every container object in the generations it collects. A dashboard's
+largest set of such objects is its hosts' last frames: about 35 per 8-GPU
+host (the GPU samples, their dicts, their process lists and processes), made
+anew every second. Walking them was most of each collection's pause (a full
+one about 35 ms at 1,024 hosts, four times that at 4,096) and, collected ten
+times a second, about 4 % of a core at 1,024 hosts.
+
+The collector only looks for reference cycles, and a frame cannot be in one:
+it is a tree of frozen models, lists and plain values, decoded from one line,
+and nothing in it refers back to anything that holds it. Reference counting
+frees it the moment the next frame replaces it, tracked or not. So the store
+asks CPython to stop tracking each of its objects (``PyObject_GC_UnTrack``,
+part of the C API, through ``ctypes.pythonapi``). Where that is missing (an
+interpreter other than CPython) frames stay tracked, as before: slower, not
+wrong. A model that later gains a container value (a cached attribute, say)
+has its dict tracked again by CPython itself.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+from collections.abc import Callable
+
+from pydantic import BaseModel
+
+Untrack = Callable[[object], None]
+
+
+def untracker() -> Untrack | None:
+    """CPython's ``PyObject_GC_UnTrack``, or None where there is none to call."""
+    api: ctypes.PyDLL | None = getattr(ctypes, "pythonapi", None)
+    if api is None:
+        return None
+    try:
+        call = api["PyObject_GC_UnTrack"]  # a function object of our own: ``api.name`` is one shared by the process
+    except AttributeError:
+        return None
+    call.argtypes = [ctypes.py_object]
+    call.restype = None
+    untrack: Untrack = call
+    return untrack
+
+
+def untrack_frame(model: BaseModel, untrack: Untrack) -> None:
+    """Take a frame (a hello, a sample) and every object in it out of the collector's walk.
+
+    A model already untracked was untracked with everything in it, and frames never change: a
+    sample rebuilt from a delta shares its unchanged GPUs with the one before, so only what the
+    delta made is walked here."""
+    if not gc.is_tracked(model):
+        return
+    untrack(model)
+    values = model.__dict__
+    if gc.is_tracked(values):
+        untrack(values)
+    for value in values.values():
+        if isinstance(value, BaseModel):
+            untrack_frame(value, untrack)
+        elif type(value) is list and gc.is_tracked(value):
+            untrack(value)
+            for item in value:
+                if isinstance(item, BaseModel):
+                    untrack_frame(item, untrack)

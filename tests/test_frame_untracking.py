@@ -1,0 +1,103 @@
+"""Frames the store keeps are out of the garbage collector's walk (gputui/frame_untracking.py):
+a collection's pause no longer grows with the fleet, and every frame is still freed, and still
+read, as before."""
+
+from __future__ import annotations
+
+import gc
+import json
+import weakref
+from collections.abc import Iterator
+from typing import Any
+
+from pydantic import BaseModel
+
+from gputui.fleet.store import FleetStore
+from gputui.frame_decoder import FrameDecoder
+from gputui.frames import Sample
+from gputui.protocol import PROTOCOL_VERSION
+
+HOSTS = 200
+
+
+def line(frame: dict[str, Any]) -> str:
+    return json.dumps({"v": PROTOCOL_VERSION, "t": 1000.0, **frame})
+
+
+def hello(host: str) -> str:
+    return line({"type": "hello", "agent_version": "test", "host": host, "changes": 1, "gpus": [{"index": i} for i in range(8)]})
+
+
+def keyframe(util: int) -> str:
+    gpus = [
+        {
+            "index": i,
+            "util_pct": util,
+            "ecc": {"volatile_corrected": 0, "volatile_uncorrected": 0},
+            "throttle": [],
+            "processes": [{"pid": 100 + i, "user": "alice", "command": "python", "gpu_mem_mib": 1000}],
+        }
+        for i in range(8)
+    ]
+    return line({"type": "sample", "seq": 1, "key": True, "gpus": gpus})
+
+
+def containers(model: BaseModel) -> Iterator[object]:
+    """A frame's own objects the collector could walk: its models, their dicts and their lists."""
+    yield model
+    yield model.__dict__
+    for value in model.__dict__.values():
+        if isinstance(value, BaseModel):
+            yield from containers(value)
+        elif isinstance(value, list):
+            yield value
+            for item in value:
+                if isinstance(item, BaseModel):
+                    yield from containers(item)
+
+
+def connected(store: FleetStore) -> dict[str, FrameDecoder]:
+    decoders = {}
+    for n in range(HOSTS):
+        name = f"h{n}"
+        store.add_host(name)
+        decoders[name] = decoder = FrameDecoder()
+        store.apply(name, decoder.frame(hello(name)))
+        store.apply(name, decoder.frame(keyframe(util=n % 100)))
+    return decoders
+
+
+def test_a_fleet_of_frames_adds_nothing_to_a_collections_walk() -> None:
+    store = FleetStore()
+    decoders = connected(store)
+    # Every host sends a change: a GPU's use and a process's memory. Each makes a new sample,
+    # a new GPU and a new process list; none of them may be left for the collector to walk.
+    for n, (name, decoder) in enumerate(decoders.items()):
+        change = {"index": 3, "util_pct": 50 + n % 50, "process_changes": [{"pid": 103, "gpu_mem_mib": 2000 + n}]}
+        store.apply(name, decoder.frame(line({"type": "delta", "seq": 2, "gpus": [change]})))
+    walked = {id(o) for o in gc.get_objects()}  # what a full collection would walk now
+    for n, record in enumerate(store.hosts.values()):
+        sample, hello_frame = record.sample, record.hello
+        assert isinstance(sample, Sample) and hello_frame is not None
+        assert not any(id(part) in walked or gc.is_tracked(part) for part in [*containers(sample), *containers(hello_frame)])
+        gpu = sample.gpus[3]  # and what the change says is what a reader sees
+        assert (gpu.util_pct, gpu.processes[0].gpu_mem_mib, gpu.processes[0].user) == (50 + n % 50, 2000 + n, "alice")
+        assert sample.gpus[2].util_pct == n % 100
+
+
+def test_an_untracked_frame_is_freed_as_soon_as_it_is_replaced() -> None:
+    store = FleetStore()
+    decoders = connected(store)
+    first = store.hosts["h7"].sample
+    assert first is not None and not gc.is_tracked(first)
+    gone = weakref.ref(first)
+    kept_gpu = weakref.ref(first.gpus[0])
+    del first
+    gc.disable()  # nothing but reference counting may free it
+    try:
+        store.apply("h7", decoders["h7"].frame(line({"type": "delta", "seq": 2, "gpus": [{"index": 0, "util_pct": 1}]})))
+        assert gone() is None and kept_gpu() is None
+        store.apply("h7", decoders["h7"].frame(keyframe(util=5)))  # a keyframe replaces the rest
+        assert all(g.util_pct == 5 for g in store.hosts["h7"].sample.gpus)  # type: ignore[union-attr]
+    finally:
+        gc.enable()
