@@ -15,8 +15,10 @@ frees it the moment the next frame replaces it, tracked or not. So the store
 asks CPython to stop tracking each of its objects (``PyObject_GC_UnTrack``,
 part of the C API, through ``ctypes.pythonapi``). Where that is missing (an
 interpreter other than CPython) frames stay tracked, as before: slower, not
-wrong. A model that later gains a container value (a cached attribute, say)
-has its dict tracked again by CPython itself.
+wrong. What keeps this true is that frame models stay plain data: no cached
+attributes, no finalisers, no references back (tests/test_frame_untracking.py
+checks the models for the first two); a cycle through an untracked model
+would never be collected.
 """
 
 from __future__ import annotations
@@ -61,29 +63,38 @@ def untrack_frame(model: BaseModel, untrack: Untrack) -> None:
     values = model.__dict__
     if gc.is_tracked(values):
         untrack(values)
+    names = model.__pydantic_fields_set__
+    if gc.is_tracked(names):
+        untrack(names)
     for name in container_fields(type(model)):
         value = values.get(name)
-        if value is None:
-            continue
-        kind = type(value)
-        if kind is list:
-            if gc.is_tracked(value):
-                untrack(value)
-                for item in value:
-                    if type(item) not in PLAIN:
-                        untrack_frame(item, untrack)
-        elif kind is dict:
-            if gc.is_tracked(value):
-                untrack(value)
-        else:
-            untrack_frame(value, untrack)
+        if value is not None:
+            _untrack_value(value, untrack)
 
 
-PLAIN = frozenset({str, int, float, bool})
-CONTAINERS = frozenset({list, dict, set, tuple, frozenset})
+def _untrack_value(value: object, untrack: Untrack) -> None:
+    """A field's value or a container's item: a model, a container of them, or a plain value
+    (left as it is: the collector never tracked it, or it is not the frame's to change)."""
+    if type(value) in PLAIN:
+        return
+    if isinstance(value, (list, tuple, set, frozenset)):
+        if gc.is_tracked(value):
+            untrack(value)
+            for item in value:
+                _untrack_value(item, untrack)
+    elif isinstance(value, dict) and gc.is_tracked(value):
+        untrack(value)
+        for item in value.values():
+            _untrack_value(item, untrack)
+    elif isinstance(value, BaseModel):  # asked last: through pydantic's metaclass, the slowest
+        untrack_frame(value, untrack)
 
 
-@cache  # one entry per frame model class: a few dozen
+PLAIN = frozenset({str, int, float, bool, type(None)})
+SEQUENCES = frozenset({list, tuple, set, frozenset})
+
+
+@cache  # one entry per frame model class
 def container_fields(kind: type[BaseModel]) -> tuple[str, ...]:
     """The fields of a model that can hold a model, a list or a dict, by their annotations."""
     return tuple(name for name, info in kind.model_fields.items() if holds_containers(info.annotation))
@@ -91,7 +102,7 @@ def container_fields(kind: type[BaseModel]) -> tuple[str, ...]:
 
 def holds_containers(annotation: object) -> bool:
     if isinstance(annotation, type):
-        return annotation in CONTAINERS or issubclass(annotation, BaseModel)
-    if get_origin(annotation) in CONTAINERS:
+        return annotation in SEQUENCES or annotation is dict or issubclass(annotation, BaseModel)
+    if get_origin(annotation) in (*SEQUENCES, dict):
         return True
     return any(holds_containers(arg) for arg in get_args(annotation))

@@ -4,6 +4,7 @@ read, as before."""
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import weakref
@@ -12,12 +13,14 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from gputui import frames
 from gputui.fleet.store import FleetStore
 from gputui.frame_decoder import FrameDecoder
 from gputui.frames import Sample
 from gputui.protocol import PROTOCOL_VERSION
 
 HOSTS = 200
+LEDGER = {"version": 3, "gpus": {"2": {"state": "reserved", "for": "alice", "by": "root"}}}  # sent with every frame
 
 
 def line(frame: dict[str, Any]) -> str:
@@ -39,21 +42,21 @@ def keyframe(util: int) -> str:
         }
         for i in range(8)
     ]
-    return line({"type": "sample", "seq": 1, "key": True, "gpus": gpus})
+    events = [{"xid": 79, "gpu": 5, "t": 999.0}]
+    return line({"type": "sample", "seq": 1, "key": True, "gpus": gpus, "ledger": LEDGER, "events": events})
 
 
-def containers(model: BaseModel) -> Iterator[object]:
-    """A frame's own objects the collector could walk: its models, their dicts and their lists."""
-    yield model
-    yield model.__dict__
-    for value in model.__dict__.values():
-        if isinstance(value, BaseModel):
-            yield from containers(value)
-        elif isinstance(value, list):
-            yield value
-            for item in value:
-                if isinstance(item, BaseModel):
-                    yield from containers(item)
+def containers(value: object) -> Iterator[object]:
+    """A frame's own objects the collector could walk: its models, their dicts and field-name
+    sets, its lists and dicts, and every model in them."""
+    if isinstance(value, BaseModel):
+        yield from (value, value.__dict__, value.__pydantic_fields_set__)
+        for item in value.__dict__.values():
+            yield from containers(item)
+    elif isinstance(value, list | dict):
+        yield value
+        for item in value.values() if isinstance(value, dict) else value:
+            yield from containers(item)
 
 
 def connected(store: FleetStore) -> dict[str, FrameDecoder]:
@@ -74,7 +77,7 @@ def test_a_fleet_of_frames_adds_nothing_to_a_collections_walk() -> None:
     # a new GPU and a new process list; none of them may be left for the collector to walk.
     for n, (name, decoder) in enumerate(decoders.items()):
         change = {"index": 3, "util_pct": 50 + n % 50, "process_changes": [{"pid": 103, "gpu_mem_mib": 2000 + n}]}
-        store.apply(name, decoder.frame(line({"type": "delta", "seq": 2, "gpus": [change]})))
+        store.apply(name, decoder.frame(line({"type": "delta", "seq": 2, "gpus": [change], "ledger": LEDGER})))
     walked = {id(o) for o in gc.get_objects()}  # what a full collection would walk now
     for n, record in enumerate(store.hosts.values()):
         sample, hello_frame = record.sample, record.hello
@@ -83,6 +86,21 @@ def test_a_fleet_of_frames_adds_nothing_to_a_collections_walk() -> None:
         gpu = sample.gpus[3]  # and what the change says is what a reader sees
         assert (gpu.util_pct, gpu.processes[0].gpu_mem_mib, gpu.processes[0].user) == (50 + n % 50, 2000 + n, "alice")
         assert sample.gpus[2].util_pct == n % 100
+        assert sample.ledger is not None and sample.ledger.gpus["2"].holder == "alice"
+
+
+def test_frame_models_stay_plain_data() -> None:
+    """What makes untracking safe: no frame model caches an attribute or has a finaliser, either
+    of which could make a cycle through a model the collector no longer sees."""
+    models = [
+        m for m in vars(frames).values() if isinstance(m, type) and issubclass(m, BaseModel) and m.__module__ == frames.__name__
+    ]
+    assert len(models) > 10
+    for model in models:
+        for klass in model.__mro__:
+            if klass.__module__.startswith("gputui"):
+                assert "__del__" not in vars(klass), model
+                assert not [k for k, v in vars(klass).items() if isinstance(v, functools.cached_property)], model
 
 
 def test_an_untracked_frame_is_freed_as_soon_as_it_is_replaced() -> None:

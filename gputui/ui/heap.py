@@ -96,7 +96,7 @@ def malloc_trim() -> Callable[[], object] | None:
     keeps in holes between blocks still in use is released only when this is called."""
     try:
         trim = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):  # TypeError: no CDLL(None) (Windows)
         return None
     trim.argtypes = [ctypes.c_size_t]
     trim.restype = ctypes.c_int
