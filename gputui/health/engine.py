@@ -26,6 +26,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from gputui.config import Thresholds
 from gputui.fleet.store import FleetStore, HostRecord, HostState
@@ -65,6 +66,13 @@ class _HostMemory:
     # Per GPU, the parts of its last sample the counters came from: a GPU whose parts are the same
     # (the same objects, as a stream of changes keeps them, or equal ones) has nothing new to count.
     read_from: dict[int, tuple[object, ...]] = field(default_factory=dict)
+
+
+@lru_cache(maxsize=4096)
+def counter_key(gpu: int, counter: str) -> tuple[int, str]:
+    """One key object for GPU ``gpu``'s ``counter`` on every host: each host's memory keeps its
+    counters under such keys, a tuple and a name each (47 a host: 11 MB at 4,096 hosts) otherwise."""
+    return (gpu, counter)
 
 
 class HealthEngine:
@@ -117,7 +125,7 @@ class HealthEngine:
                 continue  # the same objects, mostly (frames share equal counters): nothing new to count
             read_from[g.index] = parts
             for counter, value in counter_values(g).items():
-                self._count(memory, (g.index, counter), value, now)
+                self._count(memory, counter_key(g.index, counter), value, now)
 
     @staticmethod
     def _count(memory: _HostMemory, key: tuple[int, str], value: int, now: float) -> None:

@@ -32,6 +32,9 @@ NEAR_SHUTDOWN_C = 2  # this close to the shutdown point a thermal alert is criti
 LOST_XID = 79
 
 
+NVLINK_COUNTERS = tuple((name, f"nvlink_{name}") for name in ("crc_flit", "crc_data", "replay", "recovery"))
+
+
 def counter_parts(g: GpuSample) -> tuple[object, ...]:
     """What :func:`counter_values` reads: a GPU whose parts are equal to the last ones has no new
     counter value (the health engine skips it; keep the two in step)."""
@@ -53,10 +56,10 @@ def counter_values(g: GpuSample) -> dict[str, int]:
     if g.pcie_replays is not None:
         out["pcie_replays"] = g.pcie_replays
     if g.nvlink is not None:
-        for name in ("crc_flit", "crc_data", "replay", "recovery"):
+        for name, counter in NVLINK_COUNTERS:
             value = getattr(g.nvlink, name)
             if value is not None:
-                out[f"nvlink_{name}"] = value
+                out[counter] = value
     return out
 
 
