@@ -61,11 +61,9 @@ def untrack_frame(model: BaseModel, untrack: Untrack) -> None:
         return
     untrack(model)
     values = model.__dict__
-    if gc.is_tracked(values):
-        untrack(values)
-    names = model.__pydantic_fields_set__
-    if gc.is_tracked(names):
-        untrack(names)
+    for part in (values, model.__pydantic_fields_set__):
+        if gc.is_tracked(part):
+            untrack(part)
     for name in container_fields(type(model)):
         value = values.get(name)
         if value is not None:
@@ -77,21 +75,17 @@ def _untrack_value(value: object, untrack: Untrack) -> None:
     (left as it is: the collector never tracked it, or it is not the frame's to change)."""
     if type(value) in PLAIN:
         return
-    if isinstance(value, (list, tuple, set, frozenset)):
+    if isinstance(value, CONTAINERS):
         if gc.is_tracked(value):
             untrack(value)
-            for item in value:
+            for item in value.values() if isinstance(value, dict) else value:
                 _untrack_value(item, untrack)
-    elif isinstance(value, dict) and gc.is_tracked(value):
-        untrack(value)
-        for item in value.values():
-            _untrack_value(item, untrack)
     elif isinstance(value, BaseModel):  # asked last: through pydantic's metaclass, the slowest
         untrack_frame(value, untrack)
 
 
 PLAIN = frozenset({str, int, float, bool, type(None)})
-SEQUENCES = frozenset({list, tuple, set, frozenset})
+CONTAINERS = (list, tuple, set, frozenset, dict)
 
 
 @cache  # one entry per frame model class
@@ -102,7 +96,7 @@ def container_fields(kind: type[BaseModel]) -> tuple[str, ...]:
 
 def holds_containers(annotation: object) -> bool:
     if isinstance(annotation, type):
-        return annotation in SEQUENCES or annotation is dict or issubclass(annotation, BaseModel)
-    if get_origin(annotation) in (*SEQUENCES, dict):
+        return annotation in CONTAINERS or issubclass(annotation, BaseModel)
+    if get_origin(annotation) in CONTAINERS:
         return True
     return any(holds_containers(arg) for arg in get_args(annotation))
