@@ -1,0 +1,139 @@
+"""The rules' fast path for a healthy GPU (``rules.calm``) never hides a finding.
+
+A GPU called calm skips the per-GPU rules but the idle-holding one, so if it
+were ever wrong an operator would miss a hot, throttled, full or failing GPU. Here it is checked
+against the rules themselves over GPUs made at and around every threshold
+(temperatures a degree either side of each limit, memory a tenth of a point
+either side, each clock-event reason, every error flag), with thresholds
+that vary too.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+from gputui.config import Thresholds
+from gputui.fleet.store import FleetStore
+from gputui.frames import GpuSample, GpuStatic, parse_frame
+from gputui.health import rules
+from gputui.health.engine import HealthEngine
+from gputui.sources.demo_feed import host_names, make_sampler
+from tests.health_data import T0, Clock, gpu
+
+REASONS = ["sw_thermal_slowdown", "hw_thermal_slowdown", "hw_power_brake", "hw_slowdown", "sw_power_cap", "gpu_idle"]
+
+
+def around(rng: random.Random, edge: float, spread: float) -> float:
+    """A value at, just either side of, or well away from ``edge``."""
+    return edge + rng.choice([-spread, -0.1, 0.0, 0.1, spread, rng.uniform(-3 * spread, 3 * spread)])
+
+
+def a_gpu(rng: random.Random, th: Thresholds) -> tuple[GpuSample, GpuStatic | None]:
+    slowdown = rng.choice([None, 87, 90])
+    shutdown = rng.choice([None, 92, 95])
+    temp_edge = rng.choice([e for e in (slowdown and slowdown - th.temp_margin_c, shutdown and shutdown - 2, 70) if e])
+    total = rng.choice([None, 0, 81559, 40960])
+    used: int | None = None
+    if total:
+        used = max(0, min(total, round(total * around(rng, th.mem_used_pct - th.mem_hysteresis_pct, 5.0) / 100)))
+    choices: dict[str, Any] = {
+        "util_pct": rng.choice([None, 0, 5, 6, 50, 100]),
+        "temp_c": None if rng.random() < 0.1 else round(around(rng, temp_edge, 3.0)),
+        "mem_total_mib": total,
+        "mem_used_mib": used,
+        "throttle": rng.choice([None, [], [rng.choice(REASONS)], rng.sample(REASONS, 2)]),
+        "lost": True,
+        "field_errors": {"temp_c": "Unknown Error"},
+        "ecc": rng.choice([None, {"volatile_uncorrected": 0}, {"volatile_uncorrected": 1}, {"aggregate_uncorrected": 3}]),
+        "remapped_rows": rng.choice([None, {"pending": False, "failure": False}, {"pending": True}, {"failure": True}]),
+        "retired_pages": rng.choice([None, {"pending": False}, {"pending": True}]),
+    }
+    # Each value off the healthy GPU's now and then, so that GPUs with one thing near or past a
+    # limit (the cases that matter) are common, and so are wholly healthy ones.
+    values = {key: value for key, value in choices.items() if rng.random() < 0.2}
+    if "mem_total_mib" in values:
+        values["mem_used_mib"] = used
+    sample = GpuSample.model_validate(gpu(0, **values))
+    if rng.random() < 0.15:
+        return sample, None
+    static = GpuStatic(index=0, temp_slowdown_c=slowdown, temp_shutdown_c=shutdown, lost=rng.random() < 0.05)
+    return sample, static
+
+
+def rules_say(g: GpuSample, static: GpuStatic | None, th: Thresholds) -> list[str]:
+    """What every per-GPU rule but the idle-holding one finds, by name (the slow path, rule by rule)."""
+    if g.lost or (static is not None and static.lost):
+        return ["lost"]
+    found = [
+        rules.thermal(g, static, th),
+        rules.slowdown(g),
+        rules.memory(g, th),
+        rules.remap(g),
+        rules.retired(g),
+        rules.uncorrected_ecc(g),
+        rules.field_errors(g),
+    ]
+    return [f.rule for f in found if f is not None]
+
+
+def test_a_gpu_called_calm_is_one_no_rule_would_report() -> None:
+    rng = random.Random(16)
+    calm = spoken = 0
+    for _ in range(20_000):
+        th = Thresholds(
+            temp_margin_c=rng.choice([0, 5, 10]),
+            temp_hysteresis_c=rng.choice([0.0, 2.0, 4.5]),
+            mem_used_pct=rng.choice([80.0, 95.0, 100.0]),
+            mem_hysteresis_pct=rng.choice([0.0, 3.0, 10.0]),
+        )
+        g, static = a_gpu(rng, th)
+        said = rules_say(g, static, th)
+        if rules.calm(g, static, th):
+            calm += 1
+            assert said == [], (g, static, th, said)
+        spoken += bool(said)
+    # Both kinds were made plenty of times: the check above saw calm GPUs, and GPUs the rules report.
+    assert calm > 2_000 and spoken > 5_000, (calm, spoken)
+
+
+def test_a_healthy_gpu_is_calm_and_one_degree_hotter_is_not() -> None:
+    th = Thresholds()  # 5 C margin and 2 C of hysteresis below a slowdown point at 87 C
+    static = GpuStatic(index=0, temp_slowdown_c=87, temp_shutdown_c=92)
+    cool = GpuSample.model_validate(gpu(0, temp_c=79))
+    warm = GpuSample.model_validate(gpu(0, temp_c=80))
+    assert rules.calm(cool, static, th)
+    assert not rules.calm(warm, static, th)
+    assert rules.thermal(warm, static, th) is not None  # within the band: it keeps an alert on
+
+
+def test_the_engine_alerts_the_same_with_and_without_the_fast_path() -> None:
+    """A demo fleet (healthy, mixed and incident hosts: idle GPUs holding memory, hot and throttled
+    ones, ECC errors, XIDs) judged for 30 s by two engines, one of which judges every GPU with every
+    rule: the alerts, titles and evidence included, are the same each second."""
+    names = host_names(48)
+    samplers = [make_sampler("fleet", 0, 8, i, name) for i, name in enumerate(names)]
+    mono, wall = Clock(1000.0), Clock(T0)
+    store = FleetStore(clock=mono)
+    for name, sampler in zip(names, samplers, strict=True):
+        store.add_host(name)
+        store.apply(name, parse_frame(json.dumps(sampler.hello(1.0))))
+    th = Thresholds(idle_holding_minutes=0.25)  # idle GPUs turn idle-holding within the run
+    fast, every_rule = HealthEngine(th, clock=wall), HealthEngine(th, clock=wall)
+    calm = rules.calm
+    seen: set[str] = set()
+    try:
+        for _ in range(30):
+            mono.t += 1.0
+            wall.t += 1.0
+            for name, sampler in zip(names, samplers, strict=True):
+                store.apply(name, parse_frame(json.dumps(sampler.sample())))
+            rules.calm = calm
+            alerts = fast.evaluate(store)
+            rules.calm = lambda *_: False  # type: ignore[assignment]
+            assert every_rule.evaluate(store) == alerts
+            seen |= {a.rule for a in alerts}
+    finally:
+        rules.calm = calm
+    assert {"thermal", "idle-holding", "ecc", "lost", "remap"} <= seen, seen
