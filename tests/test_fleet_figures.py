@@ -5,6 +5,7 @@ with time alone (no frame, so no store change) is counted stale, and new data is
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Mapping
 
 from gputui.agent.sampler import Sampler
@@ -81,6 +82,32 @@ def test_a_clock_that_goes_back_is_counted_again() -> None:
     assert figures.current().states[HostState.STALE] == 2
     fleet.clock.now -= 10.0
     assert figures.current().states[HostState.LIVE] == 2
+
+
+def test_host_by_host_updates_always_agree_with_a_full_count() -> None:
+    """Hosts send, go quiet, go down, reconnect and come back in a random order while the clock
+    moves: after each step the figures (worked out again only for the hosts that changed or turned
+    stale) are what counting every host and GPU says, and no step walked the whole fleet again."""
+    fleet = Fleet(24)
+    figures = FleetFigures(fleet.store)
+    figures.current()
+    full_counts = figures.full_counts
+    rng = random.Random(7)
+    names = list(fleet.samplers)
+    for _ in range(300):
+        name, step = rng.choice(names), rng.random()
+        if step < 0.5:
+            fleet.sample(name)
+        elif step < 0.6:
+            fleet.store.mark_down(name, "connection lost")
+        elif step < 0.7:
+            fleet.store.mark_connecting(name)
+        else:
+            fleet.clock.now += rng.choice([0.2, 0.5, 1.0, 2.5])
+        figures_now = figures.current()
+        assert (figures_now.states, figures_now.gpus, figures_now.busy, figures_now.lost) == counted_by_hand(fleet.store)
+    assert figures.full_counts == full_counts
+    assert figures.current().states[HostState.STALE] + figures.current().states[HostState.DOWN] > 0
 
 
 def rows_now(rows: Arrangement, figures: FleetFigures, sort: str, alerts: Mapping[str, Severity] | None = None) -> list[Row]:

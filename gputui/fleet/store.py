@@ -100,13 +100,23 @@ class FleetStore:
         self.history_samples = history_samples
         self.hosts: dict[str, HostRecord] = {}
         self.version = 0  # bumped on every change, so readers can skip redraws
+        # Each host's last change by version, oldest first, so that a reader that saw version V reads
+        # only the hosts changed since (``changed_since``), and the last change not to one host
+        # (Slurm, hosts cleared): a reader that saw less starts over.
+        self.touched: dict[str, int] = {}
+        self.whole_changed = 0
         self.samples = 0  # samples applied, to number each host's last (HostRecord.sample_no)
         self.listeners: list[Callable[[], None]] = []
         self.slurm: SlurmView | None = None  # the site's Slurm, where [slurm] is set: jobs, node states, reservations
         self.untrack = untracker()  # frames kept here are never walked by the collector (gputui/frame_untracking.py)
 
-    def _changed(self) -> None:
+    def _changed(self, name: str | None = None) -> None:
         self.version += 1
+        if name is None:
+            self.whole_changed = self.version
+        else:
+            self.touched.pop(name, None)  # to the end: the order stays that of the versions
+            self.touched[name] = self.version
         for listener in self.listeners:
             listener()
 
@@ -116,6 +126,22 @@ class FleetStore:
             record = HostRecord(name=name, tags=tags, group=group, stale_after=self.stale_after)
             self.hosts[name] = record
         return record
+
+    def changed_since(self, version: int) -> list[str] | None:
+        """The hosts changed after ``version``, or None when something else changed too."""
+        if self.whole_changed > version:
+            return None
+        names = []
+        for name, at in reversed(self.touched.items()):
+            if at <= version:
+                break
+            names.append(name)
+        return names
+
+    def clear_hosts(self) -> None:
+        self.hosts.clear()
+        self.touched.clear()
+        self._changed()
 
     def apply(self, name: str, frame: Hello | Sample | ErrorFrame | Result) -> None:
         record = self.hosts[name]
@@ -143,7 +169,7 @@ class FleetStore:
             if frame.fatal:
                 record.fatal = frame.message
                 record.down_since = now
-        self._changed()
+        self._changed(name)
 
     def _keep(self, frame: Hello | Sample) -> None:
         if self.untrack is not None:
@@ -170,7 +196,7 @@ class FleetStore:
         record = self.hosts[name]
         record.bad_frames += 1
         record.error = error
-        self._changed()
+        self._changed(name)
 
     def mark_down(self, name: str, error: str, hop: str | None = None) -> None:
         """``hop``: the jump host whose own connection failed, when that is why."""
@@ -180,14 +206,14 @@ class FleetStore:
         record.failed_hop = hop
         # The agent's own reason ("no NVIDIA driver") matters more than "it exited".
         record.error = f"{record.fatal} ({error})" if record.fatal else error
-        self._changed()
+        self._changed(name)
 
     def set_via(self, name: str, via: tuple[str, ...]) -> None:
         """The jump hosts ``name`` is reached through, as its transport found them."""
         record = self.hosts[name]
         if record.via != via:
             record.via = via
-            self._changed()
+            self._changed(name)
 
     def mark_connecting(self, name: str) -> None:
         """A new attempt: the last data stays (shown with its age) until fresh data replaces it."""
@@ -196,11 +222,11 @@ class FleetStore:
         record.fatal = None
         record.connects += 1
         record.connecting_since = self.clock()
-        self._changed()
+        self._changed(name)
 
     def set_retry(self, name: str, delay_s: float) -> None:
         self.hosts[name].retry_at = self.clock() + delay_s
-        self._changed()
+        self._changed(name)
 
     def counts(self) -> dict[HostState, int]:
         now = self.clock()

@@ -180,7 +180,7 @@ class ReplayPlayer:
 
     # -- applying ---------------------------------------------------------------
     def _reset_hosts(self) -> None:
-        self.store.hosts.clear()
+        self.store.clear_hosts()
         for name, tags, group in self.recording.hosts:
             self.store.add_host(name, tags, group)
 

@@ -1,20 +1,21 @@
-"""The overview's fleet figures (hosts per state, GPUs busy and lost), worked out once per change.
+"""The overview's fleet figures (hosts per state, GPUs busy and lost), kept up to date per host.
 
 The overview refreshes twice a second, and at thousands of hosts counting every
-host and every GPU each time was most of a refresh, often for nothing: a fleet
-that sent nothing since has the same figures. They change only when the store
-does (its ``version`` moves on every change) or when a live host turns stale,
-the one change that time makes alone; the earliest moment any live host can
-turn stale is known from the last count. Between those, the figures are read,
-not counted. When the store did change, a host's GPU counts are worked out
-again only for a host with a new sample (or hello), so a refresh walks the
-hosts but not every GPU.
+host and every GPU each time was most of a refresh. Each host's part of the
+figures is kept instead, and a refresh works out again only the parts of the
+hosts the store says changed since (``FleetStore.changed_since``) and of the
+live hosts whose stale deadline has passed: the one change time makes alone,
+found from a heap of deadlines, not by asking every host. The whole fleet is
+counted again only when the store changed beyond single hosts (hosts cleared,
+Slurm) or its clock went back (a replay).
 """
 
 from __future__ import annotations
 
+import heapq
 import math
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, replace
 
 from gputui.fleet.allocation import in_use
 from gputui.fleet.store import FleetStore, HostRecord, HostState
@@ -33,11 +34,13 @@ class Figures:
 
 
 @dataclass(frozen=True)
-class _HostGpus:
-    """One host's GPU counts, and which hello and sample they were worked out from."""
+class _HostPart:
+    """One host's part of the figures, and which hello and sample it was worked out from."""
 
     sample_no: int  # the host's sample counted (HostRecord.sample_no)
     hello: Hello | None
+    state: HostState
+    deadline: float  # when it turns stale if nothing more comes (live only; else infinity)
     gpus: int
     busy: int
     lost: int
@@ -45,57 +48,101 @@ class _HostGpus:
 
 
 class FleetFigures:
-    """``current()``: the store's figures now, counted again only when they may have changed."""
+    """``current()``: the store's figures now, from each host's part, worked out again only for a
+    host that changed."""
 
     def __init__(self, store: FleetStore) -> None:
         self.store = store
         self.counted: Figures | None = None
         self.version = -1  # the store's version when counted
         self.valid_from = math.inf  # the store's clock when counted: a replay's clock can go back
-        self.valid_until = -math.inf  # when the first live host may turn stale
-        self.per_host: dict[str, _HostGpus] = {}
+        self.per_host: dict[str, _HostPart] = {}
+        self.states = dict.fromkeys(HostState, 0)
+        self.totals = [0, 0, 0]  # GPUs, busy, lost
+        self.widths: Counter[int] = Counter()  # hosts by their GPU count: the widest is the largest
+        self.deadlines: list[tuple[float, str]] = []  # (stale deadline, host), a heap; some outdated
         self.generation = 0  # counts so far: what was worked out from the figures' hosts keys on it
+        self.full_counts = 0  # of them, the ones that walked every host
 
     def current(self) -> Figures:
-        """The figures now: the last count while the store's version and the clock (at or after that
-        count, before the first live host's stale deadline) say it still holds, else a new one."""
-        now = self.store.clock()
-        if self.counted is None or self.version != self.store.version or not self.valid_from <= now < self.valid_until:
-            self.counted = self._count(now)
-            self.version, self.valid_from = self.store.version, now
-            self.generation += 1
+        """The figures now, with the parts of the hosts that changed (or turned stale) worked out again."""
+        store, now = self.store, self.store.clock()
+        changed = store.changed_since(self.version)
+        if self.counted is None or changed is None or now < self.valid_from or self.per_host.keys() != store.hosts.keys():
+            self._count_all(now)
+        else:
+            due = self._due(now)
+            if not changed and not due:
+                self.version, self.valid_from = store.version, now
+                return self.counted
+            for name in (*changed, *due):
+                self._recount(name, now)
+        self.version, self.valid_from = store.version, now
+        widest = max((w for w, n in self.widths.items() if n), default=0)
+        gpus, busy, lost = self.totals
+        self.counted = Figures(dict(self.states), gpus, busy, lost, widest)
+        self.generation += 1
         return self.counted
 
-    def _count(self, now: float) -> Figures:
-        """Walk the hosts once: their states, the earliest stale deadline, their GPUs' counts."""
-        states = dict.fromkeys(HostState, 0)
-        gpus = busy = lost = widest = 0
-        until = math.inf
-        for record in self.store.hosts.values():
-            state = record.state(now)
-            states[state] += 1
-            if state is HostState.LIVE and record.last_frame_at is not None:
-                until = min(until, record.last_frame_at + record.stale_after * record.interval_s)
-            host = self._host_gpus(record)
-            gpus, busy, lost = gpus + host.gpus, busy + host.busy, lost + host.lost
-            widest = max(widest, host.widest)
-        self.valid_until = until
-        return Figures(states, gpus, busy, lost, widest)
+    def _count_all(self, now: float) -> None:
+        self.full_counts += 1
+        self.per_host.clear()
+        self.states = dict.fromkeys(HostState, 0)
+        self.totals = [0, 0, 0]
+        self.widths.clear()
+        self.deadlines = []
+        for name in self.store.hosts:
+            self._recount(name, now)
 
-    def _host_gpus(self, record: HostRecord) -> _HostGpus:
-        known = self.per_host.get(record.name)
-        if known is not None and known.sample_no == record.sample_no and known.hello is record.hello:
-            return known
+    def _due(self, now: float) -> list[str]:
+        """Hosts whose stale deadline passed with no frame since (entries a frame outdated are dropped)."""
+        due, heap = [], self.deadlines
+        while heap and heap[0][0] < now:
+            deadline, name = heapq.heappop(heap)
+            part = self.per_host.get(name)
+            if part is not None and part.deadline == deadline:
+                due.append(name)
+        return due
+
+    def _recount(self, name: str, now: float) -> None:
+        """Take the host's old part out of the figures and put its new one in."""
+        old = self.per_host.pop(name, None)
+        if old is not None:
+            self._add(old, -1)
+        record = self.store.hosts.get(name)
+        if record is None:
+            return
+        part = self._part(record, old, now)
+        self.per_host[name] = part
+        self._add(part, 1)
+        if part.deadline != math.inf:
+            heapq.heappush(self.deadlines, (part.deadline, name))
+
+    def _add(self, part: _HostPart, sign: int) -> None:
+        self.states[part.state] += sign
+        self.totals[0] += sign * part.gpus
+        self.totals[1] += sign * part.busy
+        self.totals[2] += sign * part.lost
+        self.widths[part.widest] += sign
+
+    @staticmethod
+    def _part(record: HostRecord, old: _HostPart | None, now: float) -> _HostPart:
+        state = record.state(now)
+        deadline = math.inf
+        if state is HostState.LIVE and record.last_frame_at is not None:
+            deadline = record.last_frame_at + record.stale_after * record.interval_s
+        if old is not None and old.sample_no == record.sample_no and old.hello is record.hello:
+            return replace(old, state=state, deadline=deadline)  # its GPUs as counted: only its state moved
         source = record.hello.source if record.hello else None
         gpus = record.sample.gpus if record.sample is not None else []
         said = len(record.hello.gpus) if record.hello else 0
-        counted = _HostGpus(
+        return _HostPart(
             record.sample_no,
             record.hello,
+            state,
+            deadline,
             len(gpus),
             sum(1 for g in gpus if in_use(g, source)),
             sum(1 for g in gpus if g.lost),
             len(gpus) or said,
         )
-        self.per_host[record.name] = counted
-        return counted
