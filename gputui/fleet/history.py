@@ -136,14 +136,30 @@ class GpuHistory:
         temp_c: float | None,
         power_w: float | None,
     ) -> None:
-        """One sample: into the fine tier, and into the coarse tier every ``rollup`` samples."""
+        """One sample: into the fine tier, and into the coarse tier every ``rollup`` samples.
+
+        Each fine ring's ``push`` is written out here rather than called: this runs for every GPU of
+        every sample (8,192 times a second at 1,024 hosts), and the calls were half its cost."""
         sums = self._sums
         valid = self._valid
-        for i, (ring, value) in enumerate(zip(self.fine, (util_pct, mem_pct, temp_c, power_w), strict=True)):
-            stored = ring.push(value)
-            if stored is not None:
-                sums[i] += stored
+        fine = self.fine
+        for i, value in enumerate((util_pct, mem_pct, temp_c, power_w)):
+            ring = fine[i]
+            if value is None or value != value:
+                code = ring._missing
+            else:
+                top = ring._top
+                code = 0 if value <= 0 else top if value >= top else int(value + 0.5)
+                sums[i] += code
                 valid[i] += 1
+            data = ring._data
+            head = ring._head
+            data[head] = code
+            head += 1
+            size = len(data)
+            ring._head = 0 if head == size else head
+            if ring.count < size:
+                ring.count += 1
         self._n += 1
         if self._n >= self.rollup:
             for i, ring in enumerate(self.coarse):

@@ -1,0 +1,76 @@
+"""The CPU of one health pass over N demo hosts, with nothing else running.
+
+Run by hand (``python bench/health_pass.py --hosts 1024 4096``); not a test.
+``bench/ui_scale.py`` times the pass inside the running dashboard, in wall
+time, next to the demo's feed processes on the same cores, so its figure
+moves with how busy the machine is. This one feeds a store in-process with
+the demo fleet's real samples (sampled by the agent's sampler on simulated
+GPUs, sent as changes and decoded as the dashboard decodes them), then times
+``HealthEngine.evaluate`` in the thread's CPU time: the engine's own cost,
+comparable from one commit to the next on the same machine.
+
+For each size it prints one JSON line: the median and fastest pass (ms of
+CPU, after three passes to warm up) and how many alerts the last pass gave.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+from gputui.agent.changes import ChangeEncoder
+from gputui.config import Thresholds
+from gputui.fleet.store import FleetStore
+from gputui.frame_decoder import FrameDecoder
+from gputui.health.engine import HealthEngine
+from gputui.sources.demo_feed import host_names, make_sampler
+
+WARM_UP = 3
+KEYFRAME_EVERY = 10  # as the demo's hosts send
+
+
+def measure(hosts: int, passes: int) -> dict[str, object]:
+    names = host_names(hosts)
+    samplers = [make_sampler("fleet", 0, 8, i, name) for i, name in enumerate(names)]
+    encoders = [ChangeEncoder(KEYFRAME_EVERY, phase=i) for i in range(hosts)]
+    decoders = [FrameDecoder() for _ in range(hosts)]
+    mono, wall = [1000.0], [1_795_000_000.0]
+    store = FleetStore(clock=lambda: mono[0])
+    for name, sampler, encoder, decoder in zip(names, samplers, encoders, decoders, strict=True):
+        store.add_host(name)
+        store.apply(name, decoder.frame(json.dumps(encoder.hello(sampler.hello(1.0)))))
+    engine = HealthEngine(Thresholds(), clock=lambda: wall[0])
+    cpu_ms: list[float] = []
+    alerts = 0
+    for _ in range(WARM_UP + passes):
+        mono[0] += 1.0
+        wall[0] += 1.0
+        for name, sampler, encoder, decoder in zip(names, samplers, encoders, decoders, strict=True):
+            store.apply(name, decoder.frame(json.dumps(encoder.encode(sampler.sample()))))
+        started = time.thread_time()
+        alerts = len(engine.evaluate(store))
+        cpu_ms.append(1000 * (time.thread_time() - started))
+    timed = cpu_ms[WARM_UP:]
+    return {
+        "hosts": hosts,
+        "gpus": hosts * 8,
+        "passes": len(timed),
+        "health_pass_cpu_p50_ms": round(statistics.median(timed), 1),
+        "health_pass_cpu_min_ms": round(min(timed), 1),
+        "alerts": alerts,
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--hosts", type=int, nargs="*", default=[1024])
+    p.add_argument("--passes", type=int, default=15)
+    args = p.parse_args()
+    for hosts in args.hosts:
+        print(json.dumps(measure(hosts, args.passes)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
