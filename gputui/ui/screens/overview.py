@@ -80,8 +80,10 @@ class OverviewScreen(Screen[None]):
         view.alert_hosts = board.host_worst if board is not None else {}
         view.reload()
         titles = ASCII_TITLES if ascii_mode(self.app) else METRIC_TITLES
-        self.query_one("#columns", Static).update(view.columns.header(view.gpu_columns, titles[view.metric]))
-        self.query_one("#summary", Static).update(self.summary())
+        # Both have a fixed height (gputui.tcss), so new words need no new layout of the screen: with
+        # one, every refresh re-arranged and redrew every widget, the fleet's lines included.
+        self.query_one("#columns", Static).update(view.columns.header(view.gpu_columns, titles[view.metric]), layout=False)
+        self.query_one("#summary", Static).update(self.summary(), layout=False)
 
     def summary(self) -> Text:
         """Two lines: the fleet (title, hosts, GPUs, order), then what needs a look
