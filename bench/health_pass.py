@@ -6,8 +6,11 @@ time, next to the demo's feed processes on the same cores, so its figure
 moves with how busy the machine is. This one feeds a store in-process with
 the demo fleet's real samples (sampled by the agent's sampler on simulated
 GPUs, sent as changes and decoded as the dashboard decodes them), then times
-``HealthEngine.evaluate`` in the thread's CPU time: the engine's own cost,
-comparable from one commit to the next on the same machine.
+``HealthEngine.evaluate`` in the thread's CPU time, with the garbage
+collector held off while it runs: the engine's own cost, comparable from one
+commit to the next on the same machine. (The collector's pauses depend on
+everything else the process holds; ``bench/ui_scale.py`` measures them in
+the dashboard, as it tunes them.)
 
 For each size it prints one JSON line: the median and fastest pass (ms of
 CPU, after three passes to warm up) and how many alerts the last pass gave.
@@ -16,6 +19,7 @@ CPU, after three passes to warm up) and how many alerts the last pass gave.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import statistics
 import time
@@ -49,9 +53,11 @@ def measure(hosts: int, passes: int) -> dict[str, object]:
         wall[0] += 1.0
         for name, sampler, encoder, decoder in zip(names, samplers, encoders, decoders, strict=True):
             store.apply(name, decoder.frame(json.dumps(encoder.encode(sampler.sample()))))
+        gc.disable()
         started = time.thread_time()
         alerts = len(engine.evaluate(store))
         cpu_ms.append(1000 * (time.thread_time() - started))
+        gc.enable()
     timed = cpu_ms[WARM_UP:]
     return {
         "hosts": hosts,
