@@ -47,6 +47,32 @@ async def test_m_cycles_the_metric_the_cells_show() -> None:
         assert view.metric == "util"
 
 
+def has_cursor(view: FleetView, row: int) -> bool:
+    """Whether the row's host name is drawn in the cursor's colours (a heat cell may share its background)."""
+    assert view.palette is not None
+    name = next(seg for seg in view.render_line(row) if seg.text.startswith("gpu-"))
+    return name.style is not None and name.style.bgcolor == view.palette.cursor.bgcolor
+
+
+async def test_a_drawn_line_shows_new_data_at_the_next_refresh_and_the_cursor_at_once() -> None:
+    """Lines are kept between refreshes (FleetView.drawn): a kept line must never outlive what it shows."""
+    store = frozen_store(3)
+    app = GpuTuiApp(store, [])
+    async with app.run_test(size=SIZE) as pilot:
+        view = app.screen.query_one(FleetView)
+        record = store.hosts["gpu-01"]
+        assert record.sample is not None
+        gpus = [g.model_copy(update={"util_pct": 37 if g.index == 0 else g.util_pct}) for g in record.sample.gpus]
+        assert line(view, 0).split()[:4] == ["gpu-01", "live", "0s", str(record.gpus()[0].util_pct)]  # GPU 0's cell
+        assert record.gpus()[0].util_pct != 37
+        store.apply("gpu-01", record.sample.model_copy(update={"gpus": gpus, "seq": record.sample.seq + 1}))
+        app.screen.update_view()  # the overview's refresh, as its timer calls it
+        assert line(view, 0).split()[:4] == ["gpu-01", "live", "0s", "37"]
+        assert has_cursor(view, 0) and not has_cursor(view, 1)
+        await pilot.press("down")
+        assert has_cursor(view, 1) and not has_cursor(view, 0)
+
+
 async def test_s_sorts_worst_first_and_keeps_the_cursor_on_its_host() -> None:
     store = frozen_store(6)
     store.mark_down("gpu-04", "connection refused")
