@@ -15,6 +15,7 @@ from gputui.sources.demo import host_names
 from gputui.ui.app import GpuTuiApp
 from gputui.ui.launch import demo_app
 from gputui.ui.screens.host_screen import HostScreen
+from gputui.ui.screens.overview import OverviewScreen
 from gputui.ui.widgets.fleet_order import arrange
 from gputui.ui.widgets.fleet_view import FleetView
 from gputui.ui.widgets.heatmap import CELL_W
@@ -66,7 +67,9 @@ async def test_a_drawn_line_shows_new_data_at_the_next_refresh_and_the_cursor_at
         assert line(view, 0).split()[:4] == ["gpu-01", "live", "0s", str(record.gpus()[0].util_pct)]  # GPU 0's cell
         assert record.gpus()[0].util_pct != 37
         store.apply("gpu-01", record.sample.model_copy(update={"gpus": gpus, "seq": record.sample.seq + 1}))
-        app.screen.update_view()  # the overview's refresh, as its timer calls it
+        screen = app.screen
+        assert isinstance(screen, OverviewScreen)
+        screen.update_view()  # the overview's refresh, as its timer calls it
         assert line(view, 0).split()[:4] == ["gpu-01", "live", "0s", "37"]
         assert has_cursor(view, 0) and not has_cursor(view, 1)
         await pilot.press("down")
