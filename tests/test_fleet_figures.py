@@ -110,6 +110,21 @@ def test_host_by_host_updates_always_agree_with_a_full_count() -> None:
     assert figures.current().states[HostState.STALE] + figures.current().states[HostState.DOWN] > 0
 
 
+def test_a_host_is_counted_stale_the_moment_its_own_state_says_so() -> None:
+    """At a clock exactly on the deadline, where float rounding decides (255.1 + 3 s is a hair past
+    258.1), the figures and the host's own state agree."""
+    fleet = Fleet(2)
+    fleet.clock.now = 255.1
+    for name in fleet.samplers:
+        fleet.sample(name)
+    figures = FleetFigures(fleet.store)
+    assert figures.current().states[HostState.LIVE] == 2
+    fleet.clock.now = 255.1 + 3.0
+    assert figures.current().states == fleet.store.counts()
+    fleet.clock.now = 258.1
+    assert figures.current().states == fleet.store.counts()
+
+
 def rows_now(rows: Arrangement, figures: FleetFigures, sort: str, alerts: Mapping[str, Severity] | None = None) -> list[Row]:
     """The rows as the overview asks for them on a refresh: the figures first, then the rows."""
     figures.current()

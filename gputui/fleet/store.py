@@ -67,9 +67,14 @@ class HostRecord:
             return HostState.DOWN
         if self.hello is None or self.last_frame_at is None:
             return HostState.CONNECTING
-        if now - self.last_frame_at > self.stale_after * self.interval_s:
+        if now > self.last_frame_at + self.stale_after * self.interval_s:  # stale_at(), written out: read often
             return HostState.STALE
         return HostState.LIVE
+
+    def stale_at(self) -> float | None:
+        """When the host turns stale if nothing more comes (None before its first frame): the very
+        sum ``state`` compares with, so that a reader waiting for that moment agrees with it to the bit."""
+        return None if self.last_frame_at is None else self.last_frame_at + self.stale_after * self.interval_s
 
     def age_s(self, now: float) -> float | None:
         return None if self.last_frame_at is None else max(0.0, now - self.last_frame_at)

@@ -128,9 +128,8 @@ class FleetFigures:
     @staticmethod
     def _part(record: HostRecord, old: _HostPart | None, now: float) -> _HostPart:
         state = record.state(now)
-        deadline = math.inf
-        if state is HostState.LIVE and record.last_frame_at is not None:
-            deadline = record.last_frame_at + record.stale_after * record.interval_s
+        stale_at = record.stale_at() if state is HostState.LIVE else None
+        deadline = math.inf if stale_at is None else stale_at  # stale once the clock is past it, as state() says
         if old is not None and old.sample_no == record.sample_no and old.hello is record.hello:
             return replace(old, state=state, deadline=deadline)  # its GPUs as counted: only its state moved
         source = record.hello.source if record.hello else None
