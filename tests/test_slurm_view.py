@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,6 +43,9 @@ from tests.waiting import wait_for, wait_until
 
 JOB_NAME = 'train "llm" $(touch /tmp/gt-slurm-pwned) ✓'
 DRAIN_REASON = "psu swap; see 'DC-7' $(id)"
+# gt-c runs no slurmd: once slurmctld's ping of it has failed (when, within a module's run, depends on
+# the machine's speed) Slurm flags it not responding, as sinfo's "drained*", and gputui says so.
+DRAINED_WORD = r"drained( \(not responding\))?"
 
 
 @pytest.fixture(scope="module")
@@ -118,12 +122,12 @@ def test_snapshot_json_names_the_job_on_the_gpu_slurm_gave_it(slurm: SlurmCluste
 def test_a_node_drained_outside_gputui_shows_drained_with_who_and_why(slurm: SlurmCluster, drained: str, tmp_path: Path) -> None:
     data = snapshot(write_config(tmp_path, slurm))
     node = host_of(data, drained)["slurm"]["node"]
-    assert node["state"] == "drained" and "DRAIN" in node["flags"]
+    assert re.fullmatch(DRAINED_WORD, node["state"]) and "DRAIN" in node["flags"]
     assert node["reason"] == DRAIN_REASON and node["reason_by"] == "root" and node["reason_at"] > T0
     table = gputui(write_config(tmp_path, slurm), "snapshot", "--format", "table")
-    assert f"  slurm drained: {DRAIN_REASON} (root, " in table.stdout
+    assert re.search(rf"  slurm {DRAINED_WORD}: {re.escape(DRAIN_REASON)} \(root, ", table.stdout)
     report = gputui(write_config(tmp_path, slurm), "snapshot", "--format", "markdown")
-    assert f"Slurm drained: {DRAIN_REASON} (root, " in report.stdout  # the incident report says it too
+    assert re.search(rf"Slurm {DRAINED_WORD}: {re.escape(DRAIN_REASON)} \(root, ", report.stdout)  # the incident report too
 
 
 def test_check_json_carries_the_job_and_the_node_as_the_snapshot_does(
@@ -164,7 +168,8 @@ async def test_the_dashboard_shows_jobs_on_gpus_and_node_states(
     async with app.run_test(size=SIZE) as pilot:
         read = lambda: app.store.slurm is not None and app.store.slurm.read_at is not None  # noqa: E731
         await wait_for(pilot, read, "Slurm's first reading")
-        await wait_for(pilot, lambda: f"slurm drained: {DRAIN_REASON}" in screen_text(app), "the drained node in the overview")
+        drained_line = re.compile(rf"slurm {DRAINED_WORD}: {re.escape(DRAIN_REASON)}")
+        await wait_for(pilot, lambda: drained_line.search(screen_text(app)) is not None, "the drained node in the overview")
         assert "slurm mixed" in screen_text(app)  # node-a's row
         screen = await open_allocation(pilot, app, "node-a")
         assert isinstance(screen, HostScreen)
