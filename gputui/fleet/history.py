@@ -68,7 +68,8 @@ class Ring:
         return len(self._data) * self._data.itemsize
 
     def push(self, value: float | None) -> int | None:
-        """Store one value (``None`` or NaN: a gap); returns what was stored, ``None`` for a gap."""
+        """Store one value (``None`` or NaN: a gap); returns what was stored, ``None`` for a gap.
+        (``GpuHistory.push`` writes this out for its four rings, for speed: keep the two in step.)"""
         stored: int | None
         if value is None or value != value:
             stored = None

@@ -65,15 +65,16 @@ class HostRecord:
     def state(self, now: float) -> HostState:
         if self.down_since is not None:
             return HostState.DOWN
-        if self.hello is None or self.last_frame_at is None:
+        stale_at = self.stale_at()
+        if self.hello is None or stale_at is None:
             return HostState.CONNECTING
-        if now > self.last_frame_at + self.stale_after * self.interval_s:  # stale_at(), written out: read often
+        if now > stale_at:
             return HostState.STALE
         return HostState.LIVE
 
     def stale_at(self) -> float | None:
-        """When the host turns stale if nothing more comes (None before its first frame): the very
-        sum ``state`` compares with, so that a reader waiting for that moment agrees with it to the bit."""
+        """When the host turns stale if nothing more comes (None before its first frame): what
+        ``state`` compares with, so that a reader waiting for that moment agrees with it to the bit."""
         return None if self.last_frame_at is None else self.last_frame_at + self.stale_after * self.interval_s
 
     def age_s(self, now: float) -> float | None:
@@ -130,6 +131,7 @@ class FleetStore:
         if record is None:
             record = HostRecord(name=name, tags=tags, group=group, stale_after=self.stale_after)
             self.hosts[name] = record
+            self._changed(name)
         return record
 
     def changed_since(self, version: int) -> list[str] | None:

@@ -160,23 +160,16 @@ def persistence_off(gpus: Sequence[GpuSample]) -> Finding | None:
 # -- GPU ------------------------------------------------------------------------
 def gpu_findings(g: GpuSample, record: HostRecord, statics: dict[int, GpuStatic], ctx: Context) -> list[Finding]:
     static = statics.get(g.index)
+    out: list[Finding | None] = []
     if calm(g, static, ctx.thresholds):
-        if g.util_pct is not None and g.util_pct > IDLE_UTIL_PCT:
-            return climbing(g.index, ctx) if ctx.climbs else []  # busy and healthy: most GPUs, most seconds
-        idle = idle_holding(g, record.history.get(g.index), ctx.thresholds, ctx.now, ctx.jobs.get(g.index))
-        return ([idle] if idle is not None else []) + climbing(g.index, ctx)
-    if g.lost or (static is not None and static.lost):
+        if g.util_pct is not None and g.util_pct > IDLE_UTIL_PCT:  # busy (idle_holding's own first test) and healthy:
+            return climbing(g.index, ctx)  # most GPUs, most seconds
+    elif g.lost or (static is not None and static.lost):
         return [lost(g.index, ctx)]
-    out: list[Finding | None] = [
-        thermal(g, static, ctx.thresholds),
-        slowdown(g),
-        memory(g, ctx.thresholds),
-        remap(g),
-        retired(g),
-        uncorrected_ecc(g),
-        idle_holding(g, record.history.get(g.index), ctx.thresholds, ctx.now, ctx.jobs.get(g.index)),
-        field_errors(g),
-    ]
+    else:
+        th = ctx.thresholds
+        out = [thermal(g, static, th), slowdown(g), memory(g, th), remap(g), retired(g), uncorrected_ecc(g)]
+    out += (idle_holding(g, record.history.get(g.index), ctx.thresholds, ctx.now, ctx.jobs.get(g.index)), field_errors(g))
     found = [f for f in out if f is not None]
     return found + climbing(g.index, ctx)
 

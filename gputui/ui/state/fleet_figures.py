@@ -3,7 +3,8 @@
 The overview refreshes twice a second, and at thousands of hosts counting every
 host and every GPU each time was most of a refresh. Each host's part of the
 figures is kept instead, and a refresh works out again only the parts of the
-hosts the store says changed since (``FleetStore.changed_since``) and of the
+hosts the store says changed since (``FleetStore.changed_since``: new hosts
+too) and of the
 live hosts whose stale deadline has passed: the one change time makes alone,
 found from a heap of deadlines, not by asking every host. The whole fleet is
 counted again only when the store changed beyond single hosts (hosts cleared,
@@ -68,20 +69,20 @@ class FleetFigures:
         """The figures now, with the parts of the hosts that changed (or turned stale) worked out again."""
         store, now = self.store, self.store.clock()
         changed = store.changed_since(self.version)
-        if self.counted is None or changed is None or now < self.valid_from or self.per_host.keys() != store.hosts.keys():
+        if self.counted is None or changed is None or now < self.valid_from:
             self._count_all(now)
+            moved = True
         else:
-            due = self._due(now)
-            if not changed and not due:
-                self.version, self.valid_from = store.version, now
-                return self.counted
-            for name in (*changed, *due):
+            names = (*changed, *self._due(now))
+            for name in names:
                 self._recount(name, now)
+            moved = bool(names)
         self.version, self.valid_from = store.version, now
-        widest = max((w for w, n in self.widths.items() if n), default=0)
-        gpus, busy, lost = self.totals
-        self.counted = Figures(dict(self.states), gpus, busy, lost, widest)
-        self.generation += 1
+        if moved or self.counted is None:
+            widest = max((w for w, n in self.widths.items() if n), default=0)
+            gpus, busy, lost = self.totals
+            self.counted = Figures(dict(self.states), gpus, busy, lost, widest)
+            self.generation += 1
         return self.counted
 
     def _count_all(self, now: float) -> None:
