@@ -5,7 +5,7 @@ Run by hand (``python bench/health_pass.py --hosts 1024 4096``); not a test.
 time, next to the demo's feed processes on the same cores, so its figure
 moves with how busy the machine is. This one feeds a store in-process with
 the demo fleet's real samples (sampled by the agent's sampler on simulated
-GPUs, sent as changes and decoded as the dashboard decodes them), then times
+GPUs, a simulated second apart, sent as changes and decoded as the dashboard decodes them), then times
 ``HealthEngine.evaluate`` in the thread's CPU time, with the garbage
 collector held off while it runs: the engine's own cost, comparable from one
 commit to the next on the same machine. (The collector's pauses depend on
@@ -37,7 +37,8 @@ KEYFRAME_EVERY = 10  # as the demo's hosts send
 
 def measure(hosts: int, passes: int) -> dict[str, object]:
     names = host_names(hosts)
-    samplers = [make_sampler("fleet", 0, 8, i, name) for i, name in enumerate(names)]
+    gpu_clock = [0.0]  # the simulated GPUs' time: a second a pass, as the demo's feeds live it
+    samplers = [make_sampler("fleet", 0, 8, i, name, clock=lambda: gpu_clock[0]) for i, name in enumerate(names)]
     encoders = [ChangeEncoder(KEYFRAME_EVERY, phase=i) for i in range(hosts)]
     decoders = [FrameDecoder() for _ in range(hosts)]
     mono, wall = [1000.0], [1_795_000_000.0]
@@ -51,6 +52,7 @@ def measure(hosts: int, passes: int) -> dict[str, object]:
     for _ in range(WARM_UP + passes):
         mono[0] += 1.0
         wall[0] += 1.0
+        gpu_clock[0] += 1.0
         for name, sampler, encoder, decoder in zip(names, samplers, encoders, decoders, strict=True):
             store.apply(name, decoder.frame(json.dumps(encoder.encode(sampler.sample()))))
         gc.disable()

@@ -100,11 +100,12 @@ def patched_gpu(before: GpuSample, patch: GpuPatch, seq: int) -> GpuSample:
     del update["index"]
     if "lost" in update and update["lost"] is None:
         update["lost"] = False
+    changes = update.pop("process_changes", None)  # plain values, applied to models already shared
     share_values(update)  # validated just now, as a keyframe's are: shared as theirs are
     if "processes" in update:
         update["processes"] = update["processes"] or []
-    elif "process_changes" in update:
-        update["processes"] = patched_processes(before, update.pop("process_changes"), seq)
+    elif changes is not None:
+        update["processes"] = patched_processes(before, changes, seq)
     return replaced(before, update)
 
 

@@ -27,6 +27,7 @@ _M = TypeVar("_M", bound=BaseModel)
 _set = object.__setattr__
 _new = object.__new__
 COUNTER_MODELS: frozenset[type[BaseModel]] = frozenset({Ecc, NvlinkErrors, RemappedRows, RetiredPages})
+PLAIN: frozenset[type] = frozenset({int, float, str, bool, type(None)})
 
 
 @lru_cache(maxsize=1024)
@@ -62,8 +63,12 @@ def shared_counters(model: _M) -> _M:
 
 
 def share_values(values: dict[str, Any]) -> None:
-    """Make the models among ``values`` (a model's, or a delta's changes) hold shared parts, in place."""
+    """Make the models among ``values`` (a model's, or a delta's changes) hold shared parts, in place.
+    Most values are plain, and asking their exact type first is much cheaper than ``isinstance``
+    against a pydantic model (through its metaclass)."""
     for key, value in values.items():
+        if type(value) in PLAIN:
+            continue
         if isinstance(value, BaseModel):
             if type(value) in COUNTER_MODELS:
                 values[key] = shared_counters(value)  # the same key: the dict does not resize

@@ -52,39 +52,55 @@ def untracker() -> Untrack | None:
 def untrack_frame(model: BaseModel, untrack: Untrack) -> None:
     """Take a frame (a hello, a sample) and every object in it out of the collector's walk.
 
-    A model already untracked was untracked with everything in it, and frames never change: a
-    sample rebuilt from a delta shares its unchanged GPUs with the one before, so only what the
-    delta made is walked here. Only the fields that can hold a container are looked at (a GPU's
-    sample has about 30 fields, 9 of them such): ``isinstance`` against a pydantic model goes
-    through its metaclass, and asking it of every value was most of this function's time."""
-    if not gc.is_tracked(model):
-        return
+    A part the collector does not track is passed over whatever it is: a plain value (never
+    tracked), or a part already untracked with everything in it (frames never change: a sample
+    rebuilt from a delta shares its unchanged GPUs with the one before, so only what the delta
+    made is walked here). That is asked before any call, as most parts are such. Only the
+    fields that can hold a container are looked at (a GPU's sample has about 30 fields, 9 of
+    them such), and a part's type is asked exactly before ``isinstance`` against a pydantic
+    model, which goes through its metaclass: asking that of every value was most of the time."""
+    if is_tracked(model):
+        _untrack_model(model, untrack)
+
+
+def _untrack_model(model: BaseModel, untrack: Untrack) -> None:
     untrack(model)
     values = model.__dict__
-    for part in (values, model.__pydantic_fields_set__):
-        if gc.is_tracked(part):
-            untrack(part)
+    if is_tracked(values):
+        untrack(values)
+    names = model.__pydantic_fields_set__
+    if is_tracked(names):
+        untrack(names)
     for name in container_fields(type(model)):
         value = values.get(name)
-        if value is not None:
-            _untrack_value(value, untrack)
+        if value is not None and is_tracked(value):
+            _untrack_part(value, untrack)
 
 
-def _untrack_value(value: object, untrack: Untrack) -> None:
-    """A field's value or a container's item: a model, a container of them, or a plain value
-    (left as it is: the collector never tracked it, or it is not the frame's to change)."""
-    if type(value) in PLAIN:
-        return
-    if isinstance(value, CONTAINERS):
-        if gc.is_tracked(value):
-            untrack(value)
-            for item in value.values() if isinstance(value, dict) else value:
-                _untrack_value(item, untrack)
-    elif isinstance(value, BaseModel):  # asked last: through pydantic's metaclass, the slowest
-        untrack_frame(value, untrack)
+def _untrack_part(value: object, untrack: Untrack) -> None:
+    """A tracked field's value or container's item: a model, a container of them, or something
+    that is not the frame's to change (left as it is)."""
+    kind = type(value)
+    if kind is list or kind is tuple:
+        untrack(value)
+        for item in value:  # type: ignore[attr-defined]
+            if is_tracked(item):
+                _untrack_part(item, untrack)
+    elif kind is dict:
+        untrack(value)
+        for item in value.values():  # type: ignore[attr-defined]
+            if is_tracked(item):
+                _untrack_part(item, untrack)
+    elif isinstance(value, BaseModel):
+        _untrack_model(value, untrack)
+    elif isinstance(value, CONTAINERS):  # a subclass of one, or a set
+        untrack(value)
+        for item in value.values() if isinstance(value, dict) else value:
+            if is_tracked(item):
+                _untrack_part(item, untrack)
 
 
-PLAIN = frozenset({str, int, float, bool, type(None)})
+is_tracked = gc.is_tracked
 CONTAINERS = (list, tuple, set, frozenset, dict)
 
 

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["FLEET", "DemoFleet", "DemoLink", "fleet_sources", "host_names", "scenario_for"]
 HOSTS_PER_FEED = 512
 QUEUE_FRAMES = 8
+LINES_PER_TURN = 16  # frames handed to their hosts' tasks per turn of the event loop (DemoFleet._read)
 _DELTA = b'{"type":"delta"'  # how demo_feed writes a delta: ``type`` first, no spaces
 
 
@@ -93,11 +94,22 @@ class DemoFleet:
         self.readers[first] = asyncio.ensure_future(self._read(feed, self.names[first : first + HOSTS_PER_FEED]))
 
     async def _read(self, feed: asyncio.subprocess.Process, names: list[str]) -> None:
+        """Hand each line to its host, giving the event loop a turn every ``LINES_PER_TURN``.
+
+        A feed writes all its hosts' frames at once, and a read returns hundreds of them without
+        waiting: each line handed on wakes its host's task, and every task woken runs in the
+        loop's next turn, one after the other (about a third of a millisecond each). A read's worth
+        of them, a hundred and more, held the loop for tens of milliseconds, keystrokes and redraws
+        waiting behind them; a turn every ``LINES_PER_TURN`` lines keeps each turn short."""
         assert feed.stdout is not None
+        handed = 0
         async for line in split_lines(feed.stdout.read):
             host, sep, frame = line.partition(b"\t")
             if sep:
                 self._put(host.decode(), frame)
+                handed += 1
+                if handed % LINES_PER_TURN == 0:
+                    await asyncio.sleep(0)
         await feed.wait()
         for name in names:  # this feed ended: the hosts it fed are down, the others are not
             self._put(name, None)

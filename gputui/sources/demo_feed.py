@@ -15,6 +15,7 @@ import json
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 from gputui.agent.changes import ChangeEncoder
 from gputui.agent.sampler import Sampler
@@ -38,8 +39,12 @@ def host_names(count: int) -> list[str]:
     return [f"gpu-{i + 1:0{width}d}" for i in range(count)]
 
 
-def make_sampler(scenario: str, seed: int, gpus: int | None, host_no: int, name: str) -> Sampler:
-    sim = SimNvml(scenario_for(scenario, host_no), seed=seed * 1009 + host_no, gpus=gpus, processes="synthetic", host_no=host_no)
+def make_sampler(
+    scenario: str, seed: int, gpus: int | None, host_no: int, name: str, clock: Callable[[], float] = time.monotonic
+) -> Sampler:
+    """One demo host; ``clock`` is its GPUs' (a bench steps it a second at a time, without waiting)."""
+    seed = seed * 1009 + host_no
+    sim = SimNvml(scenario_for(scenario, host_no), seed=seed, gpus=gpus, processes="synthetic", host_no=host_no, clock=clock)
     return Sampler(sim, host=name, source=f"sim:{sim.scenario.name}", describe=sim.describe_process)
 
 

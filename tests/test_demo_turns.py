@@ -1,0 +1,38 @@
+"""A demo feed's burst of frames does not hold the event loop.
+
+A feed writes all its hosts' frames at once, and one read returns hundreds of
+them: handed on together, they woke hundreds of hosts' tasks for one turn of
+the loop, and keystrokes and redraws waited behind all of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from pathlib import Path
+
+from gputui.sources.demo import LINES_PER_TURN, DemoFleet
+
+HOSTS = 300
+
+
+async def test_a_burst_of_frames_is_handed_on_a_few_dozen_per_turn_of_the_loop(tmp_path: Path) -> None:
+    fleet = DemoFleet(HOSTS, 8, "fleet", 0, 1.0)
+    burst = tmp_path / "burst"  # one frame per host, as a feed writes each second, read in one go
+    burst.write_bytes(b"".join(f'{name}\t{{"type":"sample","n":{i}}}\n'.encode() for i, name in enumerate(fleet.names)))
+    feed = await asyncio.create_subprocess_exec("cat", str(burst), stdout=asyncio.subprocess.PIPE)
+    reading = asyncio.ensure_future(fleet._read(feed, fleet.names))
+
+    handed_at_each_turn = [0]
+    while handed_at_each_turn[-1] < HOSTS:  # what another task (a key, a redraw) sees between its turns
+        await asyncio.sleep(0)
+        queued = sum(queue.qsize() for queue in fleet.queues.values())
+        handed_at_each_turn.append(min(queued, HOSTS))  # past it: the feed's end, said to every host
+    await reading
+
+    steps = [b - a for a, b in itertools.pairwise(handed_at_each_turn)]
+    assert max(steps) <= LINES_PER_TURN, f"{max(steps)} frames handed on in one turn of the loop"
+    assert handed_at_each_turn[-1] == HOSTS
+    first = fleet.queue(fleet.names[0]).get_nowait()
+    assert first == b'{"type":"sample","n":0}'  # each host gets its own frame, whole
+    assert fleet.queue(fleet.names[-1]).get_nowait() == f'{{"type":"sample","n":{HOSTS - 1}}}'.encode()
