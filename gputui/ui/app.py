@@ -31,8 +31,9 @@ from gputui.ui.dialogs.help_screen import HelpScreen
 from gputui.ui.panels.base import AsciiScrollBarRender
 from gputui.ui.screens.audit_screen import AuditScreen
 from gputui.ui.screens.connections import ConnectionsScreen
+from gputui.ui.screens.overview import REFRESH_S as OVERVIEW_REFRESH_S
 from gputui.ui.screens.overview import OverviewScreen
-from gputui.ui.screens.seam import AppParts, OpenAction
+from gputui.ui.screens.seam import AppParts, OpenAction, RefreshStarted
 from gputui.ui.screens.triage_screen import TriageScreen
 from gputui.ui.screens.welcome import WelcomeScreen
 from gputui.ui.state.alerts import AlertBoard, Evaluate, health_engine
@@ -44,6 +45,9 @@ if TYPE_CHECKING:
     from gputui.ui.heap import HeapSettler
 
 HEALTH_S = 1.0  # the health engine runs once a second, over the whole store in one pass
+# After an overview refresh (and the redraw it asks for) has run: the pass, 200 ms at 1,024 hosts
+# on a busy machine, has most of the time until the next one (gputui/ui/screens/seam.py, RefreshStarted).
+HEALTH_AFTER_REFRESH_S = 0.1
 WELCOME_HIDES = {"connections", "audit", "triage"}  # app keys that need a fleet
 ASCII_KEYS = {"up": "up", "down": "down", "enter": "enter", "escape": "esc", "question_mark": "?", "slash": "/"}
 
@@ -125,6 +129,7 @@ class GpuTuiApp(App[None]):
         self.follow_cluster: Callable[[Callable[[SlurmView], None]], Awaitable[None]] | None = None
         self.configured_theme = theme
         self.ready = False  # theme changes before this are not the operator's
+        self.judging = False  # the health clock runs (started once, on RefreshStarted)
         self.theme = pick_theme(theme, self.available_themes)
         self.draw_ascii(theme_is_ascii(self))
 
@@ -141,7 +146,7 @@ class GpuTuiApp(App[None]):
         self.tape.attach()
         self.push_screen(OverviewScreen(self.store, self.fleet_title, self.parts()))
         self.health_tick()  # a store that starts full (a replay, a snapshot) is judged before the first draw
-        self.set_interval(HEALTH_S, self.health_tick_async)
+        # The pass every HEALTH_S starts when the overview says its refresh clock runs (RefreshStarted).
         if self.heap is not None:
             self.set_interval(self.heap.young_every_s, self.heap.collect_young)
             self.set_interval(self.heap.trim_every_s, self.heap.give_back)
@@ -261,6 +266,15 @@ class GpuTuiApp(App[None]):
     def parts(self) -> AppParts:
         """What a screen may read of the app, handed to it when it is made (never looked up by name)."""
         return AppParts(board=self.board, actions=self.actions, idle_holding_s=self.idle_holding_s)
+
+    def on_refresh_started(self, message: RefreshStarted) -> None:
+        """Start the health engine's clock, once, a little after one of the overview's refreshes."""
+        if self.judging:
+            return
+        self.judging = True
+        delay = (message.at + HEALTH_AFTER_REFRESH_S - time.monotonic()) % OVERVIEW_REFRESH_S
+        delay = max(delay, 0.01)  # a Textual timer of no delay divides by it and never fires
+        self.set_timer(delay, lambda: self.set_interval(HEALTH_S, self.health_tick_async))
 
     def on_open_action(self, message: OpenAction) -> None:
         """A screen asks for the action dialog (the host screen, the triage)."""
