@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import statistics
+import time
 from pathlib import Path
 
 import pytest
@@ -391,8 +392,8 @@ async def test_a_config_without_hosts_says_what_is_missing_instead_of_a_blank_li
 
 async def test_the_health_pass_starts_just_after_a_refresh_never_with_one() -> None:
     """A refresh and a slice of the health pass due at the same moment held the event loop for both
-    (50 ms at 1,024 hosts): the health clock runs a set moment after the overview's, so that the
-    pass has most of the time between two refreshes."""
+    (50 ms at 1,024 hosts): each pass starts a set moment after a refresh, so that it has most of
+    the time until the next, even when a refresh came late."""
     app = GpuTuiApp(frozen_store(3), [])
     loop = asyncio.get_running_loop()
     refreshed: list[float] = []
@@ -416,8 +417,9 @@ async def test_the_health_pass_starts_just_after_a_refresh_never_with_one() -> N
 
         overview.update_view = timed_refresh  # type: ignore[method-assign]
         board.tick_async = timed_judge  # type: ignore[method-assign]
+        time.sleep(0.7)  # noqa: ASYNC251 - the loop held past the first refresh, as at start with a large fleet
         async with asyncio.timeout(30):
             await enough.wait()
     after_refresh = [at - max((r for r in refreshed if r <= at), default=at - 1.0) for at in judged]
-    # A timer late by a busy moment moves one tick, never the clock's phase.
-    assert statistics.median(after_refresh) == pytest.approx(HEALTH_AFTER_REFRESH_S, abs=0.04), after_refresh
+    # Taken from each refresh as it came: the late first one moved no pass after it.
+    assert statistics.median(after_refresh) == pytest.approx(HEALTH_AFTER_REFRESH_S, abs=0.05), after_refresh

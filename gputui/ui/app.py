@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from functools import partial
@@ -33,7 +34,7 @@ from gputui.ui.screens.audit_screen import AuditScreen
 from gputui.ui.screens.connections import ConnectionsScreen
 from gputui.ui.screens.overview import REFRESH_S as OVERVIEW_REFRESH_S
 from gputui.ui.screens.overview import OverviewScreen
-from gputui.ui.screens.seam import AppParts, OpenAction, RefreshStarted
+from gputui.ui.screens.seam import AppParts, OpenAction, Refreshed
 from gputui.ui.screens.triage_screen import TriageScreen
 from gputui.ui.screens.welcome import WelcomeScreen
 from gputui.ui.state.alerts import AlertBoard, Evaluate, health_engine
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
 
 HEALTH_S = 1.0  # the health engine runs once a second, over the whole store in one pass
 # After an overview refresh (and the redraw it asks for) has run: the pass, 200 ms at 1,024 hosts
-# on a busy machine, has most of the time until the next one (gputui/ui/screens/seam.py, RefreshStarted).
+# on a busy machine, has most of the time until the next one (gputui/ui/screens/seam.py, Refreshed).
 HEALTH_AFTER_REFRESH_S = 0.1
 WELCOME_HIDES = {"connections", "audit", "triage"}  # app keys that need a fleet
 ASCII_KEYS = {"up": "up", "down": "down", "enter": "enter", "escape": "esc", "question_mark": "?", "slash": "/"}
@@ -129,7 +130,8 @@ class GpuTuiApp(App[None]):
         self.follow_cluster: Callable[[Callable[[SlurmView], None]], Awaitable[None]] | None = None
         self.configured_theme = theme
         self.ready = False  # theme changes before this are not the operator's
-        self.judging = False  # the health clock runs (started once, on RefreshStarted)
+        self.judging = False  # a health pass is due or running (on_refreshed)
+        self.judged_at = -math.inf  # when the last one was set going
         self.theme = pick_theme(theme, self.available_themes)
         self.draw_ascii(theme_is_ascii(self))
 
@@ -146,7 +148,7 @@ class GpuTuiApp(App[None]):
         self.tape.attach()
         self.push_screen(OverviewScreen(self.store, self.fleet_title, self.parts()))
         self.health_tick()  # a store that starts full (a replay, a snapshot) is judged before the first draw
-        # The pass every HEALTH_S starts when the overview says its refresh clock runs (RefreshStarted).
+        # The passes after it start a moment after every other overview refresh (on_refreshed).
         if self.heap is not None:
             self.set_interval(self.heap.young_every_s, self.heap.collect_young)
             self.set_interval(self.heap.trim_every_s, self.heap.give_back)
@@ -267,14 +269,15 @@ class GpuTuiApp(App[None]):
         """What a screen may read of the app, handed to it when it is made (never looked up by name)."""
         return AppParts(board=self.board, actions=self.actions, idle_holding_s=self.idle_holding_s)
 
-    def on_refresh_started(self, message: RefreshStarted) -> None:
-        """Start the health engine's clock, once, a little after one of the overview's refreshes."""
-        if self.judging:
+    def on_refreshed(self, message: Refreshed) -> None:
+        """The overview refreshed: start a health pass a moment later, once every ``HEALTH_S``
+        (every other refresh), never while one is still running."""
+        now = time.monotonic()
+        if self.judging or now - self.judged_at < HEALTH_S - OVERVIEW_REFRESH_S / 2:
             return
         self.judging = True
-        delay = (message.at + HEALTH_AFTER_REFRESH_S - time.monotonic()) % OVERVIEW_REFRESH_S
-        delay = max(delay, 0.01)  # a Textual timer of no delay divides by it and never fires
-        self.set_timer(delay, lambda: self.set_interval(HEALTH_S, self.health_tick_async))
+        self.judged_at = now
+        self.set_timer(HEALTH_AFTER_REFRESH_S, self.health_tick_async)
 
     def on_open_action(self, message: OpenAction) -> None:
         """A screen asks for the action dialog (the host screen, the triage)."""
@@ -304,8 +307,11 @@ class GpuTuiApp(App[None]):
         self.after_health_tick()
 
     async def health_tick_async(self) -> None:
-        """The timer's tick: the rules over the store in slices, so input and redraws go on meanwhile."""
-        await self.board.tick_async(self.store)
+        """A pass of the rules over the store in slices, so input and redraws go on meanwhile."""
+        try:
+            await self.board.tick_async(self.store)
+        finally:
+            self.judging = False
         self.after_health_tick()
         if self.heap is not None and self.heap.check():
             self.heap = None

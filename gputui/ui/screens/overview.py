@@ -11,8 +11,6 @@ kept short enough for an 80-column terminal.
 
 from __future__ import annotations
 
-import time
-
 from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
@@ -22,7 +20,7 @@ from textual.widgets import Input, Static
 
 from gputui.fleet.store import FleetStore, HostState
 from gputui.health.model import Severity
-from gputui.ui.screens.seam import AppParts, RefreshStarted
+from gputui.ui.screens.seam import AppParts, Refreshed
 from gputui.ui.state.alerts import count_words
 from gputui.ui.widgets.fleet_order import GROUPINGS, SORTS
 from gputui.ui.widgets.fleet_view import FleetView
@@ -51,7 +49,6 @@ class OverviewScreen(Screen[None]):
         self.store = store
         self.title_text = title
         self.parts = parts or AppParts()  # the alert board (the counts on top, each host's worst alert)
-        self.ticked = False  # whether the refresh clock has ticked yet (the app is told its phase then)
 
     def compose(self) -> ComposeResult:
         yield Static(id="summary")
@@ -74,10 +71,8 @@ class OverviewScreen(Screen[None]):
         self.update_view()  # the summary's words fit the new width
 
     def _tick(self) -> None:
-        if not self.ticked:  # the clock's phase is known from its first tick, not from when it was set
-            self.ticked = True
-            self.post_message(RefreshStarted(time.monotonic()))
         self.update_view()  # looked up each time, so a benchmark can time it
+        self.post_message(Refreshed())  # the app's health pass keeps clear of the next one
 
     def update_view(self) -> None:
         """Redraw from the store: ages move even when no frame arrived."""

@@ -51,13 +51,9 @@ class OpenAction(Message):
         self.reason = reason
 
 
-class RefreshStarted(Message):
-    """The overview's refresh clock ticked for the first time at ``at`` (``time.monotonic``, as
-    Textual's timers count). The app starts the health engine's clock just after a refresh, so
-    that the pass runs between two of them: a refresh and a slice of the pass due at the same
-    moment ran in one turn of the event loop, holding it for both (50 ms at 1,024 hosts). The
-    moment is carried because the message arrives a little later, however busy the loop is."""
-
-    def __init__(self, at: float) -> None:
-        super().__init__()
-        self.at = at
+class Refreshed(Message):
+    """The overview has just refreshed (every ``REFRESH_S``). The app starts each health pass a
+    moment after one of these, so that the pass runs between two refreshes: a refresh and a slice
+    of the pass due at the same moment ran in one turn of the event loop, holding it for both
+    (50 ms at 1,024 hosts). Taken from each refresh as it happened, a late one (the loop busy at
+    start) moves the next pass with it, never the passes after."""
