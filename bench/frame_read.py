@@ -23,49 +23,31 @@ import argparse
 import gc
 import json
 import statistics
+import sys
 import time
+from pathlib import Path
 
-from gputui.agent.changes import ChangeEncoder
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: the repo's root
+
+from bench.demo_lines import DemoLines, apply_second, connected
 from gputui.fleet.store import FleetStore
-from gputui.frame_decoder import FrameDecoder
-from gputui.sources.demo_feed import host_names, make_sampler
 
 WARM_UP = 10  # one keyframe cycle, so that every GPU's history is allocated before timing
-KEYFRAME_EVERY = 10  # as the demo's hosts send
-
-
-def lines_of(hosts: int, seconds: int) -> tuple[list[str], list[bytes], list[list[bytes]]]:
-    names = host_names(hosts)
-    clock = [0.0]  # the simulated GPUs' time: a second a step, as the demo's feeds live it
-    samplers = [make_sampler("fleet", 0, 8, i, name, clock=lambda: clock[0]) for i, name in enumerate(names)]
-    encoders = [ChangeEncoder(KEYFRAME_EVERY, phase=i) for i in range(hosts)]
-
-    def line(frame: object) -> bytes:
-        return json.dumps(frame, separators=(",", ":")).encode()
-
-    hellos = [line(e.hello(s.hello(1.0))) for s, e in zip(samplers, encoders, strict=True)]
-    seconds_of = []
-    for _ in range(seconds):
-        clock[0] += 1.0
-        seconds_of.append([line(e.encode(s.sample())) for s, e in zip(samplers, encoders, strict=True)])
-    return names, hellos, seconds_of
 
 
 def measure(hosts: int, seconds: int) -> dict[str, object]:
-    names, hellos, seconds_of = lines_of(hosts, WARM_UP + seconds)
+    fleet = DemoLines(hosts)
+    hellos = fleet.hellos()
+    seconds_of = [fleet.second() for _ in range(WARM_UP + seconds)]  # made first: only reading is timed
     clock = [1000.0]
     store = FleetStore(clock=lambda: clock[0])
-    decoders = [FrameDecoder() for _ in names]
-    for name, decoder, hello in zip(names, decoders, hellos, strict=True):
-        store.add_host(name)
-        store.apply(name, decoder.frame(hello))
+    decoders = connected(fleet.names, hellos, store)
     cpu_ms: list[float] = []
     for lines in seconds_of:
         clock[0] += 1.0
         gc.disable()
         started = time.thread_time()
-        for name, decoder, line in zip(names, decoders, lines, strict=True):
-            store.apply(name, decoder.frame(line))
+        apply_second(store, fleet.names, decoders, lines)
         cpu_ms.append(1000 * (time.thread_time() - started))
         gc.enable()
     timed = cpu_ms[WARM_UP:]

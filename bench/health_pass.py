@@ -22,39 +22,32 @@ import argparse
 import gc
 import json
 import statistics
+import sys
 import time
+from pathlib import Path
 
-from gputui.agent.changes import ChangeEncoder
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: the repo's root
+
+from bench.demo_lines import DemoLines, apply_second, connected
 from gputui.config import Thresholds
 from gputui.fleet.store import FleetStore
-from gputui.frame_decoder import FrameDecoder
 from gputui.health.engine import HealthEngine
-from gputui.sources.demo_feed import host_names, make_sampler
 
 WARM_UP = 3
-KEYFRAME_EVERY = 10  # as the demo's hosts send
 
 
 def measure(hosts: int, passes: int) -> dict[str, object]:
-    names = host_names(hosts)
-    gpu_clock = [0.0]  # the simulated GPUs' time: a second a pass, as the demo's feeds live it
-    samplers = [make_sampler("fleet", 0, 8, i, name, clock=lambda: gpu_clock[0]) for i, name in enumerate(names)]
-    encoders = [ChangeEncoder(KEYFRAME_EVERY, phase=i) for i in range(hosts)]
-    decoders = [FrameDecoder() for _ in range(hosts)]
+    fleet = DemoLines(hosts)
     mono, wall = [1000.0], [1_795_000_000.0]
     store = FleetStore(clock=lambda: mono[0])
-    for name, sampler, encoder, decoder in zip(names, samplers, encoders, decoders, strict=True):
-        store.add_host(name)
-        store.apply(name, decoder.frame(json.dumps(encoder.hello(sampler.hello(1.0)))))
+    decoders = connected(fleet.names, fleet.hellos(), store)
     engine = HealthEngine(Thresholds(), clock=lambda: wall[0])
     cpu_ms: list[float] = []
     alerts = 0
     for _ in range(WARM_UP + passes):
         mono[0] += 1.0
         wall[0] += 1.0
-        gpu_clock[0] += 1.0
-        for name, sampler, encoder, decoder in zip(names, samplers, encoders, decoders, strict=True):
-            store.apply(name, decoder.frame(json.dumps(encoder.encode(sampler.sample()))))
+        apply_second(store, fleet.names, decoders, fleet.second())
         gc.disable()
         started = time.thread_time()
         alerts = len(engine.evaluate(store))

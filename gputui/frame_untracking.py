@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import ctypes
 import gc
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import cache
 from typing import get_args, get_origin
 
@@ -81,23 +81,22 @@ def _untrack_part(value: object, untrack: Untrack) -> None:
     """A tracked field's value or container's item: a model, a container of them, or something
     that is not the frame's to change (left as it is)."""
     kind = type(value)
+    items: Iterable[object]
     if kind is list or kind is tuple:
-        untrack(value)
-        for item in value:  # type: ignore[attr-defined]
-            if is_tracked(item):
-                _untrack_part(item, untrack)
+        items = value  # type: ignore[assignment]
     elif kind is dict:
-        untrack(value)
-        for item in value.values():  # type: ignore[attr-defined]
-            if is_tracked(item):
-                _untrack_part(item, untrack)
+        items = value.values()  # type: ignore[attr-defined]
     elif isinstance(value, BaseModel):
         _untrack_model(value, untrack)
+        return
     elif isinstance(value, CONTAINERS):  # a subclass of one, or a set
-        untrack(value)
-        for item in value.values() if isinstance(value, dict) else value:
-            if is_tracked(item):
-                _untrack_part(item, untrack)
+        items = value.values() if isinstance(value, dict) else value
+    else:
+        return
+    untrack(value)
+    for item in items:
+        if is_tracked(item):
+            _untrack_part(item, untrack)
 
 
 is_tracked = gc.is_tracked

@@ -1,0 +1,59 @@
+"""The demo fleet's lines, made in-process, and a store connected to them: what the benches
+that time one part of the dashboard with nothing else running (``frame_read``, ``health_pass``)
+feed it.
+
+Each host is the agent's sampler on simulated GPUs whose clock moves a second per sample (as
+the demo's feeds live it, without waiting), sent as changes with a keyframe every ten samples
+at the host's own phase, as the demo's feeds write them.
+"""
+
+from __future__ import annotations
+
+import json
+
+from gputui.agent.changes import ChangeEncoder
+from gputui.fleet.store import FleetStore
+from gputui.frame_decoder import FrameDecoder
+from gputui.sources.demo_feed import host_names, make_sampler
+
+KEYFRAME_EVERY = 10  # as the demo's hosts send
+
+
+class DemoLines:
+    """N demo hosts' lines: their hellos, then one line each per simulated second."""
+
+    def __init__(self, hosts: int) -> None:
+        self.names = host_names(hosts)
+        self.gpu_clock = 0.0
+        self.samplers = [make_sampler("fleet", 0, 8, i, name, clock=self._clock) for i, name in enumerate(self.names)]
+        self.encoders = [ChangeEncoder(KEYFRAME_EVERY, phase=i) for i in range(hosts)]
+
+    def _clock(self) -> float:
+        return self.gpu_clock
+
+    def hellos(self) -> list[bytes]:
+        return [line(e.hello(s.hello(1.0))) for s, e in zip(self.samplers, self.encoders, strict=True)]
+
+    def second(self) -> list[bytes]:
+        """Every host's line of the next simulated second, in the order of ``names``."""
+        self.gpu_clock += 1.0
+        return [line(e.encode(s.sample())) for s, e in zip(self.samplers, self.encoders, strict=True)]
+
+
+def line(frame: object) -> bytes:
+    return json.dumps(frame, separators=(",", ":")).encode()
+
+
+def connected(names: list[str], hellos: list[bytes], store: FleetStore) -> list[FrameDecoder]:
+    """Each host added to ``store`` with its hello applied; its decoder, in the order of ``names``."""
+    decoders = [FrameDecoder() for _ in names]
+    for name, decoder, hello in zip(names, decoders, hellos, strict=True):
+        store.add_host(name)
+        store.apply(name, decoder.frame(hello))
+    return decoders
+
+
+def apply_second(store: FleetStore, names: list[str], decoders: list[FrameDecoder], lines: list[bytes]) -> None:
+    """One second's lines read as the dashboard reads them: decoded per host, then stored."""
+    for name, decoder, frame_line in zip(names, decoders, lines, strict=True):
+        store.apply(name, decoder.frame(frame_line))
