@@ -206,6 +206,7 @@ async def measure_app(app: GpuTuiApp, hosts: int, seconds: float, gpus_per_host:
         health.clear()
         collections.clear()
         bad_before = sum(r.bad_frames for r in store.hosts.values())
+        samples_before = store.samples
         cpu0, wall0, machine0, rss_start = time.process_time(), time.monotonic(), machine_busy(), rss_now_mb()
         await pilot.pause(seconds)
         cpu, wall, rss_end = time.process_time() - cpu0, time.monotonic() - wall0, rss_now_mb()
@@ -213,6 +214,7 @@ async def measure_app(app: GpuTuiApp, hosts: int, seconds: float, gpus_per_host:
         probe.cancel()
         live = store.counts()[HostState.LIVE]
         bad_frames = sum(r.bad_frames for r in store.hosts.values()) - bad_before
+        samples = store.samples - samples_before
         quitting = time.monotonic()
         await pilot.press("q")
     return {
@@ -220,6 +222,8 @@ async def measure_app(app: GpuTuiApp, hosts: int, seconds: float, gpus_per_host:
         "gpus": hosts * gpus_per_host,
         "live_at_end": live,
         "bad_frames": bad_frames,
+        "samples_per_host_s": round(samples / (wall * hosts), 2),
+        "sampled_per_feed": DemoFleet.sampled_per_feed or None,
         "seconds": round(wall, 1),
         "all_live_after_s": round(first_all - started, 1),
         "app_cpu_pct_of_one_core": round(100 * cpu / wall, 1),
@@ -247,15 +251,26 @@ def main() -> None:
     p.add_argument("--hosts", type=int, nargs="*", default=[64, 256, 1024])
     p.add_argument("--seconds", type=float, default=60.0)
     p.add_argument("--whole-samples", action="store_true", help="demo hosts send whole samples, not changes")
+    p.add_argument(
+        "--sampled-per-feed",
+        type=int,
+        default=0,
+        metavar="K",
+        help="each demo feed (512 hosts) samples only K of them and sends the others copies of their frames, "
+        "for a machine that cannot sample every host each second (see samples_per_host_s); a multiple of 8",
+    )
     args = p.parse_args()
     if args.whole_samples:
         DemoFleet.keyframe_every = 0
+    DemoFleet.sampled_per_feed = args.sampled_per_feed
     if len(args.hosts) == 1:
         print(json.dumps(asyncio.run(measure(args.hosts[0], args.seconds))), flush=True)
         return
     for hosts in args.hosts:  # one process each, so that peak RSS is that size's own
         whole = ["--whole-samples"] if args.whole_samples else []
-        subprocess.run([sys.executable, __file__, "--hosts", str(hosts), "--seconds", str(args.seconds), *whole], check=True)
+        sampled = ["--sampled-per-feed", str(args.sampled_per_feed)]
+        argv = [sys.executable, __file__, "--hosts", str(hosts), "--seconds", str(args.seconds), *whole, *sampled]
+        subprocess.run(argv, check=True)
 
 
 if __name__ == "__main__":

@@ -40,6 +40,9 @@ class DemoFleet:
     # Samples as changes, a keyframe every this many (0: whole samples, as agents sent
     # them before ``--changes``; bench/ui_scale.py --whole-samples compares the two).
     keyframe_every = KEYFRAME_EVERY
+    # Hosts each feed samples, the rest sent copies of their frames (0: every host sampled; a
+    # benchmark on a machine too small to sample thousands of hosts a second sets it: demo_feed.py).
+    sampled_per_feed = 0
 
     def __init__(self, hosts: int, gpus: int | None, scenario: str, seed: int, interval: float) -> None:
         if hosts < 1:
@@ -86,6 +89,8 @@ class DemoFleet:
                 "--interval", str(interval), "--keyframe-every", str(self.keyframe_every)]  # fmt: skip
         if gpus is not None:
             argv += ["--gpus", str(gpus)]
+        if self.sampled_per_feed > 0:
+            argv += ["--sampled", str(self.sampled_per_feed)]
         feed = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
         if self.closed:  # closed while it started: close() did not see it, so it ends here
             await end_child(feed)
