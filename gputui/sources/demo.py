@@ -156,7 +156,11 @@ class DemoLink:
         queue = self.fleet.queue(self.name)
         whole = False
         while True:
-            line = await queue.get()
+            if queue.empty():
+                line = await queue.get()
+            else:  # a backlog (the dashboard fell behind): still one frame a turn (split_lines says why)
+                await asyncio.sleep(0)
+                line = queue.get_nowait()
             if line is None:
                 raise LinkError("the demo feed stopped")
             whole = whole or not line.startswith(_DELTA)

@@ -64,7 +64,7 @@ class LocalLink:
         assert self.proc.stderr is not None
         drain = asyncio.ensure_future(self._drain_stderr(self.proc.stderr))
         try:
-            async for line in split_lines(self.proc.stdout.read):
+            async for line in split_lines(self.proc.stdout.read, one_per_turn=True):
                 yield line
             code = await self.proc.wait()
             await drain

@@ -322,7 +322,7 @@ class SshLink:
         for _attempt in range(2):
             self.process = await conn.create_process(self.agent_command(), encoding=None)
             self._drain_stderr(self.process)
-            lines = split_lines(self.process.stdout.read)
+            lines = split_lines(self.process.stdout.read, one_per_turn=True)
             first = await self._next_line(lines)
             if first.strip() == NEEDS_UPLOAD.encode():
                 if self.uploaded:
