@@ -8,6 +8,8 @@ import json
 import random
 from collections.abc import Mapping
 
+import pytest
+
 from gputui.agent.sampler import Sampler
 from gputui.fleet.allocation import in_use
 from gputui.fleet.store import FleetStore, HostState
@@ -84,12 +86,16 @@ def test_a_clock_that_goes_back_is_counted_again() -> None:
     assert figures.current().states[HostState.LIVE] == 2
 
 
-def test_host_by_host_updates_always_agree_with_a_full_count() -> None:
+@pytest.mark.parametrize("following", [False, True], ids=["counted when read", "following the store"])
+def test_host_by_host_updates_always_agree_with_a_full_count(following: bool) -> None:
     """Hosts send, go quiet, go down, reconnect and come back in a random order while the clock
-    moves: after each step the figures (worked out again only for the hosts that changed or turned
-    stale) are what counting every host and GPU says, and no step walked the whole fleet again."""
+    moves, read after one step or several: the figures (worked out again only for the hosts that
+    changed or turned stale) are what counting every host and GPU says, and no step walked the
+    whole fleet again. Following the store (as the overview does), they are the same figures."""
     fleet = Fleet(24)
     figures = FleetFigures(fleet.store)
+    if following:
+        figures.follow()
     figures.current()
     full_counts = figures.full_counts
     rng = random.Random(7)
@@ -104,10 +110,45 @@ def test_host_by_host_updates_always_agree_with_a_full_count() -> None:
             fleet.store.mark_connecting(name)
         else:
             fleet.clock.now += rng.choice([0.2, 0.5, 1.0, 2.5])
+        if rng.random() < 0.5:
+            continue  # read after several steps too
         figures_now = figures.current()
         assert (figures_now.states, figures_now.gpus, figures_now.busy, figures_now.lost) == counted_by_hand(fleet.store)
     assert figures.full_counts == full_counts
     assert figures.current().states[HostState.STALE] + figures.current().states[HostState.DOWN] > 0
+
+
+def test_following_the_store_a_refresh_counts_no_host_that_sent_a_frame() -> None:
+    """The overview's figures follow the store: a host's part is worked out as its frame comes, in
+    that frame's turn of the event loop, so that a refresh of thousands of hosts has none to do."""
+    fleet = Fleet(16)
+    figures = FleetFigures(fleet.store)
+    figures.follow()
+    before = figures.current()
+    fleet.clock.now += 1.0
+    recounts = figures.recounts
+    for name in fleet.samplers:
+        fleet.sample(name)
+    assert figures.recounts == recounts + 16  # one part as each frame came
+    after = figures.current()
+    assert figures.recounts == recounts + 16  # and none at the refresh
+    assert after is not before  # yet the refresh sees the new figures
+    assert (after.states, after.gpus, after.busy, after.lost) == counted_by_hand(fleet.store)
+
+    fleet.store.clear_hosts()  # a change to the whole store (another fleet): the figures are behind it
+    fleet.store.add_host("gpu-01")
+    fleet.store.apply("gpu-01", parse_frame(json.dumps(fleet.samplers["gpu-01"].hello(1.0))))
+    fleet.sample("gpu-01")
+    assert figures.recounts == recounts + 16  # so not counted as they came
+    caught_up = figures.current()
+    assert (caught_up.states, caught_up.gpus, caught_up.busy, caught_up.lost) == counted_by_hand(fleet.store)
+    recounts = figures.recounts
+    fleet.sample("gpu-01")
+    assert figures.recounts == recounts + 1  # following again
+
+    figures.unfollow()
+    fleet.sample("gpu-01")
+    assert figures.recounts == recounts + 1  # no longer following: counted when read
 
 
 def test_a_host_is_counted_stale_the_moment_its_own_state_says_so() -> None:

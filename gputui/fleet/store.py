@@ -113,6 +113,7 @@ class FleetStore:
         self.whole_changed = 0
         self.samples = 0  # samples applied, to number each host's last (HostRecord.sample_no)
         self.listeners: list[Callable[[], None]] = []
+        self.host_listeners: list[Callable[[str], None]] = []  # told which host, after ``listeners``
         self.slurm: SlurmView | None = None  # the site's Slurm, where [slurm] is set: jobs, node states, reservations
         self.untrack = untracker()  # frames kept here are never walked by the collector (gputui/frame_untracking.py)
 
@@ -125,6 +126,9 @@ class FleetStore:
             self.touched[name] = self.version
         for listener in self.listeners:
             listener()
+        if name is not None:
+            for host_listener in self.host_listeners:
+                host_listener(name)
 
     def add_host(self, name: str, tags: tuple[str, ...] = (), group: str | None = None) -> HostRecord:
         record = self.hosts.get(name)

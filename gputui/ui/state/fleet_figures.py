@@ -9,6 +9,11 @@ live hosts whose stale deadline has passed: the one change time makes alone,
 found from a heap of deadlines, not by asking every host. The whole fleet is
 counted again only when the store changed beyond single hosts (hosts cleared,
 Slurm) or its clock went back (a replay).
+
+The overview's figures also ``follow`` the store: a host's part is worked out
+again as its frame is applied, in that frame's turn of the event loop. A
+refresh then has none of it left to do: at 2,048 hosts it had recounted about
+900 hosts in one turn, some 15 ms of a refresh that held the loop for 40.
 """
 
 from __future__ import annotations
@@ -64,6 +69,28 @@ class FleetFigures:
         self.deadlines: list[tuple[float, str]] = []  # (stale deadline, host), a heap; some outdated
         self.generation = 0  # counts so far: what was worked out from the figures' hosts keys on it
         self.full_counts = 0  # of them, the ones that walked every host
+        self.recounts = 0  # hosts' parts worked out, one by one or in a full count
+        self.moved = False  # a part was worked out as its host changed: the next ``current()`` is new
+
+    def follow(self) -> None:
+        """Work out each host's part as the store changes it, not at the next ``current()``."""
+        self.store.host_listeners.append(self._host_changed)
+
+    def unfollow(self) -> None:
+        if self._host_changed in self.store.host_listeners:
+            self.store.host_listeners.remove(self._host_changed)
+
+    def _host_changed(self, name: str) -> None:
+        """The store changed ``name`` and nothing else since the last count: its part alone, now.
+        Behind that (a change to the whole store, none counted yet, a clock gone back), the next
+        ``current()`` catches up as it would without following."""
+        store = self.store
+        now = store.clock()
+        if self.counted is None or self.version != store.version - 1 or now < self.valid_from:
+            return
+        self._recount(name, now)
+        self.version, self.valid_from = store.version, now
+        self.moved = True
 
     def current(self) -> Figures:
         """The figures now, with the parts of the hosts that changed (or turned stale) worked out again."""
@@ -76,13 +103,14 @@ class FleetFigures:
             names = (*changed, *self._due(now))
             for name in names:
                 self._recount(name, now)
-            moved = bool(names)
+            moved = bool(names) or self.moved
         self.version, self.valid_from = store.version, now
         if moved or self.counted is None:
             widest = max((w for w, n in self.widths.items() if n), default=0)
             gpus, busy, lost = self.totals
             self.counted = Figures(dict(self.states), gpus, busy, lost, widest)
             self.generation += 1
+            self.moved = False
         return self.counted
 
     def _count_all(self, now: float) -> None:
@@ -107,6 +135,7 @@ class FleetFigures:
 
     def _recount(self, name: str, now: float) -> None:
         """Take the host's old part out of the figures and put its new one in."""
+        self.recounts += 1
         old = self.per_host.pop(name, None)
         if old is not None:
             self._add(old, -1)

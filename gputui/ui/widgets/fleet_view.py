@@ -85,6 +85,12 @@ class FleetView(ScrollView, can_focus=True):
         self.ledger_words: dict[str, tuple[object, str]] = {}  # host -> (the ledger it was worked out from, words)
         self.alert_hosts: Mapping[str, Severity] = {}  # host -> its worst shown alert (the app's last evaluation)
 
+    def on_mount(self) -> None:
+        self.figures.follow()  # each host's part counted as its frame comes, not all in a refresh
+
+    def on_unmount(self) -> None:
+        self.figures.unfollow()
+
     @property
     def names(self) -> list[str]:
         return [r.host for r in self.rows if r.host is not None]
