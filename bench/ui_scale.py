@@ -14,6 +14,12 @@ be elsewhere):
   comes, so what grows after that is not history);
 - how many frames were bad (a host reset: with changes, a frame dropped
   under load breaks the chain until the next keyframe);
+- how many samples each host sent a second (``samples_per_host_s``): below
+  1.0 the app did less than the size's work, because the demo's feeds could
+  not sample every host each second (on a 2-core machine, from about 600
+  hosts) or the app could not read them. ``--sampled-per-feed K`` has each
+  feed sample only K of its 512 hosts and send the others copies of their
+  frames (demo_feed.py ``--sampled``): the app's work per host is the same;
 - the 50th and 99th percentile time of one overview refresh: re-reading the
   store (filter, sort, counts) and drawing every visible line;
 - the same for one health tick (the rules engine over the whole store, once a

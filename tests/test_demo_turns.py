@@ -11,7 +11,7 @@ import asyncio
 import itertools
 from pathlib import Path
 
-from gputui.sources.demo import LINES_PER_TURN, DemoFleet
+from gputui.sources.demo import HOSTS_PER_FEED, LINES_PER_TURN, DemoFleet
 
 HOSTS = 300
 
@@ -36,3 +36,35 @@ async def test_a_burst_of_frames_is_handed_on_a_few_dozen_per_turn_of_the_loop(t
     first = fleet.queue(fleet.names[0]).get_nowait()
     assert first == b'{"type":"sample","n":0}'  # each host gets its own frame, whole
     assert fleet.queue(fleet.names[-1]).get_nowait() == f'{{"type":"sample","n":{HOSTS - 1}}}'.encode()
+
+
+async def test_the_feeds_of_a_large_fleet_hand_on_a_few_dozen_per_turn_all_together(tmp_path: Path) -> None:
+    """Each feed's reader runs in the same turn of the loop: at 2,048 hosts, four feeds' bursts
+    together are handed on no faster than one feed's."""
+    fleet = DemoFleet(4 * HOSTS_PER_FEED, 8, "fleet", 0, 1.0)
+    handed: list[bytes] = []  # frames, not the end of a feed (said to each of its hosts at once)
+    put = fleet._put
+
+    def counted_put(name: str, item: bytes | None) -> None:
+        if item is not None:
+            handed.append(item)
+        put(name, item)
+
+    fleet._put = counted_put  # type: ignore[method-assign]
+    readers = []
+    for first in range(0, len(fleet.names), HOSTS_PER_FEED):
+        names = fleet.names[first : first + HOSTS_PER_FEED]
+        burst = tmp_path / f"burst-{first}"
+        burst.write_bytes(b"".join(f'{name}\t{{"type":"sample"}}\n'.encode() for name in names))
+        feed = await asyncio.create_subprocess_exec("cat", str(burst), stdout=asyncio.subprocess.PIPE)
+        readers.append(asyncio.ensure_future(fleet._read(feed, names)))
+
+    handed_at_each_turn = [len(handed)]  # some, while the others started
+    while handed_at_each_turn[-1] < len(fleet.names):
+        await asyncio.sleep(0)
+        handed_at_each_turn.append(len(handed))
+    await asyncio.gather(*readers)
+
+    steps = [b - a for a, b in itertools.pairwise(handed_at_each_turn)]
+    assert max(steps) <= LINES_PER_TURN, f"{max(steps)} frames handed on in one turn of the loop"
+    assert all(fleet.queue(name).get_nowait() == b'{"type":"sample"}' for name in fleet.names)
