@@ -9,11 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Callable
 from pathlib import Path
 
 from gputui.sources.demo import HOSTS_PER_FEED, LINES_PER_TURN, DemoFleet
 
 HOSTS = 300
+
+
+async def most_handed_in_one_turn(handed: Callable[[], int], total: int) -> tuple[int, int]:
+    """Watch ``handed()`` between this task's turns of the loop, as a keystroke or a redraw sees
+    it, until it reaches ``total``: the most handed on in one turn, and the count at the end."""
+    counts = [handed()]
+    while counts[-1] < total:
+        await asyncio.sleep(0)
+        counts.append(handed())
+    return max(b - a for a, b in itertools.pairwise(counts)), counts[-1]
 
 
 async def test_a_burst_of_frames_is_handed_on_a_few_dozen_per_turn_of_the_loop(tmp_path: Path) -> None:
@@ -23,16 +34,14 @@ async def test_a_burst_of_frames_is_handed_on_a_few_dozen_per_turn_of_the_loop(t
     feed = await asyncio.create_subprocess_exec("cat", str(burst), stdout=asyncio.subprocess.PIPE)
     reading = asyncio.ensure_future(fleet._read(feed, fleet.names))
 
-    handed_at_each_turn = [0]
-    while handed_at_each_turn[-1] < HOSTS:  # what another task (a key, a redraw) sees between its turns
-        await asyncio.sleep(0)
-        queued = sum(queue.qsize() for queue in fleet.queues.values())
-        handed_at_each_turn.append(min(queued, HOSTS))  # past it: the feed's end, said to every host
+    def queued() -> int:  # past HOSTS: the feed's end, said to every host
+        return min(sum(queue.qsize() for queue in fleet.queues.values()), HOSTS)
+
+    most, handed = await most_handed_in_one_turn(queued, HOSTS)
     await reading
 
-    steps = [b - a for a, b in itertools.pairwise(handed_at_each_turn)]
-    assert max(steps) <= LINES_PER_TURN, f"{max(steps)} frames handed on in one turn of the loop"
-    assert handed_at_each_turn[-1] == HOSTS
+    assert most <= LINES_PER_TURN, f"{most} frames handed on in one turn of the loop"
+    assert handed == HOSTS
     first = fleet.queue(fleet.names[0]).get_nowait()
     assert first == b'{"type":"sample","n":0}'  # each host gets its own frame, whole
     assert fleet.queue(fleet.names[-1]).get_nowait() == f'{{"type":"sample","n":{HOSTS - 1}}}'.encode()
@@ -59,12 +68,8 @@ async def test_the_feeds_of_a_large_fleet_hand_on_a_few_dozen_per_turn_all_toget
         feed = await asyncio.create_subprocess_exec("cat", str(burst), stdout=asyncio.subprocess.PIPE)
         readers.append(asyncio.ensure_future(fleet._read(feed, names)))
 
-    handed_at_each_turn = [len(handed)]  # some, while the others started
-    while handed_at_each_turn[-1] < len(fleet.names):
-        await asyncio.sleep(0)
-        handed_at_each_turn.append(len(handed))
+    most, _ = await most_handed_in_one_turn(lambda: len(handed), len(fleet.names))  # from some, while the others started
     await asyncio.gather(*readers)
 
-    steps = [b - a for a, b in itertools.pairwise(handed_at_each_turn)]
-    assert max(steps) <= LINES_PER_TURN, f"{max(steps)} frames handed on in one turn of the loop"
+    assert most <= LINES_PER_TURN, f"{most} frames handed on in one turn of the loop"
     assert all(fleet.queue(name).get_nowait() == b'{"type":"sample"}' for name in fleet.names)

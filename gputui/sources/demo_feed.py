@@ -69,13 +69,14 @@ def main(argv: list[str] | None = None) -> int:
     names = host_names(args.total)
     hosts = range(args.first, min(args.total, args.first + args.count))
     sampled = hosts[: args.sampled] if args.sampled > 0 else hosts
-    samplers = [(names[i], make_sampler(args.scenario, args.seed, args.gpus, i, names[i])) for i in sampled]
+    samplers = [make_sampler(args.scenario, args.seed, args.gpus, i, names[i]) for i in sampled]
     # Host k of this feed is sent sampler k % len(samplers)'s frames: with as many samplers as
     # hosts, its own. A multiple of 8 keeps every host's scenario (scenario_for), copy or not.
     sent_as = [[names[i] for i in hosts[k :: len(samplers)]] for k in range(len(samplers))]
     every = args.keyframe_every
     # Each host's keyframes at its own phase: a thousand whole samples in one second would be a spike.
-    encoders = [ChangeEncoder(every, phase=k) for k in range(len(samplers))] if every > 0 else []
+    encoders = [ChangeEncoder(every, phase=k) if every > 0 else None for k in range(len(samplers))]
+    streams = list(zip(samplers, encoders, sent_as, strict=True))
     stop = threading.Event()
 
     def until_parent_goes() -> None:
@@ -85,18 +86,18 @@ def main(argv: list[str] | None = None) -> int:
     threading.Thread(target=until_parent_goes, daemon=True).start()
     out = sys.stdout
     try:
-        for k, (_, s) in enumerate(samplers):
-            hello = s.hello(args.interval)
-            hello = encoders[k].hello(hello) if encoders else hello
-            for name in sent_as[k]:
+        for sampler, encoder, copies in streams:
+            hello = sampler.hello(args.interval)
+            hello = encoder.hello(hello) if encoder else hello
+            for name in copies:
                 out.write(f"{name}\t{json.dumps(dict(hello, host=name), separators=(',', ':'))}\n")
         out.flush()
         next_at = time.monotonic()
         while not stop.is_set():
-            for k, (_, s) in enumerate(samplers):
-                frame = encoders[k].encode(s.sample()) if encoders else s.sample()
+            for sampler, encoder, copies in streams:
+                frame = encoder.encode(sampler.sample()) if encoder else sampler.sample()
                 line = json.dumps(frame, separators=(",", ":"))
-                for name in sent_as[k]:
+                for name in copies:
                     out.write(f"{name}\t{line}\n")
             out.flush()
             next_at += args.interval
