@@ -12,6 +12,9 @@ be elsewhere):
 - how busy the whole machine was (every core, the demo's feeds included);
 - peak RSS, and RSS at the end (each GPU's hour of history is allocated when its first sample
   comes, so what grows after that is not history);
+- how many hosts were stale at the end, and in what share of the app's own
+  pace readings (once a second, gputui/fleet/pace.py) it said on screen that
+  it was behind its hosts (``behind_pct``: those stale hosts were waiting on it);
 - how many frames were bad (a host reset: with changes, a frame dropped
   under load breaks the chain until the next keyframe);
 - how many samples each host sent a second (``samples_per_host_s``): below
@@ -50,6 +53,7 @@ import sys
 import time
 from collections.abc import Generator
 
+from gputui.fleet.pace import PaceReading
 from gputui.fleet.store import FleetStore, HostState
 from gputui.health.model import Alert
 from gputui.sources.demo import DemoFleet
@@ -186,6 +190,20 @@ def time_refreshes(screen: OverviewScreen) -> list[float]:
     return refresh_ms
 
 
+def watch_pace(app: GpuTuiApp) -> list[PaceReading]:
+    """Each reading of the app's pace meter (whether it says, on screen, that it is behind its hosts)."""
+    readings: list[PaceReading] = []
+    original = app.pace.measure
+
+    def measured() -> PaceReading:
+        reading = original()
+        readings.append(reading)
+        return reading
+
+    app.pace.measure = measured  # type: ignore[method-assign]
+    return readings
+
+
 async def measure(hosts: int, seconds: float) -> dict[str, object]:
     return await measure_app(demo_app(hosts, 8, "fleet", 0, 1.0), hosts, seconds)
 
@@ -196,6 +214,7 @@ async def measure_app(app: GpuTuiApp, hosts: int, seconds: float, gpus_per_host:
     tune_heap(app)  # as ``gputui`` runs the dashboard (gputui/ui/launch.py: run_app)
     app.triage_first = False  # measure the overview, with the engine still ticking
     health, lag, collections = HealthTimes(app), LoopLag(), GcPauses()
+    paces = watch_pace(app)  # before the app mounts, which starts the meter's timer
     async with app.run_test(size=(200, 60)) as pilot:
         screen = app.screen
         assert isinstance(screen, OverviewScreen)
@@ -211,6 +230,7 @@ async def measure_app(app: GpuTuiApp, hosts: int, seconds: float, gpus_per_host:
         refresh_ms.clear()
         health.clear()
         collections.clear()
+        paces.clear()
         bad_before = sum(r.bad_frames for r in store.hosts.values())
         samples_before = store.samples
         cpu0, wall0, machine0, rss_start = time.process_time(), time.monotonic(), machine_busy(), rss_now_mb()
@@ -218,7 +238,8 @@ async def measure_app(app: GpuTuiApp, hosts: int, seconds: float, gpus_per_host:
         cpu, wall, rss_end = time.process_time() - cpu0, time.monotonic() - wall0, rss_now_mb()
         machine = [now - then for now, then in zip(machine_busy(), machine0, strict=True)]
         probe.cancel()
-        live = store.counts()[HostState.LIVE]
+        counts = store.counts()
+        live = counts[HostState.LIVE]
         bad_frames = sum(r.bad_frames for r in store.hosts.values()) - bad_before
         samples = store.samples - samples_before
         quitting = time.monotonic()
@@ -227,6 +248,8 @@ async def measure_app(app: GpuTuiApp, hosts: int, seconds: float, gpus_per_host:
         "hosts": hosts,
         "gpus": hosts * gpus_per_host,
         "live_at_end": live,
+        "stale_at_end": counts[HostState.STALE],
+        "behind_pct": round(100 * sum(r.behind for r in paces) / len(paces)) if paces else None,
         "bad_frames": bad_frames,
         "samples_per_host_s": round(samples / (wall * hosts), 2),
         "sampled_per_feed": DemoFleet.sampled_per_feed or None,

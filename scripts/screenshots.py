@@ -26,6 +26,7 @@ from gputui.actions.guard import Guard
 from gputui.actions.model import ActionRequest, Affected, GpuState, HostAnswer, HostRequest, Operator, Target
 from gputui.agent.sampler import Sampler
 from gputui.config import Thresholds
+from gputui.fleet.pace import Pace
 from gputui.fleet.store import FleetStore
 from gputui.frames import parse_frame
 from gputui.health.engine import HealthEngine
@@ -79,8 +80,8 @@ class Judge:
         return self.engine.evaluate(store)
 
 
-def judged_app(store: FleetStore, judge: Judge, title: str, theme: str = "gputui-dark") -> GpuTuiApp:
-    app = GpuTuiApp(store, [], title=title, theme=theme, health=judge)
+def judged_app(store: FleetStore, judge: Judge, title: str, theme: str = "gputui-dark", pace: Pace | None = None) -> GpuTuiApp:
+    app = GpuTuiApp(store, [], title=title, theme=theme, health=judge, pace=pace)
     app.board = AlertBoard(judge, operator=Operator("alice", "console1"), clock=judge.wall)
     return app
 
@@ -120,6 +121,32 @@ def frozen_fleet(hosts: int = 16, seed: int = 0, samples: int = 960, scenario: s
     if mixed:
         store.mark_down(host_names(hosts)[-1], "gpu-16: cannot connect to gpu-16: Connection refused")
     return store, judge
+
+
+def behind_fleet(hosts: int = 16, lagging_s: int = 6) -> tuple[FleetStore, Judge, Pace]:
+    """A dashboard out of CPU: a minute of every host, then ``lagging_s`` seconds in which it
+    reads a fifth of the samples its hosts send, with 97 % of a core busy (the pace meter's clock)."""
+    clock = Clock()
+    store = FleetStore(clock=clock)
+    judge = Judge(clock)
+    samplers = []
+    for i, name in enumerate(host_names(hosts)):
+        sim = SimNvml(scenario_for("fleet", i), seed=i, processes="synthetic", clock=clock, host_no=i)
+        sampler = Sampler(sim, host=name, describe=sim.describe_process, clock=clock, wall=judge.wall)
+        store.add_host(name)
+        store.apply(name, parse_frame(json.dumps(sampler.hello(1.0))))
+        samplers.append((name, sampler))
+    pace = Pace(store, clock=clock, cpu_clock=lambda: 0.97 * clock.now)
+    for n in range(60 + lagging_s):
+        clock.now += 1.0
+        for k, (name, sampler) in enumerate(samplers):
+            sample = sampler.sample()  # sampled either way: the host's agent goes on
+            if n < 60 or (k + n) % 5 == 0:
+                store.apply(name, parse_frame(json.dumps(sample)))
+        if n >= 60 - pace.window_s:
+            pace.measure()
+        judge(store)
+    return store, judge, pace
 
 
 def feed_as_nvidia_smi(store: FleetStore, name: str, sim: SimNvml) -> None:
@@ -175,6 +202,7 @@ async def shoot() -> None:
     await shoot_triage()
     await shoot_prometheus()
     await shoot_welcome()
+    await shoot_behind()
     for svg in sorted(OUT.glob("*.svg")):
         print(svg)
 
@@ -403,6 +431,15 @@ async def shoot_prometheus() -> None:
         await pilot.press("3")
         await pilot.pause()
         app.save_screenshot(str(OUT / "host-allocation-prometheus.svg"))
+
+
+async def shoot_behind() -> None:
+    """The overview of a dashboard that cannot read its hosts' frames in time: the stale hosts may only be waiting on it."""
+    store, judge, pace = behind_fleet()
+    app = judged_app(store, judge, "demo: 16 hosts (fleet, seed 0)", pace=pace)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        app.save_screenshot(str(OUT / "overview-behind.svg"))
 
 
 async def shoot_welcome() -> None:

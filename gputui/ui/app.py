@@ -19,6 +19,7 @@ from gputui.actions.guard import Outcome
 from gputui.actions.model import Target
 from gputui.config import Config, ConfigError, Host, Thresholds
 from gputui.config_write import append_host, set_theme
+from gputui.fleet.pace import PACE_S, Pace
 from gputui.fleet.runner import FleetRunner
 from gputui.fleet.store import FleetStore
 from gputui.health.engine import HealthEngine
@@ -91,6 +92,7 @@ class GpuTuiApp(App[None]):
         health: Evaluate | None = None,
         replay: ReplayPlayer | None = None,
         wall_clock: Callable[[], float] = time.time,
+        pace: Pace | None = None,
     ) -> None:
         super().__init__()
         self.tape = TapeDeck(self, replay)
@@ -114,6 +116,8 @@ class GpuTuiApp(App[None]):
         self.notifier = Notifier(config.notify, self.notify_failed) if live and config is not None else None
         self.store = store or FleetStore()
         self.runner = FleetRunner(sources, self.store)
+        # Whether hosts look stale because the dashboard cannot read their frames in time (on screen).
+        self.pace = pace or Pace(self.store)
         self.fleet_title = title
         self.welcome = welcome
         self.on_exit = on_exit
@@ -146,6 +150,7 @@ class GpuTuiApp(App[None]):
         if self.follow_cluster is not None:
             self.runner.follow_cluster(self.follow_cluster)
         self.tape.attach()
+        self.set_interval(PACE_S, self.pace.measure)
         self.push_screen(OverviewScreen(self.store, self.fleet_title, self.parts()))
         self.health_tick()  # a store that starts full (a replay, a snapshot) is judged before the first draw
         # The passes after it start a moment after every other overview refresh (on_refreshed).
@@ -267,7 +272,7 @@ class GpuTuiApp(App[None]):
 
     def parts(self) -> AppParts:
         """What a screen may read of the app, handed to it when it is made (never looked up by name)."""
-        return AppParts(board=self.board, actions=self.actions, idle_holding_s=self.idle_holding_s)
+        return AppParts(board=self.board, actions=self.actions, idle_holding_s=self.idle_holding_s, pace=self.pace)
 
     def on_refreshed(self, message: Refreshed) -> None:
         """The overview refreshed: start a health pass a moment later, once every ``HEALTH_S``

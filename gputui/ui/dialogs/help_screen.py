@@ -23,6 +23,7 @@ from gputui.ui.widgets.palette import ascii_mode
 
 INTRO = (
     "gputui: GPU fleet dashboard. Data older than 3 sample intervals is marked stale and drawn dim.\n"
+    "'dashboard behind' on top: gputui has no CPU left to read what its hosts send, so stale may be its own lag.\n"
     "t: the triage, every active alert worst first (it opens by itself the first time one is active).\n"
     "ctrl+r records the live fleet (~/.local/state/gputui/recordings/); `gputui replay FILE` plays it back."
 )

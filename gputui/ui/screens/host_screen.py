@@ -214,6 +214,10 @@ class HostScreen(Screen[None]):
         if mode:  # up front: the line is cut at the right edge
             text.append(f"   {mode}", pal.warn)
         text.append(f"   data {age_words(r.age_s(now))} old")
+        pace = self.parts.pace
+        behind = pace.reading.words() if pace is not None and state is HostState.STALE else ""
+        if behind:  # the host may be well: its frames wait unread here
+            text.append(f" ({behind})", pal.warn)
         text.append_text(slurm_words(self.store.slurm, r.name, pal))
         if r.hello:
             models = Counter((g.name or "unknown GPU").replace("NVIDIA ", "") for g in r.hello.gpus if not g.lost)

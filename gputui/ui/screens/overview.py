@@ -140,8 +140,14 @@ class OverviewScreen(Screen[None]):
         return text
 
     def attention_line(self, pal: Palette, lost: int) -> Text:
-        """ "alerts: 2 critical 1 warning   1 GPU lost   filter 'h100': 9 of 64 hosts   (1 silenced)" """
+        """ "alerts: 2 critical 1 warning   1 GPU lost   filter 'h100': 9 of 64 hosts   (1 silenced)",
+        after "dashboard behind: ..." while it cannot read its hosts' frames in time: then hosts
+        that look stale may only be waiting on it, and that comes before what it says of them."""
         text = self.alert_words(pal)
+        pace = self.parts.pace
+        behind = pace.reading.words() if pace is not None else ""
+        if behind:
+            text = Text.assemble((behind, pal.warn), "   " if text else "", text)
         if lost:
             text.append("   " if text else "")
             text.append(f"{lost} GPU{'s' * (lost != 1)} lost", pal.bad)

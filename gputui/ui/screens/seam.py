@@ -17,6 +17,7 @@ from textual.message import Message
 from gputui.actions.guard import Outcome
 from gputui.actions.model import Target
 from gputui.fleet.allocation import DEFAULT_IDLE_HOLDING_S
+from gputui.fleet.pace import Pace
 from gputui.ui.dialogs.action_screen import ActionDesk
 from gputui.ui.state.alerts import AlertBoard
 
@@ -28,6 +29,7 @@ class AppParts:
     board: AlertBoard | None = None  # the alerts as of the app's last health tick
     actions: ActionDesk | None = None  # None: no config (the demo, a replay): actions cannot run at all
     idle_holding_s: float = DEFAULT_IDLE_HOLDING_S  # the allocation tab's "idle while holding" threshold
+    pace: Pace | None = None  # whether the dashboard keeps up with its hosts (the app measures it)
 
 
 class OpenAction(Message):
