@@ -3,12 +3,20 @@ its own process has no CPU left; hosts that send less on their own are not its d
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import json
+import statistics
+import time
+
+import pytest
+from textual.widgets import Static
 
 from gputui.agent.sampler import Sampler
-from gputui.fleet.pace import Pace
+from gputui.fleet.pace import JUDGE_EVERY_MAX_S, JUDGE_EVERY_S, Pace, PaceReading, judging_every_s
 from gputui.fleet.store import FleetStore, HostState
 from gputui.frames import parse_frame
+from gputui.health.model import Alert
 from gputui.sim.nvml import SimNvml
 from gputui.ui.app import GpuTuiApp
 from gputui.ui.screens.overview import OverviewScreen
@@ -127,3 +135,37 @@ async def test_the_screens_say_the_dashboard_is_behind_and_that_stale_hosts_may_
             fleet.second(read=10, cpu=0.98)  # caught up: every host read each second
         await wait_for(pilot, lambda: "behind" not in screen_text(app), "the overview no longer saying so")
         assert "10 live" in screen_text(app)
+
+
+def test_while_behind_the_rules_run_rarer_so_that_a_pass_takes_at_most_a_quarter_of_the_time() -> None:
+    behind = PaceReading(cpu=0.97, read=0.3)
+    keeping_up = PaceReading(cpu=0.97, read=0.95)
+    assert judging_every_s(keeping_up, 0.9) == JUDGE_EVERY_S == 1.0  # however long a pass takes
+    assert judging_every_s(behind, 0.1) == 1.0
+    assert judging_every_s(behind, 0.5) == 2.0
+    assert judging_every_s(behind, 3.0) == JUDGE_EVERY_MAX_S  # an XID still alerts within seconds
+
+
+@pytest.mark.parametrize(("read", "every_s"), [(2, 2.0), (10, 1.0)])
+async def test_the_app_judges_every_two_seconds_while_behind_with_half_second_passes(read: int, every_s: float) -> None:
+    fleet = Fleet(10)
+    for _ in range(6):
+        fleet.second(read=read, cpu=0.98)
+    loop = asyncio.get_running_loop()
+    started: list[float] = []
+
+    def slow_rules(store: FleetStore) -> list[Alert]:
+        started.append(loop.time())
+        time.sleep(0.5)  # a pass of the rules over a large fleet, holding the loop as it would
+        return []
+
+    app = GpuTuiApp(fleet.store, [], pace=fleet.pace, health=slow_rules)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await wait_for(pilot, lambda: len(started) >= 5, "five passes of the rules", timeout=30)
+        assert app.board.every_s == pytest.approx(every_s, abs=0.05)
+        await pilot.press("t")
+        await wait_for(pilot, lambda: isinstance(app.screen, TriageScreen), "t to open the triage")
+        title = static_text(app.screen.query_one("#triage-title", Static))
+        assert ("alerts judged every 2.0 s" in title) == (every_s == 2.0), title
+    gaps = [b - a for a, b in itertools.pairwise(started[1:])]  # the first pass is the one at start
+    assert statistics.median(gaps) == pytest.approx(every_s, abs=0.3), gaps

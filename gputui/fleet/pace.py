@@ -32,6 +32,11 @@ BUSY_CPU = 0.85  # of one core: the event loop's thread has next to no time left
 SHORT_READ = 0.9  # of the samples the hosts send: fewer, while busy, is behind
 
 
+JUDGE_EVERY_S = 1.0  # the health rules over the whole fleet, once a second
+BEHIND_JUDGING_SHARE = 0.25  # while behind, of the dashboard's time at most
+JUDGE_EVERY_MAX_S = 5.0  # while behind, at least this often: an XID alerts at once
+
+
 @dataclass(frozen=True)
 class PaceReading:
     """The last few seconds: ``read`` is None when the CPU was not busy enough to ask."""
@@ -92,3 +97,14 @@ class Pace:
             for r in self.store.hosts.values()
             if r.hello is not None and r.down_since is None and r.hello.interval_s > 0
         )
+
+
+def judging_every_s(reading: PaceReading, pass_s: float) -> float:
+    """How often to judge the fleet: every second, and while the dashboard is behind its hosts
+    rarer, so that a pass of the rules takes at most a quarter of its time and the rest goes
+    to reading their frames. Fresh data is worth more then: a host whose frames wait turns
+    stale, and a stale host is an alert; most alerts hold 10 s (``alert_hold_s``) before they
+    show anyway. Never rarer than ``JUDGE_EVERY_MAX_S``: an XID or a lost GPU alerts at once."""
+    if not reading.behind:
+        return JUDGE_EVERY_S
+    return min(JUDGE_EVERY_MAX_S, max(JUDGE_EVERY_S, pass_s / BEHIND_JUDGING_SHARE))

@@ -19,7 +19,7 @@ from gputui.actions.guard import Outcome
 from gputui.actions.model import Target
 from gputui.config import Config, ConfigError, Host, Thresholds
 from gputui.config_write import append_host, set_theme
-from gputui.fleet.pace import PACE_S, Pace
+from gputui.fleet.pace import PACE_S, Pace, judging_every_s
 from gputui.fleet.runner import FleetRunner
 from gputui.fleet.store import FleetStore
 from gputui.health.engine import HealthEngine
@@ -46,7 +46,6 @@ from gputui.ui.widgets.replay_bar import TAPE_BINDINGS, TapeDeck
 if TYPE_CHECKING:
     from gputui.ui.heap import HeapSettler
 
-HEALTH_S = 1.0  # the health engine runs once a second, over the whole store in one pass
 # After an overview refresh (and the redraw it asks for) has run: the pass, 200 ms at 1,024 hosts
 # on a busy machine, has most of the time until the next one (gputui/ui/screens/seam.py, Refreshed).
 HEALTH_AFTER_REFRESH_S = 0.1
@@ -275,10 +274,13 @@ class GpuTuiApp(App[None]):
         return AppParts(board=self.board, actions=self.actions, idle_holding_s=self.idle_holding_s, pace=self.pace)
 
     def on_refreshed(self, message: Refreshed) -> None:
-        """The overview refreshed: start a health pass a moment later, once every ``HEALTH_S``
-        (every other refresh), never while one is still running."""
+        """The overview refreshed: start a health pass a moment later, once a second (every other
+        refresh; rarer while the dashboard is behind its hosts: ``judging_every_s``), never while
+        one is still running."""
         now = time.monotonic()
-        if self.judging or now - self.judged_at < HEALTH_S - OVERVIEW_REFRESH_S / 2:
+        board = self.board
+        board.every_s = judging_every_s(self.pace.reading, board.pass_s)
+        if self.judging or now - self.judged_at < board.every_s - OVERVIEW_REFRESH_S / 2:
             return
         self.judging = True
         self.judged_at = now

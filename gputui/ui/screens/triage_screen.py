@@ -43,6 +43,7 @@ from gputui.actions.audit import AuditError
 from gputui.actions.guard import Outcome
 from gputui.actions.model import Target
 from gputui.actions.render import outcome_words
+from gputui.fleet.pace import JUDGE_EVERY_S
 from gputui.fleet.store import FleetStore, HostState
 from gputui.frames import ProcessInfo
 from gputui.health.model import Alert, Severity
@@ -271,6 +272,8 @@ class TriageScreen(Screen[None]):
         behind = self.behind_words()
         if behind:
             text.append(f"   {behind}", pal.warn)
+        if board.every_s > JUDGE_EVERY_S:  # while it is behind, to leave time for reading frames
+            text.append(f"   alerts judged every {board.every_s:.1f} s", pal.warn)
         return text
 
     def behind_words(self) -> str:

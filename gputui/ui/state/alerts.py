@@ -106,6 +106,8 @@ class AlertBoard:
         self.host_worst: dict[str, Severity] = {}  # of the shown alerts
         self.error: str | None = None  # the engine failed on the last tick
         self.ticks = 0
+        self.pass_s = 0.0  # how long the last pass held the event loop, its slices added up
+        self.every_s = 1.0  # how often the app ticks it (rarer while the dashboard is behind its hosts)
         self.silences.update(silences_in(audit, clock()) if audit is not None else {})
 
     @property
@@ -121,11 +123,14 @@ class AlertBoard:
 
     def tick(self, store: FleetStore) -> None:
         """Evaluate the engine once, and work out what the screens read."""
+        started = time.perf_counter()
         try:
             alerts = self.evaluate(store)
         except Exception as exc:  # a rule's bug must not take the dashboard down at 3 a.m.: say it instead
             self.error = f"health rules failed: {type(exc).__name__}: {exc}"
             return
+        finally:
+            self.pass_s = time.perf_counter() - started
         self.took(alerts)
 
     async def tick_async(self, store: FleetStore) -> None:
@@ -134,17 +139,23 @@ class AlertBoard:
             self.tick(store)
             return
         steps = self.steps(store)
+        held = 0.0
         try:
             while True:
+                started = time.perf_counter()
                 try:
                     next(steps)
                 except StopIteration as done:
                     alerts: list[Alert] = done.value
                     break
+                finally:
+                    held += time.perf_counter() - started
                 await asyncio.sleep(0)
         except Exception as exc:  # as in tick
             self.error = f"health rules failed: {type(exc).__name__}: {exc}"
             return
+        finally:
+            self.pass_s = held
         self.took(alerts)
 
     def took(self, alerts: list[Alert]) -> None:
