@@ -17,7 +17,9 @@ from gputui import frames
 from gputui.fleet.store import FleetStore
 from gputui.frame_decoder import FrameDecoder
 from gputui.frames import Sample
+from gputui.health.engine import HealthEngine
 from gputui.protocol import PROTOCOL_VERSION
+from gputui.ui.state.fleet_figures import FleetFigures
 
 HOSTS = 200
 LEDGER = {"version": 3, "gpus": {"2": {"state": "reserved", "for": "alice", "by": "root"}}}  # sent with every frame
@@ -117,5 +119,31 @@ def test_an_untracked_frame_is_freed_as_soon_as_it_is_replaced() -> None:
         assert gone() is None and kept_gpu() is None
         store.apply("h7", decoders["h7"].frame(keyframe(util=5)))  # a keyframe replaces the rest
         assert all(g.util_pct == 5 for g in store.hosts["h7"].sample.gpus)  # type: ignore[union-attr]
+    finally:
+        gc.enable()
+
+
+def test_the_alerts_of_a_pass_and_the_overviews_host_figures_add_nothing_to_a_walk_and_go_when_replaced() -> None:
+    """Made anew each pass and each frame, they lived long enough (a second or two at 4,096
+    hosts) to be walked with the collector's middle generation."""
+    store = FleetStore()
+    connected(store)
+    engine = HealthEngine(clock=lambda: 1000.0, hold_s=0)  # the XIDs (at 999) a second ago
+    alerts = engine.evaluate(store)
+    figures = FleetFigures(store)
+    counted = figures.current()
+    assert counted.gpus == 8 * HOSTS
+    walked = {id(o) for o in gc.get_objects()}
+    assert len(alerts) >= HOSTS  # the XID each keyframe carries, on every host
+    assert not any(id(a) in walked or gc.is_tracked(a) for a in alerts)
+    parts = list(figures.per_host.values())
+    assert len(parts) == HOSTS
+    assert not any(id(p) in walked or gc.is_tracked(p) for p in parts)
+    first = weakref.ref(alerts[0])
+    del alerts
+    gc.disable()  # nothing but reference counting may free it
+    try:
+        again = engine.evaluate(store)
+        assert again and first() is None
     finally:
         gc.enable()

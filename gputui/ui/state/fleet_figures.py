@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 
 from gputui.fleet.allocation import in_use
 from gputui.fleet.store import FleetStore, HostRecord, HostState
+from gputui.frame_untracking import untracker
 from gputui.frames import Hello
 
 
@@ -39,9 +40,14 @@ class Figures:
     widest: int  # the most GPUs one host has (or says it has, before its first sample): the overview's columns
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _HostPart:
-    """One host's part of the figures, and which hello and sample it was worked out from."""
+    """One host's part of the figures, and which hello and sample it was worked out from.
+
+    Taken out of the collector's walk as it is made (``FleetFigures._part``): made anew for each
+    host's frame, at 4,096 hosts thousands of them lived long enough to be walked with the middle
+    generation, and a part refers only to numbers, a state and a hello, none of which can refer
+    back to it."""
 
     sample_no: int  # the host's sample counted (HostRecord.sample_no)
     hello: Hello | None
@@ -71,6 +77,7 @@ class FleetFigures:
         self.full_counts = 0  # of them, the ones that walked every host
         self.recounts = 0  # hosts' parts worked out, one by one or in a full count
         self.moved = False  # a part was worked out as its host changed: the next ``current()`` is new
+        self.untrack = untracker()  # each host's part, out of the collector's walk (``_HostPart``)
 
     def follow(self) -> None:
         """Work out each host's part as the store changes it, not at the next ``current()``."""
@@ -143,6 +150,8 @@ class FleetFigures:
         if record is None:
             return
         part = self._part(record, old, now)
+        if self.untrack is not None:
+            self.untrack(part)
         self.per_host[name] = part
         self._add(part, 1)
         if part.deadline != math.inf:
