@@ -133,10 +133,19 @@ def host_a(tmp_path: Path) -> Iterator[HostAgent]:
     agent.close()
 
 
+def at_a_terminal() -> None:
+    """Ctrl-C as an operator's terminal delivers it. A test run started in the background of a
+    shell without job control (``make test &`` in a script) has SIGINT ignored, its children
+    inherit that, and Python then never turns SIGINT into KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def ctrl_c_at(config: Path, prompt: str, *args: str) -> tuple[int, str]:
     """Run the CLI, press Ctrl-C once at ``prompt`` (stdin left open); its status and stderr."""
     argv = [sys.executable, "-m", "gputui", *args, "--config", str(config)]
-    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=at_a_terminal
+    )
     assert proc.stderr is not None
     said, deadline = b"", time.monotonic() + 60
     while prompt.encode() not in said:
