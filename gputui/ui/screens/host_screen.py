@@ -214,8 +214,7 @@ class HostScreen(Screen[None]):
         if mode:  # up front: the line is cut at the right edge
             text.append(f"   {mode}", pal.warn)
         text.append(f"   data {age_words(r.age_s(now))} old")
-        pace = self.parts.pace
-        behind = pace.reading.words() if pace is not None and state is HostState.STALE else ""
+        behind = self.parts.behind_words() if state is HostState.STALE else ""
         if behind:  # the host may be well: its frames wait unread here
             text.append(f" ({behind})", pal.warn)
         text.append_text(slurm_words(self.store.slurm, r.name, pal))

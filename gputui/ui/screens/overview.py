@@ -144,8 +144,7 @@ class OverviewScreen(Screen[None]):
         after "dashboard behind: ..." while it cannot read its hosts' frames in time: then hosts
         that look stale may only be waiting on it, and that comes before what it says of them."""
         text = self.alert_words(pal)
-        pace = self.parts.pace
-        behind = pace.reading.words() if pace is not None else ""
+        behind = self.parts.behind_words()
         if behind:
             text = Text.assemble((behind, pal.warn), "   " if text else "", text)
         if lost:

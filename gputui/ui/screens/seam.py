@@ -31,6 +31,10 @@ class AppParts:
     idle_holding_s: float = DEFAULT_IDLE_HOLDING_S  # the allocation tab's "idle while holding" threshold
     pace: Pace | None = None  # whether the dashboard keeps up with its hosts (the app measures it)
 
+    def behind_words(self) -> str:
+        """ "dashboard behind: ..." while the app cannot read its hosts' frames in time, else ""."""
+        return self.pace.reading.words() if self.pace is not None else ""
+
 
 class OpenAction(Message):
     """Open the guarded action dialog on ``targets``; the app says why not when it cannot

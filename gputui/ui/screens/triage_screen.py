@@ -269,16 +269,12 @@ class TriageScreen(Screen[None]):
             text.append("   acks and silences kept in memory only: no audit log (demo)", pal.dim)
         if board.error:
             text.append(f"   {board.error}", pal.bad)
-        behind = self.behind_words()
+        behind = self.parts.behind_words()
         if behind:
             text.append(f"   {behind}", pal.warn)
         if board.every_s > JUDGE_EVERY_S:  # while it is behind, to leave time for reading frames
             text.append(f"   alerts judged every {board.every_s:.1f} s", pal.warn)
         return text
-
-    def behind_words(self) -> str:
-        pace = self.parts.pace
-        return pace.reading.words() if pace is not None else ""
 
     def host_row(self, host: str, alerts: list[Alert], clock: float, pal: Palette) -> tuple[Cell, ...]:
         """The host under Where and its state under Since: the Severity column stays as narrow as
@@ -329,7 +325,7 @@ class TriageScreen(Screen[None]):
         text.append(f"  {celsius(a.title, ascii)}", Style(bold=True))
         text.append("\nwhat to do: ", pal.accent)
         text.append(celsius(a.advice, ascii))
-        behind = self.behind_words()
+        behind = self.parts.behind_words()
         if behind and a.rule == "stale":
             text.append(f"\nbut the {behind}: its frames may be waiting unread here, not late from the host", pal.warn)
         if a.evidence:
