@@ -14,9 +14,11 @@ from gputui.fleet.history import (
     METRICS,
     ROLLUP,
     GpuHistory,
+    HostHistory,
     Ring,
     history_bytes,
 )
+from gputui.frames import GpuSample
 
 FLEET_GPUS = 1024 * 8
 MB = 1_000_000
@@ -138,11 +140,16 @@ def test_history_bytes_is_the_exact_size_of_the_arrays() -> None:
 
 
 def _deep_size(hist: GpuHistory) -> int:
-    """Bytes of the history and every object it owns (small shared ints aside)."""
+    """Bytes of a GPU's own history and every object it owns (small shared ints aside): its
+    rings, and the host history of one GPU they are columns of."""
+    host = hist.host
     rings = (*hist.fine, *hist.coarse)
+    tiers = (*host.fine, *host.coarse)
     total = sys.getsizeof(hist) + sys.getsizeof(hist.fine) + sys.getsizeof(hist.coarse)
-    total += sys.getsizeof(hist._sums) + sys.getsizeof(hist._valid)
-    total += sum(sys.getsizeof(r) + sys.getsizeof(r._data) for r in rings)
+    total += sum(sys.getsizeof(r) for r in rings)
+    total += sys.getsizeof(host) + sys.getsizeof(host.fine) + sys.getsizeof(host.coarse)
+    total += sys.getsizeof(host.gpus) + sys.getsizeof(host.indices)
+    total += sum(sys.getsizeof(t) + sys.getsizeof(t.data) for t in tiers)
     return total
 
 
@@ -162,3 +169,60 @@ def test_an_hour_of_history_for_a_full_fleet_stays_under_100_mb() -> None:
     per_gpu = _deep_size(fleet[0])
     assert per_gpu * FLEET_GPUS < 100 * MB
     assert _deep_size(fleet[0]) == _deep_size(fleet[7])  # a used history is no bigger
+
+
+def _gpu(
+    index: int, util: int | None, used: int | None = 40_000, temp: int | None = 60, power: float | None = 300.4
+) -> GpuSample:
+    return GpuSample(index=index, util_pct=util, mem_used_mib=used, mem_total_mib=80_000, temp_c=temp, power_w=power)
+
+
+def test_each_gpu_of_a_host_reads_as_a_history_of_its_own() -> None:
+    """A host's GPUs share one buffer a row per sample; each GPU's series, latest and coarse
+    slots are what a GPU kept alone gives, out-of-range, missing and NaN values included."""
+    host = HostHistory([0, 1, 2], 2.0)
+    alone = {i: GpuHistory(2.0) for i in range(3)}
+    for step in range(700):
+        gpus = [
+            _gpu(0, step % 101, used=None if step % 9 == 0 else 8_000 * (step % 11)),
+            _gpu(
+                1,
+                300 if step % 5 == 0 else step % 7,
+                temp=None if step % 3 else 255,
+                power=math.nan if step % 4 == 0 else 70_000.0,
+            ),
+            _gpu(2, None, temp=-4, power=step * 0.5),
+        ]
+        host.push(gpus)
+        for g in gpus:
+            alone[g.index].push(g.util_pct, g.mem_pct, g.temp_c, g.power_w)
+    for index, own in alone.items():
+        shared = host.gpus[index]
+        for metric in METRICS:
+            for span in (2, 120, 1200, 1202, 7200):
+                assert shared.series(metric, span) == own.series(metric, span), (index, metric, span)
+            assert shared.latest(metric) == own.latest(metric)
+        assert shared.step_s(7200) == own.step_s(7200) == 20.0
+    assert host.gpus[1].series("temp_c", 6) == [None, None, 254.0]  # 255 is kept as the most a byte holds, not a gap
+    assert host.gpus[2].latest("temp_c") == 0.0 and host.gpus[2].latest("util_pct") is None
+
+
+def test_a_gpu_missing_from_a_sample_is_a_gap_and_a_new_one_gets_a_column() -> None:
+    host = HostHistory([0, 1], 1.0)
+    host.push([_gpu(0, 10), _gpu(1, 11)])
+    host.push([_gpu(1, 21), _gpu(0, 20)])  # another order: each value still goes to its own GPU
+    host.push([_gpu(0, 30)])  # GPU 1 gone from this sample
+    host.push([_gpu(0, 40), _gpu(1, 41), _gpu(5, 45)])  # GPU 5 is new
+    assert host.gpus[0].series("util_pct", 60) == [10.0, 20.0, 30.0, 40.0]
+    assert host.gpus[1].series("util_pct", 60) == [11.0, 21.0, None, 41.0]
+    assert host.gpus[5].series("util_pct", 60) == [None, None, None, 45.0]  # it was not there before
+    assert host.gpus[5].latest("power_w") == 300.0
+    host.push([])  # every GPU gone: a gap for each
+    assert [host.gpus[i].latest("util_pct") for i in (0, 1, 5)] == [None, None, None]
+
+
+def test_a_host_that_lists_no_gpu_at_first_keeps_no_rows_until_one_comes() -> None:
+    host = HostHistory([], 1.0)
+    host.push([])
+    host.push([_gpu(3, 50)])
+    assert host.gpus[3].series("util_pct", 60) == [50.0]

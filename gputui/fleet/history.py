@@ -1,6 +1,6 @@
-"""Bounded per-GPU history: compact ring buffers in two tiers.
+"""Bounded GPU history: compact ring buffers in two tiers, one row per sample of a host.
 
-Memory is allocated once per GPU and never grows, whatever the run time.
+Memory is allocated once per host and never grows, whatever the run time.
 Each metric is stored as small unsigned integers in a stdlib ``array``
 (``B`` for percentages and temperatures, ``H`` for watts); the largest value
 of the type means "no value", so that a gap in the data stays a gap in a
@@ -12,8 +12,17 @@ Two tiers per metric:
 * coarse: one slot per :data:`ROLLUP` samples, the mean of the values that
   were present in them, :data:`COARSE_SAMPLES` slots (1 h at 1 s).
 
-The coarse tier is rolled up as samples arrive, from running sums, with no
-re-scan. :meth:`GpuHistory.series` maps a span in seconds to slots through
+A host's GPUs are sampled together, so each tier of a metric is one array
+for the whole host (:class:`Tier`): a row per sample, a column per GPU. A
+sample is four row writes, one per metric, whatever the number of GPUs;
+kept GPU by GPU it was 32 ring writes for an 8-GPU host and, at 1,024 hosts,
+about 7 % of a core. A coarse slot is the mean of the last :data:`ROLLUP`
+rows of the fine tier, read back when it closes. A GPU missing from a
+sample is a gap in its column; one the host did not have before gets a
+column of its own, with gaps before it came.
+
+Readers see one GPU at a time (:class:`GpuHistory`, :class:`Ring`: views of
+a column). :meth:`GpuHistory.series` maps a span in seconds to slots through
 the host's sample interval and picks the finest tier that covers it.
 """
 
@@ -21,9 +30,12 @@ from __future__ import annotations
 
 import math
 from array import array
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 METRICS = ("util_pct", "mem_pct", "temp_c", "power_w")
 METRIC_TYPECODES = ("B", "B", "B", "H")  # same order as METRICS
+METRIC_WHOLE = (True, False, True, False)  # sent as whole numbers (GpuSample's int fields); same order
 FINE_SAMPLES = 600  # 10 min at 1 s
 COARSE_SAMPLES = 360  # 1 h at 1 s, one slot per ROLLUP samples
 ROLLUP = 10
@@ -33,87 +45,176 @@ _UNSIGNED = frozenset("BHILQ")
 _EPS = 1e-9  # so that 600 / 0.1 (= 6000.000000000001) is 6000 slots, not 6001
 
 
-class Ring:
-    """Fixed-size ring of unsigned integers, typed by ``array`` typecode.
+class Sampled(Protocol):
+    """What a GPU's sample gives the history (``gputui.frames.GpuSample``)."""
+
+    @property
+    def index(self) -> int: ...
+    @property
+    def util_pct(self) -> int | None: ...
+    @property
+    def mem_used_mib(self) -> int | None: ...
+    @property
+    def mem_total_mib(self) -> int | None: ...
+    @property
+    def temp_c(self) -> int | None: ...
+    @property
+    def power_w(self) -> float | None: ...
+
+
+class Tier:
+    """One metric's ring of rows, ``width`` values a row (one per GPU), typed by ``array`` typecode.
 
     The largest value of the type marks a missing value; anything else is
     rounded to the nearest integer and clamped into ``0 .. missing - 1``.
+    ``rows`` may exceed ``capacity`` (a fine tier keeps at least the rows a
+    coarse slot is rolled up from); readers never see more than ``capacity``.
     """
 
-    __slots__ = ("_data", "_head", "_missing", "_top", "count")
+    __slots__ = ("capacity", "count", "data", "head", "missing", "rows", "top", "typecode", "whole", "width")
 
-    def __init__(self, capacity: int, typecode: str = "B") -> None:
+    def __init__(self, capacity: int, typecode: str = "B", width: int = 1, rows: int = 0, *, whole: bool = False) -> None:
         if typecode not in _UNSIGNED:
             raise ValueError(f"Ring needs an unsigned array typecode ({''.join(sorted(_UNSIGNED))}), not {typecode!r}")
         if capacity < 1:
             raise ValueError(f"Ring capacity must be at least 1, not {capacity}")
-        missing = (1 << (8 * array(typecode).itemsize)) - 1
-        self._data = array(typecode, [missing]) * capacity
-        self._missing = missing
-        self._top = missing - 1
-        self._head = 0
-        self.count = 0
+        self.capacity = capacity
+        self.rows = max(capacity, rows)
+        self.typecode = typecode
+        self.missing = (1 << (8 * array(typecode).itemsize)) - 1
+        self.top = self.missing - 1
+        self.width = width
+        self.whole = whole  # its values come as whole numbers (a float among them is stored all the same)
+        self.data = array(typecode, [self.missing]) * (self.rows * width)
+        self.head = 0  # the row the next sample goes to
+        self.count = 0  # rows written, at most ``rows``
+
+    def codes(self, values: Sequence[float | None]) -> array[int]:
+        """The stored form of one value per column: rounded, clamped, a gap for None or NaN.
+
+        Nearly every row is all in range and present: it is stored in one go (whole numbers as
+        they are, others rounded half up), and anything else (None, NaN, out of range, the
+        "missing" value itself) makes that fail and goes value by value. The one-go path was
+        a third of the cost of each row."""
+        try:
+            given: Any = values  # None among them, or floats where whole numbers go, raise here
+            codes: array[int] = array(self.typecode, given if self.whole else [int(v + 0.5) for v in given])
+        except (TypeError, ValueError, OverflowError):  # None, a float among whole numbers, NaN, out of range
+            return self._codes_one_by_one(values)
+        if self.missing in codes:
+            return self._codes_one_by_one(values)
+        return codes
+
+    def _codes_one_by_one(self, values: Sequence[float | None]) -> array[int]:
+        missing, top = self.missing, self.top
+        return array(
+            self.typecode,
+            [missing if v is None or v != v else 0 if v <= 0 else top if v >= top else int(v + 0.5) for v in values],
+        )
+
+    def push_row(self, codes: array[int]) -> None:
+        width, head = self.width, self.head
+        self.data[head * width : (head + 1) * width] = codes
+        head += 1
+        self.head = 0 if head == self.rows else head
+        if self.count < self.rows:
+            self.count += 1
+
+    def column(self, slot: int, n: int) -> array[int]:
+        """The newest ``n`` stored values of column ``slot`` (at most ``count``), oldest first."""
+        data, width, head = self.data, self.width, self.head
+        if n <= head:
+            return data[(head - n) * width + slot : head * width : width]
+        older = data[(self.rows - (n - head)) * width + slot :: width]
+        return older + data[slot : head * width : width]
+
+    def last_rows(self, n: int) -> array[int]:
+        """The newest ``n`` rows whole (``n`` at most ``rows``), oldest first."""
+        data, width, head = self.data, self.width, self.head
+        if n <= head:
+            return data[(head - n) * width : head * width]
+        return data[(self.rows - (n - head)) * width :] + data[: head * width]
+
+    def widen(self) -> None:
+        """One more column, a gap in every row so far."""
+        old, width = self.data, self.width
+        new = array(self.typecode, [self.missing]) * (self.rows * (width + 1))
+        for slot in range(width):
+            new[slot :: width + 1] = old[slot::width]
+        self.data, self.width = new, width + 1
+
+
+class Ring:
+    """One GPU's values of one metric in one tier: a column of a :class:`Tier`, newest last.
+
+    ``Ring(capacity, typecode)`` makes a ring of its own (a tier one column wide) that
+    :meth:`push` writes to; a host's rings are written a row at a time by :class:`HostHistory`.
+    """
+
+    __slots__ = ("slot", "tier")
+
+    def __init__(self, capacity: int, typecode: str = "B") -> None:
+        self.tier = Tier(capacity, typecode)
+        self.slot = 0
+
+    @classmethod
+    def column_of(cls, tier: Tier, slot: int) -> Ring:
+        ring = cls.__new__(cls)
+        ring.tier, ring.slot = tier, slot
+        return ring
 
     @property
     def capacity(self) -> int:
-        return len(self._data)
+        return self.tier.capacity
+
+    @property
+    def count(self) -> int:
+        return min(self.tier.count, self.tier.capacity)
 
     @property
     def typecode(self) -> str:
-        return self._data.typecode
+        return self.tier.typecode
 
     @property
     def nbytes(self) -> int:
-        """Bytes of the value buffer itself."""
-        return len(self._data) * self._data.itemsize
+        """Bytes of this ring's values (its share of a host's buffer)."""
+        return self.tier.rows * self.tier.data.itemsize
 
     def push(self, value: float | None) -> int | None:
-        """Store one value (``None`` or NaN: a gap); returns what was stored, ``None`` for a gap.
-        (``GpuHistory.push`` writes this out for its four rings, for speed: keep the two in step.)"""
-        stored: int | None
-        if value is None or value != value:
-            stored = None
-            code = self._missing
-        elif value <= 0:
-            stored = code = 0
-        elif value >= self._top:
-            stored = code = self._top
-        else:
-            stored = code = int(value + 0.5)
-        data = self._data
-        head = self._head
-        data[head] = code
-        head += 1
-        self._head = 0 if head == len(data) else head
-        if self.count < len(data):
-            self.count += 1
-        return stored
+        """Store one value (``None`` or NaN: a gap) in a ring of its own; returns what was stored,
+        ``None`` for a gap."""
+        tier = self.tier
+        if tier.width != 1:
+            raise ValueError("a host's ring is written a row at a time (HostHistory.push)")
+        codes = tier.codes((value,))
+        tier.push_row(codes)
+        return None if codes[0] == tier.missing else codes[0]
 
     def values(self, last: int | None = None) -> list[float | None]:
         """The newest ``last`` values (all by default), oldest first; gaps as ``None``."""
-        n = self.count if last is None else max(0, min(last, self.count))
+        count = self.count
+        n = count if last is None else max(0, min(last, count))
         if n == 0:
             return []
-        data = self._data
-        head = self._head
-        raw = data[head - n : head] if n <= head else data[len(data) - (n - head) :] + data[:head]
-        missing = self._missing
-        return [None if v == missing else float(v) for v in raw]
+        missing = self.tier.missing
+        return [None if v == missing else float(v) for v in self.tier.column(self.slot, n)]
 
     def latest(self) -> float | None:
-        if self.count == 0:
+        tier = self.tier
+        if tier.count == 0:
             return None
-        v = self._data[self._head - 1]  # head 0 reads index -1: the last slot
-        return None if v == self._missing else float(v)
+        v = tier.data[(tier.head - 1) % tier.rows * tier.width + self.slot]
+        return None if v == tier.missing else float(v)
 
 
-class GpuHistory:
-    """Fine and coarse rings for each of :data:`METRICS`, for one GPU."""
+class HostHistory:
+    """Fine and coarse tiers for each of :data:`METRICS`, for every GPU of one host."""
 
-    __slots__ = ("_n", "_sums", "_valid", "coarse", "fine", "interval_s", "rollup")
+    __slots__ = ("_n", "coarse", "fine", "gpus", "indices", "interval_s", "rollup")
 
     def __init__(
         self,
+        indices: Sequence[int],
         interval_s: float = 1.0,
         *,
         fine_samples: int = FINE_SAMPLES,
@@ -124,11 +225,111 @@ class GpuHistory:
             raise ValueError(f"rollup must be at least 1, not {rollup}")
         self.interval_s = interval_s
         self.rollup = rollup
-        self.fine = tuple(Ring(fine_samples, tc) for tc in METRIC_TYPECODES)
-        self.coarse = tuple(Ring(coarse_samples, tc) for tc in METRIC_TYPECODES)
-        self._sums = [0, 0, 0, 0]  # of the stored fine values in the open coarse slot
-        self._valid = [0, 0, 0, 0]  # how many of them were present
+        indices = list(dict.fromkeys(indices))  # a GPU sent twice in one sample has one column (the last wins)
+        width = len(indices)
+        kinds = zip(METRIC_TYPECODES, METRIC_WHOLE, strict=True)
+        self.fine = tuple(Tier(fine_samples, tc, width, rows=rollup, whole=whole) for tc, whole in kinds)
+        self.coarse = tuple(Tier(coarse_samples, tc, width) for tc in METRIC_TYPECODES)
+        self.indices = indices  # each column's GPU index, in column order
+        self.gpus: dict[int, GpuHistory] = {index: GpuHistory.column_of(self, slot) for slot, index in enumerate(indices)}
         self._n = 0  # samples in the open coarse slot
+
+    def push(self, gpus: Sequence[Sampled]) -> None:
+        """One sample of the host's GPUs: a row of each metric, and a coarse row every ``rollup``.
+        The memory column is ``GpuSample.mem_pct`` worked out here (the property's call was a
+        third of reading the row)."""
+        if not gpus and not self.indices:
+            return  # no GPU yet (a driver that lists none): no rows, so the first GPUs start with no gaps
+        if [g.index for g in gpus] == self.indices:
+            rows = [(g.util_pct, g.mem_used_mib, g.mem_total_mib, g.temp_c, g.power_w) for g in gpus]
+        else:
+            by_column = self._by_column(gpus)  # a GPU gone from this sample is a gap in its column
+            gap = (None,) * 5
+            rows = [gap if g is None else (g.util_pct, g.mem_used_mib, g.mem_total_mib, g.temp_c, g.power_w) for g in by_column]
+        util, used, total, temp, power = zip(*rows, strict=True)
+        mem = [None if u is None or not t else 100.0 * u / t for u, t in zip(used, total, strict=True)]
+        self.push_values((util, mem, temp, power))
+
+    def push_values(self, columns: Sequence[Sequence[float | None]]) -> None:
+        """One sample as one value per column of each metric, in :data:`METRICS` order."""
+        for tier, values in zip(self.fine, columns, strict=True):
+            tier.push_row(tier.codes(values))
+        self._n += 1
+        if self._n >= self.rollup:
+            self._roll_up()
+            self._n = 0
+
+    def _by_column(self, gpus: Sequence[Sampled]) -> list[Sampled | None]:
+        """The sample's GPUs in column order, None for a column it lacks; a new GPU gets a column."""
+        for g in gpus:
+            if g.index not in self.gpus:
+                self._add_column(g.index)
+        out: list[Sampled | None] = [None] * len(self.indices)
+        column = {index: slot for slot, index in enumerate(self.indices)}
+        for g in gpus:
+            out[column[g.index]] = g
+        return out
+
+    def _add_column(self, index: int) -> None:
+        for tier in (*self.fine, *self.coarse):
+            tier.widen()
+        self.gpus[index] = GpuHistory.column_of(self, len(self.indices))
+        self.indices.append(index)
+
+    def _roll_up(self) -> None:
+        """The coarse row: per column, the mean of the values present in the last ``rollup`` fine rows."""
+        n = self.rollup
+        for fine, coarse in zip(self.fine, self.coarse, strict=True):
+            rows, width, missing = fine.last_rows(n), fine.width, fine.missing
+            if missing not in rows:  # no gap: every column's mean of n values
+                means: list[float | None] = [sum(rows[slot::width]) / n for slot in range(width)]
+            else:
+                means = []
+                for slot in range(width):
+                    present = [v for v in rows[slot::width] if v != missing]
+                    means.append(sum(present) / len(present) if present else None)
+            coarse.push_row(coarse.codes(means))
+
+
+class GpuHistory:
+    """One GPU's fine and coarse rings for each of :data:`METRICS`: a column of its host's history.
+
+    ``GpuHistory(interval_s)`` makes the history of a GPU on its own (a host of one GPU) that
+    :meth:`push` writes to; the store keeps one :class:`HostHistory` per host."""
+
+    __slots__ = ("coarse", "fine", "host")
+    fine: tuple[Ring, ...]
+    coarse: tuple[Ring, ...]
+    host: HostHistory
+
+    def __init__(
+        self,
+        interval_s: float = 1.0,
+        *,
+        fine_samples: int = FINE_SAMPLES,
+        coarse_samples: int = COARSE_SAMPLES,
+        rollup: int = ROLLUP,
+    ) -> None:
+        host = HostHistory((0,), interval_s, fine_samples=fine_samples, coarse_samples=coarse_samples, rollup=rollup)
+        own = host.gpus[0]
+        self.host, self.fine, self.coarse = host, own.fine, own.coarse
+        host.gpus[0] = self
+
+    @classmethod
+    def column_of(cls, host: HostHistory, slot: int) -> GpuHistory:
+        gpu = cls.__new__(cls)
+        gpu.host = host
+        gpu.fine = tuple(Ring.column_of(tier, slot) for tier in host.fine)
+        gpu.coarse = tuple(Ring.column_of(tier, slot) for tier in host.coarse)
+        return gpu
+
+    @property
+    def interval_s(self) -> float:
+        return self.host.interval_s
+
+    @property
+    def rollup(self) -> int:
+        return self.host.rollup
 
     def push(
         self,
@@ -137,38 +338,10 @@ class GpuHistory:
         temp_c: float | None,
         power_w: float | None,
     ) -> None:
-        """One sample: into the fine tier, and into the coarse tier every ``rollup`` samples.
-
-        Each fine ring's ``push`` is written out here rather than called: this runs for every GPU of
-        every sample (8,192 times a second at 1,024 hosts), and the calls were half its cost."""
-        sums = self._sums
-        valid = self._valid
-        fine = self.fine
-        for i, value in enumerate((util_pct, mem_pct, temp_c, power_w)):
-            ring = fine[i]
-            if value is None or value != value:
-                code = ring._missing
-            else:
-                top = ring._top
-                code = 0 if value <= 0 else top if value >= top else int(value + 0.5)
-                sums[i] += code
-                valid[i] += 1
-            data = ring._data
-            head = ring._head
-            data[head] = code
-            head += 1
-            size = len(data)
-            ring._head = 0 if head == size else head
-            if ring.count < size:
-                ring.count += 1
-        self._n += 1
-        if self._n >= self.rollup:
-            for i, ring in enumerate(self.coarse):
-                k = valid[i]
-                ring.push(sums[i] / k if k else None)
-                sums[i] = 0
-                valid[i] = 0
-            self._n = 0
+        """One sample of a GPU with a history of its own."""
+        if len(self.host.indices) != 1:
+            raise ValueError("a host's GPUs are written a sample at a time (HostHistory.push)")
+        self.host.push_values(((util_pct,), (mem_pct,), (temp_c,), (power_w,)))
 
     def latest(self, metric: str) -> float | None:
         """The newest value of ``metric`` (``None``: none yet, or missing in the last sample)."""
@@ -203,6 +376,6 @@ class GpuHistory:
 
 
 def history_bytes(gpus: int, *, fine_samples: int = FINE_SAMPLES, coarse_samples: int = COARSE_SAMPLES) -> int:
-    """Exact bytes of the value arrays of ``gpus`` GPU histories (object overhead not included)."""
+    """Exact bytes of the value arrays of ``gpus`` GPUs' history (object overhead not included)."""
     per_slot = sum(array(tc).itemsize for tc in METRIC_TYPECODES)
-    return gpus * per_slot * (fine_samples + coarse_samples)
+    return gpus * per_slot * (max(fine_samples, ROLLUP) + coarse_samples)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from gputui.fleet.history import FINE_SAMPLES, GpuHistory
+from gputui.fleet.history import FINE_SAMPLES, GpuHistory, HostHistory
 from gputui.frame_untracking import untrack_frame, untracker
 from gputui.frames import ErrorFrame, GpuSample, GpuStatic, Hello, Result, Sample, XidEvent
 from gputui.slurm.model import SlurmView
@@ -55,7 +55,8 @@ class HostRecord:
     hello_after_s: float | None = None  # connect to first frame, the last time
     via: tuple[str, ...] = ()  # jump hosts of the last connection, first hop first (set by the transport)
     failed_hop: str | None = None  # the jump host whose failure took it down, if that was why
-    history: dict[int, GpuHistory] = field(default_factory=dict)
+    history: dict[int, GpuHistory] = field(default_factory=dict)  # by GPU index: views of ``histories``
+    histories: HostHistory | None = None  # every GPU's, a row per sample (None before the first)
     events: deque[XidEvent] = field(default_factory=lambda: deque(maxlen=MAX_EVENTS))  # oldest first
 
     @property
@@ -188,14 +189,14 @@ class FleetStore:
 
     def _remember(self, record: HostRecord, sample: Sample) -> None:
         interval = record.interval_s
-        history = record.history
-        for gpu in sample.gpus:
-            hist = history.get(gpu.index)
-            if hist is None:
-                hist = history[gpu.index] = GpuHistory(interval, fine_samples=self.history_samples)
-            elif hist.interval_s != interval:  # the host came back with another interval
-                hist.interval_s = interval
-            hist.push(gpu.util_pct, gpu.mem_pct, gpu.temp_c, gpu.power_w)
+        histories = record.histories
+        if histories is None:
+            indices = [gpu.index for gpu in sample.gpus]
+            histories = record.histories = HostHistory(indices, interval, fine_samples=self.history_samples)
+            record.history = histories.gpus
+        elif histories.interval_s != interval:  # the host came back with another interval
+            histories.interval_s = interval
+        histories.push(sample.gpus)
 
     def set_slurm(self, view: SlurmView) -> None:
         """A new reading of the cluster (or the old one with why it could not be read again)."""
