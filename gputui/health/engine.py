@@ -272,5 +272,5 @@ class HealthEngine:
         # (words, numbers, a dict of words) and refers to nothing that could refer back to it,
         # so it can never be part of a cycle, and reference counting frees it.
         if self.untrack is not None:
-            self.untrack(alert)
+            self.untrack(id(alert))
         return alert

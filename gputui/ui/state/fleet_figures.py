@@ -151,7 +151,7 @@ class FleetFigures:
             return
         part = self._part(record, old, now)
         if self.untrack is not None:
-            self.untrack(part)
+            self.untrack(id(part))
         self.per_host[name] = part
         self._add(part, 1)
         if part.deadline != math.inf:
