@@ -34,8 +34,9 @@ be elsewhere):
   over and over, and how late it wakes is how long the loop was held
   (p99 and max); of each stall, the part the app's thread was on a CPU
   (``loop_held``: at most its own work, the rest was waiting for a core on a
-  busy machine); and the garbage collector's pauses: per generation, how many
-  and the longest;
+  busy machine); and the garbage collector's pauses: per generation, how many,
+  the longest, and the most CPU time one took (a pause much longer than that was
+  the process waiting for a core);
 - how long quitting took: the app unmounting, its hosts' links closing and
   the demo's feed processes ending.
 """
@@ -119,26 +120,33 @@ class LoopLag:
 
 class GcPauses:
     """Each garbage collection's pause, by generation (``gc.callbacks``): of the loop's stalls,
-    the ones the collector made."""
+    the ones the collector made; and of each, the part the app's thread was on a CPU. A pause
+    far longer than its CPU part is the process waiting for a core (the demo's feeds keep the
+    machine busy), not the collector's walk."""
 
     def __init__(self) -> None:
         self.ms: dict[int, list[float]] = {0: [], 1: [], 2: []}
-        self.started = 0.0
+        self.cpu_ms: dict[int, list[float]] = {0: [], 1: [], 2: []}
+        self.started = self.started_cpu = 0.0
         gc.callbacks.append(self.callback)
 
     def callback(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
-            self.started = time.perf_counter()
+            self.started, self.started_cpu = time.perf_counter(), time.thread_time()
         else:
-            self.ms[info["generation"]].append(1000 * (time.perf_counter() - self.started))
+            generation = info["generation"]
+            self.ms[generation].append(1000 * (time.perf_counter() - self.started))
+            self.cpu_ms[generation].append(1000 * (time.thread_time() - self.started_cpu))
 
     def clear(self) -> None:
-        for pauses in self.ms.values():
+        for pauses in (*self.ms.values(), *self.cpu_ms.values()):
             pauses.clear()
 
     def figures(self) -> dict[str, object]:
-        """Per generation: how many collections and the longest, as ``gc_pauses``: {gen: [count, max ms]}."""
-        return {"gc_pauses": {g: [len(v), round(max(v), 1) if v else 0.0] for g, v in self.ms.items()}}
+        """Per generation: how many collections, the longest, and the most CPU one took, as
+        ``gc_pauses``: {gen: [count, max ms, max CPU ms]}."""
+        most = {g: (round(max(v), 1), round(max(self.cpu_ms[g]), 1)) if v else (0.0, 0.0) for g, v in self.ms.items()}
+        return {"gc_pauses": {g: [len(v), *most[g]] for g, v in self.ms.items()}}
 
 
 class HealthTimes:
