@@ -11,6 +11,7 @@ import pytest
 from gputui.fleet.history import (
     COARSE_SAMPLES,
     FINE_SAMPLES,
+    MAX_COLUMNS,
     METRICS,
     ROLLUP,
     GpuHistory,
@@ -226,3 +227,17 @@ def test_a_host_that_lists_no_gpu_at_first_keeps_no_rows_until_one_comes() -> No
     host.push([])
     host.push([_gpu(3, 50)])
     assert host.gpus[3].series("util_pct", 60) == [50.0]
+
+
+def test_a_host_naming_more_gpus_than_any_server_has_keeps_history_for_the_first_ones() -> None:
+    """An agent gone wrong that names a new GPU each sample (or thousands at once) cannot make
+    every sample cost more than the last: past ``MAX_COLUMNS`` GPUs, the rest have no history."""
+    host = HostHistory([], 1.0)
+    for n in range(MAX_COLUMNS + 40):
+        host.push([_gpu(0, 50), _gpu(1000 + n, 60)])
+    assert len(host.indices) == MAX_COLUMNS
+    assert len(host.gpus[0].series("util_pct", 600)) == MAX_COLUMNS + 40
+    assert 1000 + MAX_COLUMNS - 2 in host.gpus and 1000 + MAX_COLUMNS - 1 not in host.gpus
+    wide = HostHistory(range(MAX_COLUMNS * 2), 1.0)
+    wide.push([_gpu(i, 10) for i in range(MAX_COLUMNS * 2)])
+    assert len(wide.gpus) == MAX_COLUMNS and wide.gpus[MAX_COLUMNS - 1].latest("util_pct") == 10.0

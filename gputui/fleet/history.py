@@ -39,6 +39,10 @@ METRIC_WHOLE = (True, False, True, False)  # sent as whole numbers (GpuSample's 
 FINE_SAMPLES = 600  # 10 min at 1 s
 COARSE_SAMPLES = 360  # 1 h at 1 s, one slot per ROLLUP samples
 ROLLUP = 10
+# The most GPUs a host keeps history for. Servers have 8 or 16; a column is added by copying the
+# host's arrays, so an agent gone wrong that named a new GPU each sample would cost more each time.
+# GPUs past this are shown live, with no chart.
+MAX_COLUMNS = 256
 
 _INDEX = {m: i for i, m in enumerate(METRICS)}
 _UNSIGNED = frozenset("BHILQ")
@@ -225,7 +229,7 @@ class HostHistory:
             raise ValueError(f"rollup must be at least 1, not {rollup}")
         self.interval_s = interval_s
         self.rollup = rollup
-        indices = list(dict.fromkeys(indices))  # a GPU sent twice in one sample has one column (the last wins)
+        indices = list(dict.fromkeys(indices))[:MAX_COLUMNS]  # a GPU sent twice in one sample has one column
         width = len(indices)
         kinds = zip(METRIC_TYPECODES, METRIC_WHOLE, strict=True)
         self.fine = tuple(Tier(fine_samples, tc, width, rows=rollup, whole=whole) for tc, whole in kinds)
@@ -260,14 +264,17 @@ class HostHistory:
             self._n = 0
 
     def _by_column(self, gpus: Sequence[Sampled]) -> list[Sampled | None]:
-        """The sample's GPUs in column order, None for a column it lacks; a new GPU gets a column."""
+        """The sample's GPUs in column order, None for a column it lacks; a new GPU gets a column
+        (up to :data:`MAX_COLUMNS`); a GPU sent twice is taken as last sent."""
         for g in gpus:
-            if g.index not in self.gpus:
+            if g.index not in self.gpus and len(self.indices) < MAX_COLUMNS:
                 self._add_column(g.index)
         out: list[Sampled | None] = [None] * len(self.indices)
         column = {index: slot for slot, index in enumerate(self.indices)}
         for g in gpus:
-            out[column[g.index]] = g
+            slot = column.get(g.index)
+            if slot is not None:
+                out[slot] = g
         return out
 
     def _add_column(self, index: int) -> None:
