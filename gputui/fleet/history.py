@@ -16,7 +16,7 @@ A host's GPUs are sampled together, so each tier of a metric is one array
 for the whole host (:class:`Tier`): a row per sample, a column per GPU. A
 sample is four row writes, one per metric, whatever the number of GPUs;
 kept GPU by GPU it was 32 ring writes for an 8-GPU host and, at 1,024 hosts,
-about 7 % of a core. A coarse slot is the mean of the last :data:`ROLLUP`
+5 to 7 % of a core. A coarse slot is the mean of the last :data:`ROLLUP`
 rows of the fine tier, read back when it closes. A GPU missing from a
 sample is a gap in its column; one the host did not have before gets a
 column of its own, with gaps before it came.
