@@ -20,6 +20,7 @@ from types import SimpleNamespace
 
 import gputui.actions.audit
 import gputui.sim.events
+import gputui.sim.processes
 from gputui import config as cfg
 from gputui.actions.audit import AuditLog
 from gputui.actions.guard import Guard
@@ -81,7 +82,7 @@ class Judge:
 
 
 def judged_app(store: FleetStore, judge: Judge, title: str, theme: str = "gputui-dark", pace: Pace | None = None) -> GpuTuiApp:
-    app = GpuTuiApp(store, [], title=title, theme=theme, health=judge, pace=pace)
+    app = GpuTuiApp(store, [], title=title, theme=theme, health=judge, pace=pace, wall_clock=judge.wall)
     app.board = AlertBoard(judge, operator=Operator("alice", "console1"), clock=judge.wall)
     return app
 
@@ -93,6 +94,8 @@ def frozen_fleet(hosts: int = 16, seed: int = 0, samples: int = 960, scenario: s
     judge = Judge(clock)
     # The simulated kernel log dates its planted XIDs from the wall clock: the frozen one, so "since" is the same every run.
     setattr(gputui.sim.events, "time", SimpleNamespace(time=judge.wall, monotonic=time.monotonic))  # noqa: B010
+    # Its processes' start times too, so each shot shows the same "running" ages every run.
+    setattr(gputui.sim.processes, "time", SimpleNamespace(time=judge.wall, monotonic=time.monotonic))  # noqa: B010
     samplers = []
     mixed = scenario == "fleet"
     reduced: tuple[str, SimNvml] = ("", SimNvml("healthy", processes="synthetic", clock=clock))

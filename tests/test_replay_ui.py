@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+from textual.widgets import DataTable
 
+import gputui.sim.processes
 from gputui.fleet.store import HostState
 from gputui.record import format as fmt
 from gputui.record.player import ReplayPlayer
 from gputui.record.reader import Recording
 from gputui.record.recorder import recordings_dir
+from gputui.render import age_words
 from gputui.ui.app import GpuTuiApp
 from gputui.ui.dialogs.help_screen import HelpScreen
 from gputui.ui.launch import demo_app, replay_app
 from gputui.ui.screens.host_screen import HostScreen
 from gputui.ui.screens.overview import OverviewScreen
 from gputui.ui.widgets.replay_bar import GoToScreen, ReplayBar
-from tests.recordings import damage_last_chunk
+from tests.recordings import EPOCH, damage_last_chunk, write_sim_recording
+from tests.screen_reading import cells
 from tests.waiting import wait_for
 
 SIZE = (160, 40)
@@ -181,3 +187,29 @@ async def test_ctrl_r_records_the_live_fleet_to_a_file_that_replays(tmp_path: Pa
     for record in replay.store.hosts.values():
         assert record.hello is not None, "the keyframe gives a host's hello, sent before the recording began"
         assert record.sample is not None and len(record.gpus()) == 2
+
+
+async def test_a_replays_processes_have_run_as_long_as_they_had_then(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The processes tab of a replay says how long each process had run at the recording's
+    time, not how long ago it started from today (here, weeks after the recording)."""
+    # The simulated hosts' processes start on the recording's clock, as a real host's do on its own.
+    monkeypatch.setattr(gputui.sim.processes, "time", SimpleNamespace(time=lambda: EPOCH, monotonic=time.monotonic))
+    path = tmp_path / "weeks-ago.gtrec"
+    write_sim_recording(path, hosts=1, seconds=60)
+    app = replay_app(path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: all(r.sample for r in app.store.hosts.values()), "the host's first sample")
+        await pilot.press("space")
+        await wait_for(pilot, lambda: "paused" in bar_text(app), "the replay paused")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, HostScreen), "the host screen")
+        await pilot.press("4")
+        table = app.screen.query_one("#procs", DataTable)
+        await wait_for(pilot, lambda: table.row_count > 0, "the processes")
+        record = next(iter(app.store.hosts.values()))
+        then = player(app).now()
+        want = {f"{g.index}:{p.pid}": age_words(then - p.started_at) for g in record.gpus() for p in g.processes if p.started_at}
+        column = [str(c.key.value) for c in table.ordered_columns].index("running")
+        got = {str(row.key.value): cells(table, str(row.key.value))[column] for row in table.ordered_rows}
+        assert want and got == want
+        assert time.time() - then > 86_400 and all(not words.endswith("h") or float(words[:-1]) < 24 for words in got.values())

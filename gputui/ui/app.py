@@ -101,6 +101,7 @@ class GpuTuiApp(App[None]):
         thresholds = config.thresholds if config is not None else Thresholds()
         # ``wall_clock``: a replay's alerts are judged at the recording's time, not today's.
         audit = self.actions.audit if self.actions else None
+        self.wall_clock = wall_clock
         self.engine: HealthEngine | None = None
         if health is not None:  # tests give their own
             self.board = AlertBoard(health, audit, clock=wall_clock)
@@ -271,7 +272,9 @@ class GpuTuiApp(App[None]):
 
     def parts(self) -> AppParts:
         """What a screen may read of the app, handed to it when it is made (never looked up by name)."""
-        return AppParts(board=self.board, actions=self.actions, idle_holding_s=self.idle_holding_s, pace=self.pace)
+        return AppParts(
+            board=self.board, actions=self.actions, idle_holding_s=self.idle_holding_s, pace=self.pace, wall_clock=self.wall_clock
+        )
 
     def on_refreshed(self, message: Refreshed) -> None:
         """The overview refreshed: start a health pass a moment later, once a second (every other

@@ -33,6 +33,7 @@ class HostView:
     stale: bool  # the host is not live: numbers are old and drawn dim
     pal: Palette
     ascii: bool  # Linux console: draw nothing outside ASCII
+    wall: float  # the time of day (a replay's: the recording's), for how long processes have run
     slurm: SlurmView | None = None  # the site's Slurm ([slurm]): its jobs on these GPUs, the node's state
 
     def slurm_job(self, gpu: int) -> SlurmJob | None:

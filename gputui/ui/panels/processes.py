@@ -14,7 +14,6 @@ above its processes; ``space`` on a header marks its processes.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -267,7 +266,7 @@ class ProcessesPanel(HostPanel):
         # Part of a name finds it, as the overview's / does: "bk" for bkumar.
         shown = {k: v for k, v in everything.items() if not needle or needle in (v[1].user or "").casefold()}
         at = self.cursor_key(table)
-        wall = time.time()
+        wall = view.wall
         migs = mig_by_gpu(view)
         rows = {key: self.row(gpu, p, wall, view, migs.get(gpu)) for key, (gpu, p) in shown.items()}
         want = order(shown, BY_KEY[self.sort], self.reverse)
@@ -347,6 +346,6 @@ class ProcessesPanel(HostPanel):
             text.append(f"   user '{self.user_filter}': {shown} of {total} shown", pal.warn)
         if self.marked:
             text.append(f"   {len(self.marked)} marked: K kills them in one step", pal.warn)
-        text.append_text(jobs_words(view, time.time()))
+        text.append_text(jobs_words(view, view.wall))
         text.append("   o/O: sort  g: group  u: user  space/U/J: mark one (a group) / the user's / the job's", pal.dim)
         return text

@@ -188,7 +188,8 @@ class HostScreen(Screen[None]):
         panel = self.active_panel()
         if panel is not None:
             stale = state is not HostState.LIVE
-            panel.show(HostView(record=r, now=now, stale=stale, pal=pal, ascii=ascii_mode(self.app), slurm=self.store.slurm))
+            wall, slurm = self.parts.wall_clock(), self.store.slurm
+            panel.show(HostView(record=r, now=now, stale=stale, pal=pal, ascii=ascii_mode(self.app), wall=wall, slurm=slurm))
             if self.gpu is not None and panel.id not in self.placed:
                 self.place_cursor(panel)
 

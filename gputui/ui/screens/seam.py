@@ -9,6 +9,7 @@ defaults: no alert board, no action desk, and its requests go unanswered.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -30,6 +31,8 @@ class AppParts:
     actions: ActionDesk | None = None  # None: no config (the demo, a replay): actions cannot run at all
     idle_holding_s: float = DEFAULT_IDLE_HOLDING_S  # the allocation tab's "idle while holding" threshold
     pace: Pace | None = None  # whether the dashboard keeps up with its hosts (the app measures it)
+    # The time of day the screens show ages against: a replay's is the recording's, not today's.
+    wall_clock: Callable[[], float] = time.time
 
     def behind_words(self) -> str:
         """ "dashboard behind: ..." while the app cannot read its hosts' frames in time, else ""."""
