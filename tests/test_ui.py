@@ -12,7 +12,6 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
 
 import gputui.sim.processes
-import gputui.ui.panels.processes
 from gputui.agent.sampler import Sampler
 from gputui.fleet.store import FleetStore
 from gputui.frames import parse_frame
@@ -219,12 +218,11 @@ FIXED_WALL = 1_700_000_000.0
 def frozen_app(monkeypatch: pytest.MonkeyPatch) -> GpuTuiApp:
     """Three hosts (healthy, mixed, incident) sampled twice, one simulated second apart.
 
-    Process start times and the host screen's "Running" column read
-    ``time.time()``; both modules get a fixed wall clock so the ages are
-    the same on every run (jobs shown as started 1h ago).
+    Process start times read ``time.time()`` in the simulator, and the host screen's "Running"
+    column the app's wall clock: both are fixed, so the ages are the same on every run (jobs
+    shown as started 1h ago).
     """
     monkeypatch.setattr(gputui.sim.processes, "time", SimpleNamespace(time=lambda: FIXED_WALL))
-    monkeypatch.setattr(gputui.ui.panels.processes, "time", SimpleNamespace(time=lambda: FIXED_WALL + 3600.0))
     store = FleetStore(clock=lambda: 50.0)
     for i, scenario in enumerate(("healthy", "mixed", "incident")):
         sim = SimNvml(scenario, seed=0, processes="synthetic", clock=lambda: 0.0, host_no=i)
@@ -236,7 +234,7 @@ def frozen_app(monkeypatch: pytest.MonkeyPatch) -> GpuTuiApp:
         sim.advance(1)
         tick.now += 1.0
         store.apply(sampler.host, parse_frame(json.dumps(sampler.sample())))
-    return GpuTuiApp(store=store, sources=[], title="snapshot fleet")
+    return GpuTuiApp(store=store, sources=[], title="snapshot fleet", wall_clock=lambda: FIXED_WALL + 3600.0)
 
 
 def test_snapshot_overview(snap_compare: Callable[..., bool], monkeypatch: pytest.MonkeyPatch) -> None:
