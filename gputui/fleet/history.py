@@ -318,17 +318,20 @@ class GpuHistory:
         rollup: int = ROLLUP,
     ) -> None:
         host = HostHistory((0,), interval_s, fine_samples=fine_samples, coarse_samples=coarse_samples, rollup=rollup)
-        own = host.gpus[0]
-        self.host, self.fine, self.coarse = host, own.fine, own.coarse
-        host.gpus[0] = self
+        self._read(host, 0)
+        host.gpus[0] = self  # the host's one view of its column is this one
 
     @classmethod
     def column_of(cls, host: HostHistory, slot: int) -> GpuHistory:
         gpu = cls.__new__(cls)
-        gpu.host = host
-        gpu.fine = tuple(Ring.column_of(tier, slot) for tier in host.fine)
-        gpu.coarse = tuple(Ring.column_of(tier, slot) for tier in host.coarse)
+        gpu._read(host, slot)
         return gpu
+
+    def _read(self, host: HostHistory, slot: int) -> None:
+        """Become the view of column ``slot`` of ``host``."""
+        self.host = host
+        self.fine = tuple(Ring.column_of(tier, slot) for tier in host.fine)
+        self.coarse = tuple(Ring.column_of(tier, slot) for tier in host.coarse)
 
     @property
     def interval_s(self) -> float:

@@ -55,9 +55,13 @@ class HostRecord:
     hello_after_s: float | None = None  # connect to first frame, the last time
     via: tuple[str, ...] = ()  # jump hosts of the last connection, first hop first (set by the transport)
     failed_hop: str | None = None  # the jump host whose failure took it down, if that was why
-    history: dict[int, GpuHistory] = field(default_factory=dict)  # by GPU index: views of ``histories``
     histories: HostHistory | None = None  # every GPU's, a row per sample (None before the first)
     events: deque[XidEvent] = field(default_factory=lambda: deque(maxlen=MAX_EVENTS))  # oldest first
+
+    @property
+    def history(self) -> dict[int, GpuHistory]:
+        """Each GPU's history by its index (none before the first sample)."""
+        return self.histories.gpus if self.histories is not None else {}
 
     @property
     def interval_s(self) -> float:
@@ -193,7 +197,6 @@ class FleetStore:
         if histories is None:
             indices = [gpu.index for gpu in sample.gpus]
             histories = record.histories = HostHistory(indices, interval, fine_samples=self.history_samples)
-            record.history = histories.gpus
         elif histories.interval_s != interval:  # the host came back with another interval
             histories.interval_s = interval
         histories.push(sample.gpus)
