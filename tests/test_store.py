@@ -89,3 +89,21 @@ def test_history_uses_the_hosts_sample_interval() -> None:
     hist = store.hosts["a"].history[0]
     assert hist.interval_s == 2.0
     assert len(hist.series("temp_c", 60)) == 30  # 60 s at 2 s a sample
+
+
+def test_a_new_hello_replaces_each_gpus_limits() -> None:
+    """A host that comes back with other boards (a GPU swapped, MIG changed) is judged and drawn
+    against the new hello's limits, never the old one's."""
+    store = FleetStore(clock=Clock())
+    store.add_host("a")
+    sampler = Sampler(SimNvml("healthy", gpus=2), host="a")
+    hello = sampler.hello(1.0)
+    store.apply("a", parse_frame(json.dumps(hello)))
+    record = store.hosts["a"]
+    first = record.static(1)
+    assert first is not None and first.temp_slowdown_c is not None
+    hello["gpus"] = [{**hello["gpus"][0], "temp_slowdown_c": first.temp_slowdown_c - 7}]
+    store.apply("a", parse_frame(json.dumps(hello)))
+    now = record.static(0)
+    assert now is not None and now.temp_slowdown_c == first.temp_slowdown_c - 7
+    assert record.static(1) is None  # gone from the new hello

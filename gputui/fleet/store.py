@@ -56,6 +56,9 @@ class HostRecord:
     via: tuple[str, ...] = ()  # jump hosts of the last connection, first hop first (set by the transport)
     failed_hop: str | None = None  # the jump host whose failure took it down, if that was why
     histories: HostHistory | None = None  # every GPU's, a row per sample (None before the first)
+    # The hello's GPUs by index, for ``static``: the overview asks it for every GPU it draws and the
+    # rules for every GPU they judge, and a walk of the hello's list each time was a tenth of a line.
+    statics: dict[int, GpuStatic] = field(default_factory=dict)
     events: deque[XidEvent] = field(default_factory=lambda: deque(maxlen=MAX_EVENTS))  # oldest first
 
     @property
@@ -86,12 +89,7 @@ class HostRecord:
         return None if self.last_frame_at is None else max(0.0, now - self.last_frame_at)
 
     def static(self, index: int) -> GpuStatic | None:
-        if self.hello is None:
-            return None
-        for g in self.hello.gpus:
-            if g.index == index:
-                return g
-        return None
+        return self.statics.get(index)
 
     def gpus(self) -> list[GpuSample]:
         return list(self.sample.gpus) if self.sample else []
@@ -167,6 +165,7 @@ class FleetStore:
         if isinstance(frame, Hello):
             self._keep(frame)
             record.hello = frame
+            record.statics = {g.index: g for g in frame.gpus}
             record.error = None
             record.failed_hop = None
             if record.connecting_since is not None:

@@ -186,14 +186,24 @@ class HealthEngine:
         self._forget_gone(store)
         seen: dict[str, tuple[str, Finding]] = {}
         not_live: set[str] = set()
-        for n, (name, record) in enumerate(list(store.hosts.items()), 1):
+        untrack = self.untrack
+        # The names, not (name, record) pairs: a pass lasts many turns of the loop, and a tuple per
+        # host lived through them into the collector's older generations (4,096 at 4,096 hosts).
+        for n, name in enumerate(list(store.hosts), 1):
+            if n % hosts_per_step == 0:
+                yield
+            record = store.hosts.get(name)
+            if record is None:
+                continue  # removed while the pass was paused
             self._observe_host(name, record, now)  # its counters, as ``observe`` takes them
             if record.state(mono_now) is not HostState.LIVE:
                 not_live.add(name)
             for finding in host_findings(record, self._context(record, now, mono_now, store.slurm)):
-                seen[finding.key(name)] = (name, finding)
-            if n % hosts_per_step == 0:
-                yield
+                seen[finding.key(name)] = found = (name, finding)
+                if untrack is not None:  # plain data, as an alert is (``_alert`` says why)
+                    untrack(id(found))
+                    untrack(id(finding))
+                    untrack(id(finding.evidence))
         explained = self._group_by_jump_host(store, seen, now, mono_now)
         for key in explained:  # explained, not cleared: gone at once, with no clear time
             self._tracked.pop(key, None)

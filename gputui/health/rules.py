@@ -70,13 +70,13 @@ def host_findings(record: HostRecord, ctx: Context) -> list[Finding]:
     """Everything wrong with one host: its connection, its XIDs, and (live only) each GPU."""
     state = record.state(ctx.mono_now)
     out = host_state(record, state, ctx)
-    lost = {g.index for g in record.gpus() if g.lost}
+    gpus = record.sample.gpus if record.sample is not None else []
+    lost = {g.index for g in gpus if g.lost}
     out += xid_findings(ctx.xids, lost, ctx.now)
     if state is HostState.LIVE:
-        statics = {s.index: s for s in record.hello.gpus} if record.hello else {}
-        for g in record.gpus():
-            out += gpu_findings(g, record, statics, ctx)
-        persistence = persistence_off(record.gpus())
+        for g in gpus:
+            out += gpu_findings(g, record, record.statics, ctx)
+        persistence = persistence_off(gpus)
         if persistence is not None:
             out.append(persistence)
     return out

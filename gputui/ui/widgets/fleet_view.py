@@ -18,7 +18,7 @@ segment per line: that was most of a line's own cost.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Self
 
 from rich.segment import Segment
@@ -33,6 +33,7 @@ from textual.strip import Strip
 
 from gputui.fleet.allocation import in_use
 from gputui.fleet.store import FleetStore, HostRecord, HostState
+from gputui.frames import GpuSample
 from gputui.health.model import Severity
 from gputui.render import age_words
 from gputui.ui.panels.allocation import ledger_of
@@ -43,6 +44,8 @@ from gputui.ui.widgets.fleet_order import Arrangement, Row
 from gputui.ui.widgets.heatmap import CELL_W, Ramp, cell
 from gputui.ui.widgets.palette import Palette, ascii_mode
 from gputui.ui.widgets.slurm_text import node_style
+
+Piece = tuple[str, Style | None]  # a line's text and its style before the base style is added (``FleetView._draw``)
 
 
 class FleetView(ScrollView, can_focus=True):
@@ -164,41 +167,44 @@ class FleetView(ScrollView, can_focus=True):
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
         index = y + int(scroll_y)
-        key = (index, index == self.cursor, self.has_focus, int(scroll_x), self.size.width)
+        focused, width = self.has_focus, self.size.width
+        key = (index, index == self.cursor, focused, int(scroll_x), width)
         line = self.drawn.get(key)
         if line is None:
-            line = self.drawn[key] = self._draw(index)
+            line = self.drawn[key] = self._draw(index, int(scroll_x), width, focused)
         return line
 
-    def _draw(self, index: int) -> Strip:
+    def _draw(self, index: int, scroll_x: int, width: int, focused: bool) -> Strip:
         pal, ramp = self.palette, self.ramp
         base = pal.base if pal else None
         if pal is not None and index == 0 and not self.rows:
             line = Strip([Segment(f"  {self.empty_words()}", pal.base + pal.warn)])
-            return line.crop(0, self.size.width).extend_cell_length(self.size.width, base)
+            return line.crop(0, width).extend_cell_length(width, base)
         if pal is None or ramp is None or index >= len(self.rows):
-            return Strip.blank(self.size.width, base)
+            return Strip.blank(width, base)
         row = self.rows[index]
+        pieces: list[Piece]
         if row.host is None:
-            segments = [Segment(f"  {row.title} ({row.count})", pal.header)]
+            pieces = [(f"  {row.title} ({row.count})", pal.header)]
         else:
             record = self.store.hosts.get(row.host)
             if record is None:
-                return Strip.blank(self.size.width, base)
-            segments = self._segments(record, pal, ramp, self.store.clock())
+                return Strip.blank(width, base)
+            pieces = self._segments(record, pal, ramp, self.store.clock())
         on_base = self.on_base
-        for i, (text, style, _) in enumerate(segments):
+        segments = []
+        for text, style in pieces:
             combined = on_base.get(style)
             if combined is None:
                 combined = on_base[style] = pal.base + (style or Style())
-            segments[i] = Segment(text, combined)
+            segments.append(Segment(text, combined))
         if index == self.cursor:
-            mark = pal.cursor if self.has_focus else Style(reverse=True)
+            mark = pal.cursor if focused else Style(reverse=True)
             segments = [Segment(t, (s or Style()) + mark) for t, s, _ in segments]
-        strip = Strip(segments).crop(int(self.scroll_offset.x), int(self.scroll_offset.x) + self.size.width)
-        return strip.extend_cell_length(self.size.width, base)
+        strip = Strip(segments).crop(scroll_x, scroll_x + width)
+        return strip.extend_cell_length(width, base)
 
-    def _segments(self, r: HostRecord, pal: Palette, ramp: Ramp, now: float) -> list[Segment]:
+    def _segments(self, r: HostRecord, pal: Palette, ramp: Ramp, now: float) -> list[Piece]:
         state = r.state(now)
         reduced = r.hello is not None and r.hello.source == "nvidia-smi"  # fewer fields: say so
         state_style = {
@@ -209,56 +215,65 @@ class FleetView(ScrollView, can_focus=True):
         }[state]
         critical = self.alert_hosts.get(r.name) is Severity.CRITICAL
         cols = self.columns
-        segs = [
-            Segment("! ", pal.bad) if critical else Segment("  "),  # a critical alert: see the triage (t)
-            Segment(f"{r.name[: cols.name_w - 1]:<{cols.name_w}}", pal.text),
-            Segment(f"{cols.state_word(state, reduced):<{cols.state_w}}", state_style),
-            Segment(f"{age_words(r.age_s(now)):>{cols.age_w}}{' ' * cols.gap}", pal.dim),
+        segs: list[Piece] = [
+            ("! ", pal.bad) if critical else ("  ", None),  # a critical alert: see the triage (t)
+            (f"{r.name[: cols.name_w - 1]:<{cols.name_w}}", pal.text),
+            (f"{cols.state_word(state, reduced):<{cols.state_w}}", state_style),
+            (f"{age_words(r.age_s(now)):>{cols.age_w}}{' ' * cols.gap}", pal.dim),
         ]
-        gpus = r.gpus()
+        gpus = r.sample.gpus if r.sample is not None else []
         if state in (HostState.DOWN, HostState.CONNECTING) and not gpus:
-            segs.append(Segment((r.error or "waiting for the first frame")[:100], state_style))
+            segs.append(((r.error or "waiting for the first frame")[:100], state_style))
             return segs
         # Old data is drawn without colour: the numbers must not look live.
         stale = state is not HostState.LIVE
+        metric, statics = self.metric, r.statics
         for g in gpus:
-            text, style = cell(self.metric, g, r.static(g.index), ramp, stale)
-            segs.append(Segment(text, style))
-        segs.append(Segment(" " * ((self.gpu_columns - len(gpus)) * CELL_W + 1)))
-        segs.extend(self._summary(r, pal))
+            text, style = cell(metric, g, statics.get(g.index), ramp, stale)
+            segs.append((text, style))
+        segs.append((" " * ((self.gpu_columns - len(gpus)) * CELL_W + 1), None))
+        segs.extend(self._summary(r, gpus, pal))
         if r.error and state is not HostState.LIVE:
-            segs.append(Segment(f"  {r.error[:80]}", pal.warn))
+            segs.append((f"  {r.error[:80]}", pal.warn))
         return segs
 
-    def _summary(self, r: HostRecord, pal: Palette) -> list[Segment]:
-        gpus = [g for g in r.gpus() if not g.lost]
+    def _summary(self, r: HostRecord, every: Sequence[GpuSample], pal: Palette) -> list[Piece]:
+        """The line's figures from ``every`` GPU of the host's last sample, in one walk of them."""
         source = r.hello.source if r.hello else None
-        busy = sum(1 for g in gpus if in_use(g, source))
-        used = sum(g.mem_used_mib or 0 for g in gpus)
-        total = sum(g.mem_total_mib or 0 for g in gpus)
-        temps = [g.temp_c for g in gpus if g.temp_c is not None]
-        power = [g.power_w for g in gpus if g.power_w is not None]
-        lost = sum(1 for g in r.gpus() if g.lost)
-        hottest = Segment(f"{f'{max(temps)}{self.deg}':>6} " if temps else "   N/A ", pal.text)
-        segs = [Segment(f"{busy:>2}/{len(r.gpus()):<2} ", pal.text)]
+        busy = used = total = lost = 0
+        temps: list[int] = []
+        power: list[float] = []
+        for g in every:
+            if g.lost:
+                lost += 1
+                continue
+            busy += in_use(g, source)
+            used += g.mem_used_mib or 0
+            total += g.mem_total_mib or 0
+            if g.temp_c is not None:
+                temps.append(g.temp_c)
+            if g.power_w is not None:
+                power.append(g.power_w)
+        hottest = (f"{f'{max(temps)}{self.deg}':>6} " if temps else "   N/A ", pal.text)
+        segs: list[Piece] = [(f"{busy:>2}/{len(every):<2} ", pal.text)]
         if self.columns.narrow:  # memory and power: the heat map's m shows them per GPU
             segs.append(hottest)
         else:
             segs += [
-                Segment(f"{(100 * used / total if total else 0):>4.0f}% ", pal.text),
+                (f"{(100 * used / total if total else 0):>4.0f}% ", pal.text),
                 hottest,
-                Segment(f"{sum(power):>6.0f}W" if power else "    N/A", pal.text),
+                (f"{sum(power):>6.0f}W" if power else "    N/A", pal.text),
             ]
         if lost:
-            segs.append(Segment(f"  {lost} GPU lost", pal.bad))
+            segs.append((f"  {lost} GPU lost", pal.bad))
         held = self.held_words(r)
         if held:
-            segs.append(Segment(f"  {held}", pal.warn))
+            segs.append((f"  {held}", pal.warn))
         node = self.store.slurm.node(r.name) if self.store.slurm is not None else None
         if node is not None:  # Slurm's word for the node, with the reason when it takes no work
             style = node_style(node, pal)
             routine = style == pal.text  # idle, mixed, allocated: said quietly, with no reason
-            segs.append(Segment(f"  slurm {node.state if routine else node.words()}", pal.dim if routine else style))
+            segs.append((f"  slurm {node.state if routine else node.words()}", pal.dim if routine else style))
         return segs
 
     def held_words(self, r: HostRecord) -> str:

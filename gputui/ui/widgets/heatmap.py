@@ -39,8 +39,11 @@ def metric_value(metric: str, gpu: GpuSample) -> float | None:
 def level(metric: str, gpu: GpuSample, static: GpuStatic | None) -> int:
     """0..4: how strongly to colour the cell; -1 when there is no value."""
     value = metric_value(metric, gpu)
-    if value is None:
-        return -1
+    return -1 if value is None else level_of(metric, value, gpu, static)
+
+
+def level_of(metric: str, value: float, gpu: GpuSample, static: GpuStatic | None) -> int:
+    """``level`` of the GPU's ``value`` of ``metric``, already read."""
     if metric == "temp":
         slowdown = (static.temp_slowdown_c if static else None) or DEFAULT_SLOWDOWN_C
         if value >= slowdown or (gpu.throttle and any("thermal" in r for r in gpu.throttle)):
@@ -98,5 +101,4 @@ def cell(metric: str, gpu: GpuSample, static: GpuStatic | None, ramp: Ramp, stal
     text = f"{min(999, round(value)):>3} "
     if stale:
         return text, ramp.stale
-    lvl = level(metric, gpu, static)
-    return text, (ramp.temp if metric == "temp" else ramp.steps)[max(0, lvl)]
+    return text, (ramp.temp if metric == "temp" else ramp.steps)[level_of(metric, value, gpu, static)]
