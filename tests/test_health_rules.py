@@ -8,6 +8,7 @@ clear and hysteresis are shown without sleeping.
 from __future__ import annotations
 
 import json
+from collections.abc import Generator
 from typing import Any
 
 import pytest
@@ -470,6 +471,47 @@ def test_the_dashboard_can_judge_a_large_fleet_in_slices_with_the_same_result(
             break
     assert paused == pauses
     assert sliced == whole and len([a for a in whole if a.rule == "thermal"]) == 149 // every
+
+
+def add_hosts(store: FleetStore, count: int, events: list[dict[str, Any]]) -> None:
+    """``count`` one-GPU hosts, each with a hello and one sample carrying ``events``."""
+    board = {"index": 0, "name": "NVIDIA H100 80GB HBM3", "temp_slowdown_c": 89, "temp_shutdown_c": 92}
+    for n in range(count):
+        name = f"h{n:03d}"
+        store.add_host(name)
+        hello = {"type": "hello", "v": PROTOCOL_VERSION, "t": T0, "agent_version": "0.1", "host": name, "gpus": [board]}
+        sample = {"type": "sample", "v": PROTOCOL_VERSION, "t": T0, "seq": 0, "gpus": [gpu()], "events": events}
+        for frame in (hello, sample):
+            parsed = parse_frame(json.dumps(frame))
+            assert isinstance(parsed, Hello | Sample)
+            store.apply(name, parsed)
+
+
+@pytest.mark.parametrize("paused_at", [2, 9])  # among the hosts; among the alerts being made
+def test_a_replay_that_jumps_while_a_pass_is_paused_shows_nothing_from_before_the_jump(paused_at: int) -> None:
+    """A replay that jumps clears the store, resets the engine and judges the new moment at once,
+    while the dashboard's own pass may be paused halfway. That pass must not bring back what it
+    found at the other moment: here an XID on every host, which the new moment does not have."""
+    fleet = Fleet()
+    add_hosts(fleet.store, 99, [{"xid": 13, "gpu": 0, "t": T0 - 5, "source": "nvml"}])
+    engine = fleet.engine(hold_s=0)
+    steps = engine.evaluate_in_steps(fleet.store, hosts_per_step=16, alerts_per_step=1)
+    for _ in range(paused_at):  # 100 hosts: 6 pauses among them, then one per alert
+        next(steps)
+    fleet.store.clear_hosts()  # the jump, as the player makes it
+    add_hosts(fleet.store, 99, [])
+    engine.reset()
+    assert engine.evaluate(fleet.store) == []
+    assert finish(steps) == []  # the paused pass, let go on as the dashboard would
+    assert engine.evaluate(fleet.store) == []
+
+
+def finish(steps: Generator[None, None, list[Alert]]) -> list[Alert]:
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
 
 
 def test_counters_climb_through_a_stream_of_changes() -> None:

@@ -96,12 +96,14 @@ class HealthEngine:
         self._tracked: dict[str, _Tracked] = {}
         self._hosts: dict[str, _HostMemory] = {}
         self.untrack = untracker()  # the alerts made each pass, out of the collector's walk (``_alert``)
+        self.resets = 0  # a pass paused across a reset stops there (``evaluate_in_steps``)
 
     def reset(self) -> None:
         """Forget everything judged so far: a replay that jumps in time starts
         over from the store as it now is, as an operator opening it there would."""
         self._tracked.clear()
         self._hosts.clear()
+        self.resets += 1
 
     # -- what happened between evaluations ------------------------------------------
     def observe(self, store: FleetStore) -> None:
@@ -181,7 +183,12 @@ class HealthEngine:
     ) -> Generator[None, None, list[Alert]]:
         """``evaluate``, pausing after every ``hosts_per_step`` hosts and every ``alerts_per_step``
         alerts made: a dashboard drives it across turns of its event loop, so that judging 1,024
-        hosts never holds up a keystroke or a redraw for the whole pass."""
+        hosts never holds up a keystroke or a redraw for the whole pass.
+
+        A reset while it is paused (a replay that jumped) ends it at once with the alerts as they
+        are since: what it found was found at the other moment, and finishing would bring those
+        findings back into the fresh start, an XID from before the jump among them."""
+        era = self.resets
         now, mono_now = self.clock(), store.clock()
         self._forget_gone(store)
         seen: dict[str, tuple[str, Finding]] = {}
@@ -192,6 +199,8 @@ class HealthEngine:
         for n, name in enumerate(list(store.hosts), 1):
             if n % hosts_per_step == 0:
                 yield
+                if self.resets != era:
+                    return self._active()
             record = store.hosts.get(name)
             if record is None:
                 continue  # removed while the pass was paused
@@ -207,7 +216,11 @@ class HealthEngine:
         explained = self._group_by_jump_host(store, seen, now, mono_now)
         for key in explained:  # explained, not cleared: gone at once, with no clear time
             self._tracked.pop(key, None)
-        yield from self._update(seen, not_live, now, alerts_per_step)
+        yield from self._update(seen, not_live, now, alerts_per_step, era)
+        return self._active()
+
+    def _active(self) -> list[Alert]:
+        """The active alerts, worst first: severity, then oldest, then host and GPU."""
         alerts = [t.alert for t in self._tracked.values() if t.active and t.alert is not None]
         return sorted(alerts, key=lambda a: (-a.severity, a.since, a.host, -1 if a.gpu is None else a.gpu, a.key))
 
@@ -237,16 +250,24 @@ class HealthEngine:
         self._tracked = {k: t for k, t in self._tracked.items() if t.host in store.hosts or t.rule == "jump"}
 
     def _update(
-        self, seen: dict[str, tuple[str, Finding]], not_live: set[str], now: float, per_step: int = ALERTS_PER_STEP
+        self,
+        seen: dict[str, tuple[str, Finding]],
+        not_live: set[str],
+        now: float,
+        per_step: int,
+        era: int,
     ) -> Generator[None, None, None]:
         """Bring the tracked conditions up to what this pass saw, pausing every ``per_step`` of them:
         each active one is made into a new alert, and at 4,096 hosts' 4,128 alerts that was 25 to
         40 ms in one go, the pass's longest hold of the event loop. A whole ``evaluate`` run
         meanwhile (the triage's refresh) is taken as if it came first: this one's findings win,
-        and a condition both cleared is dropped once."""
+        and a condition both cleared is dropped once. A reset meanwhile (``era`` no longer the
+        engine's) ends it: its findings belong to the moment before."""
         for n, (key, (host, finding)) in enumerate(seen.items(), 1):
             if n % per_step == 0:
                 yield
+                if self.resets != era:
+                    return
             tracked = self._tracked.get(key)
             if tracked is None:
                 if finding.band:
