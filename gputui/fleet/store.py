@@ -94,6 +94,12 @@ class HostRecord:
     def gpus(self) -> list[GpuSample]:
         return list(self.sample.gpus) if self.sample else []
 
+    @property
+    def last_gpus(self) -> Sequence[GpuSample]:
+        """The last sample's GPUs as it holds them, not copied (``gpus()`` copies): for readers
+        that go over every host each pass or refresh and change nothing."""
+        return self.sample.gpus if self.sample is not None else ()
+
 
 class FleetStore:
     """All hosts by name, in the order they were added."""

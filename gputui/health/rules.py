@@ -70,7 +70,7 @@ def host_findings(record: HostRecord, ctx: Context) -> list[Finding]:
     """Everything wrong with one host: its connection, its XIDs, and (live only) each GPU."""
     state = record.state(ctx.mono_now)
     out = host_state(record, state, ctx)
-    gpus = record.sample.gpus if record.sample is not None else []
+    gpus = record.last_gpus
     lost = {g.index for g in gpus if g.lost}
     out += xid_findings(ctx.xids, lost, ctx.now)
     if state is HostState.LIVE:

@@ -172,7 +172,7 @@ class FleetFigures:
         if old is not None and old.sample_no == record.sample_no and old.hello is record.hello:
             return replace(old, state=state, deadline=deadline)  # its GPUs as counted: only its state moved
         source = record.hello.source if record.hello else None
-        gpus = record.sample.gpus if record.sample is not None else []
+        gpus = record.last_gpus
         said = len(record.hello.gpus) if record.hello else 0
         return _HostPart(
             record.sample_no,

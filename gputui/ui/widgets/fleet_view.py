@@ -165,13 +165,13 @@ class FleetView(ScrollView, can_focus=True):
         return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
 
     def render_line(self, y: int) -> Strip:
-        scroll_x, scroll_y = self.scroll_offset
-        index = y + int(scroll_y)
+        offset = self.scroll_offset
+        index, scroll_x = y + int(offset.y), int(offset.x)
         focused, width = self.has_focus, self.size.width
-        key = (index, index == self.cursor, focused, int(scroll_x), width)
+        key = (index, index == self.cursor, focused, scroll_x, width)
         line = self.drawn.get(key)
         if line is None:
-            line = self.drawn[key] = self._draw(index, int(scroll_x), width, focused)
+            line = self.drawn[key] = self._draw(index, scroll_x, width, focused)
         return line
 
     def _draw(self, index: int, scroll_x: int, width: int, focused: bool) -> Strip:
@@ -221,7 +221,7 @@ class FleetView(ScrollView, can_focus=True):
             (f"{cols.state_word(state, reduced):<{cols.state_w}}", state_style),
             (f"{age_words(r.age_s(now)):>{cols.age_w}}{' ' * cols.gap}", pal.dim),
         ]
-        gpus = r.sample.gpus if r.sample is not None else []
+        gpus = r.last_gpus
         if state in (HostState.DOWN, HostState.CONNECTING) and not gpus:
             segs.append(((r.error or "waiting for the first frame")[:100], state_style))
             return segs
