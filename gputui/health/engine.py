@@ -39,8 +39,12 @@ from gputui.health.rules import counter_parts, counter_values, host_findings
 from gputui.slurm.model import SlurmView
 
 ALWAYS_JUDGED = frozenset({"xid", "stale", "down"})  # judged whatever the host's state
-HOSTS_PER_STEP = 64  # about 5 ms of rules at 8 GPUs a host
-ALERTS_PER_STEP = 512  # about 3 ms of alerts made (``HealthEngine._update``)
+# A task the loop wakes waits out the rest of the turn its time came in, the next turn (which
+# makes it ready) and part of the one after: two to three turns, each holding a slice, a share
+# of the frames and at times a refresh. Slices of 64 hosts and 512 alerts (5 to 8 ms) made that
+# wait 43 ms at p99 at 2,048 hosts; halved, 34 (README, "Shorter turns").
+HOSTS_PER_STEP = 32  # about 3 ms of rules at 8 GPUs a host
+ALERTS_PER_STEP = 256  # about 1.5 ms of alerts made (``HealthEngine._update``)
 
 
 @dataclass
