@@ -65,13 +65,16 @@ class FrameDecoder:
             raise FrameError(f"changes of sample {delta.seq} came with no keyframe before them: waiting for the next")
         if delta.seq != self.seq + 1:
             raise FrameError(f"changes of sample {delta.seq} follow sample {self.seq}: waiting for the next keyframe")
-        gpus = dict(gpus)
+        # Changed in place once every patch has applied: a copy per delta lived until the next
+        # one, a second, and so was among the objects each middle collection walked, one per host.
+        patched: dict[int, GpuSample] = {}
         for patch in delta.gpus:
             index = patch["index"]
-            before = gpus.get(index)
+            before = patched.get(index) or gpus.get(index)
             if before is None:
                 raise FrameError(f"changes for GPU {index}, which the keyframe did not have: waiting for the next")
-            gpus[index] = patched_gpu(before, patch, delta.seq)
+            patched[index] = patched_gpu(before, patch, delta.seq)
+        gpus.update(patched)
         self.gpus, self.seq = gpus, delta.seq
         return _sample(delta, list(gpus.values()))
 

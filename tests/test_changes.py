@@ -276,3 +276,23 @@ def test_a_keyframe_too_big_to_send_is_followed_by_another(fleet_host: tuple[Sam
     encoder.resync()  # as the agent's loop does when write says False
     clock.now += 1.0
     assert encoder.encode(sampler.sample()).get("key") is True
+
+
+def test_a_sample_already_read_stays_as_it_was_when_the_next_changes_come() -> None:
+    """The screens keep showing a host's last sample while the next is decoded: applying changes
+    (or failing to, half-way through a delta) never alters a sample handed on before."""
+    decoder = FrameDecoder()
+    two_gpus = KEYFRAME.replace('"gpus":[{', '"gpus":[{"index":1,"util_pct":6},{', 1)
+    first = decoder.frame(two_gpus)
+    second = decoder.frame(delta(index=0, util_pct=40))
+    assert isinstance(first, Sample) and isinstance(second, Sample)
+    shown = whole(second)
+    third = decoder.frame(wire({"type": "delta", "v": 1, "t": 3.0, "seq": 2, "gpus": [{"index": 1, "util_pct": 70}]}))
+    assert isinstance(third, Sample)
+    assert {g.index: g.util_pct for g in third.gpus} == {0: 40, 1: 70}
+    bad = {"type": "delta", "v": 1, "t": 4.0, "seq": 3, "gpus": [{"index": 0, "util_pct": 99}, {"index": 5, "util_pct": 1}]}
+    with pytest.raises(FrameError, match="changes for GPU 5"):
+        decoder.frame(wire(bad))
+    assert whole(second) == shown
+    assert {g.index: g.util_pct for g in first.gpus} == {0: 5, 1: 6}
+    assert {g.index: g.util_pct for g in third.gpus} == {0: 40, 1: 70}

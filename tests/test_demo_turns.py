@@ -12,7 +12,7 @@ import itertools
 from collections.abc import Callable
 from pathlib import Path
 
-from gputui.sources.demo import HOSTS_PER_FEED, LINES_PER_TURN, DemoFleet
+from gputui.sources.demo import HOSTS_PER_FEED, LINES_PER_TURN, QUEUE_FRAMES, DemoFleet
 
 HOSTS = 300
 
@@ -73,3 +73,22 @@ async def test_the_feeds_of_a_large_fleet_hand_on_a_few_dozen_per_turn_all_toget
 
     assert most <= LINES_PER_TURN, f"{most} frames handed on in one turn of the loop"
     assert all(fleet.queue(name).get_nowait() == b'{"type":"sample"}' for name in fleet.names)
+
+
+async def test_a_host_that_falls_behind_keeps_its_newest_frames_and_never_holds_up_its_feed() -> None:
+    fleet = DemoFleet(2, 8, "fleet", 0, 1.0)
+    name = fleet.names[0]
+    for n in range(QUEUE_FRAMES + 3):  # the host's task is busy: none is read meanwhile
+        fleet._put(name, f"frame {n}".encode())
+    box = fleet.queue(name)
+    kept = [box.get_nowait() for _ in range(box.qsize())]
+    assert kept == [f"frame {n}".encode() for n in range(3, QUEUE_FRAMES + 3)]
+
+    arrival = box.arrival()  # the host's task waits for its next line
+    assert not arrival.done()
+    fleet._put(name, b"next")
+    assert arrival.done() and box.get_nowait() == b"next"
+
+    box.arrival().cancel()  # a task cancelled while it waited (the dashboard quit)
+    fleet._put(name, b"after")  # the feed goes on handing lines on regardless
+    assert box.qsize() == 1
