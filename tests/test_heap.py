@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from gputui.agent.sampler import Sampler
-from gputui.fleet.store import FleetStore
+from gputui.fleet.store import FleetStore, HostState
 from gputui.frames import Sample, parse_frame
 from gputui.sim.nvml import SimNvml
 from gputui.ui.heap import HeapSettler
@@ -57,6 +57,25 @@ def test_the_heap_is_frozen_once_every_host_has_connected() -> None:
     del before
     store.apply("b", parse_frame(json.dumps(samplers["b"].sample())))
     assert gone() is None  # frozen, yet freed as soon as the next frame replaced it
+
+
+def test_a_host_that_turned_stale_before_its_first_sample_is_still_waited_for() -> None:
+    """A dashboard behind its hosts reads a hello long before the sample after it: that host's
+    history is still to be made, and frozen without it, it would be walked by every full collection."""
+    clock = Clock()
+    store = FleetStore(clock=clock)
+    sims = {name: SimNvml("healthy", seed=i, clock=clock) for i, name in enumerate(("a", "slow"))}
+    samplers = {name: Sampler(sim, host=name, clock=clock) for name, sim in sims.items()}
+    for name in samplers:
+        store.add_host(name)
+    settler = HeapSettler(store, clock=clock, within_s=60)
+    store.apply("slow", parse_frame(json.dumps(samplers["slow"].hello(1.0))))
+    clock.now += 30
+    connect(store, samplers["a"], "a")
+    assert store.hosts["slow"].state(clock()) is HostState.STALE
+    assert not settler.check() and gc.get_freeze_count() == 0
+    store.apply("slow", parse_frame(json.dumps(samplers["slow"].sample())))
+    assert settler.check() and gc.get_freeze_count() > 0
 
 
 def test_a_host_that_never_connects_does_not_hold_the_freeze_off_past_the_deadline() -> None:

@@ -104,6 +104,10 @@ def malloc_trim() -> Callable[[], object] | None:
 
 
 def waiting(record: HostRecord, now: float) -> bool:
-    """Whether the host is still on its way to its first sample: connecting, or said hello and no more."""
+    """Whether the host is still on its way to its first sample: connecting, or said hello and no
+    more, stale or not. At 4,096 hosts a dashboard behind its hosts read hundreds of hellos long
+    before their first samples, those hosts turned stale meanwhile, and the heap was frozen
+    without their history: 963 hosts' (about 79,000 objects), walked by every full collection
+    after, 54 ms each. Only a host that is down is not waited for (the deadline still holds)."""
     state = record.state(now)
-    return state is HostState.CONNECTING or (state is HostState.LIVE and record.sample is None)
+    return state is HostState.CONNECTING or (state is not HostState.DOWN and record.sample is None)
