@@ -35,16 +35,16 @@ async def test_a_burst_of_frames_is_handed_on_a_few_dozen_per_turn_of_the_loop(t
     reading = asyncio.ensure_future(fleet._read(feed, fleet.names))
 
     def queued() -> int:  # past HOSTS: the feed's end, said to every host
-        return min(sum(queue.qsize() for queue in fleet.queues.values()), HOSTS)
+        return min(sum(box.qsize() for box in fleet.mailboxes.values()), HOSTS)
 
     most, handed = await most_handed_in_one_turn(queued, HOSTS)
     await reading
 
     assert most <= LINES_PER_TURN, f"{most} frames handed on in one turn of the loop"
     assert handed == HOSTS
-    first = fleet.queue(fleet.names[0]).get_nowait()
+    first = fleet.mailbox(fleet.names[0]).get_nowait()
     assert first == b'{"type":"sample","n":0}'  # each host gets its own frame, whole
-    assert fleet.queue(fleet.names[-1]).get_nowait() == f'{{"type":"sample","n":{HOSTS - 1}}}'.encode()
+    assert fleet.mailbox(fleet.names[-1]).get_nowait() == f'{{"type":"sample","n":{HOSTS - 1}}}'.encode()
 
 
 async def test_the_feeds_of_a_large_fleet_hand_on_a_few_dozen_per_turn_all_together(tmp_path: Path) -> None:
@@ -72,7 +72,7 @@ async def test_the_feeds_of_a_large_fleet_hand_on_a_few_dozen_per_turn_all_toget
     await asyncio.gather(*readers)
 
     assert most <= LINES_PER_TURN, f"{most} frames handed on in one turn of the loop"
-    assert all(fleet.queue(name).get_nowait() == b'{"type":"sample"}' for name in fleet.names)
+    assert all(fleet.mailbox(name).get_nowait() == b'{"type":"sample"}' for name in fleet.names)
 
 
 async def test_a_host_that_falls_behind_keeps_its_newest_frames_and_never_holds_up_its_feed() -> None:
@@ -80,7 +80,7 @@ async def test_a_host_that_falls_behind_keeps_its_newest_frames_and_never_holds_
     name = fleet.names[0]
     for n in range(QUEUE_FRAMES + 3):  # the host's task is busy: none is read meanwhile
         fleet._put(name, f"frame {n}".encode())
-    box = fleet.queue(name)
+    box = fleet.mailbox(name)
     kept = [box.get_nowait() for _ in range(box.qsize())]
     assert kept == [f"frame {n}".encode() for n in range(3, QUEUE_FRAMES + 3)]
 

@@ -33,14 +33,19 @@ def connect(store: FleetStore, sampler: Sampler, name: str) -> None:
     store.apply(name, parse_frame(json.dumps(sampler.sample())))
 
 
-def test_the_heap_is_frozen_once_every_host_has_connected() -> None:
-    clock = Clock()
+def fleet(clock: Clock, names: tuple[str, ...]) -> tuple[FleetStore, dict[str, Sampler], HeapSettler]:
+    """A store with ``names`` added (none connected yet), a simulated sampler for each, and a settler."""
     store = FleetStore(clock=clock)
-    sims = {name: SimNvml("healthy", seed=i, clock=clock) for i, name in enumerate(("a", "b"))}
+    sims = {name: SimNvml("healthy", seed=i, clock=clock) for i, name in enumerate(names)}
     samplers = {name: Sampler(sim, host=name, clock=clock) for name, sim in sims.items()}
     for name in samplers:
         store.add_host(name)
-    settler = HeapSettler(store, clock=clock, within_s=60)
+    return store, samplers, HeapSettler(store, clock=clock, within_s=60)
+
+
+def test_the_heap_is_frozen_once_every_host_has_connected() -> None:
+    clock = Clock()
+    store, samplers, settler = fleet(clock, ("a", "b"))
     connect(store, samplers["a"], "a")
     assert not settler.check() and gc.get_freeze_count() == 0  # b is still connecting
     store.apply("b", parse_frame(json.dumps(samplers["b"].hello(1.0))))
@@ -63,12 +68,7 @@ def test_a_host_that_turned_stale_before_its_first_sample_is_still_waited_for() 
     """A dashboard behind its hosts reads a hello long before the sample after it: that host's
     history is still to be made, and frozen without it, it would be walked by every full collection."""
     clock = Clock()
-    store = FleetStore(clock=clock)
-    sims = {name: SimNvml("healthy", seed=i, clock=clock) for i, name in enumerate(("a", "slow"))}
-    samplers = {name: Sampler(sim, host=name, clock=clock) for name, sim in sims.items()}
-    for name in samplers:
-        store.add_host(name)
-    settler = HeapSettler(store, clock=clock, within_s=60)
+    store, samplers, settler = fleet(clock, ("a", "slow"))
     store.apply("slow", parse_frame(json.dumps(samplers["slow"].hello(1.0))))
     clock.now += 30
     connect(store, samplers["a"], "a")

@@ -63,7 +63,7 @@ class DemoFleet:
         self.index = {name: i for i, name in enumerate(self.names)}
         self.starting: dict[int, asyncio.Lock] = {}
         self.args = (hosts, gpus, scenario, seed, interval)
-        self.queues: dict[str, Mailbox] = {}
+        self.mailboxes: dict[str, Mailbox] = {}
         self.feeds: dict[int, asyncio.subprocess.Process] = {}  # by the first host it feeds
         self.readers: dict[int, asyncio.Task[None]] = {}
         self.closed = False
@@ -71,10 +71,10 @@ class DemoFleet:
     def sources(self) -> list[Source]:
         return [AgentLines(DemoLink(name, self)) for name in self.names]
 
-    def queue(self, name: str) -> Mailbox:
-        if name not in self.queues:
-            self.queues[name] = Mailbox()
-        return self.queues[name]
+    def mailbox(self, name: str) -> Mailbox:
+        if name not in self.mailboxes:
+            self.mailboxes[name] = Mailbox()
+        return self.mailboxes[name]
 
     async def ensure_feed(self, name: str) -> None:
         """Start (or restart) the feed that samples ``name``."""
@@ -127,7 +127,7 @@ class DemoFleet:
             self._put(name, None)
 
     def _put(self, name: str, item: bytes | None) -> None:
-        self.queue(name).put(item)
+        self.mailbox(name).put(item)
 
     async def close(self) -> None:
         """End every feed, all at once and each in bounded time (gputui/child_process.py says why
@@ -190,7 +190,7 @@ class DemoLink:
         feed does not start again for it (as an agent would), so the changes queued
         before the next keyframe are passed over, as a reader that joined late would."""
         await self.fleet.ensure_feed(self.name)
-        box = self.fleet.queue(self.name)
+        box = self.fleet.mailbox(self.name)
         whole = False
         while True:
             if not box.items:
