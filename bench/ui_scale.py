@@ -55,6 +55,8 @@ import time
 from array import array
 from collections.abc import Generator, Sequence
 
+from textual.strip import Strip
+
 from gputui.fleet.pace import PaceReading
 from gputui.fleet.store import FleetStore, HostState
 from gputui.health.model import Alert
@@ -204,19 +206,37 @@ class HealthTimes:
 
 
 def time_refreshes(screen: OverviewScreen) -> array[float]:
-    """Wraps the overview's refresh: re-reading the store and drawing every visible line."""
+    """Times the overview's refresh: re-reading the store, then drawing every visible line.
+
+    Each part is timed where the app does it: the re-reading in the overview's tick, the lines
+    when Textual's compositor asks for them, in a later turn of the event loop. A refresh's time
+    is its tick plus the lines drawn before the next tick. (Drawing the lines inside the timed
+    tick, as this did before, put both in one turn, which the app never does, and the loop-stall
+    probe measured that longer turn.)"""
     refresh_ms = series()
     original = screen.update_view
+    view = screen.query_one(FleetView)
+    draw = view._draw
+    tick_ms: list[float] = []  # the last tick's time, until its lines are drawn (at most one)
+    drawn_ms = [0.0]
+
+    def timed_draw(index: int, scroll_x: int, width: int, focused: bool) -> Strip:
+        started = time.perf_counter()
+        try:
+            return draw(index, scroll_x, width, focused)
+        finally:
+            drawn_ms[0] += 1000 * (time.perf_counter() - started)
 
     def timed_update() -> None:
+        if tick_ms:  # the refresh before, now that its lines have been drawn
+            refresh_ms.append(tick_ms.pop() + drawn_ms[0])
         started = time.perf_counter()
         original()
-        view = screen.query_one(FleetView)
-        for y in range(view.size.height):
-            view.render_line(y)
-        refresh_ms.append(1000 * (time.perf_counter() - started))
+        tick_ms.append(1000 * (time.perf_counter() - started))
+        drawn_ms[0] = 0.0
 
     screen.update_view = timed_update  # type: ignore[method-assign]
+    view._draw = timed_draw  # type: ignore[method-assign]
     return refresh_ms
 
 
