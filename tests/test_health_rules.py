@@ -440,7 +440,8 @@ async def test_the_incident_scenario_shows_the_gpu_held_while_idle() -> None:
     assert idle.evidence["util"] == "0%"
 
 
-@pytest.mark.parametrize(("every", "alerts_per_step", "pauses"), [(10, 512, 150 // 64), (1, 32, 150 // 64 + 149 // 32)])
+# Pauses among the hosts, among the alerts, and one before the alerts are sorted.
+@pytest.mark.parametrize(("every", "alerts_per_step", "pauses"), [(10, 512, 150 // 64 + 1), (1, 32, 150 // 64 + 149 // 32 + 1)])
 def test_the_dashboard_can_judge_a_large_fleet_in_slices_with_the_same_result(
     every: int, alerts_per_step: int, pauses: int
 ) -> None:
@@ -485,6 +486,27 @@ def add_hosts(store: FleetStore, count: int, events: list[dict[str, Any]]) -> No
             parsed = parse_frame(json.dumps(frame))
             assert isinstance(parsed, Hello | Sample)
             store.apply(name, parsed)
+
+
+def test_a_slice_of_a_pass_also_ends_once_it_has_taken_its_time() -> None:
+    """The dashboard gives each slice of a pass a time budget besides its count of hosts: where
+    hosts are slow to judge (a busy machine, hosts turning stale) a count alone let a slice hold
+    the event loop twice as long as meant. With no time to spare every host, and every alert
+    made, is a slice of its own, and the alerts are those of one pass."""
+    fleet = Fleet()
+    add_hosts(fleet.store, 20, [{"xid": 13, "gpu": 0, "t": T0 - 5, "source": "nvml"}])
+    whole = fleet.engine(hold_s=0).evaluate(fleet.store)
+    steps = fleet.engine(hold_s=0).evaluate_in_steps(fleet.store, hosts_per_step=1000, alerts_per_step=1000, slice_s=0.0)
+    paused = 0
+    while True:
+        try:
+            next(steps)
+            paused += 1
+        except StopIteration as done:
+            sliced = done.value
+            break
+    assert len(whole) == 20 and sliced == whole
+    assert paused == (len(fleet.store.hosts) - 1) + (len(whole) - 1) + 1  # between the hosts, between the alerts, then the sort
 
 
 @pytest.mark.parametrize("paused_at", [2, 9])  # among the hosts; among the alerts being made

@@ -22,6 +22,7 @@ and the host's own alert says so.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Generator
@@ -33,7 +34,7 @@ from gputui.fleet.store import FleetStore, HostRecord, HostState
 from gputui.frame_untracking import untracker
 from gputui.frames import XidEvent
 from gputui.health.finding import Context, Finding
-from gputui.health.jump import jump_outages
+from gputui.health.jump import Routes
 from gputui.health.model import Alert
 from gputui.health.rules import counter_parts, counter_values, host_findings
 from gputui.slurm.model import SlurmView
@@ -45,6 +46,10 @@ ALWAYS_JUDGED = frozenset({"xid", "stale", "down"})  # judged whatever the host'
 # wait 43 ms at p99 at 2,048 hosts; halved, 34 (README, "Shorter turns").
 HOSTS_PER_STEP = 32  # about 3 ms of rules at 8 GPUs a host
 ALERTS_PER_STEP = 256  # about 1.5 ms of alerts made (``HealthEngine._update``)
+# The dashboard's slices end sooner where this much time has gone (``evaluate_in_steps``' slice_s):
+# at 4,096 hosts, hosts that keep turning stale and back, on a core the feeds share, 32 hosts took
+# 4 to 5 ms, and every turn of the loop held one such slice besides its frames.
+SLICE_S = 0.002
 
 
 @dataclass
@@ -183,11 +188,18 @@ class HealthEngine:
                 return done.value  # type: ignore[no-any-return]
 
     def evaluate_in_steps(
-        self, store: FleetStore, hosts_per_step: int = HOSTS_PER_STEP, alerts_per_step: int = ALERTS_PER_STEP
+        self,
+        store: FleetStore,
+        hosts_per_step: int = HOSTS_PER_STEP,
+        alerts_per_step: int = ALERTS_PER_STEP,
+        slice_s: float | None = None,
     ) -> Generator[None, None, list[Alert]]:
         """``evaluate``, pausing after every ``hosts_per_step`` hosts and every ``alerts_per_step``
         alerts made: a dashboard drives it across turns of its event loop, so that judging 1,024
-        hosts never holds up a keystroke or a redraw for the whole pass.
+        hosts never holds up a keystroke or a redraw for the whole pass. With ``slice_s`` a slice
+        also ends once it has taken that long (by ``time.perf_counter``): what a host costs
+        varies with the machine and with what the host has to say, and a count alone let slices
+        run twice their intended length where hosts were slower to judge.
 
         A reset while it is paused (a replay that jumped) ends it at once with the alerts as they
         are since: what it found was found at the other moment, and finishing would bring those
@@ -197,30 +209,38 @@ class HealthEngine:
         self._forget_gone(store)
         seen: dict[str, tuple[str, Finding]] = {}
         not_live: set[str] = set()
+        routes = Routes()  # for grouping hosts down behind one jump host, taken as each host is judged
         untrack = self.untrack
+        budget = math.inf if slice_s is None else slice_s
+        sliced_at, in_slice = time.perf_counter(), 0
         # The names, not (name, record) pairs: a pass lasts many turns of the loop, and a tuple per
         # host lived through them into the collector's older generations (4,096 at 4,096 hosts).
-        for n, name in enumerate(list(store.hosts), 1):
-            if n % hosts_per_step == 0:
+        for name in list(store.hosts):
+            if in_slice >= hosts_per_step or (in_slice and time.perf_counter() - sliced_at >= budget):
                 yield
                 if self.resets != era:
                     return self._active()
+                sliced_at, in_slice = time.perf_counter(), 0
+            in_slice += 1
             record = store.hosts.get(name)
             if record is None:
                 continue  # removed while the pass was paused
             self._observe_host(name, record, now)  # its counters, as ``observe`` takes them
-            if record.state(mono_now) is not HostState.LIVE:
+            state = record.state(mono_now)
+            if state is not HostState.LIVE:
                 not_live.add(name)
+            routes.add(record, state)
             for finding in host_findings(record, self._context(record, now, mono_now, store.slurm)):
                 seen[finding.key(name)] = found = (name, finding)
                 if untrack is not None:  # plain data, as an alert is (``_alert`` says why)
                     untrack(id(found))
                     untrack(id(finding))
                     untrack(id(finding.evidence))
-        explained = self._group_by_jump_host(store, seen, now, mono_now)
+        explained = self._group_by_jump_host(routes, seen, now, mono_now)
         for key in explained:  # explained, not cleared: gone at once, with no clear time
             self._tracked.pop(key, None)
-        yield from self._update(seen, not_live, now, alerts_per_step, era)
+        yield from self._update(seen, not_live, now, alerts_per_step, era, budget)
+        yield  # sorting the active alerts is a turn's work of its own (5 ms for 4,000 of them)
         return self._active()
 
     def _active(self) -> list[Alert]:
@@ -229,11 +249,11 @@ class HealthEngine:
         return sorted(alerts, key=lambda a: (-a.severity, a.since, a.host, -1 if a.gpu is None else a.gpu, a.key))
 
     @staticmethod
-    def _group_by_jump_host(store: FleetStore, seen: dict[str, tuple[str, Finding]], now: float, mono_now: float) -> set[str]:
+    def _group_by_jump_host(routes: Routes, seen: dict[str, tuple[str, Finding]], now: float, mono_now: float) -> set[str]:
         """Replace the "down" findings of hosts cut off by one jump host with that
         jump host's finding (:mod:`gputui.health.jump`); the keys replaced."""
         explained: set[str] = set()
-        for outage in jump_outages(store.hosts.values(), now, mono_now):
+        for outage in routes.outages(now, mono_now):
             for name in outage.hosts:
                 key = f"down:{name}"
                 seen.pop(key, None)
@@ -260,18 +280,23 @@ class HealthEngine:
         now: float,
         per_step: int,
         era: int,
+        budget: float = math.inf,
     ) -> Generator[None, None, None]:
-        """Bring the tracked conditions up to what this pass saw, pausing every ``per_step`` of them:
+        """Bring the tracked conditions up to what this pass saw, pausing every ``per_step`` of them
+        (or sooner, once a slice has taken ``budget`` seconds):
         each active one is made into a new alert, and at 4,096 hosts' 4,128 alerts that was 25 to
         40 ms in one go, the pass's longest hold of the event loop. A whole ``evaluate`` run
         meanwhile (the triage's refresh) is taken as if it came first: this one's findings win,
         and a condition both cleared is dropped once. A reset meanwhile (``era`` no longer the
         engine's) ends it: its findings belong to the moment before."""
-        for n, (key, (host, finding)) in enumerate(seen.items(), 1):
-            if n % per_step == 0:
+        sliced_at, in_slice = time.perf_counter(), 0
+        for key, (host, finding) in seen.items():
+            if in_slice >= per_step or (in_slice and time.perf_counter() - sliced_at >= budget):
                 yield
                 if self.resets != era:
                     return
+                sliced_at, in_slice = time.perf_counter(), 0
+            in_slice += 1
             tracked = self._tracked.get(key)
             if tracked is None:
                 if finding.band:

@@ -20,7 +20,6 @@ them (their GPUs' alerts as last seen) stays.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from gputui.fleet.store import HostRecord, HostState
@@ -41,21 +40,30 @@ class JumpOutage:
     finding: Finding
 
 
-def jump_outages(records: Iterable[HostRecord], now: float, mono_now: float) -> list[JumpOutage]:
-    """The jump hosts that explain two or more down hosts, and none of whose hosts is live."""
-    failed: dict[str, list[HostRecord]] = {}
-    through_live: set[str] = set()
-    for record in records:
-        state = record.state(mono_now)
+class Routes:
+    """Which jump hosts live hosts get through, and which failed for down hosts: taken host by
+    host as the health engine judges each (it knows each host's state then), so that grouping
+    needs no walk of its own. That walk asked every host its state again at the end of a pass:
+    9 ms in one turn of the event loop at 4,096 hosts."""
+
+    def __init__(self) -> None:
+        self.failed: dict[str, list[HostRecord]] = {}  # by the jump host that failed, the hosts down behind it
+        self.through_live: set[str] = set()
+
+    def add(self, record: HostRecord, state: HostState) -> None:
         if state is HostState.LIVE:
-            through_live.update(record.via)
+            if record.via:
+                self.through_live.update(record.via)
         elif state is HostState.DOWN and record.failed_hop is not None:
-            failed.setdefault(record.failed_hop, []).append(record)
-    return [
-        JumpOutage(jump, tuple(r.name for r in behind), outage_finding(jump, behind, now, mono_now))
-        for jump, behind in failed.items()
-        if len(behind) >= MIN_HOSTS_BEHIND and jump not in through_live
-    ]
+            self.failed.setdefault(record.failed_hop, []).append(record)
+
+    def outages(self, now: float, mono_now: float) -> list[JumpOutage]:
+        """The jump hosts that explain two or more down hosts, and none of whose hosts is live."""
+        return [
+            JumpOutage(jump, tuple(r.name for r in behind), outage_finding(jump, behind, now, mono_now))
+            for jump, behind in self.failed.items()
+            if len(behind) >= MIN_HOSTS_BEHIND and jump not in self.through_live
+        ]
 
 
 def outage_finding(jump: str, behind: list[HostRecord], now: float, mono_now: float) -> Finding:

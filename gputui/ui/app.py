@@ -22,7 +22,7 @@ from gputui.config_write import append_host, set_theme
 from gputui.fleet.pace import PACE_S, Pace, judging_every_s
 from gputui.fleet.runner import FleetRunner
 from gputui.fleet.store import FleetStore
-from gputui.health.engine import HealthEngine
+from gputui.health.engine import SLICE_S, HealthEngine
 from gputui.health.model import Severity
 from gputui.health.notify_send import Notifier
 from gputui.record.player import ReplayPlayer
@@ -107,7 +107,8 @@ class GpuTuiApp(App[None]):
             self.board = AlertBoard(health, audit, clock=wall_clock)
         else:
             self.engine = health_engine(thresholds, wall_clock)
-            self.board = AlertBoard(self.engine.evaluate, audit, clock=wall_clock, steps=self.engine.evaluate_in_steps)
+            steps = partial(self.engine.evaluate_in_steps, slice_s=SLICE_S)  # slices of time as well as hosts
+            self.board = AlertBoard(self.engine.evaluate, audit, clock=wall_clock, steps=steps)
         # Set by ``run_app`` (gputui/ui/launch.py): not in tests, whose apps share one process's collector.
         self.heap: HeapSettler | None = None
         self.triage_first = triage_first  # open the triage screen the first time a warning or worse is active
