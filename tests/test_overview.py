@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from textual.command import CommandPalette
+from textual.strip import Strip
 from textual.widgets import Input, Static
 
 from gputui.fleet.store import FleetStore
@@ -20,7 +21,7 @@ from gputui.ui.launch import demo_app
 from gputui.ui.screens.host_screen import HostScreen
 from gputui.ui.screens.overview import OverviewScreen
 from gputui.ui.widgets.fleet_order import arrange
-from gputui.ui.widgets.fleet_view import FleetView
+from gputui.ui.widgets.fleet_view import DRAW_AHEAD_LINES, FleetView
 from gputui.ui.widgets.heatmap import CELL_W
 from tests.screen_reading import screen_text
 from tests.ui_apps import fixed, frozen_store
@@ -77,6 +78,38 @@ async def test_a_drawn_line_shows_new_data_at_the_next_refresh_and_the_cursor_at
         assert has_cursor(view, 0) and not has_cursor(view, 1)
         await pilot.press("down")
         assert has_cursor(view, 1) and not has_cursor(view, 0)
+
+
+async def test_a_refresh_draws_the_visible_lines_a_few_per_turn_and_the_screen_shows_the_new_data() -> None:
+    """The overview draws its lines ahead of the compositor, a share per turn of the event loop:
+    all of them in the compositor's one turn held keystrokes up at 4,096 hosts (fleet_view.py).
+    Whoever draws them, no turn draws more than its share, and the screen shows the refresh's data."""
+    store = frozen_store(120)
+    app = GpuTuiApp(store, [])
+    async with app.run_test(size=(200, 60)) as pilot:
+        await pilot.pause()
+        view, screen = app.screen.query_one(FleetView), app.screen
+        assert isinstance(screen, OverviewScreen)
+        name = next(iter(store.hosts))
+        record = store.hosts[name]
+        assert record.sample is not None and record.gpus()[0].util_pct != 37
+        gpus = [g.model_copy(update={"util_pct": 37 if g.index == 0 else g.util_pct}) for g in record.sample.gpus]
+        store.apply(name, record.sample.model_copy(update={"gpus": gpus, "seq": record.sample.seq + 1}))
+        per_turn, draw = [0], view._draw
+
+        def counted(index: int, scroll_x: int, width: int, focused: bool) -> Strip:
+            per_turn[-1] += 1
+            return draw(index, scroll_x, width, focused)
+
+        view._draw = counted  # type: ignore[method-assign]
+        screen.update_view()  # the overview's refresh, as its timer calls it
+        for _ in range(3 * view.size.height // DRAW_AHEAD_LINES):
+            per_turn.append(0)
+            await asyncio.sleep(0)  # one turn of the loop each: what is counted, not a wait for something
+        await pilot.pause()  # the compositor's redraw, whenever it comes
+        assert sum(per_turn) == view.size.height > DRAW_AHEAD_LINES
+        assert max(per_turn) <= DRAW_AHEAD_LINES
+        assert re.search(rf"{name} +live +0s +37 ", screen_text(app))
 
 
 async def test_s_sorts_worst_first_and_keeps_the_cursor_on_its_host() -> None:
