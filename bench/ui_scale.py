@@ -28,7 +28,7 @@ be elsewhere):
 - the same for one health tick (the rules engine over the whole store, once a
   second; the overview stays in front, the triage screen is not opened), and
   the longest slice of it the event loop waited on (the engine gives the loop
-  a turn every 32 hosts);
+  a turn every 32 hosts, or sooner once a slice has taken 2 ms);
 - the longest stall of the event loop, whatever held it (a refresh, a health
   slice, parsing frames, the garbage collector): a probe task sleeps 10 ms
   over and over, and how late it wakes is how long the loop was held
