@@ -103,11 +103,15 @@ async def test_a_refresh_draws_the_visible_lines_a_few_per_turn_and_the_screen_s
 
         view._draw = counted  # type: ignore[method-assign]
         screen.update_view()  # the overview's refresh, as its timer calls it
-        for _ in range(3 * view.size.height // DRAW_AHEAD_LINES):
+        for _ in range(100):  # until the lines are drawn (the overview's timer may start them again)
             per_turn.append(0)
             await asyncio.sleep(0)  # one turn of the loop each: what is counted, not a wait for something
+            if view.drawing is None:
+                break
+        view._draw = draw  # type: ignore[method-assign]
         await pilot.pause()  # the compositor's redraw, whenever it comes
-        assert sum(per_turn) == view.size.height > DRAW_AHEAD_LINES
+        # Every visible line drawn (twice where the overview's own timer refreshed meanwhile).
+        assert sum(per_turn) >= view.size.height > DRAW_AHEAD_LINES
         assert max(per_turn) <= DRAW_AHEAD_LINES
         assert re.search(rf"{name} +live +0s +37 ", screen_text(app))
 
