@@ -462,14 +462,7 @@ def test_the_dashboard_can_judge_a_large_fleet_in_slices_with_the_same_result(
             fleet.store.apply(name, parsed)
     whole = fleet.engine(hold_s=0).evaluate(fleet.store)
     steps = fleet.engine(hold_s=0).evaluate_in_steps(fleet.store, hosts_per_step=64, alerts_per_step=alerts_per_step)
-    paused = 0
-    while True:
-        try:
-            next(steps)
-            paused += 1
-        except StopIteration as done:
-            sliced = done.value
-            break
+    sliced, paused = drive(steps)
     assert paused == pauses
     assert sliced == whole and len([a for a in whole if a.rule == "thermal"]) == 149 // every
 
@@ -497,14 +490,7 @@ def test_a_slice_of_a_pass_also_ends_once_it_has_taken_its_time() -> None:
     add_hosts(fleet.store, 20, [{"xid": 13, "gpu": 0, "t": T0 - 5, "source": "nvml"}])
     whole = fleet.engine(hold_s=0).evaluate(fleet.store)
     steps = fleet.engine(hold_s=0).evaluate_in_steps(fleet.store, hosts_per_step=1000, alerts_per_step=1000, slice_s=0.0)
-    paused = 0
-    while True:
-        try:
-            next(steps)
-            paused += 1
-        except StopIteration as done:
-            sliced = done.value
-            break
+    sliced, paused = drive(steps)
     assert len(whole) == 20 and sliced == whole
     assert paused == (len(fleet.store.hosts) - 1) + (len(whole) - 1) + 1  # between the hosts, between the alerts, then the sort
 
@@ -529,11 +515,18 @@ def test_a_replay_that_jumps_while_a_pass_is_paused_shows_nothing_from_before_th
 
 
 def finish(steps: Generator[None, None, list[Alert]]) -> list[Alert]:
+    return drive(steps)[0]
+
+
+def drive(steps: Generator[None, None, list[Alert]]) -> tuple[list[Alert], int]:
+    """A paused pass run to its end, as the dashboard drives it: its alerts, and how often it paused."""
+    paused = 0
     while True:
         try:
             next(steps)
         except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
+            return done.value, paused
+        paused += 1
 
 
 def test_counters_climb_through_a_stream_of_changes() -> None:
