@@ -241,25 +241,39 @@ def test_a_recording_of_changes_replays_as_the_whole_samples_would(tmp_path: Pat
 
 async def test_a_demo_host_read_again_starts_at_a_keyframe() -> None:
     """The demo's feed does not start again for a new connection, as an agent would: the
-    changes queued before the next keyframe are passed over, so a fresh decoder never
+    changes that come before the next keyframe are passed over, so a fresh decoder never
     meets a change it cannot apply."""
     fleet = DemoFleet(1, 2, "mixed", 0, 0.02)
     fleet.keyframe_every = 5
     link = DemoLink(fleet.names[0], fleet)
     try:
-        first = link.lines()
-        seen = [await anext(first) for _ in range(4)]  # hello, a keyframe, changes
+        seen = await taken(link, 4)  # hello, a keyframe, changes; then the connection is reset (a bad frame)
         assert [json.loads(line)["type"] for line in seen] == ["hello", "sample", "delta", "delta"]
-        await first.aclose()  # the connection is reset (a bad frame): the feed goes on
-        again = link.lines()
         decoder = FrameDecoder()
-        frames = [decoder.frame(await anext(again)) for _ in range(12)]  # across two more keyframes
-        await again.aclose()
+        frames = [decoder.frame(line) for line in await taken(link, 12)]  # across two more keyframes
         assert isinstance(frames[0], Sample) and frames[0].key is True
         seqs = [f.seq for f in frames if isinstance(f, Sample)]
         assert seqs == list(range(seqs[0], seqs[0] + 12))
     finally:
         await fleet.close()
+
+
+class Enough(Exception):
+    """Raised by a test's ``take`` once it has the lines it wanted: the link's following ends."""
+
+
+async def taken(link: DemoLink, count: int) -> list[bytes]:
+    """The next ``count`` lines the link hands on, then its following ends (as a reset ends it)."""
+    got: list[bytes] = []
+
+    def take(line: bytes) -> None:
+        got.append(line)
+        if len(got) == count:
+            raise Enough
+
+    with pytest.raises(Enough):
+        await link.push_lines(take)
+    return got
 
 
 def test_a_keyframe_too_big_to_send_is_followed_by_another(fleet_host: tuple[Sampler, Clock]) -> None:

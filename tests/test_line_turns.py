@@ -4,8 +4,9 @@ A host sends a frame a second and each read returns one; a dashboard that fell
 behind (thousands of hosts on a small machine) finds several waiting for each
 host, and each host's task went through all of its backlog in one turn of the
 loop: at 4,096 demo hosts, a quarter of a second with no keystroke or redraw.
-Now each frame of a backlog waits for a turn of its own, over SSH (and the local
-agent) as from the demo's feeds.
+Now each frame of a backlog waits for a turn of its own, over SSH and from the
+local agent (the demo's feeds hand their hosts' lines on a few a turn, and a
+backlog one a turn: tests/test_demo_turns.py).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import itertools
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-from gputui.sources.demo import DemoFleet, DemoLink
 from gputui.transport.lines import split_lines
 
 
@@ -48,24 +48,3 @@ async def test_lines_read_together_are_handed_on_one_per_turn(tmp_path: Path) ->
     await process.wait()
     assert got == frames  # every frame, whole and in order
     assert most == 1, f"{most} frames in one turn of the event loop"
-
-
-async def test_a_demo_host_behind_on_its_frames_takes_one_a_turn() -> None:
-    fleet = DemoFleet(1, 1, "fleet", 0, 60.0)  # a hello and a first sample, then nothing for a minute
-    name = fleet.names[0]
-    lines = DemoLink(name, fleet).lines()
-    try:
-        assert (await anext(lines)).startswith(b'{"type":"hello"')
-        backlog = [f'{{"type":"sample","n":{i}}}'.encode() for i in range(6)]
-        for line in backlog:  # handed on by the feed's reader while the host's task was busy
-            fleet._put(name, line)
-
-        def theirs(got: list[bytes]) -> list[bytes]:
-            return [line for line in got if line.startswith(b'{"type":"sample","n"')]
-
-        most, got = await most_in_one_turn(lines, lambda got: len(theirs(got)) == len(backlog))
-        assert theirs(got) == backlog
-        assert most == 1, f"{most} frames in one turn of the event loop"
-    finally:
-        await lines.aclose()
-        await fleet.close()

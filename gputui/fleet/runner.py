@@ -13,6 +13,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from functools import partial
 from typing import Protocol
 
 from gputui.fleet.store import FleetStore
@@ -45,8 +46,7 @@ async def follow_once(source: Source, store: FleetStore, taps: Sequence[Tap] = (
 
     try:
         try:
-            async for frame in source.frames(arrivals):
-                store.apply(name, frame)
+            await source.follow(arrivals, partial(store.apply, name))
         except FrameError as exc:
             store.mark_bad_frame(name, str(exc))
             raise LinkError(f"{exc}: connection reset") from None

@@ -9,13 +9,13 @@ hand their JSON instead.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from gputui.frame_decoder import FrameDecoder
 from gputui.frames import Frame
-from gputui.transport.base import Link, LinkError
+from gputui.transport.base import Link, LinkError, PushLink
 
 if TYPE_CHECKING:
     from gputui.config import Config, Host
@@ -45,9 +45,9 @@ class LineTap(Protocol):
 
 
 class Source(Protocol):
-    """One host's frames. ``frames()`` yields until the source ends; it raises
-    LinkError when the connection fails (the message is for the operator)
-    and FrameError for a line that is not a frame (the host is then reset)."""
+    """One host's frames. ``follow()`` hands each to ``take`` until the source ends; it raises
+    LinkError when the connection fails (the message is for the operator) and FrameError for a
+    line that is not a frame (the host is then reset)."""
 
     name: str
 
@@ -56,7 +56,7 @@ class Source(Protocol):
         """The jump hosts the last connection went through, first hop first (none: direct)."""
         ...
 
-    def frames(self, raw: LineTap) -> AsyncIterator[Frame]: ...
+    async def follow(self, raw: LineTap, take: Callable[[Frame], None]) -> None: ...
 
     async def send(self, command: dict[str, object]) -> None: ...
 
@@ -66,7 +66,7 @@ class Source(Protocol):
 class AgentLines:
     """A source on a link that carries the agent's NDJSON lines."""
 
-    def __init__(self, link: Link) -> None:
+    def __init__(self, link: Link | PushLink) -> None:
         self.link = link
         self.name = link.name
 
@@ -74,13 +74,23 @@ class AgentLines:
     def via(self) -> tuple[str, ...]:
         return self.link.via
 
-    async def frames(self, raw: LineTap) -> AsyncIterator[Frame]:
+    async def follow(self, raw: LineTap, take: Callable[[Frame], None]) -> None:
         """Whole frames: an agent that sends changes (``--changes``) is decoded here, per
-        connection, so the store sees ordinary samples from either kind of agent."""
+        connection, so the store sees ordinary samples from either kind of agent. A link that
+        pushes its lines (:class:`PushLink`) has them decoded and taken in its reader's turn."""
         decoder = FrameDecoder()
-        async for line in self.link.lines():
+        link = self.link
+        if isinstance(link, PushLink):
+
+            def pushed(line: bytes) -> None:
+                raw(line)
+                take(decoder.frame(line))
+
+            await link.push_lines(pushed)
+            return
+        async for line in link.lines():
             raw(line)
-            yield decoder.frame(line)
+            take(decoder.frame(line))
 
     async def send(self, command: dict[str, object]) -> None:
         await self.link.send(command)

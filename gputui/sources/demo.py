@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections import deque
-from collections.abc import AsyncGenerator
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from gputui.child_process import end_child
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["FLEET", "DemoFleet", "DemoLink", "fleet_sources", "host_names", "scenario_for"]
 HOSTS_PER_FEED = 512
 QUEUE_FRAMES = 8
-# Frames handed to their hosts' tasks per turn of the event loop, all feeds together (DemoFleet._read):
+# Frames handed to their hosts per turn of the event loop, all feeds together (DemoFleet._read):
 # about 3 ms of frames a turn (16 made 6, and a wakeup waits two to three turns: health/engine.py).
 LINES_PER_TURN = 8
 _DELTA = b'{"type":"delta"'  # how demo_feed writes a delta: ``type`` first, no spaces
@@ -63,7 +63,7 @@ class DemoFleet:
         self.index = {name: i for i, name in enumerate(self.names)}
         self.starting: dict[int, asyncio.Lock] = {}
         self.args = (hosts, gpus, scenario, seed, interval)
-        self.mailboxes: dict[str, Mailbox] = {}
+        self.inboxes: dict[str, Inbox] = {}
         self.feeds: dict[int, asyncio.subprocess.Process] = {}  # by the first host it feeds
         self.readers: dict[int, asyncio.Task[None]] = {}
         self.closed = False
@@ -71,10 +71,10 @@ class DemoFleet:
     def sources(self) -> list[Source]:
         return [AgentLines(DemoLink(name, self)) for name in self.names]
 
-    def mailbox(self, name: str) -> Mailbox:
-        if name not in self.mailboxes:
-            self.mailboxes[name] = Mailbox()
-        return self.mailboxes[name]
+    def inbox(self, name: str) -> Inbox:
+        if name not in self.inboxes:
+            self.inboxes[name] = Inbox()
+        return self.inboxes[name]
 
     async def ensure_feed(self, name: str) -> None:
         """Start (or restart) the feed that samples ``name``."""
@@ -107,12 +107,13 @@ class DemoFleet:
         """Hand each line to its host, giving the event loop a turn every ``LINES_PER_TURN``.
 
         A feed writes all its hosts' frames at once, and a read returns hundreds of them without
-        waiting: each line handed on wakes its host's task, and every task woken runs in the
-        loop's next turn, one after the other (about a third of a millisecond each). A read's worth
-        of them, a hundred and more, held the loop for tens of milliseconds, keystrokes and redraws
-        waiting behind them; a turn every ``LINES_PER_TURN`` lines keeps each turn short. Every
-        feed's reader runs in the same turn, so each takes its share of them: at 4,096 hosts, eight
-        feeds of 16 lines each woke 128 hosts' tasks, 45 ms of one turn on a slow machine."""
+        waiting. Each line handed on is decoded and stored right here, in this task's turn (about
+        a third of a millisecond each: ``Inbox``); a read's worth of them, a hundred and more,
+        would hold the loop for tens of milliseconds, keystrokes and redraws waiting behind them,
+        so a turn every ``LINES_PER_TURN`` lines keeps each turn short. Every feed's reader runs
+        in the same turn, so each takes its share of them. A dashboard behind its hosts reads the
+        pipe more slowly, and the feed, blocked on writing, samples less often: nothing is dropped
+        on the way, so no host's changes break off before their next keyframe."""
         assert feed.stdout is not None
         handed, share = 0, self.lines_per_turn
         async for line in split_lines(feed.stdout.read):
@@ -127,7 +128,7 @@ class DemoFleet:
             self._put(name, None)
 
     def _put(self, name: str, item: bytes | None) -> None:
-        self.mailbox(name).put(item)
+        self.inbox(name).put(item)
 
     async def close(self) -> None:
         """End every feed, all at once and each in bounded time (gputui/child_process.py says why
@@ -145,37 +146,66 @@ class DemoFleet:
         await asyncio.gather(*(end_child(feed) for feed in feeds))
 
 
-class Mailbox:
-    """One host's lines on their way to its task: the newest ``QUEUE_FRAMES`` (a slow reader loses
-    old frames, never stalls the feed), read by that one task.
+class Inbox:
+    """One host's lines from its feed: handed to the host's ``take`` as they come, in the feed
+    reader's turn; kept, the newest ``QUEUE_FRAMES``, while no one follows the host (before it
+    connects, between a reset and its next try), never holding up the feed.
 
-    Not an ``asyncio.Queue``: a task waiting on one holds a ``get`` coroutine as well as the future
-    it waits for. Every demo host's task waits about a second between frames, long enough for its
-    waiting objects to be among those each middle collection walks, and at 4,096 hosts those were
-    most of that walk."""
+    No task waits for each line (gputui/transport/base.py, ``PushLink``): a host's task waited
+    a second for each, on a future through two async generators, and at 4,096 hosts those
+    waiting objects (five a host) were four fifths of what each middle collection walked."""
 
-    __slots__ = ("items", "waiter")
+    __slots__ = ("backlog", "ended", "take", "whole")
 
     def __init__(self) -> None:
-        self.items: deque[bytes | None] = deque(maxlen=QUEUE_FRAMES)
-        self.waiter: asyncio.Future[None] | None = None
+        self.backlog: deque[bytes | None] = deque(maxlen=QUEUE_FRAMES)  # the oldest dropped when full
+        self.take: Callable[[bytes], None] | None = None
+        self.ended: asyncio.Future[None] | None = None
+        self.whole = False
 
     def put(self, item: bytes | None) -> None:
-        self.items.append(item)  # the oldest dropped when full
-        waiter, self.waiter = self.waiter, None
-        if waiter is not None and not waiter.done():  # done: its reader was cancelled
-            waiter.set_result(None)
+        """A line from the feed (None: the feed ended). What ``take`` raises ends the host's
+        following with it, and only that: the feed's reader goes on with its other hosts."""
+        if self.take is None:
+            self.backlog.append(item)
+            return
+        try:
+            self._hand(item, self.take)
+        except Exception as exc:  # the host's own task raises it, not the feed's reader
+            self._end(exc)
 
-    def qsize(self) -> int:
-        return len(self.items)
+    def _hand(self, item: bytes | None, take: Callable[[bytes], None]) -> None:
+        if item is None:
+            raise LinkError("the demo feed stopped")
+        # A new connection starts at a whole frame: the feed does not start again for it (as an
+        # agent would), so changes before the next keyframe are passed over, as a reader that
+        # joined late would.
+        if not self.whole:
+            if item.startswith(_DELTA):
+                return
+            self.whole = True
+        take(item)
 
-    def get_nowait(self) -> bytes | None:
-        return self.items.popleft()
+    def _end(self, exc: Exception) -> None:
+        ended, self.take, self.ended = self.ended, None, None
+        if ended is not None and not ended.done():
+            ended.set_exception(exc)
 
-    def arrival(self) -> asyncio.Future[None]:
-        """Done when the next line is put."""
-        self.waiter = asyncio.get_running_loop().create_future()
-        return self.waiter
+    async def follow(self, take: Callable[[bytes], None]) -> None:
+        """Hand ``take`` each line until the feed ends or ``take`` raises: first what was kept
+        while no one followed, a line a turn (a backlog must not hold the event loop), then each
+        line as it comes."""
+        self.whole = False
+        while self.backlog:
+            self._hand(self.backlog.popleft(), take)
+            await asyncio.sleep(0)
+        ended = self.ended = asyncio.get_running_loop().create_future()
+        self.take = take
+        try:
+            await ended
+        finally:
+            if self.ended is ended:  # cancelled (the dashboard quit): lines are kept again
+                self.take = self.ended = None
 
 
 class DemoLink:
@@ -185,24 +215,10 @@ class DemoLink:
         self.name = name
         self.fleet = fleet
 
-    async def lines(self) -> AsyncGenerator[bytes, None]:
-        """The host's lines from its feed. A new connection starts at a whole frame: the
-        feed does not start again for it (as an agent would), so the changes queued
-        before the next keyframe are passed over, as a reader that joined late would."""
+    async def push_lines(self, take: Callable[[bytes], None]) -> None:
+        """The host's lines from its feed, each to ``take`` as the feed's reader hands it on."""
         await self.fleet.ensure_feed(self.name)
-        box = self.fleet.mailbox(self.name)
-        whole = False
-        while True:
-            if not box.items:
-                await box.arrival()
-            else:  # a backlog (the dashboard fell behind): still one frame a turn (split_lines says why)
-                await asyncio.sleep(0)
-            line = box.get_nowait()
-            if line is None:
-                raise LinkError("the demo feed stopped")
-            whole = whole or not line.startswith(_DELTA)
-            if whole:
-                yield line
+        await self.fleet.inbox(self.name).follow(take)
 
     async def send(self, command: dict[str, object]) -> None:
         raise LinkError("simulated demo hosts take no commands yet")

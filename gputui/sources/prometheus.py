@@ -29,7 +29,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -350,7 +350,7 @@ class PrometheusHost:
         self.name = name
         self.feed = feed
 
-    async def frames(self, raw: LineTap) -> AsyncIterator[Frame]:
+    async def follow(self, raw: LineTap, take: Callable[[Frame], None]) -> None:
         queue = self.feed.subscribe(self.name)
         while True:
             item = await queue.get()
@@ -359,7 +359,7 @@ class PrometheusHost:
             for frame in item:
                 if raw.listening:  # a recorder keeps what the store was handed, as for an agent's lines
                     raw(json.dumps(frame, separators=(",", ":")).encode())
-                yield parse(frame)
+                take(parse(frame))
 
     async def send(self, command: dict[str, object]) -> None:
         raise LinkError("a host read through Prometheus takes no commands")

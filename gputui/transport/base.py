@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Protocol
+from collections.abc import AsyncIterator, Callable
+from typing import Protocol, runtime_checkable
 
 
 class Link(Protocol):
@@ -18,6 +18,27 @@ class Link(Protocol):
         ...
 
     def lines(self) -> AsyncIterator[bytes]: ...
+
+    async def send(self, command: dict[str, object]) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+@runtime_checkable
+class PushLink(Protocol):
+    """A link whose lines a reader shared by many hosts hands on as they come (the demo's feeds):
+    ``push_lines(take)`` calls ``take`` with each line, in the reader's turn of the event loop,
+    and returns only when the link ends, raising as ``lines()`` would, or with what ``take``
+    raised. No task waits for each line: at 4,096 hosts, the objects a task needs to wait on its
+    next line (the future, its iterator, its wakeup, an ``asend`` per generator it goes through)
+    were most of what every middle collection walked, and waking it a share of the CPU."""
+
+    name: str
+
+    @property
+    def via(self) -> tuple[str, ...]: ...
+
+    async def push_lines(self, take: Callable[[bytes], None]) -> None: ...
 
     async def send(self, command: dict[str, object]) -> None: ...
 
