@@ -197,6 +197,20 @@ async def test_a_command_that_fails_or_hangs_is_reported_and_stopped(tmp_path: P
     assert problems == [f"notify command {sys.executable} took over 0.5s and was stopped"]
 
 
+async def test_a_notifier_closed_as_the_dashboard_quits_sends_nothing_after(tmp_path: Path) -> None:
+    """A health pass that ends while the dashboard quits must start no command: nothing would stop
+    it but the event loop's own shutdown, and a command cancelled that way as it starts hangs the
+    quit for ever."""
+    script, out = tmp_path / "writer.py", tmp_path / "got.jsonl"
+    script.write_text(WRITER)
+    n, problems = notifier(Notify(command=[sys.executable, str(script), str(out), "{title}"]), Clock(T0))
+    await n.close()
+    n.consider([alert(1)])
+    assert not n.pending
+    await n.flush()
+    assert problems == [] and n.delivered == 0 and not out.exists()
+
+
 def write_config(path: Path, notify: str) -> Path:
     path.write_text(notify + '\n[[hosts]]\nname = "h"\ntransport = "local"\n')
     return path

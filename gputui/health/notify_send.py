@@ -107,9 +107,15 @@ class Notifier:
         self.gate = gate if gate is not None else NoticeGate(settings.max_per_minute)
         self.pending: set[asyncio.Task[None]] = set()
         self.delivered = 0  # notifications that went out every configured way
+        self.closed = False
 
     def consider(self, alerts: Sequence[Alert], quiet: Collection[str] = ()) -> None:
-        """Look at the active alerts; send what is due in the background (never waits for it)."""
+        """Look at the active alerts; send what is due in the background (never waits for it).
+        Once closed, nothing: a send started while the dashboard quits would be left to the event
+        loop's own shutdown, which cancels every task at once, asyncio's own helpers too, and a
+        command cancelled that way while its process starts waits for ever (Python 3.11)."""
+        if self.closed:
+            return
         for notice in self.gate.due(alerts, quiet):
             task = asyncio.ensure_future(self._send(notice))
             self.pending.add(task)
@@ -133,7 +139,8 @@ class Notifier:
             await asyncio.gather(*list(self.pending), return_exceptions=True)
 
     async def close(self) -> None:
-        """Stop what is under way (the dashboard is quitting)."""
+        """Stop what is under way (the dashboard is quitting), and start nothing after."""
+        self.closed = True
         for task in list(self.pending):
             task.cancel()
         await asyncio.gather(*list(self.pending), return_exceptions=True)
