@@ -39,7 +39,12 @@ class FrameDecoder:
     of its last whole sample, never as a guess."""
 
     def __init__(self) -> None:
-        self.gpus: dict[int, GpuSample] | None = None  # by index, in the keyframe's order; None: waiting for one
+        # The last whole sample's GPUs, in the keyframe's order (None: waiting for one), and each
+        # GPU's place in that list by its index. A list the store already holds and a dict of
+        # plain numbers: a dict of the GPUs themselves, made anew at each host's keyframe and
+        # changed by every delta, was a tracked object per host that every full collection walked.
+        self.gpus: list[GpuSample] | None = None
+        self.places: dict[int, int] = {}
         self.seq = 0
 
     def frame(self, line: bytes | str) -> Hello | Sample | ErrorFrame | Result:
@@ -52,31 +57,31 @@ class FrameDecoder:
             self.gpus = None  # a new stream: its first sample is a keyframe
         elif isinstance(frame, Sample):
             share(frame)
-            self.gpus = {g.index: g for g in frame.gpus}
+            self.gpus = frame.gpus
+            self.places = {g.index: place for place, g in enumerate(frame.gpus)}
             self.seq = frame.seq
         elif isinstance(frame, Delta):
             return self._apply(frame)
         return frame
 
     def _apply(self, delta: Delta) -> Sample:
-        gpus = self.gpus
+        before = self.gpus
         self.gpus = None  # until this delta is applied whole
-        if gpus is None:
+        if before is None:
             raise FrameError(f"changes of sample {delta.seq} came with no keyframe before them: waiting for the next")
         if delta.seq != self.seq + 1:
             raise FrameError(f"changes of sample {delta.seq} follow sample {self.seq}: waiting for the next keyframe")
-        # Changed in place once every patch has applied: a copy per delta lived until the next
-        # one, a second, and so was among the objects each middle collection walked, one per host.
-        patched: dict[int, GpuSample] = {}
+        # A new list, which the new sample holds: the one before stays as the sample handed on before has it.
+        gpus = list(before)
+        places = self.places
         for patch in delta.gpus:
             index = patch["index"]
-            before = patched.get(index) or gpus.get(index)
-            if before is None:
+            place = places.get(index)
+            if place is None:
                 raise FrameError(f"changes for GPU {index}, which the keyframe did not have: waiting for the next")
-            patched[index] = patched_gpu(before, patch, delta.seq)
-        gpus.update(patched)
+            gpus[place] = patched_gpu(gpus[place], patch, delta.seq)
         self.gpus, self.seq = gpus, delta.seq
-        return _sample(delta, list(gpus.values()))
+        return _sample(delta, gpus)
 
 
 _M = TypeVar("_M", bound=BaseModel)

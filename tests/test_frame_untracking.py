@@ -89,6 +89,8 @@ def test_a_fleet_of_frames_adds_nothing_to_a_collections_walk() -> None:
         assert (gpu.util_pct, gpu.processes[0].gpu_mem_mib, gpu.processes[0].user) == (50 + n % 50, 2000 + n, "alice")
         assert sample.gpus[2].util_pct == n % 100
         assert sample.ledger is not None and sample.ledger.gpus["2"].holder == "alice"
+    for decoder in decoders.values():  # nor what each host's decoder keeps for its next change
+        assert decoder.gpus is not None and not gc.is_tracked(decoder.gpus) and not gc.is_tracked(decoder.places)
 
 
 def test_frame_models_stay_plain_data() -> None:
