@@ -36,7 +36,8 @@ def connect(store: FleetStore, sampler: Sampler, name: str) -> None:
 def fleet(clock: Clock, names: tuple[str, ...]) -> tuple[FleetStore, dict[str, Sampler], HeapSettler]:
     """A store with ``names`` added (none connected yet), a simulated sampler for each, and a settler."""
     store = FleetStore(clock=clock)
-    sims = {name: SimNvml("healthy", seed=i, clock=clock) for i, name in enumerate(names)}
+    # Synthetic processes: a stand-in process per job would outlive the test (nothing here closes the sims).
+    sims = {name: SimNvml("healthy", seed=i, clock=clock, processes="synthetic") for i, name in enumerate(names)}
     samplers = {name: Sampler(sim, host=name, clock=clock) for name, sim in sims.items()}
     for name in samplers:
         store.add_host(name)

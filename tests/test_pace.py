@@ -35,7 +35,7 @@ class Fleet:
         self.samplers = {}
         for i in range(hosts):
             name = f"h{i}"
-            sim = SimNvml("healthy", seed=i, clock=self.clock)
+            sim = SimNvml("healthy", seed=i, clock=self.clock, processes="synthetic")  # no stand-in processes to outlive it
             sampler = Sampler(sim, host=name, clock=self.clock)
             self.store.add_host(name)
             self.store.apply(name, parse_frame(json.dumps(sampler.hello(interval_s))))
