@@ -25,6 +25,7 @@ from gputui.record.reader import Recording
 from gputui.sim.nvml import SimNvml
 from gputui.sources.demo import DemoFleet, DemoLink
 from gputui.sources.demo_feed import host_names
+from tests.demo_lines import taken
 from tests.recordings import write_sim_recording
 
 
@@ -256,24 +257,6 @@ async def test_a_demo_host_read_again_starts_at_a_keyframe() -> None:
         assert seqs == list(range(seqs[0], seqs[0] + 12))
     finally:
         await fleet.close()
-
-
-class Enough(Exception):
-    """Raised by a test's ``take`` once it has the lines it wanted: the link's following ends."""
-
-
-async def taken(link: DemoLink, count: int) -> list[bytes]:
-    """The next ``count`` lines the link hands on, then its following ends (as a reset ends it)."""
-    got: list[bytes] = []
-
-    def take(line: bytes) -> None:
-        got.append(line)
-        if len(got) == count:
-            raise Enough
-
-    with pytest.raises(Enough):
-        await link.push_lines(take)
-    return got
 
 
 def test_a_keyframe_too_big_to_send_is_followed_by_another(fleet_host: tuple[Sampler, Clock]) -> None:

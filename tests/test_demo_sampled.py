@@ -9,31 +9,18 @@ its own name in its own hello, and a frame of its own every interval.
 
 from __future__ import annotations
 
-import pytest
-
 from gputui.frames import Hello, Sample, parse_line
 from gputui.sources.demo import DemoFleet, DemoLink
 from gputui.sources.demo_feed import scenario_for
-
-
-class Enough(Exception):
-    """Raised by a test's ``take`` once it has the lines it wanted: the link's following ends."""
+from tests.demo_lines import taken
 
 
 async def first_lines(fleet: DemoFleet) -> dict[str, tuple[bytes, bytes]]:
     """Each host's hello and first sample, as its link hands them on."""
     out = {}
     for name in fleet.names:
-        got: list[bytes] = []
-
-        def take(line: bytes, got: list[bytes] = got) -> None:
-            got.append(line)
-            if len(got) == 2:
-                raise Enough
-
-        with pytest.raises(Enough):
-            await DemoLink(name, fleet).push_lines(take)
-        out[name] = (got[0], got[1])
+        hello, sample = await taken(DemoLink(name, fleet), 2)
+        out[name] = (hello, sample)
     return out
 
 
