@@ -57,6 +57,12 @@ def untracker() -> Untrack | None:
     return untrack
 
 
+@cache
+def process_untracker() -> Untrack | None:
+    """:func:`untracker`, looked up once for the process: every host's decoder calls it."""
+    return untracker()
+
+
 def untrack_frame(model: BaseModel, untrack: Untrack) -> None:
     """Take a frame (a hello, a sample) and every object in it out of the collector's walk.
 
@@ -82,10 +88,10 @@ def _untrack_model(model: BaseModel, untrack: Untrack) -> None:
     for name in container_fields(type(model)):
         value = values.get(name)
         if value is not None and is_tracked(value):
-            _untrack_part(value, untrack)
+            untrack_part(value, untrack)
 
 
-def _untrack_part(value: object, untrack: Untrack) -> None:
+def untrack_part(value: object, untrack: Untrack) -> None:
     """A tracked field's value or container's item: a model, a container of them, or something
     that is not the frame's to change (left as it is)."""
     kind = type(value)
@@ -104,7 +110,7 @@ def _untrack_part(value: object, untrack: Untrack) -> None:
     untrack(id(value))
     for item in items:
         if is_tracked(item):
-            _untrack_part(item, untrack)
+            untrack_part(item, untrack)
 
 
 is_tracked = gc.is_tracked

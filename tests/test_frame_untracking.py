@@ -149,3 +149,23 @@ def test_the_alerts_of_a_pass_and_the_overviews_host_figures_add_nothing_to_a_wa
         assert again and first() is None
     finally:
         gc.enable()
+
+
+def test_a_decoded_change_is_out_of_the_walk_before_any_store_keeps_it() -> None:
+    """The decoder takes what a delta makes out of the walk as it makes it (a recording's player
+    and the store alike get it so), and a change to counters or the process list whole is too."""
+    decoder = FrameDecoder()
+    decoder.frame(hello("h0"))
+    decoder.frame(keyframe(util=1))
+    changes = [
+        {"index": 0, "util_pct": 7, "process_changes": [{"pid": 100, "gpu_mem_mib": 5}]},
+        {"index": 1, "ecc": {"volatile_corrected": 3}, "throttle": ["sw_power_cap"], "field_errors": {"fan_pct": "x"}},
+        {"index": 2, "processes": [{"pid": 9, "user": "bob"}]},
+    ]
+    sample = decoder.frame(line({"type": "delta", "seq": 2, "gpus": changes, "ledger": LEDGER}))
+    assert isinstance(sample, Sample)
+    assert not any(gc.is_tracked(part) for part in containers(sample))
+    gpus = sample.gpus
+    assert (gpus[0].util_pct, gpus[0].processes[0].gpu_mem_mib, gpus[0].processes[0].user) == (7, 5, "alice")
+    assert gpus[1].ecc is not None and gpus[1].ecc.volatile_corrected == 3 and gpus[1].throttle == ["sw_power_cap"]
+    assert [(p.pid, p.user) for p in gpus[2].processes] == [(9, "bob")]
