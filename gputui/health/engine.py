@@ -148,8 +148,17 @@ class HealthEngine:
         if before is not None and value > before:
             memory.rises.setdefault(key, deque()).append((now, value - before))
 
-    def _context(self, record: HostRecord, now: float, mono_now: float, slurm: SlurmView | None = None) -> Context:
+    def _context(
+        self, record: HostRecord, now: float, mono_now: float, slurm: SlurmView | None = None, plain: Context | None = None
+    ) -> Context:
+        """What the rules are told of one host. ``plain``: the pass's context for a host with no XIDs,
+        no counter that rose and no Slurm job (most hosts, most seconds), given as it is to one."""
         memory = self._hosts.get(record.name)  # not a default made for every host on every pass
+        jobs = {}
+        if slurm is not None:
+            jobs = {g.index: job.label() for g in record.gpus() if (job := slurm.job_on(record.name, g.index)) is not None}
+        if plain is not None and not record.events and (memory is None or not memory.rises) and not jobs:
+            return plain
         xids, last_xid = self._xids(record, now)
         counter_from = now - self.thresholds.counter_window_minutes * 60.0
         climbs: dict[tuple[int, str], int] = {}
@@ -161,9 +170,6 @@ class HealthEngine:
                 climbs[key] = sum(by for _, by in rises)
             else:
                 del risen[key]
-        jobs = {}
-        if slurm is not None:
-            jobs = {g.index: job.label() for g in record.gpus() if (job := slurm.job_on(record.name, g.index)) is not None}
         return Context(self.thresholds, now, mono_now, xids, last_xid, climbs, jobs)
 
     def _xids(self, record: HostRecord, now: float) -> tuple[list[XidEvent], dict[int | None, XidEvent]]:
@@ -211,6 +217,7 @@ class HealthEngine:
         not_live: set[str] = set()
         routes = Routes()  # for grouping hosts down behind one jump host, taken as each host is judged
         untrack = self.untrack
+        plain = Context(self.thresholds, now, mono_now)
         budget = math.inf if slice_s is None else slice_s
         sliced_at, in_slice = time.perf_counter(), 0
         # The names, not (name, record) pairs: a pass lasts many turns of the loop, and a tuple per
@@ -230,7 +237,7 @@ class HealthEngine:
             if state is not HostState.LIVE:
                 not_live.add(name)
             routes.add(record, state)
-            for finding in host_findings(record, self._context(record, now, mono_now, store.slurm)):
+            for finding in host_findings(record, self._context(record, now, mono_now, store.slurm, plain), state):
                 seen[finding.key(name)] = found = (name, finding)
                 if untrack is not None:  # plain data, as an alert is (``_alert`` says why)
                     untrack(id(found))
