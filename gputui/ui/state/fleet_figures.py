@@ -23,7 +23,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass, replace
 
-from gputui.fleet.allocation import in_use
+from gputui.fleet.allocation import NO_PROCESS_LIST, in_use
 from gputui.fleet.store import FleetStore, HostRecord, HostState
 from gputui.frame_untracking import untracker
 from gputui.frames import Hello
@@ -171,16 +171,16 @@ class FleetFigures:
         deadline = math.inf if stale_at is None else stale_at  # stale once the clock is past it, as state() says
         if old is not None and old.sample_no == record.sample_no and old.hello is record.hello:
             return replace(old, state=state, deadline=deadline)  # its GPUs as counted: only its state moved
-        source = record.hello.source if record.hello else None
+        hello = record.hello
+        source = hello.source if hello else None
         gpus = record.last_gpus
-        said = len(record.hello.gpus) if record.hello else 0
-        return _HostPart(
-            record.sample_no,
-            record.hello,
-            state,
-            deadline,
-            len(gpus),
-            sum(1 for g in gpus if in_use(g, source)),
-            sum(1 for g in gpus if g.lost),
-            len(gpus) or said,
+        said = len(hello.gpus) if hello else 0
+        # A GPU in use is one with processes wherever the source lists them: asked of the list in
+        # one comprehension, not of ``in_use`` once a GPU (a host's part is worked out each frame).
+        busy = (
+            len([g for g in gpus if g.processes])
+            if source not in NO_PROCESS_LIST
+            else len([g for g in gpus if in_use(g, source)])
         )
+        lost = len([g for g in gpus if g.lost])
+        return _HostPart(record.sample_no, hello, state, deadline, len(gpus), busy, lost, len(gpus) or said)
