@@ -13,7 +13,9 @@ it is a tree of frozen models, lists and plain values, decoded from one line,
 and nothing in it refers back to anything that holds it. Reference counting
 frees it the moment the next frame replaces it, tracked or not. So the store
 asks CPython to stop tracking each of its objects (``PyObject_GC_UnTrack``,
-part of the C API, through ``ctypes.pythonapi``). Where that is missing (an
+part of the C API, through ``ctypes.pythonapi``); a host's decoder does so
+as it decodes (gputui/frame_decoder.py), knowing what each delta made, and
+the store finds those frames done. Where that call is missing (an
 interpreter other than CPython) frames stay tracked, as before: slower, not
 wrong. What keeps this true is that frame models stay plain data: no cached
 attributes, no finalisers, no references back (tests/test_frame_untracking.py
