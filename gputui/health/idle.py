@@ -49,8 +49,31 @@ def idle_holding(g: GpuSample, hist: GpuHistory | None, th: Thresholds, now: flo
         return None  # busy, or no utilisation to judge by (MIG): as allocation() would say, sooner
     limit_s = th.idle_holding_minutes * 60.0
     state = allocation(g, hist, limit_s).state
-    if state not in (Alloc.IDLE, Alloc.IDLE_HOLDING):
+    if state is Alloc.IDLE_HOLDING:
+        idle_s = idle_for_s(hist, limit_s)
+        basis = f"history: idle for at least {age_words(idle_s)}"
+        title = f"GPU {g.index} idle, holding memory (<= {IDLE_UTIL_PCT:.0f}% util for {age_words(idle_s)}+)"
+        return _finding(g, Severity.WARNING, title, basis, job, since=now - idle_s)
+    if state is not Alloc.IDLE:
         return None
+    # Idle for less than the limit by the history: only the processes' age can tell more. Asked
+    # before the history is read whole, as a GPU idle a while is, each pass, until it has been long.
+    starts = [p.started_at for p in g.processes]
+    if not starts or any(t is None for t in starts):
+        return None
+    held_since = max(t for t in starts if t is not None)  # the newest process: every one was there since (cautious)
+    if now - held_since < limit_s:
+        return None
+    seen = idle_in_every_sample(hist)
+    if not seen:
+        return None
+    basis = f"processes running {age_words(now - held_since)}; idle in all {seen} samples seen"
+    title = f"GPU {g.index} holding memory, idle in every sample seen (process running {age_words(now - held_since)})"
+    return _finding(g, Severity.INFO, title, basis, job, since=held_since)
+
+
+def _finding(g: GpuSample, severity: Severity, title: str, basis: str, job: str | None, since: float) -> Finding:
+    """The idle-holding finding for ``g``: what it holds, for whom, on what ``basis``."""
     users = sorted({p.user for p in g.processes if p.user})
     evidence = {
         "util": fmt(g.util_pct, "{}%"),
@@ -59,23 +82,9 @@ def idle_holding(g: GpuSample, hist: GpuHistory | None, th: Thresholds, now: flo
     }
     if users:
         evidence["users"] = ", ".join(users)
-    held_by = ""
     if job is not None:
         evidence["Slurm job"] = job
-        held_by = f": {job}"
+        title = f"{title}: {job}"
+    evidence["basis"] = basis
     advice = "ask its owner to release it (end the idle process) or reclaim it: others are waiting for GPUs"
-    if state is Alloc.IDLE_HOLDING:
-        idle_s = idle_for_s(hist, limit_s)
-        evidence["basis"] = f"history: idle for at least {age_words(idle_s)}"
-        title = f"GPU {g.index} idle, holding memory (<= {IDLE_UTIL_PCT:.0f}% util for {age_words(idle_s)}+){held_by}"
-        return Finding("idle-holding", Severity.WARNING, g.index, title, advice, evidence, since=now - idle_s)
-    seen = idle_in_every_sample(hist)
-    starts = [p.started_at for p in g.processes]
-    if not seen or not starts or any(t is None for t in starts):
-        return None
-    held_since = max(t for t in starts if t is not None)  # the newest process: every one was there since (cautious)
-    if now - held_since < limit_s:
-        return None
-    evidence["basis"] = f"processes running {age_words(now - held_since)}; idle in all {seen} samples seen"
-    title = f"GPU {g.index} holding memory, idle in every sample seen (process running {age_words(now - held_since)}){held_by}"
-    return Finding("idle-holding", Severity.INFO, g.index, title, advice, evidence, since=held_since)
+    return Finding("idle-holding", severity, g.index, title, advice, evidence, since=since)
