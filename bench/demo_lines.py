@@ -10,6 +10,7 @@ at the host's own phase, as the demo's feeds write them.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from gputui.agent.changes import ChangeEncoder
 from gputui.fleet.store import FleetStore
@@ -44,9 +45,12 @@ def line(frame: object) -> bytes:
     return json.dumps(frame, separators=(",", ":")).encode()
 
 
-def connected(names: list[str], hellos: list[bytes], store: FleetStore) -> list[FrameDecoder]:
-    """Each host added to ``store`` with its hello applied; its decoder, in the order of ``names``."""
-    decoders = [FrameDecoder() for _ in names]
+def connected(
+    names: list[str], hellos: list[bytes], store: FleetStore, make_decoder: Callable[[], FrameDecoder] = FrameDecoder
+) -> list[FrameDecoder]:
+    """Each host added to ``store`` with its hello applied; its decoder (made by ``make_decoder``: another
+    version's, bench/paired.py), in the order of ``names``."""
+    decoders = [make_decoder() for _ in names]
     for name, decoder, hello in zip(names, decoders, hellos, strict=True):
         store.add_host(name)
         store.apply(name, decoder.frame(hello))

@@ -42,7 +42,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script: the repo's root, and its gputui before any installed one
 
-from bench.demo_lines import DemoLines  # noqa: E402
+from bench.demo_lines import DemoLines, apply_second, connected  # noqa: E402
 
 BASE = "gputui_base"
 # An import of the package, at the start of a line (a function's own imports included).
@@ -74,8 +74,7 @@ class Side:
     engine: Any
 
     def read(self, names: list[str], lines: list[bytes]) -> None:
-        for name, decoder, line in zip(names, self.decoders, lines, strict=True):
-            self.store.apply(name, decoder.frame(line))
+        apply_second(self.store, names, self.decoders, lines)
 
     def alerts(self) -> list[tuple[object, ...]]:
         return [(a.key, int(a.severity), a.title, a.evidence) for a in self.engine.evaluate(self.store)]
@@ -87,10 +86,7 @@ def side(package: str, names: list[str], hellos: list[bytes], mono: Callable[[],
     engine_module = importlib.import_module(f"{package}.health.engine")
     config_module = importlib.import_module(f"{package}.config")
     store = store_module.FleetStore(clock=mono)
-    decoders = [decoder_module.FrameDecoder() for _ in names]
-    for name, decoder, hello in zip(names, decoders, hellos, strict=True):
-        store.add_host(name)
-        store.apply(name, decoder.frame(hello))
+    decoders = connected(names, hellos, store, decoder_module.FrameDecoder)
     return Side(package, store, decoders, engine_module.HealthEngine(config_module.Thresholds(), clock=wall))
 
 

@@ -20,8 +20,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from gputui.frame_sharing import COUNTER_MODELS, built, share, shared_counters, shared_names
-from gputui.frame_untracking import Untrack, is_tracked, process_untracker, untrack_frame, untrack_part
+from gputui.frame_sharing import built, share, shared_names, shared_value
+from gputui.frame_untracking import Untrack, is_tracked, process_untracker, untrack_frame, untrack_part, untrack_shell
 from gputui.frames import (
     Delta,
     ErrorFrame,
@@ -136,36 +136,20 @@ def patched_gpu(before: GpuSample, patch: GpuPatch, seq: int, untrack: Untrack |
     if "lost" in update and update["lost"] is None:
         update["lost"] = False
     changes = update.pop("process_changes", None)  # plain values, applied to models already shared
+    if "processes" in update and update["processes"] is None:
+        update["processes"] = []
     for key in CONTAINER_PATCH_KEYS.intersection(update):  # most deltas: none
         value = update[key]
-        if value is None:
-            if key == "processes":
-                update[key] = []
-            continue
-        if type(value) in COUNTER_MODELS:  # validated just now, as a keyframe's are: shared as theirs are
-            value = update[key] = shared_counters(value)
-        elif type(value) is list:
-            for item in value:
-                if isinstance(item, BaseModel):
-                    share(item)
-        if untrack is not None and is_tracked(value):
-            untrack_part(value, untrack)
+        if value is not None:
+            value = update[key] = shared_value(value)  # validated just now, as a keyframe's are: shared as theirs are
+            if untrack is not None and is_tracked(value):
+                untrack_part(value, untrack)
     if changes is not None and "processes" not in update:
         update["processes"] = patched_processes(before, changes, seq, untrack)
     gpu = replaced(before, update)
     if untrack is not None:
-        untrack_built(gpu, untrack)
+        untrack_shell(gpu, untrack)  # its values are plain or out of the walk already
     return gpu
-
-
-def untrack_built(model: BaseModel, untrack: Untrack) -> None:
-    """A model :func:`replaced` made, out of the walk: itself, its values (a copy of values already
-    out of it stays out unless a container was put in) and its set of names where new."""
-    untrack(id(model))
-    if is_tracked(model.__dict__):
-        untrack(id(model.__dict__))
-    if is_tracked(model.__pydantic_fields_set__):
-        untrack(id(model.__pydantic_fields_set__))
 
 
 def patched_processes(gpu: GpuSample, changes: list[ProcessPatch], seq: int, untrack: Untrack | None = None) -> list[ProcessInfo]:
@@ -182,7 +166,7 @@ def patched_processes(gpu: GpuSample, changes: list[ProcessPatch], seq: int, unt
         if patch is not None:
             out[i] = changed = replaced(process, patch)
             if untrack is not None:
-                untrack_built(changed, untrack)
+                untrack_shell(changed, untrack)
             if not by_pid:
                 return out
     if by_pid:

@@ -67,17 +67,22 @@ def share_values(values: dict[str, Any]) -> None:
     Most values are plain, and asking their exact type first is much cheaper than ``isinstance``
     against a pydantic model (through its metaclass)."""
     for key, value in values.items():
-        if type(value) in PLAIN:
-            continue
-        if isinstance(value, BaseModel):
-            if type(value) in COUNTER_MODELS:
-                values[key] = shared_counters(value)  # the same key: the dict does not resize
-            else:
-                share(value)
-        elif type(value) is list:
-            for item in value:
-                if isinstance(item, BaseModel):
-                    share(item)
+        if type(value) not in PLAIN:
+            values[key] = shared_value(value)  # the same key: the dict does not resize
+
+
+def shared_value(value: Any) -> Any:
+    """What to keep in place of ``value``, a value that is not plain: the one counters model of its
+    values, or the value itself with the models in it holding shared parts."""
+    if isinstance(value, BaseModel):
+        if type(value) in COUNTER_MODELS:
+            return shared_counters(value)
+        share(value)
+    elif type(value) is list:
+        for item in value:
+            if isinstance(item, BaseModel):
+                share(item)
+    return value
 
 
 def share(model: BaseModel) -> None:

@@ -80,6 +80,17 @@ def untrack_frame(model: BaseModel, untrack: Untrack) -> None:
 
 
 def _untrack_model(model: BaseModel, untrack: Untrack) -> None:
+    untrack_shell(model, untrack)
+    values = model.__dict__
+    for name in container_fields(type(model)):
+        value = values.get(name)
+        if value is not None and is_tracked(value):
+            untrack_part(value, untrack)
+
+
+def untrack_shell(model: BaseModel, untrack: Untrack) -> None:
+    """The model itself, its dict of values and its set of field names, where tracked, but none of
+    the values: for a model made from parts already out of the walk (gputui/frame_decoder.py)."""
     untrack(id(model))
     values = model.__dict__
     if is_tracked(values):
@@ -87,10 +98,6 @@ def _untrack_model(model: BaseModel, untrack: Untrack) -> None:
     names = model.__pydantic_fields_set__
     if is_tracked(names):
         untrack(id(names))
-    for name in container_fields(type(model)):
-        value = values.get(name)
-        if value is not None and is_tracked(value):
-            untrack_part(value, untrack)
 
 
 def untrack_part(value: object, untrack: Untrack) -> None:

@@ -19,6 +19,7 @@ same code.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -125,6 +126,14 @@ def in_use(g: GpuSample, source: str | None) -> bool:
     if source not in NO_PROCESS_LIST:
         return False
     return g.holder is not None or (g.mem_used_mib or 0) >= FREE_MEM_MIB
+
+
+def in_use_count(gpus: Sequence[GpuSample], source: str | None) -> int:
+    """How many of ``gpus`` are :func:`in_use`: where ``source`` lists processes, those with any,
+    counted in one comprehension (the overview's figures count a host's GPUs at each of its frames)."""
+    if source not in NO_PROCESS_LIST:
+        return len([g for g in gpus if g.processes])
+    return len([g for g in gpus if in_use(g, source)])
 
 
 @dataclass(frozen=True)

@@ -76,15 +76,9 @@ def host_findings(record: HostRecord, ctx: Context, state: HostState | None = No
     if ctx.xids:
         out += xid_findings(ctx.xids, {g.index for g in gpus if g.lost}, ctx.now)
     if state is HostState.LIVE:
-        statics, th, climbs = record.statics, ctx.thresholds, ctx.climbs
+        statics = record.statics
         for g in gpus:
-            static = statics.get(g.index)
-            quiet = calm(g, static, th)
-            if quiet and g.util_pct is not None and g.util_pct > IDLE_UTIL_PCT:  # busy and healthy: most GPUs, most seconds
-                if climbs:
-                    out += climbing(g.index, ctx)
-                continue
-            out += judged_gpu(g, static, quiet, record, ctx)
+            out += gpu_findings(g, record, statics, ctx)
         persistence = persistence_off(gpus)
         if persistence is not None:
             out.append(persistence)
@@ -169,13 +163,8 @@ def persistence_off(gpus: Sequence[GpuSample]) -> Finding | None:
 # -- GPU ------------------------------------------------------------------------
 def gpu_findings(g: GpuSample, record: HostRecord, statics: dict[int, GpuStatic], ctx: Context) -> list[Finding]:
     static = statics.get(g.index)
-    return judged_gpu(g, static, calm(g, static, ctx.thresholds), record, ctx)
-
-
-def judged_gpu(g: GpuSample, static: GpuStatic | None, quiet: bool, record: HostRecord, ctx: Context) -> list[Finding]:
-    """:func:`gpu_findings` with ``quiet`` (what :func:`calm` says of ``g``) worked out already."""
     out: list[Finding | None] = []
-    if quiet:
+    if calm(g, static, ctx.thresholds):
         if g.util_pct is not None and g.util_pct > IDLE_UTIL_PCT:  # busy (idle_holding's own first test) and healthy:
             return climbing(g.index, ctx)  # most GPUs, most seconds
     elif g.lost or (static is not None and static.lost):

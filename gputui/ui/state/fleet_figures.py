@@ -23,7 +23,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass, replace
 
-from gputui.fleet.allocation import NO_PROCESS_LIST, in_use
+from gputui.fleet.allocation import in_use_count
 from gputui.fleet.store import FleetStore, HostRecord, HostState
 from gputui.frame_untracking import untracker
 from gputui.frames import Hello
@@ -175,12 +175,6 @@ class FleetFigures:
         source = hello.source if hello else None
         gpus = record.last_gpus
         said = len(hello.gpus) if hello else 0
-        # A GPU in use is one with processes wherever the source lists them: asked of the list in
-        # one comprehension, not of ``in_use`` once a GPU (a host's part is worked out each frame).
-        busy = (
-            len([g for g in gpus if g.processes])
-            if source not in NO_PROCESS_LIST
-            else len([g for g in gpus if in_use(g, source)])
-        )
+        busy = in_use_count(gpus, source)
         lost = len([g for g in gpus if g.lost])
         return _HostPart(record.sample_no, hello, state, deadline, len(gpus), busy, lost, len(gpus) or said)
