@@ -43,7 +43,7 @@ ALWAYS_JUDGED = frozenset({"xid", "stale", "down"})  # judged whatever the host'
 # A task the loop wakes waits out the rest of the turn its time came in, the next turn (which
 # makes it ready) and part of the one after: two to three turns, each holding a slice, a share
 # of the frames and at times a refresh. Slices of 64 hosts and 512 alerts (5 to 8 ms) made that
-# wait 43 ms at p99 at 2,048 hosts; halved, 34 (README, "Shorter turns").
+# wait 43 ms at p99 at 2,048 hosts; halved, 34 (docs/scale.md, "Shorter turns").
 HOSTS_PER_STEP = 32  # about 3 ms of rules at 8 GPUs a host
 ALERTS_PER_STEP = 256  # about 1.5 ms of alerts made (``HealthEngine._update``)
 # The dashboard's slices end sooner where this much time has gone (``evaluate_in_steps``' slice_s):
