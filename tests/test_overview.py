@@ -400,7 +400,7 @@ async def test_at_80x24_s_shows_the_new_order_and_each_host_its_hottest_gpu() ->
         view = app.screen.query_one(FleetView)
         await wait_for(pilot, lambda: view.gpu_columns == 8 and len(view.names) == 12, "every host's GPUs on screen")
         # A host's hello sets the columns before its first sample: wait for every sample, then for
-        # a redraw that has them (the overview redraws twice a second), not for the first hello.
+        # a redraw that has them (the overview redraws once a second), not for the first hello.
         await wait_for(pilot, lambda: all(r.sample is not None for r in app.store.hosts.values()), "every host's first sample")
         await wait_for(pilot, lambda: not re.search(r"waiting for the first frame| 0/0 ", screen_text(app)), "a redraw with them")
         text = screen_text(app)

@@ -278,7 +278,7 @@ class GpuTuiApp(App[None]):
         )
 
     def on_refreshed(self, message: Refreshed) -> None:
-        """The overview refreshed: start a health pass a moment later, once a second (every other
+        """The overview refreshed: start a health pass a moment later, once a second (each
         refresh; rarer while the dashboard is behind its hosts: ``judging_every_s``), never while
         one is still running."""
         now = time.monotonic()

@@ -28,7 +28,11 @@ from gputui.ui.widgets.footer import KeysFooter
 from gputui.ui.widgets.heatmap import ASCII_TITLES, METRIC_TITLES, METRICS
 from gputui.ui.widgets.palette import Palette, ascii_mode
 
-REFRESH_S = 0.5
+# Once a second, the pace hosts send at (and nvidia-smi -l, nvtop and gpustat refresh at): each row
+# can change only that often. Twice a second, a new sample reached the screen a quarter of a second
+# sooner on average, and redrawing was half of the dashboard's CPU at 64 hosts (docs/scale.md,
+# "The overview's pace"). Keys and clicks redraw at once, not at the next refresh.
+REFRESH_S = 1.0
 
 
 def _next(options: tuple[str, ...], current: str) -> str:

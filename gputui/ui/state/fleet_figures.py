@@ -1,6 +1,6 @@
 """The overview's fleet figures (hosts per state, GPUs busy and lost), kept up to date per host.
 
-The overview refreshes twice a second, and at thousands of hosts counting every
+The overview refreshes once a second, and at thousands of hosts counting every
 host and every GPU each time was most of a refresh. Each host's part of the
 figures is kept instead, and a refresh works out again only the parts of the
 hosts the store says changed since (``FleetStore.changed_since``: new hosts
