@@ -58,6 +58,13 @@ def connected(
 
 
 def apply_second(store: FleetStore, names: list[str], decoders: list[FrameDecoder], lines: list[bytes]) -> None:
-    """One second's lines read as the dashboard reads them: decoded per host, then stored."""
+    """One second's lines read as the dashboard reads them: decoded per host, then stored with the
+    columns its decoder made (gputui/sources/base.py, ``AgentLines``), where the version has them
+    (bench/paired.py's base may be older)."""
     for name, decoder, frame_line in zip(names, decoders, lines, strict=True):
-        store.apply(name, decoder.frame(frame_line))
+        frame = decoder.frame(frame_line)
+        columns = getattr(decoder, "columns", None)
+        if columns is None:
+            store.apply(name, frame)
+        else:
+            store.apply(name, frame, columns)

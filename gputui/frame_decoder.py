@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from gputui.frame_columns import GpuColumns, columns_after, columns_of
 from gputui.frame_sharing import built, share, shared_names, shared_value
 from gputui.frame_untracking import Untrack, is_tracked, process_untracker, untrack_frame, untrack_part, untrack_shell
 from gputui.frames import (
@@ -55,6 +56,9 @@ class FrameDecoder:
         # changed by every delta, was a tracked object per host that every full collection walked.
         self.gpus: list[GpuSample] | None = None
         self.places: dict[int, int] = {}
+        # The last whole sample's GPUs by field (gputui/frame_columns.py), for the store: a delta
+        # remakes only the columns it changes. None while ``gpus`` is.
+        self.columns: GpuColumns | None = None
         self.seq = 0
         self.untrack = untrack if untrack is not None else process_untracker()
 
@@ -66,11 +70,12 @@ class FrameDecoder:
         if isinstance(frame, Hello):
             share(frame)
             self._untrack(frame)
-            self.gpus = None  # a new stream: its first sample is a keyframe
+            self.gpus = self.columns = None  # a new stream: its first sample is a keyframe
         elif isinstance(frame, Sample):
             share(frame)
             self._untrack(frame)
             self.gpus = frame.gpus
+            self.columns = columns_of(frame.gpus, self.untrack)
             self.places = {g.index: place for place, g in enumerate(frame.gpus)}
             self.seq = frame.seq
         elif isinstance(frame, Delta):
@@ -82,9 +87,9 @@ class FrameDecoder:
             untrack_frame(frame, self.untrack)
 
     def _apply(self, delta: Delta) -> Sample:
-        before = self.gpus
-        self.gpus = None  # until this delta is applied whole
-        if before is None:
+        before, columns = self.gpus, self.columns
+        self.gpus = self.columns = None  # until this delta is applied whole
+        if before is None or columns is None:
             raise FrameError(f"changes of sample {delta.seq} came with no keyframe before them: waiting for the next")
         if delta.seq != self.seq + 1:
             raise FrameError(f"changes of sample {delta.seq} follow sample {self.seq}: waiting for the next keyframe")
@@ -98,6 +103,7 @@ class FrameDecoder:
                 raise FrameError(f"changes for GPU {index}, which the keyframe did not have: waiting for the next")
             gpus[place] = patched_gpu(gpus[place], patch, delta.seq, untrack)
         self.gpus, self.seq = gpus, delta.seq
+        self.columns = columns_after(columns, gpus, set().union(*delta.gpus), untrack)
         sample = _sample(delta, gpus)
         self._untrack(sample)  # the sample, its list, its ledger and events: its GPUs are already
         return sample

@@ -31,7 +31,11 @@ from __future__ import annotations
 import math
 from array import array
 from collections.abc import Sequence
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from gputui.frame_columns import GpuColumns
 
 METRICS = ("util_pct", "mem_pct", "temp_c", "power_w")
 METRIC_TYPECODES = ("B", "B", "B", "H")  # same order as METRICS
@@ -47,6 +51,21 @@ MAX_COLUMNS = 256
 _INDEX = {m: i for i, m in enumerate(METRICS)}
 _UNSIGNED = frozenset("BHILQ")
 _EPS = 1e-9  # so that 600 / 0.1 (= 6000.000000000001) is 6000 slots, not 6001
+
+
+Fields = Sequence[float | None]  # one field's values, one per GPU of the host
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """One GPU's fields for its history, read from a host's columns."""
+
+    index: int
+    util_pct: int | None
+    mem_used_mib: int | None
+    mem_total_mib: int | None
+    temp_c: int | None
+    power_w: float | None
 
 
 class Sampled(Protocol):
@@ -251,6 +270,22 @@ class HostHistory:
             gap = (None,) * 5
             rows = [gap if g is None else (g.util_pct, g.mem_used_mib, g.mem_total_mib, g.temp_c, g.power_w) for g in by_column]
         util, used, total, temp, power = zip(*rows, strict=True)
+        self._push_fields(util, used, total, temp, power)
+
+    def push_columns(self, columns: GpuColumns) -> None:
+        """``push`` for a sample read by field (gputui/frame_columns.py): a host whose GPUs are the
+        ones its columns were made for, in that order (every sample but one that lost or gained a
+        GPU), has its columns taken as they are."""
+        c = columns
+        if not c.indices and not self.indices:
+            return  # as ``push`` says
+        if list(c.indices) == self.indices:
+            self._push_fields(c.util_pct, c.mem_used_mib, c.mem_total_mib, c.temp_c, c.power_w)
+        else:
+            rows = zip(c.indices, c.util_pct, c.mem_used_mib, c.mem_total_mib, c.temp_c, c.power_w, strict=True)
+            self.push([_Row(*row) for row in rows])
+
+    def _push_fields(self, util: Fields, used: Fields, total: Fields, temp: Fields, power: Fields) -> None:
         mem = [None if u is None or not t else 100.0 * u / t for u, t in zip(used, total, strict=True)]
         self.push_values((util, mem, temp, power))
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from gputui.fleet.history import FINE_SAMPLES, GpuHistory, HostHistory
+from gputui.frame_columns import NO_GPUS, GpuColumns, columns_of
 from gputui.frame_untracking import untrack_frame, untracker
 from gputui.frames import ErrorFrame, GpuSample, GpuStatic, Hello, Result, Sample, XidEvent
 from gputui.slurm.model import SlurmView
@@ -39,6 +40,9 @@ class HostRecord:
     group: str | None = None
     hello: Hello | None = None
     sample: Sample | None = None
+    # The last sample's GPUs by field (gputui/frame_columns.py): what the readers that go over every
+    # host each second read, in place of every GPU whole. Set with ``sample``, always with it.
+    columns: GpuColumns = NO_GPUS
     # The store's number of this sample (0: none yet). Readers that only need to know whether a
     # host sent a new sample remember this, not the sample: holding it kept every host's sample
     # before the last alive too, twice the objects the garbage collector walks.
@@ -163,7 +167,9 @@ class FleetStore:
         self.touched.clear()
         self._changed()
 
-    def apply(self, name: str, frame: Hello | Sample | ErrorFrame | Result) -> None:
+    def apply(self, name: str, frame: Hello | Sample | ErrorFrame | Result, columns: GpuColumns | None = None, /) -> None:
+        """``columns``: a sample's GPUs by field where its source made them (a host's decoder);
+        made here from its GPUs where not. Passed over for any other frame."""
         record = self.hosts[name]
         now = self.clock()
         record.last_frame_at = now
@@ -179,9 +185,10 @@ class FleetStore:
         elif isinstance(frame, Sample):
             self._keep(frame)
             record.sample = frame
+            record.columns = columns if columns is not None else columns_of(frame.gpus, self.untrack)
             self.samples += 1
             record.sample_no = self.samples
-            self._remember(record, frame)
+            self._remember(record)
             for event in frame.events:
                 if not xid_logged(record.events, event):
                     record.events.append(event)
@@ -196,15 +203,14 @@ class FleetStore:
         if self.untrack is not None:
             untrack_frame(frame, self.untrack)
 
-    def _remember(self, record: HostRecord, sample: Sample) -> None:
+    def _remember(self, record: HostRecord) -> None:
         interval = record.interval_s
         histories = record.histories
         if histories is None:
-            indices = [gpu.index for gpu in sample.gpus]
-            histories = record.histories = HostHistory(indices, interval, fine_samples=self.history_samples)
+            histories = record.histories = HostHistory(record.columns.indices, interval, fine_samples=self.history_samples)
         elif histories.interval_s != interval:  # the host came back with another interval
             histories.interval_s = interval
-        histories.push(sample.gpus)
+        histories.push_columns(record.columns)
 
     def set_slurm(self, view: SlurmView) -> None:
         """A new reading of the cluster (or the old one with why it could not be read again)."""

@@ -33,6 +33,7 @@ from gputui.config import Thresholds
 from gputui.fleet.store import FleetStore, HostRecord, HostState
 from gputui.frame_untracking import untracker
 from gputui.frames import XidEvent
+from gputui.health.calm import HostCalm
 from gputui.health.finding import Context, Finding
 from gputui.health.jump import Routes
 from gputui.health.model import Alert
@@ -77,6 +78,10 @@ class _HostMemory:
     # Per GPU, the parts of its last sample the counters came from: a GPU whose parts are the same
     # (the same objects, as a stream of changes keeps them, or equal ones) has nothing new to count.
     read_from: dict[int, tuple[object, ...]] = field(default_factory=dict)
+    # The columns the counters were last read from (indices, ECC, PCIe replays, NVLink): a host whose
+    # columns are the same (a stream of changes keeps a column no change touched) has nothing new.
+    counted_from: tuple[object, ...] = ()
+    calm: HostCalm = field(default_factory=HostCalm)  # whether all its GPUs are calm, kept between passes
 
 
 @lru_cache(maxsize=4096)
@@ -122,16 +127,23 @@ class HealthEngine:
         for name, record in store.hosts.items():
             self._observe_host(name, record, now)
 
-    def _observe_host(self, name: str, record: HostRecord, now: float) -> None:
+    def _observe_host(self, name: str, record: HostRecord, now: float) -> _HostMemory:
         """One host's part of ``observe``: the evaluation takes it host by host, just before
-        judging the host, so that no step of it walks the whole fleet."""
+        judging the host, so that no step of it walks the whole fleet. Its memory, for the rest."""
         memory = self._hosts.get(name)
         if memory is None:
             memory = self._hosts[name] = _HostMemory()
+            if self.untrack is not None:  # lives as long as the host, and refers to nothing that refers back to it
+                self.untrack(id(memory.calm))
         sample = record.sample
         if sample is None or record.sample_no == memory.sample_no:
-            return
+            return memory
         memory.sample_no = record.sample_no
+        c = record.columns
+        counted_from = (c.indices, c.ecc, c.pcie_replays, c.nvlink)
+        if counted_from == memory.counted_from:
+            return memory  # every GPU's parts as the last time (below): nothing new to count
+        memory.counted_from = counted_from
         read_from = memory.read_from
         for g in sample.gpus:
             parts = counter_parts(g)
@@ -140,6 +152,7 @@ class HealthEngine:
             read_from[g.index] = parts
             for counter, value in counter_values(g).items():
                 self._count(memory, counter_key(g.index, counter), value, now)
+        return memory
 
     @staticmethod
     def _count(memory: _HostMemory, key: tuple[int, str], value: int, now: float) -> None:
@@ -232,12 +245,16 @@ class HealthEngine:
             record = store.hosts.get(name)
             if record is None:
                 continue  # removed while the pass was paused
-            self._observe_host(name, record, now)  # its counters, as ``observe`` takes them
+            memory = self._observe_host(name, record, now)  # its counters, as ``observe`` takes them
             state = record.state(mono_now)
             if state is not HostState.LIVE:
                 not_live.add(name)
+                all_calm = False
+            else:
+                all_calm = memory.calm.all_calm(record.columns, record.statics, self.thresholds)
             routes.add(record, state)
-            for finding in host_findings(record, self._context(record, now, mono_now, store.slurm, plain), state):
+            context = self._context(record, now, mono_now, store.slurm, plain)
+            for finding in host_findings(record, context, state, all_calm):
                 seen[finding.key(name)] = found = (name, finding)
                 if untrack is not None:  # plain data, as an alert is (``_alert`` says why)
                     untrack(id(found))

@@ -21,6 +21,7 @@ from gputui.config import Thresholds
 from gputui.fleet.allocation import IDLE_UTIL_PCT
 from gputui.fleet.store import HostRecord, HostState
 from gputui.frames import GpuSample, GpuStatic, XidEvent
+from gputui.health.calm import NEAR_SHUTDOWN_C, THERMAL_REASONS, calm
 from gputui.health.finding import Context, Finding
 from gputui.health.idle import idle_holding
 from gputui.health.model import Severity
@@ -28,9 +29,6 @@ from gputui.health.words import clock_words, plural, short
 from gputui.health.xid import recovery_action, xid_info
 from gputui.render import age_words, fmt, throttle_words
 
-THERMAL_REASONS = frozenset({"sw_thermal_slowdown", "hw_thermal_slowdown"})
-SLOWDOWN_REASONS = THERMAL_REASONS | {"hw_power_brake", "hw_slowdown"}  # a clock-event reason some rule reports
-NEAR_SHUTDOWN_C = 2  # this close to the shutdown point a thermal alert is critical
 LOST_XID = 79
 
 
@@ -66,9 +64,11 @@ def counter_values(g: GpuSample) -> dict[str, int]:
 
 
 # -- host -----------------------------------------------------------------------
-def host_findings(record: HostRecord, ctx: Context, state: HostState | None = None) -> list[Finding]:
+def host_findings(record: HostRecord, ctx: Context, state: HostState | None = None, all_calm: bool = False) -> list[Finding]:
     """Everything wrong with one host: its connection, its XIDs, and (live only) each GPU.
-    ``state``: the host's state at ``ctx.mono_now`` where the caller has it already."""
+    ``state``: the host's state at ``ctx.mono_now`` where the caller has it already. ``all_calm``:
+    every GPU of its last sample is ``calm`` (gputui/health/calm.py, ``HostCalm``), so that only
+    the idle-holding rule is asked of it, and only of its idle GPUs (most hosts, most seconds)."""
     if state is None:
         state = record.state(ctx.mono_now)
     out = host_state(record, state, ctx)
@@ -76,12 +76,30 @@ def host_findings(record: HostRecord, ctx: Context, state: HostState | None = No
     if ctx.xids:
         out += xid_findings(ctx.xids, {g.index for g in gpus if g.lost}, ctx.now)
     if state is HostState.LIVE:
-        statics = record.statics
-        for g in gpus:
-            out += gpu_findings(g, record, statics, ctx)
-        persistence = persistence_off(gpus)
-        if persistence is not None:
-            out.append(persistence)
+        if all_calm and not ctx.climbs:
+            out += idle_findings(record, ctx)
+        else:
+            statics = record.statics
+            for g in gpus:
+                out += gpu_findings(g, record, statics, ctx)
+        if False in record.columns.persistence_mode:
+            persistence = persistence_off(gpus)
+            if persistence is not None:
+                out.append(persistence)
+    return out
+
+
+def idle_findings(record: HostRecord, ctx: Context) -> list[Finding]:
+    """What ``gpu_findings`` finds on a host whose GPUs are all calm and whose counters did not climb:
+    the idle-holding findings, asked only of the GPUs idle enough for one (its first test)."""
+    out = []
+    gpus = record.last_gpus
+    for place, util in enumerate(record.columns.util_pct):
+        if util is not None and util <= IDLE_UTIL_PCT:
+            g = gpus[place]
+            found = idle_holding(g, record.history.get(g.index), ctx.thresholds, ctx.now, ctx.jobs.get(g.index))
+            if found is not None:
+                out.append(found)
     return out
 
 
@@ -175,40 +193,6 @@ def gpu_findings(g: GpuSample, record: HostRecord, statics: dict[int, GpuStatic]
     out += (idle_holding(g, record.history.get(g.index), ctx.thresholds, ctx.now, ctx.jobs.get(g.index)), field_errors(g))
     found = [f for f in out if f is not None]
     return found + climbing(g.index, ctx)
-
-
-def calm(g: GpuSample, static: GpuStatic | None, th: Thresholds) -> bool:
-    """Whether no rule below but the idle-holding one can find anything on ``g`` (error counters
-    climbing aside): a healthy GPU, told in a dozen comparisons instead of seven rules. At 1,024
-    hosts the rules ran for 8,192 GPUs each second, nearly all of them healthy, and were a quarter
-    of the dashboard's CPU.
-
-    It must never say calm where one of those rules would speak (tests/test_health_calm.py checks
-    it against them over GPUs at and around every threshold); where unsure it says no, and every
-    rule judges."""
-    if g.lost or g.field_errors:
-        return False
-    if g.throttle and not SLOWDOWN_REASONS.isdisjoint(g.throttle):
-        return False
-    temp = g.temp_c
-    if static is not None:
-        if static.lost:
-            return False
-        if temp is not None:
-            slowdown, shutdown = static.temp_slowdown_c, static.temp_shutdown_c
-            if slowdown is not None and slowdown - temp <= th.temp_margin_c + th.temp_hysteresis_c:
-                return False
-            if shutdown is not None and temp >= shutdown - NEAR_SHUTDOWN_C:
-                return False
-    used, total = g.mem_used_mib, g.mem_total_mib
-    if used is not None and total and 100.0 * used / total >= th.mem_used_pct - th.mem_hysteresis_pct:
-        return False
-    ecc, rows, pages = g.ecc, g.remapped_rows, g.retired_pages
-    if ecc is not None and (ecc.volatile_uncorrected or ecc.aggregate_uncorrected):
-        return False
-    if rows is not None and (rows.pending or rows.failure):
-        return False
-    return pages is None or not pages.pending
 
 
 def lost(index: int, ctx: Context) -> Finding:

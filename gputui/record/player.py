@@ -47,7 +47,7 @@ def apply_entry(store: FleetStore, entry: Entry, decoders: Decoders | None = Non
         except FrameError as exc:
             store.mark_bad_frame(entry.host, str(exc))  # live, the link was reset: its end follows
             return
-        store.apply(entry.host, frame)
+        store.apply(entry.host, frame, decoder.columns)
     elif entry.kind in (fmt.DOWN, fmt.KEY_DOWN):
         # The recorded reason is the store's error as it was shown live, already
         # worded with the agent's fatal message: do not let mark_down add it twice.
@@ -78,7 +78,7 @@ def apply_key_entry(store: FleetStore, entry: Entry, decoders: Decoders | None =
         else:
             raise RecordingError(f"{entry.host}'s XIDs before {fmt.clock_time(entry.t)} cannot be read: {exc}") from None
         return
-    store.apply(entry.host, frame)
+    store.apply(entry.host, frame, decoder.columns)
 
 
 def _reason(data: bytes) -> str:

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from gputui.frame_columns import GpuColumns
 from gputui.frame_decoder import FrameDecoder
 from gputui.frames import Frame
 from gputui.transport.base import Link, LinkError, PushLink
@@ -30,6 +31,7 @@ __all__ = [
     "LinkError",
     "Source",
     "SourceContext",
+    "Take",
 ]
 
 
@@ -44,6 +46,14 @@ class LineTap(Protocol):
     def listening(self) -> bool: ...
 
 
+class Take(Protocol):
+    """Where a source hands each whole frame (the store's ``apply`` for its host). ``columns``: a
+    sample's GPUs by field, where the source has them made already (a host's decoder does, at a
+    fraction of the cost: gputui/frame_columns.py); the store makes them where it has none."""
+
+    def __call__(self, frame: Frame, columns: GpuColumns | None = None, /) -> None: ...
+
+
 class Source(Protocol):
     """One host's frames. ``follow()`` hands each to ``take`` until the source ends; it raises
     LinkError when the connection fails (the message is for the operator) and FrameError for a
@@ -56,7 +66,7 @@ class Source(Protocol):
         """The jump hosts the last connection went through, first hop first (none: direct)."""
         ...
 
-    async def follow(self, raw: LineTap, take: Callable[[Frame], None]) -> None: ...
+    async def follow(self, raw: LineTap, take: Take) -> None: ...
 
     async def send(self, command: dict[str, object]) -> None: ...
 
@@ -74,23 +84,24 @@ class AgentLines:
     def via(self) -> tuple[str, ...]:
         return self.link.via
 
-    async def follow(self, raw: LineTap, take: Callable[[Frame], None]) -> None:
+    async def follow(self, raw: LineTap, take: Take) -> None:
         """Whole frames: an agent that sends changes (``--changes``) is decoded here, per
-        connection, so the store sees ordinary samples from either kind of agent. A link that
-        pushes its lines (:class:`PushLink`) has them decoded and taken in its reader's turn."""
+        connection, so the store sees ordinary samples from either kind of agent, each with its
+        columns as the decoder made them. A link that pushes its lines (:class:`PushLink`) has
+        them decoded and taken in its reader's turn."""
         decoder = FrameDecoder()
         link = self.link
         if isinstance(link, PushLink):
 
             def pushed(line: bytes) -> None:
                 raw(line)
-                take(decoder.frame(line))
+                take(decoder.frame(line), decoder.columns)
 
             await link.push_lines(pushed)
             return
         async for line in link.lines():
             raw(line)
-            take(decoder.frame(line))
+            take(decoder.frame(line), decoder.columns)
 
     async def send(self, command: dict[str, object]) -> None:
         await self.link.send(command)
