@@ -5,10 +5,11 @@ rules (gputui/health/rules.py) ran for each of them: at 1,024 hosts, 8,192
 GPUs a second were a quarter of the dashboard's CPU. :func:`calm` tells one
 GPU in a dozen comparisons. :class:`HostCalm` tells a whole host from its
 columns (gputui/frame_columns.py): what changes rarely (lost GPUs, NVML's
-failed reads, clock-event reasons, ECC and remapping state, the GPUs' own
-temperature limits) is judged again only when a column of it is a new
-tuple, and what moves every second is a ``max`` of the temperatures and a
-look at each GPU's memory.
+failed reads, clock-event reasons, ECC and remapping state, total memory,
+the GPUs' own temperature limits) is judged again only when a column of it
+is a new tuple, and what moves every second is one ``max`` of the
+temperatures and one comparison, in C, of each GPU's memory in use with the
+amount at which it would be full.
 
 Neither may ever say calm where a rule would speak: where unsure they say
 no, and every rule judges (tests/test_health_calm.py checks both against the
