@@ -73,14 +73,13 @@ def columns_after(
     """The columns of ``gpus``, which differ from those ``before`` was made of only in the fields
     named in ``changed`` (names that are not columns are passed over): every other column is
     ``before``'s own tuple."""
-    columns = list(before)
-    remade = []
-    for name in PLACES.keys() & changed:
-        columns[PLACES[name]] = tuple(map(_ONE_FIELD[name], gpus))
-        remade.append(name)
+    remade = PLACES.keys() & changed
     if not remade:
         return before
-    return _untracked(tuple.__new__(GpuColumns, columns), CONTAINER_FIELDS.intersection(remade), untrack)
+    columns = list(before)
+    for name in remade:
+        columns[PLACES[name]] = tuple(map(_ONE_FIELD[name], gpus))
+    return _untracked(tuple.__new__(GpuColumns, columns), CONTAINER_FIELDS & remade, untrack)
 
 
 def _untracked(columns: GpuColumns, made: Iterable[str], untrack: Untrack | None) -> GpuColumns:

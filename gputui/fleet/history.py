@@ -31,7 +31,6 @@ from __future__ import annotations
 import math
 from array import array
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -54,18 +53,6 @@ _EPS = 1e-9  # so that 600 / 0.1 (= 6000.000000000001) is 6000 slots, not 6001
 
 
 Fields = Sequence[float | None]  # one field's values, one per GPU of the host
-
-
-@dataclass(frozen=True, slots=True)
-class _Row:
-    """One GPU's fields for its history, read from a host's columns."""
-
-    index: int
-    util_pct: int | None
-    mem_used_mib: int | None
-    mem_total_mib: int | None
-    temp_c: int | None
-    power_w: float | None
 
 
 class Sampled(Protocol):
@@ -258,34 +245,24 @@ class HostHistory:
         self._n = 0  # samples in the open coarse slot
 
     def push(self, gpus: Sequence[Sampled]) -> None:
-        """One sample of the host's GPUs: a row of each metric, and a coarse row every ``rollup``.
-        The memory column is ``GpuSample.mem_pct`` worked out here (the property's call was a
-        third of reading the row)."""
-        if not gpus and not self.indices:
-            return  # no GPU yet (a driver that lists none): no rows, so the first GPUs start with no gaps
-        if [g.index for g in gpus] == self.indices:
-            rows = [(g.util_pct, g.mem_used_mib, g.mem_total_mib, g.temp_c, g.power_w) for g in gpus]
-        else:
-            by_column = self._by_column(gpus)  # a GPU gone from this sample is a gap in its column
-            gap = (None,) * 5
-            rows = [gap if g is None else (g.util_pct, g.mem_used_mib, g.mem_total_mib, g.temp_c, g.power_w) for g in by_column]
-        util, used, total, temp, power = zip(*rows, strict=True)
-        self._push_fields(util, used, total, temp, power)
+        """One sample of the host's GPUs: a row of each metric, and a coarse row every ``rollup``."""
+        fields = [(g.util_pct, g.mem_used_mib, g.mem_total_mib, g.temp_c, g.power_w) for g in gpus]
+        self._push_by_field([g.index for g in gpus], list(zip(*fields, strict=True)) or [()] * 5)  # none: five empty
 
     def push_columns(self, columns: GpuColumns) -> None:
-        """``push`` for a sample read by field (gputui/frame_columns.py): a host whose GPUs are the
-        ones its columns were made for, in that order (every sample but one that lost or gained a
-        GPU), has its columns taken as they are."""
+        """``push`` for a sample read by field (gputui/frame_columns.py): its columns taken as they are."""
         c = columns
-        if not c.indices and not self.indices:
-            return  # as ``push`` says
-        if list(c.indices) == self.indices:
-            self._push_fields(c.util_pct, c.mem_used_mib, c.mem_total_mib, c.temp_c, c.power_w)
-        else:
-            rows = zip(c.indices, c.util_pct, c.mem_used_mib, c.mem_total_mib, c.temp_c, c.power_w, strict=True)
-            self.push([_Row(*row) for row in rows])
+        self._push_by_field(c.indices, (c.util_pct, c.mem_used_mib, c.mem_total_mib, c.temp_c, c.power_w))
 
-    def _push_fields(self, util: Fields, used: Fields, total: Fields, temp: Fields, power: Fields) -> None:
+    def _push_by_field(self, indices: Sequence[int], fields: Sequence[Fields]) -> None:
+        """A sample as its GPUs' indices and, per field (util, memory used and total, temperature,
+        power), a value per GPU in that order. The memory column is ``GpuSample.mem_pct`` worked
+        out here (the property's call was a third of reading the row)."""
+        if not indices and not self.indices:
+            return  # no GPU yet (a driver that lists none): no rows, so the first GPUs start with no gaps
+        if list(indices) != self.indices:
+            fields = self._in_column_order(indices, fields)  # a GPU gone from this sample is a gap in its column
+        util, used, total, temp, power = fields
         mem = [None if u is None or not t else 100.0 * u / t for u, t in zip(used, total, strict=True)]
         self.push_values((util, mem, temp, power))
 
@@ -298,18 +275,19 @@ class HostHistory:
             self._roll_up()
             self._n = 0
 
-    def _by_column(self, gpus: Sequence[Sampled]) -> list[Sampled | None]:
-        """The sample's GPUs in column order, None for a column it lacks; a new GPU gets a column
-        (up to :data:`MAX_COLUMNS`); a GPU sent twice is taken as last sent."""
-        for g in gpus:
-            if g.index not in self.gpus and len(self.indices) < MAX_COLUMNS:
-                self._add_column(g.index)
-        out: list[Sampled | None] = [None] * len(self.indices)
+    def _in_column_order(self, indices: Sequence[int], fields: Sequence[Fields]) -> list[list[float | None]]:
+        """Each field's values in column order, None for a column the sample lacks; a new GPU gets a
+        column (up to :data:`MAX_COLUMNS`); a GPU sent twice is taken as last sent."""
+        for index in indices:
+            if index not in self.gpus and len(self.indices) < MAX_COLUMNS:
+                self._add_column(index)
         column = {index: slot for slot, index in enumerate(self.indices)}
-        for g in gpus:
-            slot = column.get(g.index)
+        out: list[list[float | None]] = [[None] * len(self.indices) for _ in fields]
+        for place, index in enumerate(indices):
+            slot = column.get(index)
             if slot is not None:
-                out[slot] = g
+                for values, field in zip(out, fields, strict=True):
+                    values[slot] = field[place]
         return out
 
     def _add_column(self, index: int) -> None:

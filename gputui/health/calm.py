@@ -25,19 +25,38 @@ from typing import cast
 
 from gputui.config import Thresholds
 from gputui.frame_columns import GpuColumns
-from gputui.frames import GpuSample, GpuStatic
+from gputui.frames import Ecc, GpuSample, GpuStatic, RemappedRows, RetiredPages
 
 THERMAL_REASONS = frozenset({"sw_thermal_slowdown", "hw_thermal_slowdown"})
 SLOWDOWN_REASONS = THERMAL_REASONS | {"hw_power_brake", "hw_slowdown"}  # a clock-event reason some rule reports
 NEAR_SHUTDOWN_C = 2  # this close to the shutdown point a thermal alert is critical
 
 
+def calm_parts(
+    lost: bool,
+    field_errors: object,
+    throttle: list[str] | None,
+    ecc: Ecc | None,
+    rows: RemappedRows | None,
+    pages: RetiredPages | None,
+) -> bool:
+    """``calm``'s tests of what changes rarely, on one GPU's parts: not lost, no failed read, no
+    slowdown reason, no uncorrected ECC error, no pending or failed remap or retirement."""
+    if lost or field_errors:
+        return False
+    if throttle and not SLOWDOWN_REASONS.isdisjoint(throttle):
+        return False
+    if ecc is not None and (ecc.volatile_uncorrected or ecc.aggregate_uncorrected):
+        return False
+    if rows is not None and (rows.pending or rows.failure):
+        return False
+    return pages is None or not pages.pending
+
+
 def calm(g: GpuSample, static: GpuStatic | None, th: Thresholds) -> bool:
     """Whether no per-GPU rule but the idle-holding one can find anything on ``g`` (error counters
     climbing aside): a healthy GPU."""
-    if g.lost or g.field_errors:
-        return False
-    if g.throttle and not SLOWDOWN_REASONS.isdisjoint(g.throttle):
+    if not calm_parts(g.lost, g.field_errors, g.throttle, g.ecc, g.remapped_rows, g.retired_pages):
         return False
     temp = g.temp_c
     if static is not None:
@@ -50,14 +69,7 @@ def calm(g: GpuSample, static: GpuStatic | None, th: Thresholds) -> bool:
             if shutdown is not None and temp >= shutdown - NEAR_SHUTDOWN_C:
                 return False
     used, total = g.mem_used_mib, g.mem_total_mib
-    if used is not None and total and 100.0 * used / total >= th.mem_used_pct - th.mem_hysteresis_pct:
-        return False
-    ecc, rows, pages = g.ecc, g.remapped_rows, g.retired_pages
-    if ecc is not None and (ecc.volatile_uncorrected or ecc.aggregate_uncorrected):
-        return False
-    if rows is not None and (rows.pending or rows.failure):
-        return False
-    return pages is None or not pages.pending
+    return not (used is not None and total and 100.0 * used / total >= th.mem_used_pct - th.mem_hysteresis_pct)
 
 
 def hottest_calm_c(statics: Mapping[int, GpuStatic], th: Thresholds) -> float | None:
@@ -96,27 +108,10 @@ def full_at_mib(total: int | None, th: Thresholds) -> float:
     return used
 
 
-def steady_calm(c: GpuColumns) -> bool:
-    """``calm``'s tests of what changes rarely, for every GPU of the columns: none lost, no failed
-    read, no slowdown reason, no uncorrected ECC error, no pending or failed remap or retirement."""
-    if any(c.lost) or any(c.field_errors):
-        return False
-    for reasons in c.throttle:
-        if reasons and not SLOWDOWN_REASONS.isdisjoint(reasons):
-            return False
-    for ecc in c.ecc:
-        if ecc is not None and (ecc.volatile_uncorrected or ecc.aggregate_uncorrected):
-            return False
-    for rows in c.remapped_rows:
-        if rows is not None and (rows.pending or rows.failure):
-            return False
-    return not any(pages is not None and pages.pending for pages in c.retired_pages)
-
-
 class HostCalm:
-    """One host's answer to "is every GPU calm?", kept between passes: its steady part (``steady_calm``
-    and the temperature bound) is worked out again only when one of its columns, the host's limits
-    or the thresholds are not the same objects as the last time."""
+    """One host's answer to "is every GPU calm?", kept between passes: its steady part
+    (``calm_parts`` for each GPU, and the temperature bound) is worked out again only when one of
+    its columns, the host's limits or the thresholds are not the same objects as the last time."""
 
     __slots__ = ("full_at", "hottest", "statics", "steady", "steady_ok", "thresholds")
 
@@ -135,7 +130,7 @@ class HostCalm:
         steady = (c.lost, c.field_errors, c.throttle, c.ecc, c.remapped_rows, c.retired_pages, c.mem_total_mib)
         if steady != self.steady or statics is not self.statics or th is not self.thresholds:
             self.steady, self.statics, self.thresholds = steady, statics, th
-            self.steady_ok = steady_calm(c)
+            self.steady_ok = all(map(calm_parts, c.lost, c.field_errors, c.throttle, c.ecc, c.remapped_rows, c.retired_pages))
             self.hottest = hottest_calm_c(statics, th)
             self.full_at = tuple(full_at_mib(total, th) for total in c.mem_total_mib)
         hottest = self.hottest
