@@ -65,7 +65,7 @@ def apply_second(store: FleetStore, names: list[str], decoders: list[FrameDecode
     columns its decoder made (gputui/sources/base.py, ``AgentLines``), where the version has them
     (bench/paired.py's base may be older)."""
     for name, decoder, frame_line in zip(names, decoders, lines, strict=True):
-        frame = decoder.frame(frame_line)
+        frame = decoder.frame_later(frame_line) if hasattr(decoder, "frame_later") else decoder.frame(frame_line)
         columns = getattr(decoder, "columns", None)
         if columns is None:
             store.apply(name, frame)

@@ -201,7 +201,7 @@ def _snapshot(args: argparse.Namespace) -> int:
 
     asyncio.run(look())
     print(snapshot.render(fleet.store, args.format, None if args.demo else fleet.config.thresholds))
-    return 0 if all(r.sample is not None for r in fleet.store.hosts.values()) else 1
+    return 0 if all(r.has_sample for r in fleet.store.hosts.values()) else 1
 
 
 def no_hosts(path: Path) -> str:

@@ -13,13 +13,14 @@ Made two ways, equal by construction (tests/test_frame_columns.py checks
 them against each other over a demo fleet's frames): from a sample's GPUs
 (:func:`columns_of`: every field read once, for a keyframe or a source
 that sends whole samples), or from the columns before and a delta's changes
-(:func:`columns_after`: only the fields the delta names are read again;
-gputui/frame_decoder.py).
+(:func:`columns_after`: only the fields the delta names are remade, from
+the values it carries; gputui/frame_decoder.py). So a host whose GPUs no
+reader asks for whole never has their models made (gputui/frame_later.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from operator import attrgetter
 from typing import Any, NamedTuple
 
@@ -46,16 +47,20 @@ class GpuColumns(NamedTuple):
     remapped_rows: tuple[Any, ...]
     retired_pages: tuple[Any, ...]
     nvlink: tuple[Any, ...]
+    # Whether each GPU runs any process: what the overview counts as busy, which would otherwise
+    # ask every GPU's process list, a list a delta remakes whenever a process's figures move.
+    running: tuple[bool, ...]
 
 
-# Each column's field of ``GpuSample``, in the columns' order.
-FIELDS = tuple("index" if name == "indices" else name for name in GpuColumns._fields)
-# Where each field a delta can change is (not ``index``: a delta names each GPU by it, never changes it).
-PLACES = {name: place for place, name in enumerate(FIELDS) if name != "index"}
+# Each column's field of ``GpuSample``, in the columns' order (all but the last, ``running``).
+FIELDS = tuple("index" if name == "indices" else name for name in GpuColumns._fields[:-1])
+# Where the value of each field a delta can change goes (not ``index``: a delta names each GPU by
+# it, never changes it), and how a delta's value becomes the column's where it is not as sent.
+PLACES = {name: place for place, name in enumerate(FIELDS) if name != "index"} | {"processes": len(FIELDS)}
+AS_SENT: Mapping[str, Callable[[Any], Any]] = {"lost": bool, "processes": bool}  # ``null``: not lost, none running
 CONTAINER_FIELDS = frozenset(("throttle", "field_errors", "ecc", "remapped_rows", "retired_pages", "nvlink"))
 _EVERY_FIELD = attrgetter(*FIELDS)
-_ONE_FIELD = {name: attrgetter(name) for name in PLACES}
-NO_GPUS = GpuColumns(*((),) * len(FIELDS))
+NO_GPUS = GpuColumns(*((),) * len(GpuColumns._fields))
 
 
 def columns_of(gpus: Sequence[GpuSample], untrack: Untrack | None = None) -> GpuColumns:
@@ -63,23 +68,34 @@ def columns_of(gpus: Sequence[GpuSample], untrack: Untrack | None = None) -> Gpu
     walk when it returns (as the frames they come from are: gputui/frame_untracking.py)."""
     if not gpus:
         return NO_GPUS
-    columns = tuple.__new__(GpuColumns, zip(*map(_EVERY_FIELD, gpus), strict=True))
+    running = tuple(bool(g.processes) for g in gpus)
+    columns = tuple.__new__(GpuColumns, (*zip(*map(_EVERY_FIELD, gpus), strict=True), running))
     return _untracked(columns, CONTAINER_FIELDS, untrack)
 
 
 def columns_after(
-    before: GpuColumns, gpus: Sequence[GpuSample], changed: Iterable[str], untrack: Untrack | None = None
+    before: GpuColumns, updates: Sequence[tuple[int, Mapping[str, Any]]], untrack: Untrack | None = None
 ) -> GpuColumns:
-    """The columns of ``gpus``, which differ from those ``before`` was made of only in the fields
-    named in ``changed`` (names that are not columns are passed over): every other column is
+    """The columns after a delta: ``updates`` is, for each GPU it changes, the GPU's place and its
+    new values by field, as its model will hold them (a container already the shared one the model
+    will hold; names that are not columns are passed over). Every column none of them names is
     ``before``'s own tuple."""
-    remade = PLACES.keys() & changed
-    if not remade:
+    names = PLACES.keys() & set().union(*(update for _, update in updates))
+    if not names:
         return before
+    by_place: list[Mapping[str, Any]] = [{}] * len(before.indices)  # each GPU's changes, none for most
+    for place, update in updates:
+        by_place[place] = update
     columns = list(before)
-    for name in remade:
-        columns[PLACES[name]] = tuple(map(_ONE_FIELD[name], gpus))
-    return _untracked(tuple.__new__(GpuColumns, columns), CONTAINER_FIELDS & remade, untrack)
+    for name in names:
+        column = PLACES[name]
+        pairs = zip(by_place, before[column], strict=True)
+        if name in AS_SENT:
+            convert = AS_SENT[name]
+            columns[column] = tuple([convert(u[name]) if name in u else old for u, old in pairs])
+        else:
+            columns[column] = tuple([u.get(name, old) for u, old in pairs])
+    return _untracked(tuple.__new__(GpuColumns, columns), CONTAINER_FIELDS & names, untrack)
 
 
 def _untracked(columns: GpuColumns, made: Iterable[str], untrack: Untrack | None) -> GpuColumns:

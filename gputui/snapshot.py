@@ -57,12 +57,12 @@ async def _follow(sources: Sequence[Source], store: FleetStore, timeout: float, 
     runner = FleetRunner(sources, store, reconnect=False)  # one look: no retries
     changed = asyncio.Event()
     counts: dict[str, int] = {}
-    last: dict[str, object] = {}
+    last: dict[str, int] = {}
 
     def on_change() -> None:
         for name, r in store.hosts.items():
-            if r.sample is not None and r.sample is not last.get(name):
-                last[name] = r.sample
+            if r.has_sample and r.sample_no != last.get(name):
+                last[name] = r.sample_no
                 counts[name] = counts.get(name, 0) + 1
         changed.set()
 

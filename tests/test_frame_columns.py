@@ -18,7 +18,7 @@ import pytest
 from gputui.agent.changes import ChangeEncoder
 from gputui.agent.sampler import Sampler
 from gputui.fleet.store import FleetStore
-from gputui.frame_columns import FIELDS, columns_of
+from gputui.frame_columns import FIELDS, GpuColumns, columns_of
 from gputui.frame_decoder import FrameDecoder
 from gputui.frames import Sample
 from gputui.protocol import PROTOCOL_VERSION
@@ -28,6 +28,12 @@ from tests.health_data import T0, Clock, Fleet, gpu
 
 def wire(frame: dict[str, Any]) -> str:
     return json.dumps(frame)
+
+
+def expected(sample: Sample) -> GpuColumns:
+    """What each column should hold, read field by field from the sample's GPUs."""
+    fields = [tuple(getattr(g, name) for g in sample.gpus) for name in FIELDS]
+    return GpuColumns._make([*fields, tuple(bool(g.processes) for g in sample.gpus)])
 
 
 @pytest.mark.parametrize("scenario", ["incident", "mixed", "healthy"])
@@ -43,16 +49,15 @@ def test_the_columns_of_every_decoded_sample_are_its_gpus_fields(scenario: str) 
         for _ in range(45):
             clock.t += 1.0
             before = decoder.columns
-            sample = decoder.frame(wire(encoder.encode(sampler.sample())))
-            assert isinstance(sample, Sample)
-            store.apply("node-a", sample, decoder.columns)
-            columns = store.hosts["node-a"].columns
-            assert columns is decoder.columns
+            store.apply("node-a", decoder.frame_later(wire(encoder.encode(sampler.sample()))), decoder.columns)
+            record = store.hosts["node-a"]
+            columns, sample = record.columns, record.sample  # the sample made whole only now
+            assert columns is decoder.columns and isinstance(sample, Sample)
             assert columns == columns_of(sample.gpus)
-            for name, values in zip(FIELDS, columns, strict=True):
-                assert values == tuple(getattr(g, name) for g in sample.gpus), name
+            assert columns == expected(sample)
             if before is not None and not sample.key:
-                remade |= {name for name, old, new in zip(FIELDS, before, columns, strict=True) if old is not new}
+                names = (*FIELDS, "running")
+                remade |= {name for name, old, new in zip(names, before, columns, strict=True) if old is not new}
     finally:
         sim.close()
     assert {"util_pct", "power_w"} <= remade, remade  # the columns a delta changes are made anew
@@ -75,12 +80,13 @@ def test_changes_to_lists_models_and_lost_gpus_reach_the_columns() -> None:
     for seq, change in enumerate(changes, start=2):
         delta = {"type": "delta", "v": PROTOCOL_VERSION, "t": T0 + seq, "seq": seq, "gpus": [change]}
         sample = decoder.frame(wire(delta))
-        assert isinstance(sample, Sample) and decoder.columns == columns_of(sample.gpus), change
+        assert isinstance(sample, Sample) and decoder.columns == columns_of(sample.gpus) == expected(sample), change
     columns = decoder.columns
     assert columns is not None and kept is not None
     assert columns.throttle == (kept.throttle[0], ["hw_slowdown"]) and columns.temp_c == (60, 91)
     assert columns.ecc[1] is not None and columns.ecc[1].volatile_uncorrected == 2
     assert columns.lost == (False, False) and columns.field_errors == ({"temp_c": "Unknown Error"}, None)
+    assert columns.running == (False, kept.running[1])  # GPU 0's processes sent as none
     assert columns.util_pct is kept.util_pct and columns.nvlink is kept.nvlink  # never named: the same tuples
 
 

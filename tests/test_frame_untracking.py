@@ -79,8 +79,16 @@ def test_a_fleet_of_frames_adds_nothing_to_a_collections_walk() -> None:
     # a new GPU and a new process list; none of them may be left for the collector to walk.
     for n, (name, decoder) in enumerate(decoders.items()):
         change = {"index": 3, "util_pct": 50 + n % 50, "process_changes": [{"pid": 103, "gpu_mem_mib": 2000 + n}]}
-        store.apply(name, decoder.frame(line({"type": "delta", "seq": 2, "gpus": [change], "ledger": LEDGER})))
+        store.apply(
+            name, decoder.frame_later(line({"type": "delta", "seq": 2, "gpus": [change], "ledger": LEDGER})), decoder.columns
+        )
     walked = {id(o) for o in gc.get_objects()}  # what a full collection would walk now
+    for record in store.hosts.values():  # each change waits to be made (gputui/frame_later.py), out of the walk too
+        later = record.later
+        assert later is not None
+        pending = later.gpus.pending[3]
+        waiting = [later, later.values, pending, pending["process_changes"], *pending["process_changes"].values()]
+        assert not any(id(part) in walked or gc.is_tracked(part) for part in waiting)
     for n, record in enumerate(store.hosts.values()):
         sample, hello_frame = record.sample, record.hello
         assert isinstance(sample, Sample) and hello_frame is not None
@@ -90,7 +98,10 @@ def test_a_fleet_of_frames_adds_nothing_to_a_collections_walk() -> None:
         assert sample.gpus[2].util_pct == n % 100
         assert sample.ledger is not None and sample.ledger.gpus["2"].holder == "alice"
     for decoder in decoders.values():  # nor what each host's decoder keeps for its next change
-        assert decoder.gpus is not None and not gc.is_tracked(decoder.gpus) and not gc.is_tracked(decoder.places)
+        stream = decoder.stream
+        assert stream is not None
+        kept = [stream, stream.gpus, stream.places, stream.pending, stream.pids, *stream.pids]
+        assert not any(gc.is_tracked(part) for part in kept)
 
 
 def test_frame_models_stay_plain_data() -> None:

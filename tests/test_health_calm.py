@@ -17,12 +17,14 @@ from typing import Any
 
 import pytest
 
+from gputui.agent.changes import ChangeEncoder
 from gputui.config import Thresholds
 from gputui.fleet.store import FleetStore
 from gputui.frame_columns import columns_of
-from gputui.frames import GpuSample, GpuStatic, parse_frame
+from gputui.frame_decoder import FrameDecoder
+from gputui.frames import GpuSample, GpuStatic
 from gputui.health import rules
-from gputui.health.calm import HostCalm, calm, full_at_mib, hottest_calm_c
+from gputui.health.calm import HostCalm, calm, calm_at, full_at_mib, hottest_calm_c
 from gputui.health.engine import HealthEngine
 from gputui.sources.demo_feed import host_names, make_sampler
 from tests.health_data import T0, Clock, gpu
@@ -127,7 +129,8 @@ def test_a_host_called_all_calm_has_no_gpu_a_rule_would_report() -> None:
     says all calm, every GPU is calm and no rule but the idle-holding one speaks; and it says so of
     every host whose GPUs are all calm, but where one is above another's lower limit or does not
     say its memory in use (a fast path that is taken). Asked again of the same columns (its kept
-    answer), it answers the same."""
+    answer), it answers the same. Each GPU's ``calm_at`` (from the host's columns, for a host not
+    all calm) says what ``calm`` says of it."""
     rng = random.Random(17)
     said_calm = calm_hosts = 0
     for _ in range(6_000):
@@ -140,6 +143,7 @@ def test_a_host_called_all_calm_has_no_gpu_a_rule_would_report() -> None:
         verdict = host.all_calm(columns, statics, th)
         assert host.all_calm(columns, statics, th) == verdict
         each = [calm(g, statics.get(g.index), th) for g in gpus]
+        assert each == [calm_at(columns, place, statics.get(g.index), th) for place, g in enumerate(gpus)]  # by column, the same
         if verdict:
             said_calm += 1
             assert all(each), (gpus, statics, th)
@@ -177,14 +181,16 @@ def test_the_host_bounds_agree_with_calm_at_every_whole_value() -> None:
 def test_the_engine_alerts_the_same_with_and_without_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
     """A demo fleet (healthy, mixed and incident hosts: idle GPUs holding memory, hot and throttled
     ones, ECC errors, XIDs) judged for 30 s by two engines, one of which judges every GPU with every
-    rule: the alerts, titles and evidence included, are the same each second."""
+    rule: the alerts, titles and evidence included, are the same each second. The hosts send changes,
+    as the demo's do, so the fast engine sees GPUs made only when it reads them (gputui/frame_later.py)."""
     names = host_names(48)
     samplers = [make_sampler("fleet", 0, 8, i, name) for i, name in enumerate(names)]
+    encoders, decoders = [ChangeEncoder(30) for _ in names], [FrameDecoder() for _ in names]
     mono, wall = Clock(1000.0), Clock(T0)
     store = FleetStore(clock=mono)
-    for name, sampler in zip(names, samplers, strict=True):
+    for name, sampler, encoder, decoder in zip(names, samplers, encoders, decoders, strict=True):
         store.add_host(name)
-        store.apply(name, parse_frame(json.dumps(sampler.hello(1.0))))
+        store.apply(name, decoder.frame_later(json.dumps(encoder.hello(sampler.hello(1.0)))))
     th = Thresholds(idle_holding_minutes=0.25)  # idle GPUs turn idle-holding within the run
     fast, every_rule = HealthEngine(th, clock=wall), HealthEngine(th, clock=wall)
     all_calm = HostCalm.all_calm
@@ -199,12 +205,14 @@ def test_the_engine_alerts_the_same_with_and_without_the_fast_path(monkeypatch: 
     for _ in range(30):
         mono.t += 1.0
         wall.t += 1.0
-        for name, sampler in zip(names, samplers, strict=True):
-            store.apply(name, parse_frame(json.dumps(sampler.sample())))
+        for name, sampler, encoder, decoder in zip(names, samplers, encoders, decoders, strict=True):
+            store.apply(name, decoder.frame_later(json.dumps(encoder.encode(sampler.sample()))), decoder.columns)
         monkeypatch.setattr(rules, "calm", calm)
+        monkeypatch.setattr(rules, "calm_at", calm_at)
         monkeypatch.setattr(HostCalm, "all_calm", counted)
         alerts = fast.evaluate(store)
         monkeypatch.setattr(rules, "calm", lambda *_: False)
+        monkeypatch.setattr(rules, "calm_at", lambda *_: False)
         monkeypatch.setattr(HostCalm, "all_calm", lambda *_: False)
         assert every_rule.evaluate(store) == alerts
         seen |= {a.rule for a in alerts}

@@ -322,6 +322,20 @@ def test_idle_holding_from_history_is_a_warning() -> None:
     assert alert.evidence["basis"].startswith("history")
 
 
+def test_idle_memory_held_with_no_process_listed_is_idle_holding_and_freed_memory_is_not() -> None:
+    """Memory held by what the host cannot list (a process in another namespace) is held all the
+    same; a GPU idle with its memory freed holds nothing."""
+    fleet = Fleet(interval=10.0, idle_holding_minutes=15)
+    engine = fleet.engine(hold_s=0)
+    for _ in range(90):
+        fleet.sample(
+            gpu(util_pct=0, mem_used_mib=31232, processes=[]), gpu(1, util_pct=0, mem_used_mib=3, processes=[]), step=10.0
+        )
+    alert = one(engine.evaluate(fleet.store), "idle-holding")
+    assert alert.gpu == 0 and alert.severity is Severity.WARNING
+    assert alert.evidence["processes"] == "none listed" and alert.evidence["memory held"] == "31,232 MiB"
+
+
 def test_idle_holding_from_process_age_is_information_with_its_basis() -> None:
     fleet = Fleet(idle_holding_minutes=15)
     engine = fleet.engine(hold_s=0)

@@ -16,6 +16,7 @@ from enum import StrEnum
 
 from gputui.fleet.history import FINE_SAMPLES, GpuHistory, HostHistory
 from gputui.frame_columns import NO_GPUS, GpuColumns, columns_of
+from gputui.frame_later import Later
 from gputui.frame_untracking import untrack_frame, untracker
 from gputui.frames import ErrorFrame, GpuSample, GpuStatic, Hello, Result, Sample, XidEvent
 from gputui.slurm.model import SlurmView
@@ -39,9 +40,12 @@ class HostRecord:
     tags: tuple[str, ...] = ()
     group: str | None = None
     hello: Hello | None = None
-    sample: Sample | None = None
+    # The last sample as made (``sample``), or a delta's still to be made when first asked for
+    # (gputui/frame_later.py): one of the two, or neither before the first.
+    made: Sample | None = None
+    later: Later | None = None
     # The last sample's GPUs by field (gputui/frame_columns.py): what the readers that go over every
-    # host each second read, in place of every GPU whole. Set with ``sample``, always with it.
+    # host each second read, in place of every GPU whole. Set with the sample, always with it.
     columns: GpuColumns = NO_GPUS
     # The store's number of this sample (0: none yet). Readers that only need to know whether a
     # host sent a new sample remember this, not the sample: holding it kept every host's sample
@@ -64,6 +68,29 @@ class HostRecord:
     # rules for every GPU they judge, and a walk of the hello's list each time was a tenth of a line.
     statics: dict[int, GpuStatic] = field(default_factory=dict)
     events: deque[XidEvent] = field(default_factory=lambda: deque(maxlen=MAX_EVENTS))  # oldest first
+
+    @property
+    def sample(self) -> Sample | None:
+        """The last sample, whole (its GPUs' models made now if they were not yet)."""
+        later = self.later
+        if later is not None:
+            self.made, self.later = later.sample(), None
+        return self.made
+
+    @property
+    def has_sample(self) -> bool:
+        """Whether the host sent a sample yet, without making one."""
+        return self.later is not None or self.made is not None
+
+    def gpu_at(self, place: int) -> GpuSample:
+        """The last sample's GPU at ``place`` (in ``columns``' order), made alone if need be: for a
+        reader that wants one GPU of a host it otherwise reads by column."""
+        later = self.later
+        if later is not None:
+            return later.gpu(place)
+        if self.made is None:
+            raise IndexError(f"{self.name} sent no sample")
+        return self.made.gpus[place]
 
     @property
     def history(self) -> dict[int, GpuHistory]:
@@ -96,13 +123,15 @@ class HostRecord:
         return self.statics.get(index)
 
     def gpus(self) -> list[GpuSample]:
-        return list(self.sample.gpus) if self.sample else []
+        sample = self.sample
+        return list(sample.gpus) if sample else []
 
     @property
     def last_gpus(self) -> Sequence[GpuSample]:
-        """The last sample's GPUs as it holds them, not copied (``gpus()`` copies): for readers
-        that go over every host each pass or refresh and change nothing."""
-        return self.sample.gpus if self.sample is not None else ()
+        """The last sample's GPUs as it holds them, not copied (``gpus()`` copies), every one made:
+        a reader that goes over every host each second reads ``columns`` instead."""
+        sample = self.sample
+        return sample.gpus if sample is not None else ()
 
 
 class FleetStore:
@@ -167,9 +196,10 @@ class FleetStore:
         self.touched.clear()
         self._changed()
 
-    def apply(self, name: str, frame: Hello | Sample | ErrorFrame | Result, columns: GpuColumns | None = None, /) -> None:
-        """``columns``: a sample's GPUs by field where its source made them (a host's decoder);
-        made here from its GPUs where not. Passed over for any other frame."""
+    def apply(self, name: str, frame: Hello | Sample | Later | ErrorFrame | Result, columns: GpuColumns | None = None, /) -> None:
+        """``columns``: a sample's GPUs by field where its source made them (a host's decoder,
+        always with a :class:`Later`); made here from its GPUs where not. Passed over for any
+        other frame."""
         record = self.hosts[name]
         now = self.clock()
         record.last_frame_at = now
@@ -182,10 +212,15 @@ class FleetStore:
             record.failed_hop = None
             if record.connecting_since is not None:
                 record.hello_after_s = now - record.connecting_since
-        elif isinstance(frame, Sample):
-            self._keep(frame)
-            record.sample = frame
-            record.columns = columns if columns is not None else columns_of(frame.gpus, self.untrack)
+        elif isinstance(frame, (Sample, Later)):
+            if isinstance(frame, Later):  # its decoder keeps what it makes out of the walk
+                if columns is None:
+                    raise ValueError(f"{name}: a sample to be made later came without its columns")
+                record.made, record.later, record.columns = None, frame, columns
+            else:
+                self._keep(frame)
+                record.made, record.later = frame, None
+                record.columns = columns if columns is not None else columns_of(frame.gpus, self.untrack)
             self.samples += 1
             record.sample_no = self.samples
             self._remember(record)

@@ -58,7 +58,28 @@ def calm(g: GpuSample, static: GpuStatic | None, th: Thresholds) -> bool:
     climbing aside): a healthy GPU."""
     if not calm_parts(g.lost, g.field_errors, g.throttle, g.ecc, g.remapped_rows, g.retired_pages):
         return False
-    temp = g.temp_c
+    return calm_figures(g.temp_c, g.mem_used_mib, g.mem_total_mib, static, th)
+
+
+def calm_at(c: GpuColumns, place: int, static: GpuStatic | None, th: Thresholds) -> bool:
+    """``calm`` for the GPU at ``place`` of a host's columns, its model not made for it: what a host
+    not all calm asks of each GPU, so that only those a rule may speak of are made whole."""
+    parts = (
+        c.lost[place],
+        c.field_errors[place],
+        c.throttle[place],
+        c.ecc[place],
+        c.remapped_rows[place],
+        c.retired_pages[place],
+    )
+    if not calm_parts(*parts):
+        return False
+    return calm_figures(c.temp_c[place], c.mem_used_mib[place], c.mem_total_mib[place], static, th)
+
+
+def calm_figures(temp: int | None, used: int | None, total: int | None, static: GpuStatic | None, th: Thresholds) -> bool:
+    """``calm``'s tests of what moves every second: temperature against the GPU's own limits (not
+    lost), memory in use below the threshold."""
     if static is not None:
         if static.lost:
             return False
@@ -68,7 +89,6 @@ def calm(g: GpuSample, static: GpuStatic | None, th: Thresholds) -> bool:
                 return False
             if shutdown is not None and temp >= shutdown - NEAR_SHUTDOWN_C:
                 return False
-    used, total = g.mem_used_mib, g.mem_total_mib
     return not (used is not None and total and 100.0 * used / total >= th.mem_used_pct - th.mem_hysteresis_pct)
 
 

@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
         alerts = engine.evaluate(store)
     except Exception as exc:  # a monitoring plugin that crashes must still say UNKNOWN, not page as OK
         return _unknown(args.check_format, f"check failed: {type(exc).__name__}: {exc}")
-    unreachable = [name for name, r in store.hosts.items() if r.sample is None]
+    unreachable = [name for name, r in store.hosts.items() if not r.has_sample]
     fleet_state = fleet_json(store, thresholds.idle_holding_minutes * 60)
     outcome = Outcome(alerts, len(store.hosts), unreachable, time.time(), fleet_state)
     if args.notify:

@@ -135,8 +135,7 @@ class HealthEngine:
             memory = self._hosts[name] = _HostMemory()
             if self.untrack is not None:  # lives as long as the host, and refers to nothing that refers back to it
                 self.untrack(id(memory.calm))
-        sample = record.sample
-        if sample is None or record.sample_no == memory.sample_no:
+        if not record.has_sample or record.sample_no == memory.sample_no:
             return memory
         memory.sample_no = record.sample_no
         c = record.columns
@@ -145,7 +144,7 @@ class HealthEngine:
             return memory  # every GPU's parts as the last time (below): nothing new to count
         memory.counted_from = counted_from
         read_from = memory.read_from
-        for g in sample.gpus:
+        for g in record.last_gpus:  # made whole: a counter's value moved, or the GPUs did
             parts = counter_parts(g)
             if read_from.get(g.index) == parts:
                 continue  # the same objects, mostly (frames share equal counters): nothing new to count
@@ -169,7 +168,7 @@ class HealthEngine:
         memory = self._hosts.get(record.name)  # not a default made for every host on every pass
         jobs = {}
         if slurm is not None:
-            jobs = {g.index: job.label() for g in record.gpus() if (job := slurm.job_on(record.name, g.index)) is not None}
+            jobs = {i: job.label() for i in record.columns.indices if (job := slurm.job_on(record.name, i)) is not None}
         if plain is not None and not record.events and (memory is None or not memory.rises) and not jobs:
             return plain
         xids, last_xid = self._xids(record, now)

@@ -39,7 +39,7 @@ def cell(text: str) -> str:
 def summary_line(store: FleetStore, alerts: Sequence[Alert]) -> str:
     counts = Counter(a.severity for a in alerts)
     hosts = {a.host for a in alerts}
-    no_data = sum(1 for r in store.hosts.values() if r.sample is None)
+    no_data = sum(1 for r in store.hosts.values() if not r.has_sample)
     parts = [f"{counts.get(s, 0)} {s.word}" for s in sorted(Severity, reverse=True)]
     line = f"{', '.join(parts)} on {len(hosts)} of {plural(len(store.hosts), 'host')}"
     return line + (f"; {no_data} without data" if no_data else "")

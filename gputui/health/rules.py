@@ -18,10 +18,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from gputui.config import Thresholds
-from gputui.fleet.allocation import IDLE_UTIL_PCT
+from gputui.fleet.allocation import FREE_MEM_MIB, IDLE_UTIL_PCT
 from gputui.fleet.store import HostRecord, HostState
+from gputui.frame_columns import GpuColumns
 from gputui.frames import GpuSample, GpuStatic, XidEvent
-from gputui.health.calm import NEAR_SHUTDOWN_C, THERMAL_REASONS, calm
+from gputui.health.calm import NEAR_SHUTDOWN_C, THERMAL_REASONS, calm, calm_at
 from gputui.health.finding import Context, Finding
 from gputui.health.idle import idle_holding
 from gputui.health.model import Severity
@@ -72,18 +73,13 @@ def host_findings(record: HostRecord, ctx: Context, state: HostState | None = No
     if state is None:
         state = record.state(ctx.mono_now)
     out = host_state(record, state, ctx)
-    gpus = record.last_gpus
     if ctx.xids:
-        out += xid_findings(ctx.xids, {g.index for g in gpus if g.lost}, ctx.now)
+        c = record.columns
+        out += xid_findings(ctx.xids, {index for index, lost in zip(c.indices, c.lost, strict=True) if lost}, ctx.now)
     if state is HostState.LIVE:
-        if all_calm and not ctx.climbs:
-            out += idle_findings(record, ctx)
-        else:
-            statics = record.statics
-            for g in gpus:
-                out += gpu_findings(g, record, statics, ctx)
+        out += idle_findings(record, ctx) if all_calm and not ctx.climbs else each_gpu_findings(record, ctx)
         if False in record.columns.persistence_mode:
-            persistence = persistence_off(gpus)
+            persistence = persistence_off(record.columns)
             if persistence is not None:
                 out.append(persistence)
     return out
@@ -91,16 +87,44 @@ def host_findings(record: HostRecord, ctx: Context, state: HostState | None = No
 
 def idle_findings(record: HostRecord, ctx: Context) -> list[Finding]:
     """What ``gpu_findings`` finds on a host whose GPUs are all calm and whose counters did not climb:
-    the idle-holding findings, asked only of the GPUs idle enough for one (its first test)."""
+    the idle-holding findings, asked only of the GPUs that may be holding idle."""
+    c = record.columns
+    found = (idle_finding(record, place, ctx) for place in range(len(c.indices)) if may_hold_idle(c, place))
+    return [f for f in found if f is not None]
+
+
+def each_gpu_findings(record: HostRecord, ctx: Context) -> list[Finding]:
+    """``gpu_findings`` for each GPU of a host not all calm. A GPU calm by its columns (most GPUs
+    even of such a host) is asked only what ``gpu_findings`` asks a calm one, and made whole only
+    for the idle-holding rule; any other is made whole and judged by every rule."""
     out = []
-    gpus = record.last_gpus
-    for place, util in enumerate(record.columns.util_pct):
-        if util is not None and util <= IDLE_UTIL_PCT:
-            g = gpus[place]
-            found = idle_holding(g, record.history.get(g.index), ctx.thresholds, ctx.now, ctx.jobs.get(g.index))
+    c, statics, th = record.columns, record.statics, ctx.thresholds
+    for place, index in enumerate(c.indices):
+        if not calm_at(c, place, statics.get(index), th):
+            out += gpu_findings(record.gpu_at(place), record, statics, ctx)
+            continue
+        if may_hold_idle(c, place):
+            found = idle_finding(record, place, ctx)
             if found is not None:
                 out.append(found)
+        out += climbing(index, ctx)
     return out
+
+
+def may_hold_idle(c: GpuColumns, place: int) -> bool:
+    """Whether the idle-holding rule may speak of the GPU at ``place``, by its columns: it is idle and
+    holds something (processes, or memory), as ``allocation`` asks before it reads any history. Any
+    other GPU it passes over, lost, busy, free or without utilisation to judge by."""
+    util = c.util_pct[place]
+    if util is None or util > IDLE_UTIL_PCT or c.lost[place]:
+        return False
+    return c.running[place] or (c.mem_used_mib[place] or 0) >= FREE_MEM_MIB
+
+
+def idle_finding(record: HostRecord, place: int, ctx: Context) -> Finding | None:
+    """The idle-holding rule on the GPU at ``place``, made alone, not with the host's every GPU."""
+    g = record.gpu_at(place)
+    return idle_holding(g, record.history.get(g.index), ctx.thresholds, ctx.now, ctx.jobs.get(g.index))
 
 
 def host_state(record: HostRecord, state: HostState, ctx: Context) -> list[Finding]:
@@ -163,9 +187,9 @@ def xid_findings(events: Sequence[XidEvent], lost: set[int], now: float) -> list
     return out
 
 
-def persistence_off(gpus: Sequence[GpuSample]) -> Finding | None:
+def persistence_off(columns: GpuColumns) -> Finding | None:
     """Persistence mode off, said once per host: it is a host setting more than a GPU's."""
-    off = [g.index for g in gpus if g.persistence_mode is False]
+    off = [index for index, mode in zip(columns.indices, columns.persistence_mode, strict=True) if mode is False]
     if not off:
         return None
     return Finding(

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from gputui.frame_columns import GpuColumns
 from gputui.frame_decoder import FrameDecoder
+from gputui.frame_later import Later
 from gputui.frames import Frame
 from gputui.transport.base import Link, LinkError, PushLink
 
@@ -49,9 +50,11 @@ class LineTap(Protocol):
 class Take(Protocol):
     """Where a source hands each whole frame (the store's ``apply`` for its host). ``columns``: a
     sample's GPUs by field, where the source has them made already (a host's decoder does, at a
-    fraction of the cost: gputui/frame_columns.py); the store makes them where it has none."""
+    fraction of the cost: gputui/frame_columns.py); the store makes them where it has none. A
+    decoder hands a delta's sample on as a :class:`Later`, always with its columns: its GPUs are
+    made when read, and only while it is the host's last (gputui/frame_later.py)."""
 
-    def __call__(self, frame: Frame, columns: GpuColumns | None = None, /) -> None: ...
+    def __call__(self, frame: Frame | Later, columns: GpuColumns | None = None, /) -> None: ...
 
 
 class Source(Protocol):
@@ -86,8 +89,8 @@ class AgentLines:
 
     async def follow(self, raw: LineTap, take: Take) -> None:
         """Whole frames: an agent that sends changes (``--changes``) is decoded here, per
-        connection, so the store sees ordinary samples from either kind of agent, each with its
-        columns as the decoder made them. A link that pushes its lines (:class:`PushLink`) has
+        connection, so the store sees ordinary samples from either kind of agent (a delta's made
+        when first read), each with its columns as the decoder made them. A link that pushes its lines (:class:`PushLink`) has
         them decoded and taken in its reader's turn."""
         decoder = FrameDecoder()
         link = self.link
@@ -95,13 +98,13 @@ class AgentLines:
 
             def pushed(line: bytes) -> None:
                 raw(line)
-                take(decoder.frame(line), decoder.columns)
+                take(decoder.frame_later(line), decoder.columns)
 
             await link.push_lines(pushed)
             return
         async for line in link.lines():
             raw(line)
-            take(decoder.frame(line), decoder.columns)
+            take(decoder.frame_later(line), decoder.columns)
 
     async def send(self, command: dict[str, object]) -> None:
         await self.link.send(command)

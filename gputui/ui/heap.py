@@ -136,4 +136,4 @@ def waiting(record: HostRecord, now: float) -> bool:
     without their history: 963 hosts' (about 79,000 objects), walked by every full collection
     after, 54 ms each. Only a host that is down is not waited for (the deadline still holds)."""
     state = record.state(now)
-    return state is HostState.CONNECTING or (state is not HostState.DOWN and record.sample is None)
+    return state is HostState.CONNECTING or (state is not HostState.DOWN and not record.has_sample)

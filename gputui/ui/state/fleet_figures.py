@@ -23,7 +23,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass, replace
 
-from gputui.fleet.allocation import in_use_count
+from gputui.fleet.allocation import NO_PROCESS_LIST, in_use_count
 from gputui.fleet.store import FleetStore, HostRecord, HostState
 from gputui.frame_untracking import untracker
 from gputui.frames import Hello
@@ -173,8 +173,10 @@ class FleetFigures:
             return replace(old, state=state, deadline=deadline)  # its GPUs as counted: only its state moved
         hello = record.hello
         source = hello.source if hello else None
-        gpus = record.last_gpus
+        columns = record.columns  # not the GPUs: a host's are made only when a reader wants them whole
         said = len(hello.gpus) if hello else 0
-        busy = in_use_count(gpus, source)
-        lost = len([g for g in gpus if g.lost])
-        return _HostPart(record.sample_no, hello, state, deadline, len(gpus), busy, lost, len(gpus) or said)
+        count = len(columns.indices)
+        # Where processes are not listed, judged by holder and memory: such a source's GPUs are whole already.
+        busy = in_use_count(record.last_gpus, source) if source in NO_PROCESS_LIST else columns.running.count(True)
+        lost = columns.lost.count(True)
+        return _HostPart(record.sample_no, hello, state, deadline, count, busy, lost, count or said)

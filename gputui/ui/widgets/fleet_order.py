@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from gputui.fleet.store import FleetStore, HostRecord, HostState
+from gputui.frame_columns import GpuColumns
 from gputui.health.model import Severity
 
 SORTS = ("name", "state", "util", "temp", "mem")
@@ -50,13 +51,20 @@ def sort_key(sort: str, now: float, alerts: Mapping[str, Severity] | None = None
     if sort == "state":
         worst = alerts or {}
         return lambda r: (min(STATE_RANK[r.state(now)], ALERT_RANK.get(worst.get(r.name, Severity.INFO), 5)), r.name)
+    # By the hosts' columns (gputui/frame_columns.py), not their GPUs: a sort reads every host.
     if sort == "util":
-        return lambda r: (-_mean([g.util_pct for g in r.gpus() if g.util_pct is not None]), r.name)
+        return lambda r: (-_mean([u for u in r.columns.util_pct if u is not None]), r.name)
     if sort == "temp":
-        return lambda r: (-max((g.temp_c for g in r.gpus() if g.temp_c is not None), default=-1), r.name)
+        return lambda r: (-max((t for t in r.columns.temp_c if t is not None), default=-1), r.name)
     if sort == "mem":
-        return lambda r: (-_mean([g.mem_pct for g in r.gpus() if g.mem_pct is not None]), r.name)
+        return lambda r: (-_mean(_mem_pcts(r.columns)), r.name)
     return lambda r: (r.name,)
+
+
+def _mem_pcts(columns: GpuColumns) -> list[float]:
+    """Each GPU's memory in use, in per cent, where it says both figures (``GpuSample.mem_pct``)."""
+    pairs = zip(columns.mem_used_mib, columns.mem_total_mib, strict=True)
+    return [100.0 * used / total for used, total in pairs if used is not None and total]
 
 
 def arrange(
