@@ -47,6 +47,7 @@ class GpuColumns(NamedTuple):
     remapped_rows: tuple[Any, ...]
     retired_pages: tuple[Any, ...]
     nvlink: tuple[Any, ...]
+    power_limit_w: tuple[float | None, ...]  # the overview's power cells are a share of it
     # Whether each GPU runs any process: what the overview counts as busy, which would otherwise
     # ask every GPU's process list, a list a delta remakes whenever a process's figures move.
     running: tuple[bool, ...]

@@ -42,20 +42,14 @@ class FrameDecoder:
     def __init__(self, untrack: Untrack | None = None) -> None:
         """``untrack``: CPython's ``PyObject_GC_UnTrack`` (the process's one by default; None where
         there is none): a delta's new objects are taken out of the collector's walk with it."""
-        # The stream's GPUs since its keyframe (None: waiting for one). A list the store already
-        # holds and a dict of plain numbers: a dict of the GPUs themselves, made anew at each
-        # host's keyframe and changed by every delta, was a tracked object per host that every
-        # full collection walked.
+        # The stream's GPUs since its keyframe, with each GPU's changes not yet made into its model
+        # (None: waiting for a keyframe). Out of the collector's walk, all of it: kept per host for
+        # as long as it is connected, it would be walked by every full collection.
         self.stream: StreamGpus | None = None
         # The last sample's GPUs by field (gputui/frame_columns.py), for the store: a delta
         # remakes only the columns it changes. None while ``stream`` is.
         self.columns: GpuColumns | None = None
         self.untrack = untrack if untrack is not None else process_untracker()
-
-    @property
-    def seq(self) -> int:
-        """The last sample's number (0: none since the last keyframe)."""
-        return self.stream.seq if self.stream is not None else 0
 
     def frame(self, line: bytes | str) -> Hello | Sample | ErrorFrame | Result:
         """One line of the host's stream to a whole frame (:func:`parse_line`, then :meth:`decode`)."""

@@ -32,7 +32,7 @@ from typing import Any
 
 from gputui.frame_sharing import built, shared_names
 from gputui.frame_untracking import Untrack, is_tracked, untrack_frame, untrack_shell
-from gputui.frames import FrameError, GpuSample, ProcessInfo, Sample
+from gputui.frames import FrameError, GpuSample, LedgerSummary, ProcessInfo, Sample, XidEvent
 
 # Where, in a GPU's pending changes, its processes' changes are kept: by pid, merged.
 PROCESS_CHANGES = "process_changes"
@@ -47,11 +47,12 @@ class StreamGpus:
         self.gpus = list(gpus)  # its own list: a sample handed on keeps the list it was made with
         self.places = {g.index: place for place, g in enumerate(gpus)}
         self.pending: dict[int, dict[str, Any]] = {}  # by place: changed fields, PROCESS_CHANGES by pid
-        self.pids = [{p.pid for p in g.processes} for g in gpus]  # by place: what a process change may name
+        # By place, the pids a process change may name: tuples of numbers, which need no walk.
+        self.pids = [tuple(p.pid for p in g.processes) for g in gpus]
         self.seq = seq
         self.untrack = untrack
         if untrack is not None:  # as long-lived as the host's connection, and holding no cycle
-            for part in (self, self.gpus, self.places, self.pending, self.pids, *self.pids):
+            for part in (self, self.gpus, self.places, self.pending, self.pids):
                 untrack(id(part))
 
     def check(self, place: int, update: dict[str, Any], changes: list[dict[str, Any]] | None, seq: int) -> None:
@@ -78,9 +79,7 @@ class StreamGpus:
         pending.update(update)
         if "processes" in update:
             pending.pop(PROCESS_CHANGES, None)  # the whole list sent: earlier changes are in it
-            self.pids[place] = pids = {p.pid for p in update["processes"]}
-            if untrack is not None:
-                untrack(id(pids))
+            self.pids[place] = tuple(p.pid for p in update["processes"])
         elif changes:
             merged = pending.get(PROCESS_CHANGES)
             if merged is None:
@@ -166,9 +165,14 @@ class Later:
         self.made: Sample | None = None
 
     @property
-    def events(self) -> list[Any]:
-        events: list[Any] = self.values["events"]
+    def events(self) -> list[XidEvent]:
+        events: list[XidEvent] = self.values["events"]
         return events
+
+    @property
+    def ledger(self) -> LedgerSummary | None:
+        ledger: LedgerSummary | None = self.values["ledger"]
+        return ledger
 
     def _current(self) -> StreamGpus:
         if self.gpus.seq != self.seq:

@@ -100,7 +100,7 @@ def test_a_fleet_of_frames_adds_nothing_to_a_collections_walk() -> None:
     for decoder in decoders.values():  # nor what each host's decoder keeps for its next change
         stream = decoder.stream
         assert stream is not None
-        kept = [stream, stream.gpus, stream.places, stream.pending, stream.pids, *stream.pids]
+        kept = [stream, stream.gpus, stream.places, stream.pending, stream.pids]
         assert not any(gc.is_tracked(part) for part in kept)
 
 

@@ -181,7 +181,7 @@ async def test_on_the_console_the_dialog_and_the_audit_screen_draw_only_ascii(tm
 def record_with(ledger: dict[str, Any] | None) -> Any:
     """A host record whose latest sample carries ``ledger``, through the frame model."""
     summary = None if ledger is None else LedgerSummary.model_validate(ledger)
-    return SimpleNamespace(sample=SimpleNamespace(ledger=summary, gpus=[]), name="gt-a")
+    return SimpleNamespace(ledger=summary, sample=SimpleNamespace(ledger=summary, gpus=[]), name="gt-a")
 
 
 def test_ledger_words_override_the_state_but_keep_what_runs() -> None:

@@ -151,7 +151,7 @@ NO_LEDGER = Ledger({}, None)
 
 def ledger_of(record: HostRecord) -> Ledger:
     """The ledger of the latest sample; empty when the host holds nothing (or sent none)."""
-    summary = record.sample.ledger if record.sample is not None else None
+    summary = record.ledger
     if summary is None:
         return NO_LEDGER
     gpus = {

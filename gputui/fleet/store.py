@@ -18,7 +18,7 @@ from gputui.fleet.history import FINE_SAMPLES, GpuHistory, HostHistory
 from gputui.frame_columns import NO_GPUS, GpuColumns, columns_of
 from gputui.frame_later import Later
 from gputui.frame_untracking import untrack_frame, untracker
-from gputui.frames import ErrorFrame, GpuSample, GpuStatic, Hello, Result, Sample, XidEvent
+from gputui.frames import ErrorFrame, GpuSample, GpuStatic, Hello, LedgerSummary, Result, Sample, XidEvent
 from gputui.slurm.model import SlurmView
 
 STALE_AFTER_INTERVALS = 3
@@ -76,6 +76,14 @@ class HostRecord:
         if later is not None:
             self.made, self.later = later.sample(), None
         return self.made
+
+    @property
+    def ledger(self) -> LedgerSummary | None:
+        """The ledger the last sample carries, without making its GPUs."""
+        later = self.later
+        if later is not None:
+            return later.ledger
+        return self.made.ledger if self.made is not None else None
 
     @property
     def has_sample(self) -> bool:

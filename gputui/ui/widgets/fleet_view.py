@@ -26,7 +26,7 @@ made of such a turn and a few ordinary ones.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Self
 
 from rich.segment import Segment
@@ -39,9 +39,9 @@ from textual.scroll_view import ScrollView
 from textual.scrollbar import ScrollBarRender
 from textual.strip import Strip
 
-from gputui.fleet.allocation import in_use
+from gputui.fleet.allocation import NO_PROCESS_LIST, in_use
 from gputui.fleet.store import FleetStore, HostRecord, HostState
-from gputui.frames import GpuSample
+from gputui.frame_columns import GpuColumns
 from gputui.health.model import Severity
 from gputui.render import age_words
 from gputui.ui.panels.allocation import ledger_of
@@ -262,41 +262,37 @@ class FleetView(ScrollView, can_focus=True):
             (f"{cols.state_word(state, reduced):<{cols.state_w}}", state_style),
             (f"{age_words(r.age_s(now)):>{cols.age_w}}{' ' * cols.gap}", pal.dim),
         ]
-        gpus = r.last_gpus
-        if state in (HostState.DOWN, HostState.CONNECTING) and not gpus:
+        c = r.columns  # the line is drawn from the host's columns: no GPU's model is made for it
+        if state in (HostState.DOWN, HostState.CONNECTING) and not c.indices:
             segs.append(((r.error or "waiting for the first frame")[:100], state_style))
             return segs
         # Old data is drawn without colour: the numbers must not look live.
         stale = state is not HostState.LIVE
         metric, statics = self.metric, r.statics
-        for g in gpus:
-            text, style = cell(metric, g, statics.get(g.index), ramp, stale)
-            segs.append((text, style))
-        segs.append((" " * ((self.gpu_columns - len(gpus)) * CELL_W + 1), None))
-        segs.extend(self._summary(r, gpus, pal))
+        for place, index in enumerate(c.indices):
+            segs.append(cell(metric, c, place, statics.get(index), ramp, stale))
+        segs.append((" " * ((self.gpu_columns - len(c.indices)) * CELL_W + 1), None))
+        segs.extend(self._summary(r, c, pal))
         if r.error and state is not HostState.LIVE:
             segs.append((f"  {r.error[:80]}", pal.warn))
         return segs
 
-    def _summary(self, r: HostRecord, every: Sequence[GpuSample], pal: Palette) -> list[Piece]:
-        """The line's figures from ``every`` GPU of the host's last sample, in one walk of them."""
+    def _summary(self, r: HostRecord, c: GpuColumns, pal: Palette) -> list[Piece]:
+        """The line's figures from the host's columns: every GPU of its last sample."""
         source = r.hello.source if r.hello else None
-        busy = used = total = lost = 0
-        temps: list[int] = []
-        power: list[float] = []
-        for g in every:
-            if g.lost:
-                lost += 1
-                continue
-            busy += in_use(g, source)
-            used += g.mem_used_mib or 0
-            total += g.mem_total_mib or 0
-            if g.temp_c is not None:
-                temps.append(g.temp_c)
-            if g.power_w is not None:
-                power.append(g.power_w)
+        found = [place for place, lost in enumerate(c.lost) if not lost]
+        lost = len(c.indices) - len(found)
+        if source in NO_PROCESS_LIST:  # judged by holder and memory: such a source's GPUs are whole already
+            gpus = r.last_gpus
+            busy = sum(in_use(gpus[place], source) for place in found)
+        else:
+            busy = sum(c.running[place] for place in found)
+        used = sum(c.mem_used_mib[place] or 0 for place in found)
+        total = sum(c.mem_total_mib[place] or 0 for place in found)
+        temps = [t for place in found if (t := c.temp_c[place]) is not None]
+        power = [w for place in found if (w := c.power_w[place]) is not None]
         hottest = (f"{f'{max(temps)}{self.deg}':>6} " if temps else "   N/A ", pal.text)
-        segs: list[Piece] = [(f"{busy:>2}/{len(every):<2} ", pal.text)]
+        segs: list[Piece] = [(f"{busy:>2}/{len(c.indices):<2} ", pal.text)]
         if self.columns.narrow:  # memory and power: the heat map's m shows them per GPU
             segs.append(hottest)
         else:
@@ -319,7 +315,7 @@ class FleetView(ScrollView, can_focus=True):
 
     def held_words(self, r: HostRecord) -> str:
         """What the host's ledger holds, in a few words; worked out again only when its version moves."""
-        ledger = r.sample.ledger if r.sample is not None else None
+        ledger = r.ledger
         if ledger is None:
             return ""
         key = (ledger.version, ledger.error) if ledger.version is not None else ledger

@@ -14,7 +14,8 @@ from rich.style import Style
 from textual.app import App
 from textual.color import Color
 
-from gputui.frames import GpuSample, GpuStatic
+from gputui.frame_columns import GpuColumns
+from gputui.frames import GpuStatic
 
 METRICS = ("util", "mem", "temp", "power")
 METRIC_TITLES = {"util": "utilisation %", "mem": "memory used %", "temp": "temperature °C", "power": "power % of cap"}
@@ -24,29 +25,26 @@ NEAR_SLOWDOWN_C = 5
 CELL_W = 4
 
 
-def metric_value(metric: str, gpu: GpuSample) -> float | None:
+def metric_value(metric: str, c: GpuColumns, place: int) -> float | None:
+    """The value of ``metric`` for the GPU at ``place`` of a host's columns (gputui/frame_columns.py):
+    the overview draws from them, so that no GPU's model is made for a line on screen."""
     if metric == "util":
-        return gpu.util_pct
-    if metric == "mem":
-        return gpu.mem_pct
+        return c.util_pct[place]
     if metric == "temp":
-        return gpu.temp_c
-    if gpu.power_w is None or not gpu.power_limit_w:
-        return None
-    return 100.0 * gpu.power_w / gpu.power_limit_w
+        return c.temp_c[place]
+    if metric == "mem":
+        used, total = c.mem_used_mib[place], c.mem_total_mib[place]
+        return None if used is None or not total else 100.0 * used / total  # as GpuSample.mem_pct
+    power, limit = c.power_w[place], c.power_limit_w[place]
+    return None if power is None or not limit else 100.0 * power / limit
 
 
-def level(metric: str, gpu: GpuSample, static: GpuStatic | None) -> int:
-    """0..4: how strongly to colour the cell; -1 when there is no value."""
-    value = metric_value(metric, gpu)
-    return -1 if value is None else level_of(metric, value, gpu, static)
-
-
-def level_of(metric: str, value: float, gpu: GpuSample, static: GpuStatic | None) -> int:
-    """``level`` of the GPU's ``value`` of ``metric``, already read."""
+def level_of(metric: str, value: float, throttle: list[str] | None, static: GpuStatic | None) -> int:
+    """0..4: how strongly to colour a GPU's cell showing ``value`` of ``metric`` (``throttle``: its
+    clock-event reasons, which turn a temperature the hottest colour)."""
     if metric == "temp":
         slowdown = (static.temp_slowdown_c if static else None) or DEFAULT_SLOWDOWN_C
-        if value >= slowdown or (gpu.throttle and any("thermal" in r for r in gpu.throttle)):
+        if value >= slowdown or (throttle and any("thermal" in r for r in throttle)):
             return 4
         if value >= slowdown - NEAR_SLOWDOWN_C:
             return 3
@@ -91,14 +89,14 @@ def _ink(background: Color) -> str:
     return "#000000" if background.brightness > 0.55 else "#ffffff"
 
 
-def cell(metric: str, gpu: GpuSample, static: GpuStatic | None, ramp: Ramp, stale: bool) -> tuple[str, Style]:
-    """Text (CELL_W wide, ASCII) and style of one GPU's cell."""
-    if gpu.lost:
+def cell(metric: str, c: GpuColumns, place: int, static: GpuStatic | None, ramp: Ramp, stale: bool) -> tuple[str, Style]:
+    """Text (CELL_W wide, ASCII) and style of the cell of the GPU at ``place`` of a host's columns."""
+    if c.lost[place]:
         return "LST ", ramp.lost
-    value = metric_value(metric, gpu)
+    value = metric_value(metric, c, place)
     if value is None:
         return " -- ", ramp.missing
     text = f"{min(999, round(value)):>3} "
     if stale:
         return text, ramp.stale
-    return text, (ramp.temp if metric == "temp" else ramp.steps)[level_of(metric, value, gpu, static)]
+    return text, (ramp.temp if metric == "temp" else ramp.steps)[level_of(metric, value, c.throttle[place], static)]
