@@ -18,10 +18,12 @@ becomes a WARNING.
 from __future__ import annotations
 
 from gputui.config import Thresholds
-from gputui.fleet.allocation import IDLE_UTIL_PCT, Alloc, allocation, idle_for_s, idle_run
+from gputui.fleet.allocation import FREE_MEM_MIB, IDLE_UTIL_PCT, Alloc, allocation, idle_for_s, idle_run
 from gputui.fleet.history import METRICS, GpuHistory
+from gputui.fleet.store import HostRecord
+from gputui.frame_columns import GpuColumns
 from gputui.frames import GpuSample
-from gputui.health.finding import Finding
+from gputui.health.finding import Context, Finding
 from gputui.health.model import Severity
 from gputui.render import age_words, fmt
 
@@ -88,3 +90,27 @@ def _finding(g: GpuSample, severity: Severity, title: str, basis: str, job: str 
     evidence["basis"] = basis
     advice = "ask its owner to release it (end the idle process) or reclaim it: others are waiting for GPUs"
     return Finding("idle-holding", severity, g.index, title, advice, evidence, since=since)
+
+
+def idle_findings(record: HostRecord, ctx: Context) -> list[Finding]:
+    """What ``gpu_findings`` finds on a host whose GPUs are all calm and whose counters did not climb:
+    the idle-holding findings, asked only of the GPUs that may be holding idle."""
+    c = record.columns
+    found = (idle_finding(record, place, ctx) for place in range(len(c.indices)) if may_hold_idle(c, place))
+    return [f for f in found if f is not None]
+
+
+def may_hold_idle(c: GpuColumns, place: int) -> bool:
+    """Whether the idle-holding rule may speak of the GPU at ``place``, by its columns: it is idle and
+    holds something (processes, or memory), as ``allocation`` asks before it reads any history. Any
+    other GPU it passes over, lost, busy, free or without utilisation to judge by."""
+    util = c.util_pct[place]
+    if util is None or util > IDLE_UTIL_PCT or c.lost[place]:
+        return False
+    return c.running[place] or (c.mem_used_mib[place] or 0) >= FREE_MEM_MIB
+
+
+def idle_finding(record: HostRecord, place: int, ctx: Context) -> Finding | None:
+    """The idle-holding rule on the GPU at ``place``, made alone, not with the host's every GPU."""
+    g = record.gpu_at(place)
+    return idle_holding(g, record.history.get(g.index), ctx.thresholds, ctx.now, ctx.jobs.get(g.index))

@@ -18,13 +18,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from gputui.config import Thresholds
-from gputui.fleet.allocation import FREE_MEM_MIB, IDLE_UTIL_PCT
+from gputui.fleet.allocation import IDLE_UTIL_PCT
 from gputui.fleet.store import HostRecord, HostState
 from gputui.frame_columns import GpuColumns
 from gputui.frames import GpuSample, GpuStatic, XidEvent
 from gputui.health.calm import NEAR_SHUTDOWN_C, THERMAL_REASONS, calm, calm_at
 from gputui.health.finding import Context, Finding
-from gputui.health.idle import idle_holding
+from gputui.health.idle import idle_finding, idle_findings, idle_holding, may_hold_idle
 from gputui.health.model import Severity
 from gputui.health.words import clock_words, plural, short
 from gputui.health.xid import recovery_action, xid_info
@@ -85,14 +85,6 @@ def host_findings(record: HostRecord, ctx: Context, state: HostState | None = No
     return out
 
 
-def idle_findings(record: HostRecord, ctx: Context) -> list[Finding]:
-    """What ``gpu_findings`` finds on a host whose GPUs are all calm and whose counters did not climb:
-    the idle-holding findings, asked only of the GPUs that may be holding idle."""
-    c = record.columns
-    found = (idle_finding(record, place, ctx) for place in range(len(c.indices)) if may_hold_idle(c, place))
-    return [f for f in found if f is not None]
-
-
 def each_gpu_findings(record: HostRecord, ctx: Context) -> list[Finding]:
     """``gpu_findings`` for each GPU of a host not all calm. A GPU calm by its columns (most GPUs
     even of such a host) is asked only what ``gpu_findings`` asks a calm one, and made whole only
@@ -109,22 +101,6 @@ def each_gpu_findings(record: HostRecord, ctx: Context) -> list[Finding]:
                 out.append(found)
         out += climbing(index, ctx)
     return out
-
-
-def may_hold_idle(c: GpuColumns, place: int) -> bool:
-    """Whether the idle-holding rule may speak of the GPU at ``place``, by its columns: it is idle and
-    holds something (processes, or memory), as ``allocation`` asks before it reads any history. Any
-    other GPU it passes over, lost, busy, free or without utilisation to judge by."""
-    util = c.util_pct[place]
-    if util is None or util > IDLE_UTIL_PCT or c.lost[place]:
-        return False
-    return c.running[place] or (c.mem_used_mib[place] or 0) >= FREE_MEM_MIB
-
-
-def idle_finding(record: HostRecord, place: int, ctx: Context) -> Finding | None:
-    """The idle-holding rule on the GPU at ``place``, made alone, not with the host's every GPU."""
-    g = record.gpu_at(place)
-    return idle_holding(g, record.history.get(g.index), ctx.thresholds, ctx.now, ctx.jobs.get(g.index))
 
 
 def host_state(record: HostRecord, state: HostState, ctx: Context) -> list[Finding]:
