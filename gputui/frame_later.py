@@ -28,7 +28,7 @@ it is tens of thousands of small dictionaries.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from gputui.frame_sharing import built, shared_names
 from gputui.frame_untracking import Untrack, is_tracked, untrack_frame, untrack_shell
@@ -119,10 +119,7 @@ def made_gpu(before: GpuSample, pending: dict[str, Any], seq: int, untrack: Untr
     if changes:
         processes = pending.get("processes", before.processes)
         pending["processes"] = changed_processes(processes, list(changes.values()), untrack)
-    fields_set = before.__pydantic_fields_set__
-    if not fields_set.issuperset(pending):
-        fields_set = shared_names(fields_set | pending.keys())
-    gpu = built(GpuSample, {**before.__dict__, **pending}, fields_set)
+    gpu = with_values(before, pending)
     if untrack is not None:
         untrack_shell(gpu, untrack)  # its values are plain or out of the walk already
     return gpu
@@ -139,15 +136,24 @@ def changed_processes(processes: list[ProcessInfo], changes: list[dict[str, Any]
     for i, process in enumerate(out):
         change = by_pid.pop(process.pid, None)
         if change is not None:
-            names = process.__pydantic_fields_set__
-            if not names.issuperset(change):
-                names = shared_names(names | change.keys())
-            out[i] = changed = built(ProcessInfo, {**process.__dict__, **change}, names)
+            out[i] = changed = with_values(process, change)
             if untrack is not None:
                 untrack_shell(changed, untrack)
             if not by_pid:
                 break
     return out
+
+
+_M = TypeVar("_M", GpuSample, ProcessInfo)
+
+
+def with_values(model: _M, values: dict[str, Any]) -> _M:
+    """``model.model_copy(update=values)`` at a fraction of the cost: the values are validated
+    already and the models frozen, so every part not named is shared."""
+    names = model.__pydantic_fields_set__
+    if not names.issuperset(values):
+        names = shared_names(names | values.keys())
+    return built(type(model), {**model.__dict__, **values}, names)
 
 
 class Later:
