@@ -17,7 +17,7 @@ a second of the demo's frames).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from gputui.frame_columns import GpuColumns, columns_after, columns_of
 from gputui.frame_later import Later, StreamGpus
@@ -64,6 +64,9 @@ class FrameDecoder:
         return taken.sample() if isinstance(taken, Later) else taken
 
     def take(self, frame: Hello | Sample | Delta | ErrorFrame | Result) -> Hello | Sample | ErrorFrame | Result | Later:
+        if type(frame) is Delta:  # nearly every frame: asked first, and by exact type (below)
+            return self._apply(frame)
+        # ``isinstance`` against a pydantic model goes through its metaclass's check, in Python.
         if isinstance(frame, Hello):
             share(frame)
             self._untrack(frame)
@@ -90,21 +93,21 @@ class FrameDecoder:
             raise FrameError(f"changes of sample {delta.seq} came with no keyframe before them: waiting for the next")
         if delta.seq != stream.seq + 1:
             raise FrameError(f"changes of sample {delta.seq} follow sample {stream.seq}: waiting for the next keyframe")
-        places, untrack = stream.places, self.untrack
-        updates = []
+        places, untrack, seq = stream.places, self.untrack, delta.seq
+        updates: list[tuple[int, dict[str, Any], list[Any] | None]] = []
         for patch in delta.gpus:
-            index = patch["index"]
-            place = places.get(index)
+            place = places.get(patch["index"])
             if place is None:
-                raise FrameError(f"changes for GPU {index}, which the keyframe did not have: waiting for the next")
+                raise FrameError(f"changes for GPU {patch['index']}, which the keyframe did not have: waiting for the next")
             update, changes = gpu_update(patch, untrack)
-            stream.check(place, update, changes, delta.seq)
+            if changes is not None:
+                stream.check(place, update, changes, seq)
             updates.append((place, update, changes))
         for place, update, changes in updates:  # every change checked: none is half applied
             stream.merge(place, update, changes)
-        stream.seq = delta.seq
+        stream.seq = seq
         self.stream = stream
-        self.columns = columns_after(columns, [(place, update) for place, update, _ in updates], untrack)
+        self.columns = columns_after(columns, updates, untrack)
         values = {**delta.__dict__, "type": "sample", "key": False}
         del values["gpus"]
         if untrack is not None:
@@ -129,15 +132,21 @@ CONTAINER_PATCH_KEYS = frozenset(
 def gpu_update(patch: GpuPatch, untrack: Untrack | None = None) -> tuple[dict[str, Any], list[Any] | None]:
     """A GPU's changes in a delta as its model will hold them, and its processes' changes apart
     (plain values, applied to the models they change when the GPU is made). With ``untrack``,
-    every container among the values is out of the collector's walk when it returns."""
-    update: dict[str, Any] = dict(patch)
+    every container among the values is out of the collector's walk when it returns.
+
+    The patch itself becomes the update, ``index`` and the process changes taken out of it: a
+    delta's patches are dictionaries its parse made for it alone, and a delta is applied once
+    (a copy of each was a sixth of applying a delta)."""
+    update = cast("dict[str, Any]", patch)
     del update["index"]
     if "lost" in update and update["lost"] is None:
         update["lost"] = False
     changes = update.pop("process_changes", None)
     if "processes" in update and update["processes"] is None:
         update["processes"] = []
-    for key in CONTAINER_PATCH_KEYS.intersection(update):  # most deltas: none
+    if CONTAINER_PATCH_KEYS.isdisjoint(update):
+        return update, changes  # most deltas
+    for key in CONTAINER_PATCH_KEYS.intersection(update):
         value = update[key]
         if value is not None:
             value = update[key] = shared_value(value)  # validated just now, as a keyframe's are: shared as theirs are

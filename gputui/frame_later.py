@@ -55,28 +55,32 @@ class StreamGpus:
             for part in (self, self.gpus, self.places, self.pending, self.pids):
                 untrack(id(part))
 
-    def check(self, place: int, update: dict[str, Any], changes: list[dict[str, Any]] | None, seq: int) -> None:
+    def check(self, place: int, update: dict[str, Any], changes: list[dict[str, Any]], seq: int) -> None:
         """A FrameError if ``changes`` names a process the GPU at ``place`` does not run (a whole
         new process list in the same update comes first: changes then are not applied, as sent)."""
-        if changes is None or "processes" in update:
+        if "processes" in update:
             return
         pids = self.pids[place]
-        missing = [str(c["pid"]) for c in changes if c["pid"] not in pids]
-        if missing:
-            index = self.gpus[place].index
-            raise FrameError(
-                f"changes of sample {seq} for process {', '.join(missing)}, not on GPU {index}: waiting for the next keyframe"
-            )
+        for change in changes:
+            if change["pid"] not in pids:
+                missing = [str(c["pid"]) for c in changes if c["pid"] not in pids]
+                index = self.gpus[place].index
+                raise FrameError(
+                    f"changes of sample {seq} for process {', '.join(missing)}, not on GPU {index}: waiting for the next keyframe"
+                )
 
     def merge(self, place: int, update: dict[str, Any], changes: list[dict[str, Any]] | None) -> None:
-        """One GPU's changes from a delta (already checked), over those still pending."""
+        """One GPU's changes from a delta (already checked), over those still pending. ``update``
+        and ``changes`` are the stream's from then on (:func:`~gputui.frame_decoder.gpu_update`):
+        where nothing is pending, the update itself is kept as what is."""
         untrack = self.untrack
         pending = self.pending.get(place)
         if pending is None:
-            pending = self.pending[place] = {}
-            if untrack is not None:
-                untrack(id(self.pending))  # a dictionary put in put it back in the walk
-        pending.update(update)
+            pending = self.pending[place] = update
+            if untrack is not None and is_tracked(self.pending):
+                untrack(id(self.pending))  # a container among the values put it back in the walk
+        else:
+            pending.update(update)
         if "processes" in update:
             pending.pop(PROCESS_CHANGES, None)  # the whole list sent: earlier changes are in it
             self.pids[place] = tuple(p.pid for p in update["processes"])
@@ -87,9 +91,7 @@ class StreamGpus:
             for change in changes:
                 known = merged.get(change["pid"])
                 if known is None:
-                    merged[change["pid"]] = known = dict(change)
-                    if untrack is not None:
-                        untrack(id(known))  # plain values only: it stays out
+                    merged[change["pid"]] = change
                 else:
                     known.update(change)
             if untrack is not None and is_tracked(merged):

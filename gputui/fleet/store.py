@@ -212,7 +212,12 @@ class FleetStore:
         now = self.clock()
         record.last_frame_at = now
         record.down_since = None
-        if isinstance(frame, Hello):
+        if isinstance(frame, Later):  # most frames: a plain class's check, in C (a model's is in Python)
+            if columns is None:
+                raise ValueError(f"{name}: a sample to be made later came without its columns")
+            record.made, record.later, record.columns = None, frame, columns  # its decoder keeps what it makes out of the walk
+            self._sampled(record, frame.events)
+        elif isinstance(frame, Hello):
             self._keep(frame)
             record.hello = frame
             record.statics = {g.index: g for g in frame.gpus}
@@ -220,27 +225,26 @@ class FleetStore:
             record.failed_hop = None
             if record.connecting_since is not None:
                 record.hello_after_s = now - record.connecting_since
-        elif isinstance(frame, (Sample, Later)):
-            if isinstance(frame, Later):  # its decoder keeps what it makes out of the walk
-                if columns is None:
-                    raise ValueError(f"{name}: a sample to be made later came without its columns")
-                record.made, record.later, record.columns = None, frame, columns
-            else:
-                self._keep(frame)
-                record.made, record.later = frame, None
-                record.columns = columns if columns is not None else columns_of(frame.gpus, self.untrack)
-            self.samples += 1
-            record.sample_no = self.samples
-            self._remember(record)
-            for event in frame.events:
-                if not xid_logged(record.events, event):
-                    record.events.append(event)
+        elif isinstance(frame, Sample):
+            self._keep(frame)
+            record.made, record.later = frame, None
+            record.columns = columns if columns is not None else columns_of(frame.gpus, self.untrack)
+            self._sampled(record, frame.events)
         elif isinstance(frame, ErrorFrame):
             record.error = frame.message
             if frame.fatal:
                 record.fatal = frame.message
                 record.down_since = now
         self._changed(name)
+
+    def _sampled(self, record: HostRecord, events: list[XidEvent]) -> None:
+        """A sample of ``record``'s in: numbered, its history's row written, its XIDs logged."""
+        self.samples += 1
+        record.sample_no = self.samples
+        self._remember(record)
+        for event in events:
+            if not xid_logged(record.events, event):
+                record.events.append(event)
 
     def _keep(self, frame: Hello | Sample) -> None:
         if self.untrack is not None:
