@@ -73,6 +73,7 @@ class FleetFigures:
         self.totals = [0, 0, 0]  # GPUs, busy, lost
         self.widths: Counter[int] = Counter()  # hosts by their GPU count: the widest is the largest
         self.deadlines: list[tuple[float, str]] = []  # (stale deadline, host), a heap; some outdated
+        self.queued: dict[str, float] = {}  # each host's entry in the heap: at most one that is not outdated
         self.generation = 0  # counts so far: what was worked out from the figures' hosts keys on it
         self.full_counts = 0  # of them, the ones that walked every host
         self.recounts = 0  # hosts' parts worked out, one by one or in a full count
@@ -127,18 +128,38 @@ class FleetFigures:
         self.totals = [0, 0, 0]
         self.widths.clear()
         self.deadlines = []
+        self.queued.clear()
         for name in self.store.hosts:
             self._recount(name, now)
 
     def _due(self, now: float) -> list[str]:
-        """Hosts whose stale deadline passed with no frame since (entries a frame outdated are dropped)."""
-        due, heap = [], self.deadlines
+        """Hosts whose stale deadline passed with no frame since.
+
+        A host has one entry in the heap, not one per frame: a frame moves its deadline later and
+        leaves the entry where it was; when that entry comes due and the host's part says a later
+        deadline, the entry goes back in at that one. At 4,096 hosts that is a push and a pop per
+        host every few seconds, not per frame (each second, 4,096 pops of outdated entries)."""
+        due, heap, queued = [], self.deadlines, self.queued
         while heap and heap[0][0] < now:
             deadline, name = heapq.heappop(heap)
+            if queued.get(name) != deadline:
+                continue  # outdated: an earlier deadline was queued for the host since
+            del queued[name]
             part = self.per_host.get(name)
-            if part is not None and part.deadline == deadline:
+            if part is None or part.deadline == math.inf:
+                continue
+            if part.deadline < now:
                 due.append(name)
+            else:
+                self._queue(name, part.deadline)
         return due
+
+    def _queue(self, name: str, deadline: float) -> None:
+        """The host's deadline in the heap, unless an entry at or before it is there already."""
+        queued = self.queued.get(name)
+        if queued is None or deadline < queued:
+            self.queued[name] = deadline
+            heapq.heappush(self.deadlines, (deadline, name))
 
     def _recount(self, name: str, now: float) -> None:
         """Take the host's old part out of the figures and put its new one in."""
@@ -155,7 +176,7 @@ class FleetFigures:
         self.per_host[name] = part
         self._add(part, 1)
         if part.deadline != math.inf:
-            heapq.heappush(self.deadlines, (part.deadline, name))
+            self._queue(name, part.deadline)
 
     def _add(self, part: _HostPart, sign: int) -> None:
         self.states[part.state] += sign
