@@ -159,6 +159,24 @@ def test_severity_rises_at_once_and_falls_only_after_the_clear_time() -> None:
     assert one(engine.evaluate(fleet.store), "thermal").severity is Severity.WARNING
 
 
+def test_an_active_alerts_words_follow_its_gpu_from_pass_to_pass() -> None:
+    """An alert is kept from one pass to the next only while everything it says is as it was: a
+    temperature that moves is in the next pass's title and evidence, and back again after."""
+    fleet = Fleet(alert_hold_s=0)
+    engine = fleet.engine()
+    said = []
+    for temp in (86, 87, 87, 86):
+        fleet.sample(gpu(temp_c=temp))
+        alert = one(engine.evaluate(fleet.store), "thermal")
+        said.append((alert.title, alert.evidence["temp"], alert.since))
+    assert said == [
+        ("GPU 0 running hot at 86 C, 3 C below its slowdown point", "86 C", T0 + 1),
+        ("GPU 0 running hot at 87 C, 2 C below its slowdown point", "87 C", T0 + 1),
+        ("GPU 0 running hot at 87 C, 2 C below its slowdown point", "87 C", T0 + 1),
+        ("GPU 0 running hot at 86 C, 3 C below its slowdown point", "86 C", T0 + 1),
+    ]
+
+
 # -- the rules, one by one ----------------------------------------------------------------
 def test_an_xid_alerts_at_once_for_the_window_after_it_happened() -> None:
     fleet = Fleet(xid_window_minutes=10, alert_hold_s=30)

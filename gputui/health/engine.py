@@ -348,10 +348,22 @@ class HealthEngine:
                 severity = before  # falls only after clear_s, as an alert clears
         else:
             tracked.lower_since = None
+        old = tracked.alert
+        if (
+            old is not None
+            and old.severity == severity
+            and old.since == tracked.since
+            and old.title == f.title
+            and old.evidence == f.evidence
+            and old.advice == f.advice
+            and old.behind == f.behind
+        ):
+            return old  # as it was (most alerts, most passes): compared in 0.2 µs, made anew in 1.4 and untracked
         alert = Alert(key, f.rule, severity, host, f.gpu, f.title, f.advice, tracked.since, dict(f.evidence), f.behind)
-        # Each pass makes every active alert anew, and each lives until the next pass: at 4,096
+        # An alert that changed is made anew, and lives at least until the next pass: at 4,096
         # hosts, a second or two, long enough for the collector to walk it among the middle
-        # generation (4,128 of its 40,572 objects at one collection). An alert is plain data
+        # generation (4,128 of its 40,572 objects at one collection, when every pass made every
+        # alert anew). An alert is plain data
         # (words, numbers, a dict of words) and refers to nothing that could refer back to it,
         # so it can never be part of a cycle, and reference counting frees it.
         if self.untrack is not None:

@@ -17,6 +17,9 @@ becomes a WARNING.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import cast
+
 from gputui.config import Thresholds
 from gputui.fleet.allocation import FREE_MEM_MIB, IDLE_UTIL_PCT, Alloc, allocation, idle_for_s, idle_run
 from gputui.fleet.history import METRICS, GpuHistory
@@ -96,6 +99,9 @@ def idle_findings(record: HostRecord, ctx: Context) -> list[Finding]:
     """What ``gpu_findings`` finds on a host whose GPUs are all calm and whose counters did not climb:
     the idle-holding findings, asked only of the GPUs that may be holding idle."""
     c = record.columns
+    utils = c.util_pct
+    if None not in utils and (not utils or min(cast("Sequence[int]", utils)) > IDLE_UTIL_PCT):
+        return []  # every GPU busy (most hosts, most seconds): told in C, none asked one by one
     found = (idle_finding(record, place, ctx) for place in range(len(c.indices)) if may_hold_idle(c, place))
     return [f for f in found if f is not None]
 
