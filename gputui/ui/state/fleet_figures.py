@@ -40,14 +40,15 @@ class Figures:
     widest: int  # the most GPUs one host has (or says it has, before its first sample): the overview's columns
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _HostPart:
     """One host's part of the figures, and which hello and sample it was worked out from.
 
-    Taken out of the collector's walk as it is made (``FleetFigures._part``): made anew for each
-    host's frame, at 4,096 hosts thousands of them lived long enough to be walked with the middle
-    generation, and a part refers only to numbers, a state and a hello, none of which can refer
-    back to it."""
+    A frame that leaves the host's figures as they were (most frames) moves the part's sample and
+    deadline in place; one that changes them makes a new part. Each is taken out of the
+    collector's walk as it is made (``FleetFigures._recount``): made anew for each host's frame,
+    at 4,096 hosts thousands of them lived long enough to be walked with the middle generation,
+    and a part refers only to numbers, a state and a hello, none of which can refer back to it."""
 
     sample_no: int  # the host's sample counted (HostRecord.sample_no)
     hello: Hello | None
@@ -162,19 +163,23 @@ class FleetFigures:
             heapq.heappush(self.deadlines, (deadline, name))
 
     def _recount(self, name: str, now: float) -> None:
-        """Take the host's old part out of the figures and put its new one in."""
+        """Take the host's old part out of the figures and put its new one in (where it differs)."""
         self.recounts += 1
-        old = self.per_host.pop(name, None)
-        if old is not None:
-            self._add(old, -1)
+        old = self.per_host.get(name)
         record = self.store.hosts.get(name)
         if record is None:
+            if old is not None:
+                del self.per_host[name]
+                self._add(old, -1)
             return
         part = self._part(record, old, now)
-        if self.untrack is not None:
-            self.untrack(id(part))
-        self.per_host[name] = part
-        self._add(part, 1)
+        if part is not old:
+            if old is not None:
+                self._add(old, -1)
+            if self.untrack is not None:
+                self.untrack(id(part))
+            self.per_host[name] = part
+            self._add(part, 1)
         if part.deadline != math.inf:
             self._queue(name, part.deadline)
 
@@ -190,9 +195,12 @@ class FleetFigures:
         state = record.state(now)
         stale_at = record.stale_at() if state is HostState.LIVE else None
         deadline = math.inf if stale_at is None else stale_at  # stale once the clock is past it, as state() says
-        if old is not None and old.sample_no == record.sample_no and old.hello is record.hello:
-            return replace(old, state=state, deadline=deadline)  # its GPUs as counted: only its state moved
         hello = record.hello
+        if old is not None and old.sample_no == record.sample_no and old.hello is hello:
+            if old.state is state:
+                old.deadline = deadline
+                return old
+            return replace(old, state=state, deadline=deadline)  # its GPUs as counted: only its state moved
         source = hello.source if hello else None
         columns = record.columns  # not the GPUs: a host's are made only when a reader wants them whole
         said = len(hello.gpus) if hello else 0
@@ -200,4 +208,15 @@ class FleetFigures:
         # Where processes are not listed, judged by holder and memory: such a source's GPUs are whole already.
         busy = in_use_count(record.last_gpus, source) if source in NO_PROCESS_LIST else columns.running.count(True)
         lost = columns.lost.count(True)
-        return _HostPart(record.sample_no, hello, state, deadline, count, busy, lost, count or said)
+        widest = count or said
+        if (
+            old is not None
+            and old.state is state
+            and old.gpus == count
+            and old.busy == busy
+            and old.lost == lost
+            and old.widest == widest
+        ):
+            old.sample_no, old.hello, old.deadline = record.sample_no, hello, deadline  # figures as they were
+            return old
+        return _HostPart(record.sample_no, hello, state, deadline, count, busy, lost, widest)
