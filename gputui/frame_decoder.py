@@ -136,7 +136,7 @@ def gpu_update(patch: GpuPatch, untrack: Untrack | None = None) -> tuple[dict[st
 
     The patch itself becomes the update, ``index`` and the process changes taken out of it: a
     delta's patches are dictionaries its parse made for it alone, and a delta is applied once
-    (a copy of each was a sixth of applying a delta)."""
+    (copying and normalising each GPU's patch was a sixth of applying a delta)."""
     update = cast("dict[str, Any]", patch)
     del update["index"]
     if "lost" in update and update["lost"] is None:

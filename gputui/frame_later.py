@@ -72,7 +72,7 @@ class StreamGpus:
     def merge(self, place: int, update: dict[str, Any], changes: list[dict[str, Any]] | None) -> None:
         """One GPU's changes from a delta (already checked), over those still pending. ``update``
         and ``changes`` are the stream's from then on (:func:`~gputui.frame_decoder.gpu_update`):
-        where nothing is pending, the update itself is kept as what is."""
+        where nothing is pending for the GPU, the update itself is what waits to be made."""
         untrack = self.untrack
         pending = self.pending.get(place)
         if pending is None:
