@@ -21,7 +21,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from gputui.fleet.allocation import NO_PROCESS_LIST, in_use_count
 from gputui.fleet.store import FleetStore, HostRecord, HostState
@@ -46,9 +46,10 @@ class _HostPart:
 
     A frame that leaves the host's figures as they were (most frames) moves the part's sample and
     deadline in place; one that changes them makes a new part. Each is taken out of the
-    collector's walk as it is made (``FleetFigures._recount``): made anew for each host's frame,
-    at 4,096 hosts thousands of them lived long enough to be walked with the middle generation,
-    and a part refers only to numbers, a state and a hello, none of which can refer back to it."""
+    collector's walk as it is made (``FleetFigures._recount``): when one was made for each host's
+    frame, at 4,096 hosts thousands of them lived long enough to be walked with the middle
+    generation, and a part refers only to numbers, a state and a hello, none of which can refer
+    back to it."""
 
     sample_no: int  # the host's sample counted (HostRecord.sample_no)
     hello: Hello | None
@@ -197,26 +198,17 @@ class FleetFigures:
         deadline = math.inf if stale_at is None else stale_at  # stale once the clock is past it, as state() says
         hello = record.hello
         if old is not None and old.sample_no == record.sample_no and old.hello is hello:
-            if old.state is state:
-                old.deadline = deadline
-                return old
-            return replace(old, state=state, deadline=deadline)  # its GPUs as counted: only its state moved
-        source = hello.source if hello else None
-        columns = record.columns  # not the GPUs: a host's are made only when a reader wants them whole
-        said = len(hello.gpus) if hello else 0
-        count = len(columns.indices)
-        # Where processes are not listed, judged by holder and memory: such a source's GPUs are whole already.
-        busy = in_use_count(record.last_gpus, source) if source in NO_PROCESS_LIST else columns.running.count(True)
-        lost = columns.lost.count(True)
-        widest = count or said
-        if (
-            old is not None
-            and old.state is state
-            and old.gpus == count
-            and old.busy == busy
-            and old.lost == lost
-            and old.widest == widest
-        ):
+            count, busy, lost, widest = old.gpus, old.busy, old.lost, old.widest  # its GPUs as counted
+        else:
+            source = hello.source if hello else None
+            columns = record.columns  # not the GPUs: a host's are made only when a reader wants them whole
+            said = len(hello.gpus) if hello else 0
+            count = len(columns.indices)
+            # Where processes are not listed, judged by holder and memory: such a source's GPUs are whole already.
+            busy = in_use_count(record.last_gpus, source) if source in NO_PROCESS_LIST else columns.running.count(True)
+            lost = columns.lost.count(True)
+            widest = count or said
+        if old is not None and (old.state, old.gpus, old.busy, old.lost, old.widest) == (state, count, busy, lost, widest):
             old.sample_no, old.hello, old.deadline = record.sample_no, hello, deadline  # figures as they were
             return old
         return _HostPart(record.sample_no, hello, state, deadline, count, busy, lost, widest)
