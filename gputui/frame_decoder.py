@@ -64,6 +64,9 @@ class FrameDecoder:
         return taken.sample() if isinstance(taken, Later) else taken
 
     def take(self, frame: Hello | Sample | Delta | ErrorFrame | Result) -> Hello | Sample | ErrorFrame | Result | Later:
+        """``frame`` into the stream. A delta is taken apart as it goes in (its GPUs' patches become
+        the stream's pending changes, unmade and uncopied): each one parsed is taken once, as every
+        reader of a line does; a delta kept to be taken again must be parsed again."""
         if type(frame) is Delta:  # nearly every frame: asked first, and by exact type (below)
             return self._apply(frame)
         # ``isinstance`` against a pydantic model goes through its metaclass's check, in Python.
