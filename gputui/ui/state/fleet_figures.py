@@ -193,6 +193,9 @@ class FleetFigures:
 
     @staticmethod
     def _part(record: HostRecord, old: _HostPart | None, now: float) -> _HostPart:
+        """The host's part now: ``old`` itself, moved to this sample in place, where its figures are
+        as they were (most frames), so that the caller's ``is`` tells it nothing is to be recounted;
+        else a new part. Its GPUs are counted again only when its sample or hello is new."""
         state = record.state(now)
         stale_at = record.stale_at() if state is HostState.LIVE else None
         deadline = math.inf if stale_at is None else stale_at  # stale once the clock is past it, as state() says
