@@ -337,7 +337,9 @@ def test_idle_holding_from_history_is_a_warning() -> None:
     alert = one(engine.evaluate(fleet.store), "idle-holding")
     assert alert.severity is Severity.WARNING
     assert alert.evidence["users"] == "bob"
-    assert alert.evidence["basis"].startswith("history")
+    assert alert.evidence["basis"] == "history: idle for at least 15m"  # 90 idle samples 10 s apart
+    assert "for 15m+" in alert.title
+    assert alert.since == engine.clock() - 900  # idle since the first of them
 
 
 def test_idle_memory_held_with_no_process_listed_is_idle_holding_and_freed_memory_is_not() -> None:

@@ -67,6 +67,9 @@ class GpuAllocation:
     state: Alloc
     words: str  # what the State column says
     ledger: LedgerMark | None = None
+    # Idle or idle-holding: for how long, by the history (the idle-holding alert says it, and
+    # reading an hour's history again for it was half of judging such a GPU).
+    idle_s: float | None = None
 
 
 def idle_run(values: list[float | None]) -> int:
@@ -114,8 +117,8 @@ def allocation(g: GpuSample, hist: GpuHistory | None, idle_holding_s: float) -> 
         return GpuAllocation(Alloc.FREE, "free")
     idle_s = idle_for_s(hist, idle_holding_s)
     if idle_s >= idle_holding_s:
-        return GpuAllocation(Alloc.IDLE_HOLDING, "idle, holding memory")
-    return GpuAllocation(Alloc.IDLE, f"idle (for {age_words(idle_s)})")
+        return GpuAllocation(Alloc.IDLE_HOLDING, "idle, holding memory", idle_s=idle_s)
+    return GpuAllocation(Alloc.IDLE, f"idle (for {age_words(idle_s)})", idle_s=idle_s)
 
 
 def in_use(g: GpuSample, source: str | None) -> bool:
@@ -191,7 +194,7 @@ def with_ledger(base: GpuAllocation, mark: LedgerMark | None) -> GpuAllocation:
     words = mark_words(mark)
     if base.state is not Alloc.FREE:
         words += f" ({base.words})"
-    return GpuAllocation(base.state, words, mark)
+    return GpuAllocation(base.state, words, mark, base.idle_s)
 
 
 def state_word(a: GpuAllocation) -> str:

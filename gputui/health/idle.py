@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import cast
 
 from gputui.config import Thresholds
-from gputui.fleet.allocation import FREE_MEM_MIB, IDLE_UTIL_PCT, Alloc, allocation, idle_for_s, idle_run
+from gputui.fleet.allocation import FREE_MEM_MIB, IDLE_UTIL_PCT, Alloc, allocation, idle_run
 from gputui.fleet.history import METRICS, GpuHistory
 from gputui.fleet.store import HostRecord
 from gputui.frame_columns import GpuColumns
@@ -53,9 +53,10 @@ def idle_holding(g: GpuSample, hist: GpuHistory | None, th: Thresholds, now: flo
     if g.util_pct is None or g.util_pct > IDLE_UTIL_PCT:
         return None  # busy, or no utilisation to judge by (MIG): as allocation() would say, sooner
     limit_s = th.idle_holding_minutes * 60.0
-    state = allocation(g, hist, limit_s).state
-    if state is Alloc.IDLE_HOLDING:
-        idle_s = idle_for_s(hist, limit_s)
+    judged = allocation(g, hist, limit_s)
+    state = judged.state
+    if state is Alloc.IDLE_HOLDING and judged.idle_s is not None:  # always, for that state: how long, from the history
+        idle_s = judged.idle_s
         basis = f"history: idle for at least {age_words(idle_s)}"
         title = f"GPU {g.index} idle, holding memory (<= {IDLE_UTIL_PCT:.0f}% util for {age_words(idle_s)}+)"
         return _finding(g, Severity.WARNING, title, basis, job, since=now - idle_s)
