@@ -18,8 +18,10 @@ simulation, as the bench's figures before the copies did, for the contended figu
 Runs alternate base, working tree, working tree, base, ... so that a slow spell of the machine
 falls on both. For each run one JSON line: the app's CPU % of one core, samples taken per host per
 second and the microseconds of the app's CPU per host's sample; last, the median ratio (working
-tree over base) of the rounds' µs per sample. Each run ends the process at once after measuring:
-a version before the shutdown fix (issue 16) may hang in quitting with thousands of hosts.
+tree over base) of the rounds' µs per sample, and which runs fell behind their hosts (a side that
+did spread its per-second work over fewer samples: its figure is not the same measure). Each run
+ends the process at once after measuring: a version before the shutdown fix (issue 16) may hang
+in quitting with thousands of hosts.
 """
 
 from __future__ import annotations
@@ -41,17 +43,24 @@ ROOT = Path(__file__).resolve().parent.parent
 PATCH = ROOT / "bench" / "feed_copies.patch"
 SETTLE_S = 5.0  # after every host is live: the first health ticks, the heap frozen once
 LIVE_WITHIN_S = 120.0
+KEPT_UP = 0.95  # samples read per host per second, of the one each host sends
 
 
 def unpack(rev: str, into: Path) -> Path:
     """The repository as it was at ``rev``, in ``into``, its demo feed able to send copies."""
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev], check=True, capture_output=True).stdout
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+    archived = subprocess.run(["git", "-C", str(ROOT), "archive", rev], capture_output=True)
+    if archived.returncode != 0:
+        raise SystemExit(f"git archive {rev}: {archived.stderr.decode(errors='replace').strip()}")
+    with tarfile.open(fileobj=io.BytesIO(archived.stdout)) as tar:
         tar.extractall(into, filter="data")
-    if "--sampled" not in (into / "gputui" / "sources" / "demo_feed.py").read_text():
-        done = subprocess.run(["git", "apply", str(PATCH)], cwd=into, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise SystemExit(f"{PATCH.name} does not apply to {rev}'s demo feed: {done.stderr.strip()}")
+    feed = into / "gputui" / "sources" / "demo_feed.py"
+    if "--sampled" not in feed.read_text():
+        # Inside another repository's work tree (TMPDIR in one) git apply would take the patch's
+        # paths as that repository's, skip them all and still succeed: git is kept from looking up.
+        env = {**os.environ, "GIT_CEILING_DIRECTORIES": str(into.resolve().parent)}
+        done = subprocess.run(["git", "apply", str(PATCH)], cwd=into, env=env, capture_output=True, text=True)
+        if done.returncode != 0 or "--sampled" not in feed.read_text():
+            raise SystemExit(f"{PATCH.name} did not apply to {rev}'s demo feed: {done.stderr.strip() or 'nothing changed'}")
     return into
 
 
@@ -85,6 +94,8 @@ def measure_here(tree: Path, hosts: int, seconds: float, sampled: int, label: st
 
     FleetStore.apply = counted  # type: ignore[method-assign]
 
+    tree_of_launch = str(Path(launch.__file__).resolve().parents[2])
+
     async def main() -> None:
         app = launch.demo_app(hosts, 8, "fleet", 0, 1.0)
         if hasattr(launch, "tune_heap"):
@@ -101,6 +112,7 @@ def measure_here(tree: Path, hosts: int, seconds: float, sampled: int, label: st
             cpu, wall, samples = time.process_time() - cpu0, time.monotonic() - wall0, taken[0] - taken0
             figures = {
                 "version": label,
+                "imported_from": tree_of_launch,  # which tree ran
                 "hosts": hosts,
                 "live_at_end": store.counts()[HostState.LIVE],
                 "sampled_per_feed": sampled or None,
@@ -124,10 +136,12 @@ def main() -> None:
     p.add_argument("--run", type=Path, help=argparse.SUPPRESS)  # the child's side
     p.add_argument("--label", default="", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.rounds < 1:
+        p.error("--rounds must be at least 1")
     if args.run is not None:
         measure_here(args.run, args.hosts, args.seconds, args.sampled_per_feed, args.label)
         return
-    ratios = []
+    ratios, behind = [], []
     with tempfile.TemporaryDirectory(prefix="gputui-base-") as tmp:
         base = unpack(args.base, Path(tmp))
         for round_no in range(args.rounds):
@@ -136,10 +150,21 @@ def main() -> None:
             for tree, label in sides if round_no % 2 == 0 else sides[::-1]:
                 figures[label] = run_one(tree, args.hosts, args.seconds, args.sampled_per_feed, label)
                 print(json.dumps(figures[label]), flush=True)
+                if not kept_up(figures[label], args.hosts):
+                    behind.append(f"round {round_no + 1}: {label}")
             ratios.append(float(figures["working tree"]["us_per_sample"]) / float(figures[args.base]["us_per_sample"]))  # type: ignore[arg-type]
-    summary = {"base": args.base, "hosts": args.hosts, "rounds": len(ratios), "ratio_median": round(statistics.median(ratios), 3)}
-    summary["ratios"] = [round(r, 3) for r in ratios]  # type: ignore[assignment]
+    summary: dict[str, object] = {"base": args.base, "hosts": args.hosts, "rounds": len(ratios)}
+    summary["ratio_median"] = round(statistics.median(ratios), 3)
+    summary["ratios"] = [round(r, 3) for r in ratios]
+    # A side that fell behind its hosts (or lost some) spread its per-second work, the health pass
+    # and the refresh, over fewer samples: its µs per sample is not the same measure.
+    summary["fell_behind"] = behind
     print(json.dumps(summary), flush=True)
+
+
+def kept_up(figures: dict[str, object], hosts: int) -> bool:
+    """Every host live at the end, and about one sample read per host per second."""
+    return figures["live_at_end"] == hosts and float(figures["samples_per_host_s"]) >= KEPT_UP  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":
