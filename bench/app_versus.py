@@ -133,13 +133,13 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=30.0)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--sampled-per-feed", type=int, default=16, metavar="K", help="0: every host simulated")
-    p.add_argument("--run", type=Path, help=argparse.SUPPRESS)  # the child's side
+    p.add_argument("--run", type=Path, metavar="TREE", help="only the app of TREE (a checkout), once: one JSON line")
     p.add_argument("--label", default="", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.rounds < 1:
         p.error("--rounds must be at least 1")
     if args.run is not None:
-        measure_here(args.run, args.hosts, args.seconds, args.sampled_per_feed, args.label)
+        measure_here(args.run, args.hosts, args.seconds, args.sampled_per_feed, args.label or str(args.run))
         return
     ratios, behind = [], []
     with tempfile.TemporaryDirectory(prefix="gputui-base-") as tmp:
