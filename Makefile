@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint typecheck unit screenshots bench clean system-deps wheel offline
+.PHONY: demo test test-fast lint typecheck unit screenshots bench clean system-deps wheel offline gpu-kit
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -71,6 +71,14 @@ offline: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/agent_cost.py
+
+# What bench/gpu_machine.sh needs on a GPU machine that reaches no network: the offline
+# bundles for the Pythons it may have, the agent zip, and nvitop's wheel to time against.
+gpu-kit: $(STAMP)
+	rm -rf .gpu-kit
+	$(BIN)/python scripts/offline.py --python 3.11 3.12 3.13 --out .gpu-kit
+	$(BIN)/gputui bundle -o .gpu-kit/agent.zip
+	$(BIN)/pip download --quiet --no-deps --dest .gpu-kit nvitop==1.7.2 || echo "nvitop's wheel not fetched: bench/gpu_machine.sh leaves out nvitop -1"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist

@@ -1,6 +1,6 @@
 """Agent start time: wall time of a one-shot agent (``--once``), median of N runs.
 
-Run by hand (``python bench/agent_start.py [--runs N] [--nvitop PATH]``); not a test.
+Run by hand (``python bench/agent_start.py [--runs N] [--nvitop PATH] [--real]``); not a test.
 A one-shot agent is what a cron job, a health check or a first look at a host
 runs, and what nvitop's ``nvitop -1`` is compared against: its cost is mostly
 the interpreter starting and importing the agent, so it is measured as a whole
@@ -15,6 +15,12 @@ starts, and with no cache it can write); and the bundle's unpacked folder as the
 SSH transport runs it (first start, before Python has cached the compiled
 modules there, and later). The runs take turns, case after case, so that a
 neighbour's load falls on every case alike.
+
+With ``--real`` the agents read the machine's GPUs through NVML instead, and
+only the steady cases run (later starts, not first ones): the comparison
+with ``nvitop -1`` that matters, on a GPU machine, where both pay NVML's
+start (bench/gpu_machine.sh runs it so). ``gputui agent`` is timed only where
+a ``gputui`` console script sits beside this interpreter (an installed venv).
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from gputui.transport import bundle
 
 AGENT_ARGS = ["--once", "--sim", "healthy", "--sim-processes", "synthetic", "--host-name", "bench"]
+REAL_ARGS = ["--once", "--host-name", "bench"]  # the machine's own GPUs
 # The interpreter the venv was made from, with no site-packages: what a GPU host's python3 is to the bundle.
 BARE = [getattr(sys, "_base_executable", sys.executable), "-I", "-S"]
 
@@ -50,6 +57,7 @@ class Case:
     # Run before each timed run, outside the timing: what makes a run a first start.
     prepare: Callable[[], None] = lambda: None
     times: list[float] = field(default_factory=list)
+    cwd: Path | None = None
 
 
 def wipe(folder: Path) -> Callable[[], None]:
@@ -72,8 +80,9 @@ def fresh_unpack(data: bytes, folder: Path) -> Callable[[], None]:
     return prepare
 
 
-def cases(work: Path, nvitop: str | None) -> list[Case]:
+def cases(work: Path, nvitop: str | None, real: bool = False) -> list[Case]:
     state = ["--state-dir", str(work / "state")]
+    agent_args = REAL_ARGS if real else AGENT_ARGS
     zip_path = work / "agent.zip"
     data = bundle.build()
     zip_path.write_bytes(data)
@@ -88,34 +97,49 @@ def cases(work: Path, nvitop: str | None) -> list[Case]:
         Case("python3 -c pass (bare interpreter)", [*BARE, "-c", "pass"]),
         Case("python -c pass (this venv)", [sys.executable, "-c", "pass"]),
         Case("python -c 'import pynvml'", [sys.executable, "-c", "import pynvml"]),
-        Case("gputui agent --once", [gputui, "agent", *AGENT_ARGS, *state]),
-        Case("python -m gputui.agent --once", [sys.executable, "-m", "gputui.agent", *AGENT_ARGS, *state]),
+        Case("gputui agent --once", [gputui, "agent", *agent_args, *state]),
+        Case("python -m gputui.agent --once", [sys.executable, "-m", "gputui.agent", *agent_args, *state]),
         Case(
             "python3 agent.zip --once, first start",
-            [*BARE, str(zip_path), *AGENT_ARGS, *state],
+            [*BARE, str(zip_path), *agent_args, *state],
             {"XDG_CACHE_HOME": str(work / "cold-cache")},
             wipe(work / "cold-cache"),
         ),
         Case(
             "python3 agent.zip --once, later starts",
-            [*BARE, str(zip_path), *AGENT_ARGS, *state],
+            [*BARE, str(zip_path), *agent_args, *state],
             {"XDG_CACHE_HOME": str(warm)},
         ),
         Case(
             "python3 agent.zip --once, no writable cache",
-            [*BARE, str(zip_path), *AGENT_ARGS, *state],
+            [*BARE, str(zip_path), *agent_args, *state],
             {"XDG_CACHE_HOME": str(blocked / "cache")},
         ),
         Case(
             "SSH: python3 agent-<hash>/ --once, first start",
-            [*BARE, str(unpacked), *AGENT_ARGS, *state],
+            [*BARE, str(unpacked), *agent_args, *state],
             prepare=fresh_unpack(data, unpacked),
         ),
-        Case("SSH: python3 agent-<hash>/ --once, later starts", [*BARE, str(work / "ssh-warm"), *AGENT_ARGS, *state]),
+        Case("SSH: python3 agent-<hash>/ --once, later starts", [*BARE, str(work / "ssh-warm"), *agent_args, *state]),
     ]
     shutil.copytree(unpacked, work / "ssh-warm")
+    if real:  # the steady cases only, and the console script where there is one
+        steady = (
+            "python3 -c",
+            "python -c",
+            "gputui agent",
+            "python -m",
+            "python3 agent.zip --once, later",
+            "SSH: python3 agent-<hash>/ --once, later",
+        )
+        found = [c for c in found if c.name.startswith(steady)]
+    if not Path(gputui).exists():
+        print(f"no console script at {gputui}: `gputui agent --once` left out")
+        found = [c for c in found if not c.name.startswith("gputui agent")]
     if nvitop:
         found.append(Case("nvitop -1", [nvitop, "-1"]))
+    for case in found:
+        case.cwd = work
     return found
 
 
@@ -123,7 +147,8 @@ def run_once(case: Case) -> None:
     case.prepare()
     env = {**os.environ, **case.env}
     t0 = time.perf_counter()
-    result = subprocess.run(case.argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+    # From the work folder: `python -m` would import a checkout in the current folder before the installed package.
+    result = subprocess.run(case.argv, env=env, cwd=case.cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
     elapsed = time.perf_counter() - t0
     if result.returncode != 0 and not case.name.startswith("nvitop"):  # nvitop fails at NVML's start without a GPU
         raise SystemExit(f"{case.name}: exit status {result.returncode}: {result.stderr.decode()[-500:]}")
@@ -134,17 +159,19 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--runs", type=int, default=21, help="timed runs of each case (default 21)")
     p.add_argument("--nvitop", help="an nvitop executable to time as `nvitop -1` too")
+    p.add_argument("--real", action="store_true", help="the machine's GPUs through NVML, not the simulator; steady cases only")
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="gputui-agent-start-") as tmp:
         work = Path(tmp)
-        found = cases(work, args.nvitop)
+        found = cases(work, args.nvitop, args.real)
         for case in found:  # one untimed run each: later starts are later starts, and the disk cache is warm
             run_once(case)
             case.times.clear()
         for _ in range(args.runs):
             for case in found:
                 run_once(case)
-    print(f"{args.runs} runs each, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
+    where = "the machine's GPUs (NVML)" if args.real else "8 simulated GPUs"
+    print(f"{args.runs} runs each, {where}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
     print("| command | median | fastest | slowest |")
     print("| --- | --- | --- | --- |")
     for case in found:

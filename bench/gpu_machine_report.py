@@ -1,0 +1,254 @@
+"""What bench/gpu_machine.sh brought back from a GPU machine, read through the dashboard's own code.
+
+Run by hand (``python bench/gpu_machine_report.py FOLDER``); not a test. Every
+frame is read as the dashboard reads it (``parse_line`` and a ``FrameDecoder``
+per stream), so a frame real NVML shapes differently from the simulator's is
+a failure here, named. The figures are set against the targets: NVML calls
+per GPU per sample (at most 5), the agent's CPU at 1 s (0.5 % of a core),
+the wire (1 KB/s per 8-GPU host) and ``gputui agent --once`` against
+``nvitop -1`` (within 1.2x). It prints markdown for the note and the README,
+and exits 1 when a check fails, 0 when every one it could make held.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from gputui.frame_decoder import FrameDecoder
+from gputui.frames import FrameError, Hello, Sample
+
+CALLS_PER_GPU = 5  # NVML calls per GPU per sample, the sampling budget
+CPU_PCT = 0.5  # % of one core at a 1 s interval
+WIRE_BPS = 1024  # bytes a second per 8-GPU host
+START_RATIO = 1.2  # `gputui agent --once` over `nvitop -1`
+# promtool's lint findings that dcgm-exporter's own names bring (tests/test_exporter.py accepts the same).
+NAMING_LINTS = (
+    "label names should be written in 'snake_case' not 'camelCase'",
+    'counter metrics should have "_total" suffix',
+    "metric name should not include type 'counter'",
+)
+
+
+class Report:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.failed: list[str] = []
+
+    def text(self, name: str) -> str | None:
+        path = self.folder / name
+        return path.read_text(errors="replace") if path.exists() else None
+
+    def json_line(self, name: str, start: str) -> dict[str, Any] | None:
+        """The first line of file ``name`` that starts with ``start``, as JSON."""
+        lines = (self.text(name) or "").splitlines()
+        found: dict[str, Any] | None = next((json.loads(line) for line in lines if line.startswith(start)), None)
+        return found
+
+    def check(self, ok: bool, what: str) -> str:
+        if not ok:
+            self.failed.append(what)
+        return "holds" if ok else "**fails**"
+
+    def frames(self, name: str) -> tuple[list[Hello], list[Sample]]:
+        """Every frame of a stream, whole, through one decoder; a frame it refuses is a failure."""
+        hellos: list[Hello] = []
+        samples: list[Sample] = []
+        raw = self.text(name)
+        if raw is None:
+            self.failed.append(f"{name}: missing")
+            return hellos, samples
+        decoder = FrameDecoder()
+        for number, line in enumerate(raw.splitlines(), 1):
+            try:
+                frame = decoder.frame(line)
+            except FrameError as exc:
+                self.failed.append(f"{name} line {number}: {exc}")
+                continue
+            if isinstance(frame, Hello):
+                hellos.append(frame)
+            elif isinstance(frame, Sample):
+                samples.append(frame)
+            else:
+                self.failed.append(f"{name} line {number}: a {frame.type} frame: {getattr(frame, 'message', '')}")
+        return hellos, samples
+
+
+def gpus_seen(report: Report) -> None:
+    hellos, samples = report.frames("once.ndjson")
+    if not hellos or not samples:
+        report.failed.append("once.ndjson: no hello and sample")
+        return
+    hello, sample = hellos[0], samples[0]
+    print(f"- {len(hello.gpus)} GPUs, driver {hello.driver_version}, NVML {hello.nvml_version}, source {hello.source}")
+    for static in hello.gpus:
+        limits = f"slowdown {static.temp_slowdown_c} C, shutdown {static.temp_shutdown_c} C"
+        power = f"power {static.power_min_w}-{static.power_max_w} W"
+        print(f"  - GPU {static.index}: {static.name}, {static.mem_total_mib} MiB, {limits}, {power}")
+    fields = [name for name in type(sample.gpus[0]).model_fields if name not in ("index", "lost", "processes")]
+    never = [name for name in fields if all(getattr(gpu, name) is None for gpu in sample.gpus)]
+    print(f"- fields no GPU reported (None in the first sample): {', '.join(never) or 'none'}")
+    errors = {f"{gpu.index}:{field}": text for gpu in sample.gpus for field, text in (gpu.field_errors or {}).items()}
+    print(f"- NVML read errors: {json.dumps(errors) if errors else 'none'}")
+    print(f"- processes on the GPUs: {sum(len(gpu.processes) for gpu in sample.gpus)}")
+    _, bundled = report.frames("bundle.ndjson")
+    if bundled:
+        same = [g.uuid for g in hello.gpus] == [g.uuid for g in report.frames("bundle.ndjson")[0][0].gpus]
+        print(f"- the bundle (`python3 -I -S agent.zip --once`) reads the same GPUs: {report.check(same, 'bundle: other GPUs')}")
+
+
+def sampling(report: Report) -> None:
+    _, samples = report.frames("stream.ndjson")
+    steady = samples[1:]  # the first sample reads what later ones take from the hello
+    if not steady:
+        report.failed.append("stream.ndjson: no samples after the first")
+        return
+    per_gpu = [s.nvml_calls / len(s.gpus) for s in steady if s.nvml_calls is not None and s.gpus]
+    ms = sorted(s.sample_ms for s in steady if s.sample_ms is not None)
+    worst = max(per_gpu)
+    verdict = report.check(worst <= CALLS_PER_GPU, "NVML calls per GPU")
+    figures = f"median {statistics.median(per_gpu):.2f}, max {worst:.2f}"
+    print(f"- NVML calls per GPU per sample ({len(steady)} after the first): {figures} (target {CALLS_PER_GPU}): {verdict}")
+    print(f"- a sample's time in the agent: median {statistics.median(ms):.2f} ms, max {ms[-1]:.2f} ms")
+    stats = report.json_line("stream.err", '{"samples"')
+    if stats:
+        print(f"- the agent's own count (--stats, the first sample included): {stats['cpu_ms_per_sample']} ms of CPU per sample")
+    stream, once = report.json_line("stream.err", '{"cpu_of"'), report.json_line("once.err", '{"cpu_of"')
+    if stream and once:
+        # The 30-sample run less the one-shot: what running on costs, without the start and the first sample.
+        cpu = stream["user_s"] + stream["sys_s"] - once["user_s"] - once["sys_s"]
+        wall = stream["wall_s"] - once["wall_s"]
+        pct = 100 * cpu / wall
+        verdict = report.check(pct <= CPU_PCT, "agent CPU")
+        print(f"- the agent's process, 30 samples less one: {cpu:.3f} s CPU in {wall:.1f} s, {pct:.2f} % of a core")
+        print(f"  (target {CPU_PCT} %): {verdict}")
+
+
+def wire(report: Report) -> None:
+    raw = (report.folder / "changes.ndjson").read_bytes() if (report.folder / "changes.ndjson").exists() else b""
+    _, samples = report.frames("changes.ndjson")
+    if len(samples) < 2:
+        report.failed.append("changes.ndjson: fewer than two samples")
+        return
+    seconds = samples[-1].t - samples[0].t
+    body = b"".join(line + b"\n" for line in raw.splitlines()[2:])  # after the hello and the first keyframe
+    deflate = zlib.compressobj(6)
+    packed = len(deflate.compress(body) + deflate.flush())
+    gpus = len(samples[0].gpus)
+    bps = packed / seconds * 8 / max(gpus, 1)
+    verdict = report.check(bps <= WIRE_BPS, "wire")
+    print(f"- changes ({len(samples)} samples over {seconds:.0f} s): {len(body) / seconds:.0f} B/s as JSON,")
+    print(f"  {packed / seconds:.0f} B/s deflated as SSH compresses it; per 8 GPUs {bps:.0f} B/s (target {WIRE_BPS}): {verdict}")
+
+
+def exporter(report: Report) -> None:
+    text = report.text("metrics.txt")
+    if not text:
+        report.failed.append("metrics.txt: the exporter answered nothing")
+        return
+    families = sorted({m.group(1) for m in re.finditer(r"^# TYPE (\S+)", text, re.M)})
+    gpus = len(set(re.findall(r'^DCGM_FI_DEV_GPU_TEMP\{[^}]*gpu="(\d+)"', text, re.M)))
+    print(f"- /metrics: {len(families)} metric families, temperature for {gpus} GPUs")
+    promtool = shutil.which("promtool")
+    if promtool:
+        done = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False)
+        findings = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+        others = [line for line in findings if not line.endswith(NAMING_LINTS)]
+        ok = done.returncode in (0, 3) and not others
+        verdict = report.check(ok, "promtool")
+        print(f"- `promtool check metrics` (exit {done.returncode}, naming lints aside): {verdict} {'; '.join(others[:5])}")
+
+
+def dashboard(report: Report) -> None:
+    log = (report.text("install.log") or "not run").strip().splitlines()
+    print(f"- offline install: {next((line for line in log if ' installed in ' in line), log[-1])}")
+    snapshot = report.text("snapshot.json")
+    if snapshot:
+        hosts = json.loads(snapshot)["hosts"]
+        live = [h for h in hosts if h["state"] == "live"]
+        gpus = sum(len(h["gpus"]) for h in live)
+        verdict = report.check(bool(live), "snapshot")
+        print(f"- `gputui snapshot` on the local host: {len(live)} of {len(hosts)} live, {gpus} GPUs: {verdict}")
+        for gpu in live[0]["gpus"] if live else []:
+            alloc = gpu.get("allocation", {}).get("state")
+            heat = f"{gpu['temp_c']} C of {gpu['temp_slowdown_c']}"
+            print(f"  - GPU {gpu['index']}: {gpu['util_pct']} % busy, {heat}, {gpu['power_w']} W, {alloc}")
+    check = report.text("check.txt")
+    if check:
+        print(f"- `gputui check`: {check.strip().splitlines()[0]}")
+    recording = report.folder / "gpu-machine.gtrec"
+    gputui = shutil.which("gputui") or str(Path(sys.executable).parent / "gputui")
+    if recording.exists() and Path(gputui).exists():
+        info = subprocess.run([gputui, "replay", "--info", str(recording)], capture_output=True, text=True, check=False)
+        said = info.stdout.strip().splitlines()[-1] if info.stdout.strip() else info.stderr.strip()
+        verdict = report.check(info.returncode == 0, "recording")
+        print(f"- the recording, replayed here (`gputui replay --info`): {verdict} {said}")
+
+
+def start(report: Report) -> None:
+    table = report.text("agent_start.md")
+    if not table:
+        report.failed.append("agent_start.md: missing")
+        return
+    print()
+    print(table.strip())
+    medians = {m.group(1).strip(): float(m.group(2)) for m in re.finditer(r"^\| ([^|]+) \| (\d+) ms", table, re.M)}
+    # The console script where an install gave one, else the module as the checkout runs it.
+    ours = medians.get("gputui agent --once") or medians.get("python -m gputui.agent --once")
+    theirs = medians.get("nvitop -1")
+    print()
+    if ours and theirs:
+        ratio = ours / theirs
+        verdict = report.check(ratio <= START_RATIO, "start time")
+        print(
+            f"- `gputui agent --once` / `nvitop -1`: {ours:.0f}/{theirs:.0f} ms = {ratio:.2f} (at most {START_RATIO}): {verdict}"
+        )
+    else:
+        report.failed.append("agent_start.md: no one-shot agent and `nvitop -1` to compare")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("folder", type=Path, help="the folder bench/gpu_machine.sh wrote ($OUT)")
+    folder = p.parse_args().folder
+    if not (folder / "steps.log").exists():
+        raise SystemExit(f"{folder}: no steps.log, not a folder bench/gpu_machine.sh wrote")
+    report = Report(folder)
+    if (folder / "SIMULATED").exists():
+        print("**Simulated GPUs** (GPU_CHECK_SIM): this checks the script, not NVML; the CPU includes the simulator's.\n")
+    machine = report.text("machine.txt") or ""
+    print("## The machine\n")
+    print("```\n" + "\n".join(machine.splitlines()[:6]) + "\n```\n")
+    parts = (
+        ("The GPUs as the agent reads them", gpus_seen),
+        ("Sampling", sampling),
+        ("On the wire", wire),
+        ("The exporter", exporter),
+        ("The dashboard there", dashboard),
+        ("Start time", start),
+    )
+    for title, part in parts:
+        print(f"## {title}\n")
+        part(report)
+        print()
+    print("## Steps\n\n```\n" + (report.text("steps.log") or "").strip() + "\n```\n")
+    if report.failed:
+        print("## Failed\n")
+        for what in report.failed:
+            print(f"- {what}")
+        raise SystemExit(1)
+    print("Every check it could make held.")
+
+
+if __name__ == "__main__":
+    main()
