@@ -291,6 +291,27 @@ def test_check_notify_sends_new_critical_alerts_once_across_runs(tmp_path: Path,
     assert set(json.loads(state.read_text())["known"]) == critical
 
 
+def test_check_notify_keeps_what_it_could_not_send_for_the_next_run(tmp_path: Path, receiver: Receiver) -> None:
+    """A cron job whose receiver is down: the run says so, and the next run after the receiver
+    is back sends those alerts (they are still active, so they would never be new again)."""
+    state = tmp_path / "state" / "notified.json"
+    path = tmp_path / "config.toml"
+    demo = ("--demo", "--scenario", "incident", "--hosts", "1", "--format", "json")
+    path.write_text(f'[notify]\nwebhook = "{closed_url()}"\nstate_file = "{state}"\n')
+    down = check(path, *demo, "--notify")
+    assert down.returncode == 2, down.stdout + down.stderr
+    critical = {a["key"] for a in json.loads(down.stdout)["alerts"] if a["severity"] == "critical"}
+    said = down.stderr.splitlines()
+    assert sum("notification not sent: webhook" in line for line in said) == len(critical) > 0
+    assert said[-1].startswith(f"gputui check: notification not sent: {len(critical)} kept for the next run (the first: ")
+    path.write_text(f'[notify]\nwebhook = "{receiver.url}"\nstate_file = "{state}"\n')
+    back = check(path, *demo, "--notify")
+    assert back.returncode == 2 and back.stderr == ""
+    assert {b["key"] for b in receiver.got()} == critical
+    again = check(path, *demo, "--notify")
+    assert again.stderr == "" and receiver.got() == []  # sent once: not again while still active
+
+
 def test_check_notify_without_a_notify_section_is_a_usage_error(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     path.write_text("")

@@ -47,7 +47,9 @@ def save_gate(gate: NoticeGate, path: Path) -> list[str]:
 
 
 def notify_once(settings: Notify, alerts: list[Alert]) -> list[str]:
-    """Send what is due for ``alerts`` and wait for it; the problems, one line each."""
+    """Send what is due for ``alerts`` and wait for it; the problems, one line each. A notification
+    that went no way at all (every configured way failed) is kept for the next run: a cron job
+    whose pager is down pages once it is back. One that went at least one way is not sent again."""
     path = Path(settings.state_file).expanduser()
     gate, problems = load_gate(settings, path)
     notices = gate.due(alerts)
@@ -55,6 +57,14 @@ def notify_once(settings: Notify, alerts: list[Alert]) -> list[str]:
     async def send_all() -> list[list[str]]:
         return list(await asyncio.gather(*(deliver(settings, n) for n in notices)))
 
-    for found in asyncio.run(send_all()) if notices else []:
+    ways = bool(settings.command) + bool(settings.webhook)
+    undelivered = []
+    for notice, found in zip(notices, asyncio.run(send_all()) if notices else []):
         problems += found
+        if len(found) >= ways:
+            undelivered.append(notice)
+    if undelivered:
+        gate.hold_again(undelivered)
+        n = len(undelivered)
+        problems.append(f"{n} kept for the next run (the first: {undelivered[0].body.get('title')})")
     return problems + save_gate(gate, path)

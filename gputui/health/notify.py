@@ -126,6 +126,13 @@ class NoticeGate:
         self.sent += [now] * len(out)
         return out
 
+    def hold_again(self, notices: Sequence[Notice]) -> None:
+        """Notifications that no configured way delivered: first in line at the next look, their
+        slots in the rate limit given back. Without this a failed page would be lost for good: its
+        alert is known by now, so it would never be due again while it stays active."""
+        self.held[:0] = [notice.body for notice in notices]
+        del self.sent[len(self.sent) - len(notices) :]
+
     def state(self) -> dict[str, Any]:
         return {"known": sorted(self.known), "sent": list(self.sent), "held": list(self.held)}
 
