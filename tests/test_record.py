@@ -9,6 +9,8 @@ clock written through the recorder's own chunk builder and file writer.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -32,8 +34,9 @@ from gputui.record.writer import EVENTS_KEPT_PER_XID, ChunkBuilder, PendingChunk
 from gputui.sources import fleet as fleet_sources
 from gputui.sources.demo import DemoFleet
 from gputui.sources.demo_feed import host_names
-from gputui.sources.fleet import Fleet
+from gputui.sources.fleet import DemoSpec, Fleet
 from tests.recordings import EPOCH, Seen, corrupt, record_demo, seqs, until, write_sim_recording
+from tests.waiting import wait_until
 
 
 def frames(rec: Recording) -> list[tuple[str, float, bytes]]:
@@ -288,17 +291,70 @@ def test_the_record_command_writes_a_whole_recording(tmp_path: Path) -> None:
     assert again.returncode == 2 and f"{path} exists: a recording is never overwritten" in again.stderr
 
 
+def children_ignoring_sigint(pid: int) -> list[int]:
+    """The processes ``pid`` started, once each of them ignores SIGINT (else none)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    ignoring = []
+    for child in children:
+        status = Path(f"/proc/{child}/status").read_text()
+        mask = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigIgn:")), 16)
+        if mask & (1 << (signal.SIGINT - 1)):
+            ignoring.append(child)
+    return ignoring if children and len(ignoring) == len(children) else []
+
+
 def test_ctrl_c_closes_the_recording_properly(tmp_path: Path) -> None:
+    """Ctrl-C in a terminal signals the whole process group, the demo's feed processes too:
+    the recording closes whole, and nothing prints a traceback."""
     path = tmp_path / "stopped.gtrec"
     argv = [sys.executable, "-m", "gputui", "record", "--demo", "--hosts", "2", "--interval", "0.2", "-o", str(path)]
-    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
-        assert proc.stdout is not None
-        assert proc.stdout.readline() == f"recording 2 hosts to {path} until Ctrl-C\n"
-        proc.send_signal(2)
-        out, err = proc.communicate(timeout=30)
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True) as proc:
+        try:
+            assert proc.stdout is not None
+            assert proc.stdout.readline() == f"recording 2 hosts to {path} until Ctrl-C\n"
+            wait_until(lambda: children_ignoring_sigint(proc.pid), "the demo's feed up and ignoring SIGINT", timeout=30)
+            os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: every process of the group
+            out, err = proc.communicate(timeout=30)
+        finally:  # a failure above must not leave a recorder running until Ctrl-C
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 0, err
+    assert err == ""
     assert f"wrote {path}" in out
     assert Recording.open(path).complete
+
+
+def test_record_o_makes_no_folder_and_says_why_it_cannot_write(tmp_path: Path) -> None:
+    """A typo in -o's folder is refused before anything starts, not made into new folders."""
+    missing = tmp_path / "no-such-folder" / "x.gtrec"
+    done = gputui("record", "--demo", "--hosts", "1", "--duration", "1", "-o", str(missing))
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr.strip() == f"gputui: cannot write {missing}: {missing.parent} does not exist"
+    assert not missing.parent.exists()
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    inside = gputui("record", "--demo", "--hosts", "1", "--duration", "1", "-o", str(a_file / "x.gtrec"))
+    assert inside.returncode == 2
+    assert inside.stderr.strip() == f"gputui: cannot write {a_file / 'x.gtrec'}: {a_file} is not a folder"
+    unwritable = Path("/proc/x.gtrec")  # refused even to root, which every folder's permissions let by
+    denied = gputui("record", "--demo", "--hosts", "1", "--duration", "1", "-o", str(unwritable))
+    assert denied.returncode == 2 and denied.stderr.strip().startswith(f"gputui: cannot write {unwritable}: ")
+    assert "Traceback" not in denied.stderr
+
+
+def test_record_of_a_config_without_hosts_is_refused(tmp_path: Path) -> None:
+    config, out = tmp_path / "empty.toml", tmp_path / "nothing.gtrec"
+    config.write_text("")
+    done = gputui("record", "--config", str(config), "--duration", "1", "-o", str(out))
+    assert done.returncode == 2 and "lists no hosts: add a [[hosts]] table" in done.stderr
+    assert not out.exists()
 
 
 def test_replay_info_reports_damage_and_refuses_non_recordings(tmp_path: Path) -> None:
@@ -491,12 +547,15 @@ def test_record_o_refuses_a_file_that_appears_after_the_check(
 ) -> None:
     path = tmp_path / "raced.gtrec"
 
-    def sources(path_asked: object, demo: object) -> Fleet:
+    real_open = fleet_sources.open_fleet
+
+    def sources(path_asked: Path | None, demo: DemoSpec) -> Fleet:
+        fleet = real_open(path_asked, demo)
         path.write_bytes(b"written meanwhile")  # between the exists() check and the open
-        return Fleet(FleetStore(), [], Config(), "t")
+        return fleet
 
     monkeypatch.setattr(fleet_sources, "open_fleet", sources)
-    args = build_parser().parse_args(["record", "--demo", "--duration", "1", "-o", str(path)])
+    args = build_parser().parse_args(["record", "--demo", "--hosts", "1", "--duration", "1", "-o", str(path)])
     assert record_cli.run(args) == 2
     assert f"gputui: {path} exists: a recording is never overwritten" in capsys.readouterr().err
     assert path.read_bytes() == b"written meanwhile"

@@ -59,7 +59,7 @@ def notify_once(settings: Notify, alerts: list[Alert]) -> list[str]:
 
     ways = bool(settings.command) + bool(settings.webhook)
     undelivered = []
-    for notice, found in zip(notices, asyncio.run(send_all()) if notices else []):
+    for notice, found in zip(notices, asyncio.run(send_all()) if notices else [], strict=True):
         problems += found
         if len(found) >= ways:
             undelivered.append(notice)

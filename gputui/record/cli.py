@@ -60,11 +60,20 @@ def _record(args: argparse.Namespace) -> int:
     if args.output.exists():  # said before connecting to anything; the file is still created exclusively
         print(exists, file=sys.stderr)
         return 2
+    folder = args.output.parent
+    if not folder.is_dir():  # a typo in a path the operator gave makes no folders (ctrl+r's own folder is made)
+        what = "is not a folder" if folder.exists() else "does not exist"
+        print(f"gputui: cannot write {args.output}: {folder} {what}", file=sys.stderr)
+        return 2
     from gputui.cli_args import demo_spec
     from gputui.sources.fleet import open_fleet
 
     try:  # as the dashboard would read them; never a simulated fleet unasked
         fleet = open_fleet(None if args.demo else args.record_config or args.config, demo_spec(args))
+        if not fleet.sources:  # a recording of nothing, which replay would refuse
+            from gputui.cli import no_hosts
+
+            raise ValueError(fleet.problems[0] if fleet.problems else no_hosts(fleet.path or Path("config")))
     except (ValueError, ConfigError) as exc:
         print(f"gputui: {exc}", file=sys.stderr)
         return 2
@@ -72,6 +81,9 @@ def _record(args: argparse.Namespace) -> int:
         info = asyncio.run(record_fleet(fleet, args.output, args.duration))
     except FileExistsError:  # created by someone else since the check above
         print(exists, file=sys.stderr)
+        return 2
+    except OSError as exc:  # a folder it may not write in: nothing was recorded
+        print(f"gputui: cannot write {args.output}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     print(f"wrote {info.describe()}")
     return 0
