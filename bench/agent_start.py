@@ -58,6 +58,7 @@ class Case:
     prepare: Callable[[], None] = lambda: None
     times: list[float] = field(default_factory=list)
     cwd: Path | None = None
+    failed: list[str] = field(default_factory=list)  # why each failed run failed (its time is not kept)
 
 
 def wipe(folder: Path) -> Callable[[], None]:
@@ -144,14 +145,22 @@ def cases(work: Path, nvitop: str | None, real: bool = False) -> list[Case]:
 
 
 def run_once(case: Case) -> None:
+    """One timed run; a run that fails (or cannot start) is counted and said, never timed: a
+    command that stops at its first error would look fast (nvitop without NVML does)."""
     case.prepare()
     env = {**os.environ, **case.env}
     t0 = time.perf_counter()
-    # From the work folder: `python -m` would import a checkout in the current folder before the installed package.
-    result = subprocess.run(case.argv, env=env, cwd=case.cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+    try:
+        # From the work folder: `python -m` would import a checkout in the current folder before the installed package.
+        result = subprocess.run(case.argv, env=env, cwd=case.cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+    except OSError as exc:
+        case.failed.append(f"cannot start: {exc}")
+        return
     elapsed = time.perf_counter() - t0
-    if result.returncode != 0 and not case.name.startswith("nvitop"):  # nvitop fails at NVML's start without a GPU
-        raise SystemExit(f"{case.name}: exit status {result.returncode}: {result.stderr.decode()[-500:]}")
+    if result.returncode != 0:
+        said = result.stderr.decode(errors="replace").strip().splitlines()
+        case.failed.append(f"exit status {result.returncode}: {said[-1] if said else 'nothing on stderr'}")
+        return
     case.times.append(elapsed)
 
 
@@ -160,23 +169,36 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=21, help="timed runs of each case (default 21)")
     p.add_argument("--nvitop", help="an nvitop executable to time as `nvitop -1` too")
     p.add_argument("--real", action="store_true", help="the machine's GPUs through NVML, not the simulator; steady cases only")
+    p.add_argument(
+        "--budget-s", type=float, default=None, help="start no round after this many seconds (fewer runs, a whole table)"
+    )
     args = p.parse_args()
+    started = time.monotonic()
+    rounds = 0
     with tempfile.TemporaryDirectory(prefix="gputui-agent-start-") as tmp:
         work = Path(tmp)
         found = cases(work, args.nvitop, args.real)
         for case in found:  # one untimed run each: later starts are later starts, and the disk cache is warm
             run_once(case)
             case.times.clear()
-        for _ in range(args.runs):
+            case.failed.clear()
+        while rounds < args.runs and (args.budget_s is None or time.monotonic() - started < args.budget_s):
             for case in found:
                 run_once(case)
+            rounds += 1
     where = "the machine's GPUs (NVML)" if args.real else "8 simulated GPUs"
-    print(f"{args.runs} runs each, {where}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
-    print("| command | median | fastest | slowest |")
-    print("| --- | --- | --- | --- |")
+    print(f"{rounds} runs each, {where}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
+    print("| command | median | fastest | slowest | failed |")
+    print("| --- | --- | --- | --- | --- |")
     for case in found:
         ms = [1000 * t for t in case.times]
-        print(f"| {case.name} | {statistics.median(ms):.0f} ms | {min(ms):.0f} ms | {max(ms):.0f} ms |")
+        figures = f"{statistics.median(ms):.0f} ms | {min(ms):.0f} ms | {max(ms):.0f} ms" if ms else "- | - | -"
+        print(f"| {case.name} | {figures} | {len(case.failed)} |")
+    for case in found:
+        if case.failed:
+            print(f"{case.name}: {len(case.failed)} runs failed, the first: {case.failed[0]}")
+    if any(case.failed for case in found if not case.name.startswith("nvitop")):
+        sys.exit(1)
 
 
 if __name__ == "__main__":
