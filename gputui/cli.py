@@ -195,8 +195,12 @@ def _snapshot(args: argparse.Namespace) -> int:
         print(f"gputui: {exc}", file=sys.stderr)
         return 2
 
+    # The markdown is the incident report: its alerts need the two looks `gputui check` takes
+    # (counters that climb, XIDs from NVML, which come in the samples after the first).
+    samples = 2 if args.format == "markdown" else 1
+
     async def look() -> None:
-        await snapshot.collect(fleet.sources, fleet.store, args.timeout, cluster=fleet.slurm)
+        await snapshot.collect(fleet.sources, fleet.store, args.timeout, samples, cluster=fleet.slurm)
         await fleet.close()
 
     asyncio.run(look())
