@@ -163,16 +163,25 @@ def _check_config(path: Path | None, timeout: float) -> int:
 
 
 def _bundle(output: Path) -> int:
+    import hashlib
+
     from gputui.transport import bundle
 
     try:
-        digest = bundle.write(output)
+        bundle.write(output)
+        whole = hashlib.sha256(output.read_bytes()).hexdigest()
     except OSError as exc:
         folder = output.parent
-        why = f"the folder {folder} does not exist" if not folder.is_dir() else exc.strerror or str(exc)
+        if not folder.exists():
+            why = f"the folder {folder} does not exist"
+        elif not folder.is_dir():
+            why = f"{folder} is not a folder"
+        else:
+            why = exc.strerror or str(exc)
         print(f"gputui: cannot write {output}: {why}", file=sys.stderr)
         return 2
-    print(f"{output} sha256:{digest}")
+    # The whole hash, as sha256sum prints it (the caches name the bundle by its first 16 digits).
+    print(f"{output} sha256:{whole}")
     return 0
 
 

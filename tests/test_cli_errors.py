@@ -7,6 +7,7 @@ traceback, a simulated fleet nobody asked for, or a process that spins.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pty
 import select
@@ -261,6 +262,16 @@ def test_bundle_into_a_missing_folder_is_a_clear_error(tmp_path: Path, capsys: p
     assert captured.out == ""
     assert main(["bundle", "-o", str(tmp_path)]) == 2  # a folder, not a file
     assert capsys.readouterr().err == f"gputui: cannot write {tmp_path}: Is a directory\n"
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    assert main(["bundle", "-o", str(a_file / "agent.zip")]) == 2  # a file where the folder would be
+    assert capsys.readouterr().err == f"gputui: cannot write {a_file / 'agent.zip'}: {a_file} is not a folder\n"
+
+
+def test_bundle_prints_the_hash_sha256sum_gives(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "agent.zip"
+    assert main(["bundle", "-o", str(target)]) == 0
+    assert capsys.readouterr().out == f"{target} sha256:{hashlib.sha256(target.read_bytes()).hexdigest()}\n"
 
 
 def test_check_config_errors_carry_the_gputui_prefix(tmp_path: Path) -> None:

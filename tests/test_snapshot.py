@@ -176,7 +176,8 @@ def test_markdown_is_an_incident_report_with_the_alerts_above_each_hosts_tables(
         assert any(f"| {host}:3 | GPU 3 has 2 uncorrected ECC errors since its last reset |" in row for row in alert_rows)
         assert any(f"| warning | {host}:3 | GPU 3 has a row remap pending |" in row for row in alert_rows)
         # An XID from NVML's events comes in a sample after the first: the report waits for it, as check does.
-        assert any(f"| **critical** | {host}:3 | XID 48 on GPU 3: double-bit (uncorrectable) ECC error |" in row for row in alert_rows)
+        xid = f"| **critical** | {host}:3 | XID 48 on GPU 3: double-bit (uncorrectable) ECC error |"
+        assert any(xid in row for row in alert_rows)
     assert "drain the node and reseat or replace; jobs on it are lost" in text
     assert "remapped rows: 2 uncorrectable, 1 correctable" in text  # the evidence
     # Then each affected host: its GPU table and its processes, below the alerts.
