@@ -8,6 +8,7 @@ traceback, a simulated fleet nobody asked for, or a process that spins.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import pty
 import select
@@ -211,6 +212,28 @@ def test_the_agent_refuses_an_interval_that_would_spin(value: str, tmp_path: Pat
     assert result.returncode == 2
     assert result.stdout == ""
     assert f"argument --interval: must be between {AGENT_MIN_S:g} and {AGENT_MAX_S:g} seconds, got {value}" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "said"), [("-1", "must be 0 (run until stopped) or more, got -1"), ("two", "expected a whole number, got 'two'")]
+)
+def test_the_agent_refuses_a_count_it_cannot_keep(value: str, said: str, tmp_path: Path) -> None:
+    result = gputui(tmp_path, "agent", "--sim", "healthy", "--gpus", "1", "--count", value, timeout=30)
+    assert (result.returncode, result.stdout) == (2, "")  # -1 used to run one sample and exit 0
+    assert f"argument --count: {said}" in result.stderr
+
+
+def test_an_unknown_scenario_is_not_called_an_nvml_failure(tmp_path: Path) -> None:
+    result = gputui(tmp_path, "agent", "--once", "--sim", "bogus", "--state-dir", str(tmp_path / "state"), timeout=30)
+    assert result.returncode == 2
+    frame = json.loads(result.stdout)
+    assert frame["message"] == "cannot start the simulated GPUs: unknown scenario 'bogus' (known: healthy, incident, mixed)"
+
+
+def test_a_bad_prometheus_url_is_said_in_plain_words(tmp_path: Path) -> None:
+    result = gputui(tmp_path, "snapshot", "--prometheus", "notaurl", timeout=30)
+    assert result.returncode == 2
+    assert result.stderr == "gputui: --prometheus: expected an http:// or https:// URL with a host, got 'notaurl'\n"
 
 
 def test_options_before_agent_are_refused_as_not_the_agents(tmp_path: Path) -> None:

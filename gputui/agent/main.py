@@ -40,6 +40,17 @@ MIN_INTERVAL_S = 0.01
 MAX_INTERVAL_S = 60.0
 
 
+def count_arg(text: str) -> int:
+    """``--count``: a whole number, 0 or more (a negative count ran as one sample)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected a whole number, got %r" % text) from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 (run until stopped) or more, got %s" % text)
+    return value
+
+
 def interval_arg(text: str) -> float:
     """``--interval``: a usage error outside MIN_INTERVAL_S..MAX_INTERVAL_S (NaN included)."""
     try:
@@ -62,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds between samples, %g to %g (default 1.0)" % (MIN_INTERVAL_S, MAX_INTERVAL_S),
     )
     p.add_argument("--once", action="store_true", help="write hello and one sample, then exit")
-    p.add_argument("--count", type=int, default=0, help="exit after this many samples (0: run until stopped)")
+    p.add_argument("--count", type=count_arg, default=0, help="exit after this many samples (0: run until stopped)")
     p.add_argument("--sim", metavar="SCENARIO", help="simulated GPUs instead of NVML (see `gputui demo --help`)")
     p.add_argument("--seed", type=int, default=0, help="seed of the simulated scenario")
     p.add_argument("--gpus", type=int, default=None, help="number of simulated GPUs (default: the scenario's)")
@@ -272,7 +283,8 @@ def sample_loop(args: argparse.Namespace, writer: Writer, metrics: Optional[Metr
     try:
         nvml = open_nvml(args, state_dir=state_dir if args.sim else None)
     except Exception as exc:
-        writer.write(error_frame("cannot load NVML: %s" % exc, fatal=True))
+        what = "cannot start the simulated GPUs" if args.sim else "cannot load NVML"
+        writer.write(error_frame("%s: %s" % (what, exc), fatal=True))
         return 2
     source = "sim:%s" % args.sim if args.sim else "nvml"
     describe = getattr(nvml, "describe_process", None)

@@ -144,7 +144,7 @@ def with_prometheus(config: cfg.Config, url: str) -> cfg.Config:
         settings = cfg.Prometheus(url=url) if config.prometheus is None else config.prometheus.model_copy(update={"url": url})
         settings = cfg.Prometheus.model_validate(settings.model_dump())
     except ValidationError as exc:
-        raise ValueError(f"--prometheus: {exc.errors()[0]['msg']}") from None
+        raise ValueError(f"--prometheus: {str(exc.errors()[0]['msg']).removeprefix('Value error, ')}") from None
     return config.model_copy(update={"prometheus": settings})
 
 
