@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # imported where used: `gputui agent` needs none of them (pat
 def build_parser() -> argparse.ArgumentParser:
     from pathlib import Path
 
-    from gputui.cli_args import CommandParser, add_demo_args, add_prometheus_arg
+    from gputui.cli_args import CommandParser, add_demo_args, add_prometheus_arg, positive_seconds_arg
 
     p = CommandParser(prog="gputui", description="Terminal dashboard for GPU cluster operations.")
     p.add_argument("--version", action="version", version=f"gputui {__version__}")
@@ -53,10 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_demo_args(snap, hosts=4)
     add_prometheus_arg(snap, "snap_prometheus")
     snap.add_argument("--format", choices=("table", "json", "markdown"), default="table")
-    snap.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for every host (default 15)")
+    snap.add_argument("--timeout", type=positive_seconds_arg, default=15.0, help="seconds to wait for every host (default 15)")
     check = sub.add_parser("check-config", help="validate the config and try every host once")
     check.add_argument("--config", dest="check_config", type=Path, help="config file (default as for gputui)")
-    check.add_argument("--timeout", type=float, default=20.0, help="seconds to wait for the hosts (default 20)")
+    check.add_argument("--timeout", type=positive_seconds_arg, default=20.0, help="seconds to wait for the hosts (default 20)")
     from gputui.health import check_cli
 
     check = check_cli.add_parser(sub)

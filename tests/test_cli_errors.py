@@ -223,6 +223,15 @@ def test_the_agent_refuses_a_count_it_cannot_keep(value: str, said: str, tmp_pat
     assert f"argument --count: {said}" in result.stderr
 
 
+@pytest.mark.parametrize("value", ["0", "-5", "nan"])
+@pytest.mark.parametrize(("command", "status"), [(["snapshot", "--demo"], 2), (["check", "--demo"], 3), (["check-config"], 2)])
+def test_a_timeout_of_no_time_is_a_usage_error(command: list[str], status: int, value: str, tmp_path: Path) -> None:
+    """`--timeout 0` asked no host and then called them all unreachable."""
+    result = gputui(tmp_path, *command, "--timeout", value, timeout=30)
+    assert (result.returncode, result.stdout) == (status, "")
+    assert f"argument --timeout: must be a positive number of seconds, got {value}" in result.stderr
+
+
 def test_an_unknown_scenario_is_not_called_an_nvml_failure(tmp_path: Path) -> None:
     result = gputui(tmp_path, "agent", "--once", "--sim", "bogus", "--state-dir", str(tmp_path / "state"), timeout=30)
     assert result.returncode == 2

@@ -191,7 +191,7 @@ def test_a_recording_without_its_index_loses_nothing(tmp_path: Path) -> None:
     assert frames(rec) == frames(original)
     assert rec.problems() == [
         f"noindex.gtrec: recording ends at {fmt.clock_time(original.ended_at)}: "
-        "the file was cut short after a whole chunk (no index; nothing recorded is lost)"
+        "no index after its last whole chunk: the file was cut short there, or its index is damaged (nothing recorded is lost)"
     ]
 
 

@@ -74,6 +74,8 @@ class Outcome:
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     """The ``check`` subcommand; the caller adds the demo's arguments (--hosts, --scenario...)."""
+    from gputui.cli_args import positive_seconds_arg
+
     p: argparse.ArgumentParser = sub.add_parser(
         "check",
         help="run the health rules once and print the alerts; exit 0 ok, 1 warning, 2 critical, 3 unknown",
@@ -86,7 +88,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     where.add_argument("--demo", action="store_true", help="a simulated fleet instead of the config's hosts")
     where.add_argument("--config", dest="check_file", type=Path, metavar="FILE", help="config file with the hosts and thresholds")
     p.add_argument("--format", dest="check_format", choices=("table", "json", "nagios"), default="table")
-    p.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for every host (default 15)")
+    p.add_argument("--timeout", type=positive_seconds_arg, default=15.0, help="seconds to wait for every host (default 15)")
     p.add_argument(
         "--notify",
         action="store_true",

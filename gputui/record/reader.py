@@ -227,5 +227,6 @@ def damage_report(rec: Recording) -> list[str]:
         which = "the last chunk is" if n == 1 else f"the last {n} chunks are"
         out.append(f"{ends}: {which} damaged ({tail[0].reason} at byte {tail[0].offset})")
     elif not rec.complete:
-        out.append(f"{ends}: the file was cut short after a whole chunk (no index; nothing recorded is lost)")
+        why = "the file was cut short there, or its index is damaged (nothing recorded is lost)"
+        out.append(f"{ends}: no index after its last whole chunk: {why}")
     return out
