@@ -159,6 +159,14 @@ def test_a_missing_log_is_said_plainly_with_its_own_exit_status(tmp_path: Path) 
     assert gone.returncode == 1 and "head says record #7 was written: the log was deleted" in gone.stderr
 
 
+def test_an_empty_log_is_called_empty_not_in_agreement_with_a_head_it_lacks(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path / "audit.jsonl")
+    log.path.write_text("")
+    done = audit_cli(log, "verify")
+    assert done.returncode == 0
+    assert done.stdout.strip() == f"audit log {log.path} is empty: nothing has been recorded there"
+
+
 def test_an_unreadable_head_is_called_unreadable(tmp_path: Path) -> None:
     log = filled(tmp_path)
     log.head_path.write_text("{not json")

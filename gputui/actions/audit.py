@@ -61,6 +61,8 @@ class Verdict:
     def report(self) -> str:
         if self.missing:
             return f"no audit log at {self.path}: nothing has been recorded there"
+        if self.ok and self.records == 0:  # an empty file, no head: nothing to chain, nothing to agree
+            return f"audit log {self.path} is empty: nothing has been recorded there"
         if self.ok:
             return f"audit log intact: {self.records} records, chain and head agree"
         return "\n".join([f"audit log damaged ({self.records} records read):", *(f"  {p}" for p in self.problems)])
