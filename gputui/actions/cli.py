@@ -80,7 +80,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
             )
             p.add_argument("--kill-after", action="store_true", help="send SIGKILL when SIGTERM was not honoured")
     audit = sub.add_parser("audit", help="the local audit log: verify its chain or list it")
-    audit.add_argument("audit_command", choices=("verify", "list"))
+    audit.add_argument("audit_command", choices=("verify", "list"), metavar="verify|list")
     audit.add_argument("--config", dest="action_config", type=Path, help="config file (default as for gputui)")
     audit.add_argument("-n", type=at_least_one, default=20, help="list: how many of the latest records (default 20)")
 
