@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gputui.fleet.runner import FleetRunner
+from gputui.health.words import plural
 from gputui.record.player import SPEEDS
 from gputui.record.writer import Written
 
@@ -105,7 +106,7 @@ async def record_fleet(fleet: Fleet, path: Path, duration: float | None) -> Writ
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     until = f"for {duration:g} s" if duration else "until Ctrl-C"
-    print(f"recording {len(store.hosts)} hosts to {path} {until}", flush=True)
+    print(f"recording {plural(len(store.hosts), 'host')} to {path} {until}", flush=True)
     runner.start()
     try:
         with contextlib.suppress(TimeoutError):
@@ -137,8 +138,8 @@ def _info(path: Path) -> int:
     print(f"{path}: {rec.meta.get('title', '?')}")
     print(
         f"  {fmt.date_time(rec.started_at)} to {fmt.clock_time(rec.ended_at)} "
-        f"({fmt.duration_text(rec.ended_at - rec.started_at)}), {len(rec.hosts)} hosts, "
-        f"{frames} entries in {len(rec.chunks)} chunks, {len(rec.data) / 1e6:.2f} MB"
+        f"({fmt.duration_text(rec.ended_at - rec.started_at)}), {plural(len(rec.hosts), 'host')}, "
+        f"{plural(frames, 'entry')} in {plural(len(rec.chunks), 'chunk')}, {len(rec.data) / 1e6:.2f} MB"
     )
     problems = rec.problems()
     for problem in problems:

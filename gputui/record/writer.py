@@ -20,6 +20,7 @@ from typing import BinaryIO
 
 from gputui.fleet.store import xid_logged
 from gputui.frames import Delta, FrameError, Sample, XidEvent, parse_line
+from gputui.health.words import plural
 from gputui.protocol import PROTOCOL_VERSION
 from gputui.record import format as fmt
 
@@ -209,7 +210,7 @@ class Written:
     def describe(self) -> str:
         span = (self.t_last or self.started_at) - self.started_at
         return (
-            f"{self.path}: {len(self.hosts)} hosts, {self.frames} entries in {self.chunks} chunks, "
+            f"{self.path}: {plural(len(self.hosts), 'host')}, {plural(self.frames, 'entry')} in {plural(self.chunks, 'chunk')}, "
             f"{self.bytes / 1e6:.2f} MB, {fmt.duration_text(span)} recorded"
         )
 
