@@ -25,7 +25,7 @@ import pytest
 from gputui import config as cfg
 from gputui.config import Notify
 from gputui.health.model import Alert, Severity
-from gputui.health.notify import NoticeGate
+from gputui.health.notify import WINDOW_S, NoticeGate
 from gputui.health.notify_send import Notifier
 from gputui.ui.launch import configured_app
 from tests.waiting import wait_for
@@ -310,6 +310,27 @@ def test_check_notify_keeps_what_it_could_not_send_for_the_next_run(tmp_path: Pa
     assert {b["key"] for b in receiver.got()} == critical
     again = check(path, *demo, "--notify")
     assert again.stderr == "" and receiver.got() == []  # sent once: not again while still active
+
+
+def test_notifications_kept_after_a_failed_send_go_out_as_alerts_once_with_the_time_they_go() -> None:
+    """What a failed send keeps is the alerts themselves, never a summary to be summarised again;
+    an alert that clears and comes back while kept is one page, dated when it is sent."""
+    clock = Clock(T0)
+    gate = NoticeGate(3, clock)
+    first = gate.due([alert(n) for n in range(1, 7)])
+    assert [n.body["kind"] for n in first] == ["alert", "alert", "summary"] and first[2].body["count"] == 4
+    gate.hold_again(first)  # nothing went: every one kept, the minute's slots given back
+    assert [b["key"] for b in gate.held] == [alert(n).key for n in range(1, 7)] and gate.sent == []
+    gate.sent = [clock.t] * 3  # the minute's slots taken: the next look sends nothing
+    assert gate.due([alert(n) for n in range(2, 7)]) == []  # meanwhile alert 1 cleared...
+    clock.t += WINDOW_S
+    again = gate.due([alert(n) for n in range(1, 9)])  # ... and came back, with 7 and 8 new
+    keys = [b["key"] for n in again for b in n.covers]
+    assert sorted(keys) == sorted(alert(n).key for n in range(1, 9)) and len(keys) == len(set(keys))
+    summary = again[2].body
+    assert summary["count"] == 6 and all(a["kind"] == "alert" for a in summary["alerts"])
+    assert "None" not in summary["where"] and summary["where"] == ", ".join(f"gpu-{n:02d}" for n in range(3, 9))
+    assert again[0].body["time"] == round(T0 + WINDOW_S, 3)  # kept a minute: dated when it goes
 
 
 def test_check_notify_without_a_notify_section_is_a_usage_error(tmp_path: Path) -> None:

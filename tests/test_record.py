@@ -303,7 +303,10 @@ def children_ignoring_sigint(pid: int) -> list[int]:
             children.append(int(stat.parent.name))
     ignoring = []
     for child in children:
-        status = Path(f"/proc/{child}/status").read_text()
+        try:
+            status = Path(f"/proc/{child}/status").read_text()
+        except OSError:  # gone meanwhile: asked again on the next look
+            return []
         mask = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigIgn:")), 16)
         if mask & (1 << (signal.SIGINT - 1)):
             ignoring.append(child)

@@ -64,8 +64,9 @@ class Verdict:
         if self.ok and self.records == 0:  # an empty file, no head: nothing to chain, nothing to agree
             return f"audit log {self.path} is empty: nothing has been recorded there"
         if self.ok:
-            return f"audit log intact: {self.records} records, chain and head agree"
-        return "\n".join([f"audit log damaged ({self.records} records read):", *(f"  {p}" for p in self.problems)])
+            return f"audit log intact: {self.records} record{'s' * (self.records != 1)}, chain and head agree"
+        read = f"{self.records} record{'s' * (self.records != 1)} read"
+        return "\n".join([f"audit log damaged ({read}):", *(f"  {p}" for p in self.problems)])
 
 
 @dataclass

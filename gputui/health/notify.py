@@ -37,6 +37,9 @@ class Notice:
     the values a command's ``{placeholders}`` take."""
 
     body: dict[str, Any]
+    # The alert bodies it stands for (itself, or a summary's alerts, every one): what is kept
+    # again when it cannot be sent, so that a summary is never summarised in its turn.
+    covers: tuple[dict[str, Any], ...] = field(default=(), compare=False)
 
     def fields(self) -> dict[str, str]:
         b = self.body
@@ -78,7 +81,7 @@ def alert_body(a: Alert, now: float) -> dict[str, Any]:
 def summary_body(held: Sequence[dict[str, Any]], limit: int, now: float) -> dict[str, Any]:
     """One notification standing for ``held`` alerts the rate limit kept back."""
     n = len(held)
-    hosts = sorted({str(h["host"]) for h in held})
+    hosts = sorted({str(h["host"]) for h in held if h.get("host")})
     first = "; ".join(f"{h['where']}: {h['title']}" for h in held[:3])
     more = f" and {n - 3} more" if n > 3 else ""
     return {
@@ -111,17 +114,22 @@ class NoticeGate:
         ``quiet``: keys of silenced alerts, seen but not sent."""
         now = self.clock()
         critical = {a.key: a for a in alerts if a.severity >= Severity.CRITICAL}
-        self.held += [alert_body(a, now) for k, a in critical.items() if k not in self.known and k not in quiet]
+        # Not again: one still active since the last look, or one still waiting to go (it cleared and
+        # came back while kept), or one silenced.
+        skip = self.known | {h.get("key") for h in self.held} | set(quiet)
+        self.held += [alert_body(a, now) for k, a in critical.items() if k not in skip]
         self.known = set(critical)
         self.sent = [t for t in self.sent if now - t < WINDOW_S]
         room = self.max_per_minute - len(self.sent)
         if room <= 0 or not self.held:
             return []
+        sent_at = round(now, 3)  # a body kept a while goes out with the time it goes out
         if len(self.held) <= room:
-            out = [Notice(body) for body in self.held]
+            out = [Notice({**body, "time": sent_at}, (body,)) for body in self.held]
         else:  # the last slot speaks for all the rest
-            out = [Notice(body) for body in self.held[: room - 1]]
-            out.append(Notice(summary_body(self.held[room - 1 :], self.max_per_minute, now)))
+            out = [Notice({**body, "time": sent_at}, (body,)) for body in self.held[: room - 1]]
+            rest = self.held[room - 1 :]
+            out.append(Notice(summary_body(rest, self.max_per_minute, now), tuple(rest)))
         self.held = []
         self.sent += [now] * len(out)
         return out
@@ -130,7 +138,9 @@ class NoticeGate:
         """Notifications that no configured way delivered: first in line at the next look, their
         slots in the rate limit given back. Without this a failed page would be lost for good: its
         alert is known by now, so it would never be due again while it stays active."""
-        self.held[:0] = [notice.body for notice in notices]
+        again = [body for notice in notices for body in notice.covers or (notice.body,)]
+        keys = {body.get("key") for body in again}
+        self.held[:] = again + [body for body in self.held if body.get("key") not in keys]
         del self.sent[len(self.sent) - len(notices) :]
 
     def state(self) -> dict[str, Any]:

@@ -96,7 +96,12 @@ class DemoFleet:
             argv += ["--gpus", str(gpus)]
         if self.sampled_per_feed > 0:
             argv += ["--sampled", str(self.sampled_per_feed)]
-        feed = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+        # A process group of its own: Ctrl-C in a terminal is for the command that started the feed,
+        # which closes it (a feed still starting up would print a traceback); the feed ends when its
+        # stdin does, whatever ends that process.
+        feed = await asyncio.create_subprocess_exec(
+            *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, process_group=0
+        )
         if self.closed:  # closed while it started: close() did not see it, so it ends here
             await end_child(feed)
             raise LinkError("the demo is closing")
