@@ -187,7 +187,6 @@ def _bundle(output: Path) -> int:
 
 def _snapshot(args: argparse.Namespace) -> int:
     import asyncio
-    from pathlib import Path
 
     from gputui import snapshot
     from gputui.cli_args import demo_spec, prometheus_url
@@ -198,8 +197,8 @@ def _snapshot(args: argparse.Namespace) -> int:
         path = None if args.demo else args.snap_config or args.config  # `gputui --config F snapshot` too
         url = prometheus_url(args, args.snap_prometheus)
         fleet = open_fleet(path, demo_spec(args), url)
-        if not fleet.sources:  # the config lists none, or its Prometheus could not say
-            raise ValueError(fleet.problems[0] if fleet.problems else no_hosts(fleet.path or Path("config")))
+        if (nothing := fleet.nothing_to_read()) is not None:
+            raise ValueError(nothing)
     except (ValueError, ConfigError) as exc:
         print(f"gputui: {exc}", file=sys.stderr)
         return 2
@@ -215,7 +214,3 @@ def _snapshot(args: argparse.Namespace) -> int:
     asyncio.run(look())
     print(snapshot.render(fleet.store, args.format, None if args.demo else fleet.config.thresholds))
     return 0 if all(r.has_sample for r in fleet.store.hosts.values()) else 1
-
-
-def no_hosts(path: Path) -> str:
-    return f"{path} lists no hosts: add a [[hosts]] table (name, and address or transport) for each GPU host"

@@ -71,10 +71,8 @@ def _record(args: argparse.Namespace) -> int:
 
     try:  # as the dashboard would read them; never a simulated fleet unasked
         fleet = open_fleet(None if args.demo else args.record_config or args.config, demo_spec(args))
-        if not fleet.sources:  # a recording of nothing, which replay would refuse
-            from gputui.cli import no_hosts
-
-            raise ValueError(fleet.problems[0] if fleet.problems else no_hosts(fleet.path or Path("config")))
+        if (nothing := fleet.nothing_to_read()) is not None:  # a recording of nothing, which replay would refuse
+            raise ValueError(nothing)
     except (ValueError, ConfigError) as exc:
         print(f"gputui: {exc}", file=sys.stderr)
         return 2

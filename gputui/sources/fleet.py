@@ -51,6 +51,15 @@ class Fleet:
     followers: list[Callable[[Callable[[Source], None]], None]] = field(default_factory=list)
     slurm: SlurmReader | None = None  # [slurm]: the site's jobs, node states and reservations
 
+    def nothing_to_read(self) -> str | None:
+        """Why a command that reads hosts has none (the config lists none, or its Prometheus could
+        not say which), or None when there are sources."""
+        if self.sources:
+            return None
+        if self.problems:
+            return self.problems[0]
+        return f"{self.path or 'config'} lists no hosts: add a [[hosts]] table (name, and address or transport) for each GPU host"
+
     def follow_new(self, add: Callable[[Source], None]) -> None:
         """Hand hosts that sources find later (a Prometheus's new nodes) to ``add``: the dashboard's runner."""
         for follow in self.followers:
