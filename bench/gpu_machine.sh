@@ -173,7 +173,9 @@ wait
 # The installed dashboard's own commands on this machine's GPUs, through a `transport = "local"` host.
 if [ -n "$GPUTUI" ]; then
     "$GPUTUI" --version >"$OUT/version.txt" 2>&1
-    printf '[[hosts]]\nname = "gpu-machine"\ntransport = "local"\n%s\n' "$SIM_TOML" >"$T/config.toml"
+    # The agents' ledger in the scratch folder: nothing left in /var/lib/gputui on a lent machine.
+    printf '[actions]\nstate_dir = "%s"\n\n[[hosts]]\nname = "gpu-machine"\ntransport = "local"\n%s\n' \
+        "$T/ledger" "$SIM_TOML" >"$T/config.toml"
     cp "$T/config.toml" "$OUT/config.toml"
     mkdir -p "$T/home"
     DASH=(env -u PYTHONPATH HOME="$T/home" XDG_CONFIG_HOME="$T/home/.config" XDG_STATE_HOME="$T/home/.state")
