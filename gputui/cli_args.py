@@ -66,7 +66,7 @@ def positive_seconds_arg(text: str) -> float:
 
 
 def add_demo_args(p: argparse.ArgumentParser, hosts: int) -> None:
-    p.add_argument("--hosts", type=int, default=hosts, help=f"number of simulated hosts (default {hosts})")
+    p.add_argument("--hosts", type=int, default=hosts, help=f"number of simulated hosts (default {hosts}, at most 16384)")
     p.add_argument("--gpus", type=int, default=None, help="GPUs per host (default: the scenario's)")
     p.add_argument(
         "--scenario",

@@ -232,6 +232,14 @@ def test_a_timeout_of_no_time_is_a_usage_error(command: list[str], status: int, 
     assert f"argument --timeout: must be a positive number of seconds, got {value}" in result.stderr
 
 
+@pytest.mark.parametrize(("command", "status"), [(["demo"], 2), (["snapshot", "--demo"], 2), (["check", "--demo"], 3)])
+def test_a_demo_too_large_to_show_is_refused_at_once(command: list[str], status: int, tmp_path: Path) -> None:
+    """--hosts 100000 used to start 196 feed processes and show nothing for minutes."""
+    result = gputui(tmp_path, *command, "--hosts", "100000", timeout=30)
+    assert (result.returncode, result.stdout) == (status, "")
+    assert "a demo has at most 16384 hosts, not 100000" in result.stderr
+
+
 def test_an_unknown_scenario_is_not_called_an_nvml_failure(tmp_path: Path) -> None:
     result = gputui(tmp_path, "agent", "--once", "--sim", "bogus", "--state-dir", str(tmp_path / "state"), timeout=30)
     assert result.returncode == 2

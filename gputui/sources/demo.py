@@ -36,6 +36,9 @@ LINES_PER_TURN = 8
 _DELTA = b'{"type":"delta"'  # how demo_feed writes a delta: ``type`` first, no spaces
 
 
+MAX_HOSTS = 16_384  # 131,072 simulated GPUs: four times the largest fleet the benchmarks measure
+
+
 class DemoFleet:
     """Starts the feeds on first use, restarts one that died, and is closed
     once by its owner (the app or the snapshot), not by each host's link."""
@@ -50,6 +53,8 @@ class DemoFleet:
     def __init__(self, hosts: int, gpus: int | None, scenario: str, seed: int, interval: float) -> None:
         if hosts < 1:
             raise ValueError("a demo needs at least one host")
+        if hosts > MAX_HOSTS:  # 100,000 spawned 196 feeds and showed nothing for minutes
+            raise ValueError(f"a demo has at most {MAX_HOSTS} hosts, not {hosts} (the dashboard is measured to 4,096)")
         if gpus is not None and not 1 <= gpus <= 64:
             raise ValueError(f"gpus must be between 1 and 64, not {gpus}")
         if scenario != FLEET:
