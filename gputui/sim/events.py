@@ -27,7 +27,7 @@ from gputui.sim.gpu import pci_bus
 from gputui.sim.scenarios import ROLE_XIDS
 
 PLANT_DELAY_S = 0.5  # sim clock seconds after registration
-POLL_S = 0.05  # how often a waiter looks for XIDs pushed by another process
+POLL_S = 0.25  # how often a waiter looks for XIDs pushed by another process
 XID_EVENT = 8  # nvmlEventTypeXidCriticalError
 TEXTS = {
     13: "Graphics SM Warp Exception on (GPC 0, TPC 0, SM 0): Out Of Range Address",
