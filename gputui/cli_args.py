@@ -65,20 +65,33 @@ def positive_seconds_arg(text: str) -> float:
     return value
 
 
+class DemoOption(argparse.Action):
+    """Stores the value as ``store`` does, and notes the option as given: a demo's option given
+    with a config's hosts is refused (:func:`demo_spec`), not ignored."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option: Any = None) -> None:
+        setattr(namespace, self.dest, values)
+        namespace.demo_options_given = [*getattr(namespace, "demo_options_given", []), option]
+
+
 def add_demo_args(p: argparse.ArgumentParser, hosts: int) -> None:
-    p.add_argument("--hosts", type=int, default=hosts, help=f"number of simulated hosts (default {hosts}, at most 16384)")
-    p.add_argument("--gpus", type=int, default=None, help="GPUs per host (default: the scenario's)")
+    p.add_argument(
+        "--hosts", type=int, default=hosts, action=DemoOption, help=f"number of simulated hosts (default {hosts}, at most 16384)"
+    )
+    p.add_argument("--gpus", type=int, default=None, action=DemoOption, help="GPUs per host (default: the scenario's)")
     p.add_argument(
         "--scenario",
         choices=DEMO_SCENARIOS,
         default="fleet",
+        action=DemoOption,
         help="what the simulated GPUs do; 'fleet' mixes healthy, mixed and incident hosts (default)",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed: the same seed gives the same fleet")
+    p.add_argument("--seed", type=int, default=0, action=DemoOption, help="seed: the same seed gives the same fleet")
     p.add_argument(
         "--interval",
         type=interval_arg,
         default=1.0,
+        action=DemoOption,
         help=f"seconds between samples, {INTERVAL_MIN_S:g} to {INTERVAL_MAX_S:g} (default 1)",
     )
 
@@ -88,6 +101,10 @@ def demo_spec(args: argparse.Namespace) -> DemoSpec | None:
     from gputui.sources.fleet import DemoSpec
 
     if not args.demo:
+        given = sorted(set(getattr(args, "demo_options_given", [])))
+        if given:  # the config's hosts (or Prometheus's) take none of them: said, not ignored
+            why = "for a simulated fleet (--demo) only; the config says which hosts, and how often"
+            raise ValueError(f"{', '.join(given)}: {why}")
         return None
     return DemoSpec(args.hosts, args.gpus, args.scenario, args.seed, args.interval)
 

@@ -240,6 +240,16 @@ def test_a_demo_too_large_to_show_is_refused_at_once(command: list[str], status:
     assert "a demo has at most 16384 hosts, not 100000" in result.stderr
 
 
+@pytest.mark.parametrize(("command", "status"), [(["snapshot"], 2), (["check"], 3), (["record", "-o", "x.gtrec"], 2)])
+def test_a_demos_options_with_a_configs_hosts_are_refused_not_ignored(command: list[str], status: int, tmp_path: Path) -> None:
+    config = tmp_path / "local.toml"
+    config.write_text('[[hosts]]\nname = "a"\ntransport = "local"\nsim = "healthy"\n')
+    result = gputui(tmp_path, *command, "--config", str(config), "--seed", "3", "--hosts", "7", timeout=30)
+    assert (result.returncode, result.stdout) == (status, "")
+    assert "--hosts, --seed: for a simulated fleet (--demo) only; the config says which hosts, and how often" in result.stderr
+    assert not (tmp_path / "x.gtrec").exists()
+
+
 def test_an_unknown_scenario_is_not_called_an_nvml_failure(tmp_path: Path) -> None:
     result = gputui(tmp_path, "agent", "--once", "--sim", "bogus", "--state-dir", str(tmp_path / "state"), timeout=30)
     assert result.returncode == 2
