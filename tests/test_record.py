@@ -27,7 +27,7 @@ from gputui.protocol import PROTOCOL_VERSION
 from gputui.record import cli as record_cli
 from gputui.record import format as fmt
 from gputui.record.format import Entry, RecordingError
-from gputui.record.player import ReplayPlayer
+from gputui.record.player import ReplayPlayer, parse_offset
 from gputui.record.reader import Recording
 from gputui.record.recorder import Recorder, default_path, recordings_dir
 from gputui.record.writer import EVENTS_KEPT_PER_XID, ChunkBuilder, PendingChunk, RecordingFile
@@ -358,6 +358,15 @@ def test_record_of_a_config_without_hosts_is_refused(tmp_path: Path) -> None:
     done = gputui("record", "--config", str(config), "--duration", "1", "-o", str(out))
     assert done.returncode == 2 and "lists no hosts: add a [[hosts]] table" in done.stderr
     assert not out.exists()
+
+
+def test_a_start_that_is_no_clock_time_is_called_so(tmp_path: Path) -> None:
+    """99:99 was read as a clock time rolled into the next hours, then called 'not in the recording'."""
+    path = tmp_path / "short.gtrec"
+    write_sim_recording(path, hosts=1, seconds=20)
+    for bad in ("99:99", "23:60", "12:00:61"):
+        with pytest.raises(ValueError, match=f"^{bad} is not a clock time: hours 0 to 23, minutes and seconds 0 to 59$"):
+            parse_offset(bad, Recording.open(path))
 
 
 def test_replay_info_reports_damage_and_refuses_non_recordings(tmp_path: Path) -> None:

@@ -318,6 +318,8 @@ def parse_offset(text: str, recording: Recording) -> float:
 
 def _clock_time(hour: int, minute: int, second: int, start: float, end: float, raw: str) -> float:
     """The first moment at or after the recording's start that reads ``hour:minute:second`` locally."""
+    if hour > 23 or minute > 59 or second > 59:  # mktime would roll 99:99 over into another hour
+        raise ValueError(f"{raw} is not a clock time: hours 0 to 23, minutes and seconds 0 to 59")
     day = time.localtime(start)
     for days in (0, 1):
         at = time.mktime((day.tm_year, day.tm_mon, day.tm_mday + days, hour, minute, second, 0, 0, -1))
