@@ -57,7 +57,6 @@ class Case:
     # Run before each timed run, outside the timing: what makes a run a first start.
     prepare: Callable[[], None] = lambda: None
     times: list[float] = field(default_factory=list)
-    cwd: Path | None = None
     failed: list[str] = field(default_factory=list)  # why each failed run failed (its time is not kept)
 
 
@@ -139,12 +138,10 @@ def cases(work: Path, nvitop: str | None, real: bool = False) -> list[Case]:
         found = [c for c in found if not c.name.startswith("gputui agent")]
     if nvitop:
         found.append(Case("nvitop -1", [nvitop, "-1"]))
-    for case in found:
-        case.cwd = work
     return found
 
 
-def run_once(case: Case) -> None:
+def run_once(case: Case, work: Path) -> None:
     """One timed run; a run that fails (or cannot start) is counted and said, never timed: a
     command that stops at its first error would look fast (nvitop without NVML does)."""
     case.prepare()
@@ -152,7 +149,7 @@ def run_once(case: Case) -> None:
     t0 = time.perf_counter()
     try:
         # From the work folder: `python -m` would import a checkout in the current folder before the installed package.
-        result = subprocess.run(case.argv, env=env, cwd=case.cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+        result = subprocess.run(case.argv, env=env, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
     except OSError as exc:
         case.failed.append(f"cannot start: {exc}")
         return
@@ -179,12 +176,12 @@ def main() -> None:
         work = Path(tmp)
         found = cases(work, args.nvitop, args.real)
         for case in found:  # one untimed run each: later starts are later starts, and the disk cache is warm
-            run_once(case)
+            run_once(case, work)
             case.times.clear()
             case.failed.clear()
         while rounds < args.runs and (args.budget_s is None or time.monotonic() - started < args.budget_s):
             for case in found:
-                run_once(case)
+                run_once(case, work)
             rounds += 1
     where = "the machine's GPUs (NVML)" if args.real else "8 simulated GPUs"
     print(f"{rounds} runs each, {where}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")

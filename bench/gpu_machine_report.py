@@ -25,6 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from gputui.agent.dcgm_fields import PROMTOOL_NAMING_LINTS
 from gputui.frame_decoder import FrameDecoder
 from gputui.frames import FrameError, Hello, Sample
 
@@ -32,12 +33,6 @@ CALLS_PER_GPU = 5  # NVML calls per GPU per sample, the sampling budget
 CPU_PCT = 0.5  # % of one core at a 1 s interval
 WIRE_BPS = 1024  # bytes a second per 8-GPU host
 START_RATIO = 1.2  # `gputui agent --once` over `nvitop -1`
-# promtool's lint findings that dcgm-exporter's own names bring (tests/test_exporter.py accepts the same).
-NAMING_LINTS = (
-    "label names should be written in 'snake_case' not 'camelCase'",
-    'counter metrics should have "_total" suffix',
-    "metric name should not include type 'counter'",
-)
 
 
 class Report:
@@ -182,7 +177,7 @@ def exporter(report: Report) -> None:
     if promtool:
         done = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False)
         findings = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
-        others = [line for line in findings if not line.endswith(NAMING_LINTS)]
+        others = [line for line in findings if not line.endswith(PROMTOOL_NAMING_LINTS)]
         ok = done.returncode in (0, 3) and not others
         verdict = report.check(ok, "promtool")
         print(f"- `promtool check metrics` (exit {done.returncode}, naming lints aside): {verdict} {'; '.join(others[:5])}")

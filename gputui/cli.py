@@ -168,8 +168,9 @@ def _bundle(output: Path) -> int:
     from gputui.transport import bundle
 
     try:
-        bundle.write(output)
-        whole = hashlib.sha256(output.read_bytes()).hexdigest()
+        data = bundle.build()
+        output.write_bytes(data)
+        whole = hashlib.sha256(data).hexdigest()
     except OSError as exc:
         folder = output.parent
         if not folder.exists():

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 
 import pytest
 
+from gputui.agent.dcgm_fields import PROMTOOL_NAMING_LINTS
 from gputui.agent.exporter import CONTENT_TYPE, Latest, metrics_text, parse_listen, stale_after
 from gputui.sim.scenarios import H100_SXM
 from tests.waiting import wait_until
@@ -28,11 +29,6 @@ pytestmark = pytest.mark.prometheus
 # promtool's lint findings that dcgm-exporter's own names and labels bring
 # (upper-case names, "UUID" and "modelName" labels, counters without _total):
 # kept, since Grafana dashboards for dcgm-exporter query exactly those names.
-NAMING_LINTS = (
-    "label names should be written in 'snake_case' not 'camelCase'",
-    'counter metrics should have "_total" suffix',
-    "metric name should not include type 'counter'",
-)
 
 
 class Series(NamedTuple):
@@ -86,7 +82,7 @@ def promtool_check(text: str) -> None:
     done = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
     assert done.returncode in (0, 3), f"promtool rejects the metrics (exit {done.returncode}): {done.stderr or done.stdout}"
     findings = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
-    others = [line for line in findings if not any(line.endswith(lint) for lint in NAMING_LINTS)]
+    others = [line for line in findings if not any(line.endswith(lint) for lint in PROMTOOL_NAMING_LINTS)]
     assert others == [], f"promtool finds more than dcgm-exporter's naming: {others[:5]}"
     if done.returncode == 3:
         assert findings, "promtool reported lint problems without naming them"

@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gputui.health.words import plural
+
 GENESIS = "0" * 64
 RECORD_START = b'{"seq":'  # how every record's line begins: seq is its first key
 
@@ -64,9 +66,8 @@ class Verdict:
         if self.ok and self.records == 0:  # an empty file, no head: nothing to chain, nothing to agree
             return f"audit log {self.path} is empty: nothing has been recorded there"
         if self.ok:
-            return f"audit log intact: {self.records} record{'s' * (self.records != 1)}, chain and head agree"
-        read = f"{self.records} record{'s' * (self.records != 1)} read"
-        return "\n".join([f"audit log damaged ({read}):", *(f"  {p}" for p in self.problems)])
+            return f"audit log intact: {plural(self.records, 'record')}, chain and head agree"
+        return "\n".join([f"audit log damaged ({plural(self.records, 'record')} read):", *(f"  {p}" for p in self.problems)])
 
 
 @dataclass

@@ -124,11 +124,10 @@ class NoticeGate:
         if room <= 0 or not self.held:
             return []
         sent_at = round(now, 3)  # a body kept a while goes out with the time it goes out
-        if len(self.held) <= room:
-            out = [Notice({**body, "time": sent_at}, (body,)) for body in self.held]
-        else:  # the last slot speaks for all the rest
-            out = [Notice({**body, "time": sent_at}, (body,)) for body in self.held[: room - 1]]
-            rest = self.held[room - 1 :]
+        alone = self.held if len(self.held) <= room else self.held[: room - 1]
+        out = [Notice({**body, "time": sent_at}, (body,)) for body in alone]
+        if len(alone) < len(self.held):  # the last slot speaks for all the rest
+            rest = self.held[len(alone) :]
             out.append(Notice(summary_body(rest, self.max_per_minute, now), tuple(rest)))
         self.held = []
         self.sent += [now] * len(out)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 import threading
 import time
@@ -78,9 +77,6 @@ def main(argv: list[str] | None = None) -> int:
     # Each host's keyframes at its own phase: a thousand whole samples in one second would be a spike.
     encoders = [ChangeEncoder(every, phase=k) if every > 0 else None for k in range(len(samplers))]
     streams = list(zip(samplers, encoders, sent_as, strict=True))
-    # Ctrl-C in a terminal reaches the whole process group: the dashboard (or recorder) that started
-    # this feed handles it and closes the feed's stdin, which ends it below, without a traceback.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     stop = threading.Event()
 
     def until_parent_goes() -> None:
